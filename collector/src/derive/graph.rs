@@ -1,0 +1,320 @@
+//! The agent graph and per-invocation roll-ups, which need more than one span: a child span
+//! is paired with its nearest ancestor agent span, the way Tempo's service-graph processor
+//! pairs a client span with its server span.
+//!
+//! Every span of a trace is kept as a small node (its parent, and its agent name when it is
+//! an agent span) while the trace is active. An edge is emitted as soon as the chain from a
+//! span up to an agent (or to the trace root) is complete; children usually arrive before
+//! the agent span that encloses them, so edges wait for it. A trace is flushed once no span
+//! of it arrived for the pairing window: edges still waiting are counted as unpaired, and
+//! each agent invocation's roll-up (LLM calls, tool calls, tokens) is emitted.
+//!
+//! Bounded: at most `max_traces` traces and `max_spans_per_trace` nodes each; the oldest
+//! trace is flushed early to make room.
+
+use std::collections::{HashMap, VecDeque};
+
+use agentrace_semconv::metric::{self, graph_node};
+use agentrace_semconv::SpanClass;
+
+use super::{exemplar_of, label_value};
+use crate::metrics::{Exemplar, Observation};
+use crate::normalize::CanonicalSpan;
+
+type TraceId = [u8; 16];
+type SpanId = [u8; 8];
+
+/// Parent chains longer than this are treated as broken (and guard against cycles).
+const MAX_CHAIN: usize = 256;
+
+#[derive(Clone, Copy, Debug)]
+pub struct GraphConfig {
+    /// Seconds a trace stays open after its last span arrived.
+    pub wait_secs: f64,
+    /// Seconds after which a trace is flushed even while spans keep arriving.
+    pub max_age_secs: f64,
+    pub max_traces: usize,
+    pub max_spans_per_trace: usize,
+}
+
+impl Default for GraphConfig {
+    fn default() -> Self {
+        Self { wait_secs: 10.0, max_age_secs: 600.0, max_traces: 50_000, max_spans_per_trace: 10_000 }
+    }
+}
+
+#[derive(Debug)]
+struct Node {
+    parent: Option<SpanId>,
+    /// Set for agent spans: the agent's name.
+    agent: Option<String>,
+}
+
+/// An edge whose caller is not known yet.
+#[derive(Debug)]
+struct PendingEdge {
+    parent: Option<SpanId>,
+    service: String,
+    server: String,
+    failed: bool,
+    duration: f64,
+    exemplar: Exemplar,
+}
+
+/// An LLM or tool call to count towards the invocation of its nearest agent.
+#[derive(Debug)]
+struct Member {
+    parent: Option<SpanId>,
+    llm_calls: u32,
+    tool_calls: u32,
+    tokens: u64,
+}
+
+#[derive(Debug)]
+struct Invocation {
+    service: String,
+    agent: String,
+    exemplar: Exemplar,
+}
+
+#[derive(Debug)]
+struct TraceState {
+    first_seen: f64,
+    last_seen: f64,
+    nodes: HashMap<SpanId, Node>,
+    pending: Vec<PendingEdge>,
+    members: Vec<Member>,
+    invocations: HashMap<SpanId, Invocation>,
+}
+
+impl TraceState {
+    fn new(now: f64) -> Self {
+        Self {
+            first_seen: now,
+            last_seen: now,
+            nodes: HashMap::new(),
+            pending: Vec::new(),
+            members: Vec::new(),
+            invocations: HashMap::new(),
+        }
+    }
+}
+
+enum Caller<'a> {
+    Agent(SpanId, &'a str),
+    /// The chain reached the trace root without meeting an agent.
+    Root,
+    /// A span of the chain has not arrived (yet).
+    Missing,
+}
+
+/// Walks up from `start` to the nearest agent span.
+fn nearest_agent(nodes: &HashMap<SpanId, Node>, start: Option<SpanId>) -> Caller<'_> {
+    let mut current = start;
+    for _ in 0..MAX_CHAIN {
+        let Some(span_id) = current else {
+            return Caller::Root;
+        };
+        let Some(node) = nodes.get(&span_id) else {
+            return Caller::Missing;
+        };
+        if let Some(agent) = &node.agent {
+            return Caller::Agent(span_id, agent);
+        }
+        current = node.parent;
+    }
+    Caller::Missing
+}
+
+#[derive(Debug, Default)]
+pub struct AgentGraph {
+    config: GraphConfig,
+    traces: HashMap<TraceId, TraceState>,
+    /// Traces in the order they opened, for evicting the oldest when full. May hold ids of
+    /// traces already flushed; those are skipped.
+    opened: VecDeque<TraceId>,
+    /// Traces that got spans since the last `resolve_touched`.
+    touched: Vec<TraceId>,
+}
+
+impl AgentGraph {
+    pub fn new(config: GraphConfig) -> Self {
+        Self { config, ..Self::default() }
+    }
+
+    pub fn open_traces(&self) -> usize {
+        self.traces.len()
+    }
+
+    /// Records one span. Edges are emitted by [`Self::resolve_touched`], once per batch.
+    pub fn insert(&mut self, span: &CanonicalSpan<'_>, now: f64, out: &mut Vec<Observation>) {
+        if !self.traces.contains_key(&span.trace_id) {
+            while self.traces.len() >= self.config.max_traces {
+                let Some(oldest) = self.opened.pop_front() else { break };
+                if let Some(trace) = self.traces.remove(&oldest) {
+                    flush(trace, out);
+                }
+            }
+            self.traces.insert(span.trace_id, TraceState::new(now));
+            self.opened.push_back(span.trace_id);
+        }
+        let Some(trace) = self.traces.get_mut(&span.trace_id) else { return };
+        trace.last_seen = now;
+        if trace.nodes.len() < self.config.max_spans_per_trace {
+            let agent = (span.class == SpanClass::Agent).then(|| agent_name(span));
+            trace.nodes.insert(span.span_id, Node { parent: span.parent_span_id, agent });
+        }
+        let exemplar = exemplar_of(span, span.duration_seconds());
+        if span.class == SpanClass::Agent {
+            trace.invocations.insert(
+                span.span_id,
+                Invocation { service: label_value(span.service), agent: agent_name(span), exemplar },
+            );
+        }
+        let is_llm = matches!(span.class, SpanClass::Llm | SpanClass::Embedding);
+        let is_tool = span.class == SpanClass::Tool;
+        if is_llm || is_tool {
+            let tokens = span.fields.input_tokens.unwrap_or(0) + span.fields.output_tokens.unwrap_or(0);
+            trace.members.push(Member {
+                parent: span.parent_span_id,
+                llm_calls: u32::from(is_llm),
+                tool_calls: u32::from(is_tool),
+                tokens,
+            });
+        }
+        if let Some(server) = server_node(span) {
+            trace.pending.push(PendingEdge {
+                parent: span.parent_span_id,
+                service: label_value(span.service),
+                server,
+                failed: span.failed(),
+                duration: span.duration_seconds(),
+                exemplar,
+            });
+        }
+        self.touched.push(span.trace_id);
+    }
+
+    /// Emits every edge whose caller is now known, in the traces that changed.
+    pub fn resolve_touched(&mut self, out: &mut Vec<Observation>) {
+        self.touched.sort_unstable();
+        self.touched.dedup();
+        for trace_id in self.touched.drain(..) {
+            if let Some(trace) = self.traces.get_mut(&trace_id) {
+                resolve_pending(trace, out);
+            }
+        }
+    }
+
+    /// Flushes traces idle for the pairing window or older than the maximum age.
+    pub fn flush_idle(&mut self, now: f64, out: &mut Vec<Observation>) {
+        let config = self.config;
+        let done: Vec<TraceId> = self
+            .traces
+            .iter()
+            .filter(|(_, trace)| now - trace.last_seen >= config.wait_secs || now - trace.first_seen >= config.max_age_secs)
+            .map(|(trace_id, _)| *trace_id)
+            .collect();
+        for trace_id in done {
+            if let Some(trace) = self.traces.remove(&trace_id) {
+                flush(trace, out);
+            }
+        }
+        if self.opened.len() > 2 * self.traces.len() + 1024 {
+            let traces = &self.traces;
+            self.opened.retain(|trace_id| traces.contains_key(trace_id));
+        }
+    }
+}
+
+fn agent_name(span: &CanonicalSpan<'_>) -> String {
+    label_value(span.fields.agent.unwrap_or(span.name))
+}
+
+/// The callee's node name in the graph, for the span classes that are edges.
+fn server_node(span: &CanonicalSpan<'_>) -> Option<String> {
+    let unknown = "";
+    match span.class {
+        SpanClass::Agent => Some(agent_name(span)),
+        SpanClass::Tool => Some(label_value(&format!(
+            "{}{}",
+            graph_node::TOOL_PREFIX,
+            span.fields.tool.unwrap_or(unknown)
+        ))),
+        SpanClass::Llm | SpanClass::Embedding => Some(label_value(&format!(
+            "{}{}",
+            graph_node::MODEL_PREFIX,
+            span.fields.model.unwrap_or(unknown)
+        ))),
+        SpanClass::Step | SpanClass::ModelLoad | SpanClass::Other => None,
+    }
+}
+
+fn resolve_pending(trace: &mut TraceState, out: &mut Vec<Observation>) {
+    let nodes = &trace.nodes;
+    trace.pending.retain(|edge| {
+        let client = match nearest_agent(nodes, edge.parent) {
+            Caller::Agent(_, agent) => agent.to_owned(),
+            Caller::Root => edge.service.clone(),
+            Caller::Missing => return true,
+        };
+        emit_edge(client, edge, out);
+        false
+    });
+}
+
+fn emit_edge(client: String, edge: &PendingEdge, out: &mut Vec<Observation>) {
+    let labels = vec![client, edge.server.clone(), String::new()];
+    let exemplar = Some(edge.exemplar);
+    if edge.failed {
+        out.push(Observation {
+            metric: metric::SERVICE_GRAPH_REQUEST_FAILED_TOTAL,
+            labels: labels.clone(),
+            value: 1.0,
+            exemplar,
+        });
+    }
+    out.push(Observation {
+        metric: metric::SERVICE_GRAPH_REQUEST_SERVER_SECONDS,
+        labels: labels.clone(),
+        value: edge.duration,
+        exemplar,
+    });
+    out.push(Observation { metric: metric::SERVICE_GRAPH_REQUEST_TOTAL, labels, value: 1.0, exemplar });
+}
+
+/// Final accounting of a trace: roll-ups per invocation, unpaired edges counted.
+fn flush(mut trace: TraceState, out: &mut Vec<Observation>) {
+    resolve_pending(&mut trace, out);
+    if !trace.pending.is_empty() {
+        out.push(Observation {
+            metric: metric::SELF_GRAPH_UNPAIRED_TOTAL,
+            labels: Vec::new(),
+            value: trace.pending.len() as f64,
+            exemplar: None,
+        });
+    }
+    let mut totals: HashMap<SpanId, (u32, u32, u64)> =
+        trace.invocations.keys().map(|span_id| (*span_id, (0, 0, 0))).collect();
+    for member in &trace.members {
+        if let Caller::Agent(agent_span, _) = nearest_agent(&trace.nodes, member.parent) {
+            if let Some(total) = totals.get_mut(&agent_span) {
+                total.0 += member.llm_calls;
+                total.1 += member.tool_calls;
+                total.2 += member.tokens;
+            }
+        }
+    }
+    for (span_id, (llm_calls, tool_calls, tokens)) in totals {
+        let Some(invocation) = trace.invocations.get(&span_id) else { continue };
+        let labels = vec![invocation.service.clone(), invocation.agent.clone()];
+        for (metric, value) in [
+            (metric::AGENT_INVOCATION_LLM_CALLS, f64::from(llm_calls)),
+            (metric::AGENT_INVOCATION_TOOL_CALLS, f64::from(tool_calls)),
+            (metric::AGENT_INVOCATION_TOKENS, tokens as f64),
+        ] {
+            let exemplar = Exemplar { value, ..invocation.exemplar };
+            out.push(Observation { metric, labels: labels.clone(), value, exemplar: Some(exemplar) });
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Derive: canonical spans in, metric observations out. Pure and synchronous: the caller
+//! passes `now`, nothing here reads a clock, locks or awaits. The observations go to the
+//! registry in `metrics`.
+//!
+//! Single-span metrics (LLM, agent, step, tool, span metrics) come straight from each span;
+//! the agent graph and the per-invocation roll-ups need several spans and live in `graph`.
+
+mod graph;
+
+use agentrace_semconv::metric::{self, status};
+use agentrace_semconv::SpanClass;
+use opentelemetry_proto::tonic::trace::v1::{span, status as span_status};
+
+pub use graph::GraphConfig;
+use graph::AgentGraph;
+
+use crate::metrics::{Exemplar, Observation};
+use crate::normalize::CanonicalSpan;
+
+/// Label values longer than this are cut (at a character boundary): a label is for grouping,
+/// and a runaway value must not bloat every scrape.
+const MAX_LABEL_BYTES: usize = 128;
+
+/// Turns canonical spans into observations; holds the agent-graph window.
+#[derive(Debug, Default)]
+pub struct Deriver {
+    graph: AgentGraph,
+}
+
+impl Deriver {
+    pub fn new(graph: GraphConfig) -> Self {
+        Self { graph: AgentGraph::new(graph) }
+    }
+
+    /// Observations of one span. Call [`Self::end_batch`] after the spans of a request.
+    pub fn observe(&mut self, span: &CanonicalSpan<'_>, now: f64, out: &mut Vec<Observation>) {
+        span_metrics(span, out);
+        match span.class {
+            SpanClass::Llm | SpanClass::Embedding => llm_call(span, out),
+            SpanClass::ModelLoad => model_load(span, out),
+            SpanClass::Agent => agent_invocation(span, out),
+            SpanClass::Step => agent_step(span, out),
+            SpanClass::Tool => tool_call(span, out),
+            SpanClass::Other => {}
+        }
+        self.graph.insert(span, now, out);
+    }
+
+    /// Emits the agent-graph edges that the batch completed.
+    pub fn end_batch(&mut self, out: &mut Vec<Observation>) {
+        self.graph.resolve_touched(out);
+    }
+
+    /// Flushes traces whose pairing window has passed: invocation roll-ups and the count of
+    /// edges that never paired.
+    pub fn tick(&mut self, now: f64, out: &mut Vec<Observation>) {
+        self.graph.flush_idle(now, out);
+    }
+
+    pub fn open_traces(&self) -> usize {
+        self.graph.open_traces()
+    }
+}
+
+pub(crate) fn label_value(text: &str) -> String {
+    if text.len() <= MAX_LABEL_BYTES {
+        return text.to_owned();
+    }
+    let mut end = MAX_LABEL_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+pub(crate) fn exemplar_of(span: &CanonicalSpan<'_>, value: f64) -> Exemplar {
+    Exemplar { trace_id: span.trace_id, span_id: span.span_id, value, timestamp: span.end_seconds() }
+}
+
+fn push(out: &mut Vec<Observation>, metric: &'static str, labels: Vec<String>, value: f64, span: &CanonicalSpan<'_>) {
+    out.push(Observation { metric, labels, value, exemplar: Some(exemplar_of(span, value)) });
+}
+
+fn status_of(span: &CanonicalSpan<'_>) -> String {
+    if span.failed() { status::ERROR } else { status::OK }.to_owned()
+}
+
+fn field(value: Option<&str>) -> String {
+    label_value(value.unwrap_or_default())
+}
+
+fn llm_call(span: &CanonicalSpan<'_>, out: &mut Vec<Observation>) {
+    let fields = &span.fields;
+    let base = vec![
+        label_value(span.service),
+        field(fields.agent),
+        field(fields.provider),
+        field(fields.model),
+    ];
+    let with = |extra: String| {
+        let mut labels = base.clone();
+        labels.push(extra);
+        labels
+    };
+    let operation = field(fields.operation);
+    let mut with_status = with(operation.clone());
+    with_status.push(status_of(span));
+    push(out, metric::LLM_REQUESTS_TOTAL, with_status, 1.0, span);
+    push(out, metric::LLM_INFERENCE_LATENCY_SECONDS, with(operation), span.duration_seconds(), span);
+    if let Some(error) = span.error {
+        push(out, metric::LLM_INFERENCE_ERRORS_TOTAL, with(error.as_str().to_owned()), 1.0, span);
+    }
+    if let Some(tokens) = fields.input_tokens {
+        push(out, metric::LLM_PROMPT_TOKENS_TOTAL, base.clone(), tokens as f64, span);
+    }
+    if let Some(tokens) = fields.output_tokens {
+        push(out, metric::LLM_RESPONSE_TOKENS_TOTAL, base.clone(), tokens as f64, span);
+    }
+    if let Some(first_token) = fields.time_to_first_token {
+        push(out, metric::LLM_TIME_TO_FIRST_TOKEN_SECONDS, base.clone(), first_token, span);
+    }
+    let decode_seconds = span.duration_seconds() - fields.time_to_first_token.unwrap_or(0.0);
+    if let Some(tokens) = fields.output_tokens.filter(|tokens| *tokens > 0) {
+        if decode_seconds > 0.0 {
+            push(out, metric::LLM_OUTPUT_TOKENS_PER_SECOND, base, tokens as f64 / decode_seconds, span);
+        }
+    }
+}
+
+fn model_load(span: &CanonicalSpan<'_>, out: &mut Vec<Observation>) {
+    let labels = vec![label_value(span.service), field(span.fields.model)];
+    out.push(Observation {
+        metric: metric::LLM_MODEL_LOAD_TIME_SECONDS,
+        labels,
+        value: span.duration_seconds(),
+        exemplar: None,
+    });
+}
+
+fn agent_invocation(span: &CanonicalSpan<'_>, out: &mut Vec<Observation>) {
+    let service = label_value(span.service);
+    let agent = field(span.fields.agent);
+    push(out, metric::AGENT_INVOCATIONS_TOTAL, vec![service.clone(), agent.clone(), status_of(span)], 1.0, span);
+    push(out, metric::AGENT_INVOCATION_DURATION_SECONDS, vec![service, agent], span.duration_seconds(), span);
+}
+
+fn agent_step(span: &CanonicalSpan<'_>, out: &mut Vec<Observation>) {
+    let labels = vec![label_value(span.service), field(span.fields.agent), field(span.fields.step)];
+    push(out, metric::AGENT_STEPS_TOTAL, labels.clone(), 1.0, span);
+    push(out, metric::AGENT_STEP_DURATION_SECONDS, labels, span.duration_seconds(), span);
+}
+
+fn tool_call(span: &CanonicalSpan<'_>, out: &mut Vec<Observation>) {
+    let labels = vec![
+        label_value(span.service),
+        field(span.fields.agent),
+        field(span.fields.tool),
+        status_of(span),
+    ];
+    push(out, metric::AGENT_TOOL_CALLS_TOTAL, labels.clone(), 1.0, span);
+    push(out, metric::AGENT_TOOL_CALL_DURATION_SECONDS, labels, span.duration_seconds(), span);
+}
+
+/// Tempo metrics-generator parity: every span, by service, name, kind and status code.
+fn span_metrics(span: &CanonicalSpan<'_>, out: &mut Vec<Observation>) {
+    let kind = match span.kind {
+        span::SpanKind::Unspecified => "SPAN_KIND_UNSPECIFIED",
+        span::SpanKind::Internal => "SPAN_KIND_INTERNAL",
+        span::SpanKind::Server => "SPAN_KIND_SERVER",
+        span::SpanKind::Client => "SPAN_KIND_CLIENT",
+        span::SpanKind::Producer => "SPAN_KIND_PRODUCER",
+        span::SpanKind::Consumer => "SPAN_KIND_CONSUMER",
+    };
+    let status_code = match span.status {
+        span_status::StatusCode::Unset => "STATUS_CODE_UNSET",
+        span_status::StatusCode::Ok => "STATUS_CODE_OK",
+        span_status::StatusCode::Error => "STATUS_CODE_ERROR",
+    };
+    let labels = vec![label_value(span.service), label_value(span.name), kind.to_owned(), status_code.to_owned()];
+    push(out, metric::SPANMETRICS_CALLS_TOTAL, labels.clone(), 1.0, span);
+    push(out, metric::SPANMETRICS_LATENCY, labels, span.duration_seconds(), span);
+}
+
+#[cfg(test)]
+mod tests;

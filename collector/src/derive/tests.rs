@@ -1,0 +1,206 @@
+use super::*;
+use agentrace_semconv::{ErrorType, GenAiFields};
+
+fn span<'a>(id: u8, parent: Option<u8>, class: SpanClass, fields: GenAiFields<'a>) -> CanonicalSpan<'a> {
+    CanonicalSpan {
+        service: "svc",
+        name: "span",
+        kind: span::SpanKind::Internal,
+        status: span_status::StatusCode::Unset,
+        trace_id: [7; 16],
+        span_id: [id; 8],
+        parent_span_id: parent.map(|parent| [parent; 8]),
+        start_unix_nano: 1_000_000_000,
+        end_unix_nano: 3_000_000_000,
+        class,
+        fields,
+        error: None,
+    }
+}
+
+fn llm(id: u8, parent: Option<u8>) -> CanonicalSpan<'static> {
+    span(
+        id,
+        parent,
+        SpanClass::Llm,
+        GenAiFields {
+            operation: Some("chat"),
+            provider: Some("openai"),
+            model: Some("gpt-4o"),
+            agent: Some("researcher"),
+            input_tokens: Some(100),
+            output_tokens: Some(30),
+            time_to_first_token: Some(0.5),
+            ..GenAiFields::default()
+        },
+    )
+}
+
+fn agent(id: u8, parent: Option<u8>, name: &'static str) -> CanonicalSpan<'static> {
+    span(id, parent, SpanClass::Agent, GenAiFields { agent: Some(name), ..GenAiFields::default() })
+}
+
+fn tool(id: u8, parent: Option<u8>, name: &'static str) -> CanonicalSpan<'static> {
+    span(
+        id,
+        parent,
+        SpanClass::Tool,
+        GenAiFields { agent: Some("researcher"), tool: Some(name), ..GenAiFields::default() },
+    )
+}
+
+fn find<'o>(out: &'o [Observation], metric: &str) -> Vec<&'o Observation> {
+    out.iter().filter(|observation| observation.metric == metric).collect()
+}
+
+fn strings(values: &[&str]) -> Vec<String> {
+    values.iter().map(|value| (*value).to_owned()).collect()
+}
+
+#[test]
+fn an_llm_call_yields_requests_latency_tokens_and_speed() {
+    let mut out = Vec::new();
+    Deriver::default().observe(&llm(1, None), 0.0, &mut out);
+    let base = strings(&["svc", "researcher", "openai", "gpt-4o"]);
+    let requests = find(&out, metric::LLM_REQUESTS_TOTAL);
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].labels, strings(&["svc", "researcher", "openai", "gpt-4o", "chat", "ok"]));
+    assert_eq!(find(&out, metric::LLM_INFERENCE_LATENCY_SECONDS)[0].value, 2.0);
+    let prompt = find(&out, metric::LLM_PROMPT_TOKENS_TOTAL);
+    assert_eq!((prompt[0].labels.clone(), prompt[0].value), (base.clone(), 100.0));
+    assert_eq!(find(&out, metric::LLM_RESPONSE_TOKENS_TOTAL)[0].value, 30.0);
+    assert_eq!(find(&out, metric::LLM_TIME_TO_FIRST_TOKEN_SECONDS)[0].value, 0.5);
+    assert_eq!(find(&out, metric::LLM_OUTPUT_TOKENS_PER_SECOND)[0].value, 20.0, "30 tokens over 1.5 s");
+    assert!(find(&out, metric::LLM_INFERENCE_ERRORS_TOTAL).is_empty());
+    let exemplar = requests[0].exemplar.expect("exemplar");
+    assert_eq!((exemplar.trace_id, exemplar.span_id, exemplar.timestamp), ([7; 16], [1; 8], 3.0));
+    assert_eq!(find(&out, metric::SPANMETRICS_CALLS_TOTAL)[0].labels[2..], strings(&["SPAN_KIND_INTERNAL", "STATUS_CODE_UNSET"]));
+}
+
+#[test]
+fn a_failed_call_counts_its_error_type() {
+    let mut failing = llm(1, None);
+    failing.error = Some(ErrorType::Timeout);
+    let mut out = Vec::new();
+    Deriver::default().observe(&failing, 0.0, &mut out);
+    let errors = find(&out, metric::LLM_INFERENCE_ERRORS_TOTAL);
+    assert_eq!(errors[0].labels, strings(&["svc", "researcher", "openai", "gpt-4o", "timeout"]));
+    assert_eq!(find(&out, metric::LLM_REQUESTS_TOTAL)[0].labels[5], "error");
+}
+
+#[test]
+fn agents_steps_tools_and_model_loads() {
+    let mut out = Vec::new();
+    let mut deriver = Deriver::default();
+    let step = span(2, Some(1), SpanClass::Step, GenAiFields { agent: Some("planner"), step: Some("plan"), ..GenAiFields::default() });
+    let load = span(3, None, SpanClass::ModelLoad, GenAiFields { model: Some("llama"), ..GenAiFields::default() });
+    for span in [agent(1, None, "planner"), step, tool(4, Some(1), "calculator"), load] {
+        deriver.observe(&span, 0.0, &mut out);
+    }
+    assert_eq!(find(&out, metric::AGENT_INVOCATIONS_TOTAL)[0].labels, strings(&["svc", "planner", "ok"]));
+    assert_eq!(find(&out, metric::AGENT_STEPS_TOTAL)[0].labels, strings(&["svc", "planner", "plan"]));
+    assert_eq!(find(&out, metric::AGENT_TOOL_CALLS_TOTAL)[0].labels, strings(&["svc", "researcher", "calculator", "ok"]));
+    let load_time = find(&out, metric::LLM_MODEL_LOAD_TIME_SECONDS);
+    assert_eq!((load_time[0].labels.clone(), load_time[0].value), (strings(&["svc", "llama"]), 2.0));
+}
+
+fn edges(out: &[Observation]) -> Vec<(String, String)> {
+    let mut edges: Vec<(String, String)> = find(out, metric::SERVICE_GRAPH_REQUEST_TOTAL)
+        .iter()
+        .map(|observation| (observation.labels[0].clone(), observation.labels[1].clone()))
+        .collect();
+    edges.sort();
+    edges
+}
+
+/// planner(1) ─ step(2) ─ researcher(3) ─┬ web_search(4)
+///                                        └ chat(5)
+#[test]
+fn edges_pair_children_with_their_nearest_agent_whatever_the_arrival_order() {
+    let step = span(2, Some(1), SpanClass::Step, GenAiFields { step: Some("delegate"), ..GenAiFields::default() });
+    let children_first = [tool(4, Some(3), "web_search"), llm(5, Some(3)), agent(3, Some(2), "researcher"), step.clone(), agent(1, None, "planner")];
+    let expected = vec![
+        ("planner".to_owned(), "researcher".to_owned()),
+        ("researcher".to_owned(), "model:gpt-4o".to_owned()),
+        ("researcher".to_owned(), "tool:web_search".to_owned()),
+        ("svc".to_owned(), "planner".to_owned()),
+    ];
+    let mut deriver = Deriver::default();
+    let mut out = Vec::new();
+    for (position, span) in children_first.iter().enumerate() {
+        deriver.observe(span, 0.0, &mut out);
+        if position == 1 {
+            deriver.end_batch(&mut out);
+            assert!(edges(&out).is_empty(), "no caller known yet");
+        }
+    }
+    deriver.end_batch(&mut out);
+    assert_eq!(edges(&out), expected);
+
+    let mut parents_first = children_first;
+    parents_first.reverse();
+    let mut deriver = Deriver::default();
+    let mut out = Vec::new();
+    for span in &parents_first {
+        deriver.observe(span, 0.0, &mut out);
+        deriver.end_batch(&mut out);
+    }
+    assert_eq!(edges(&out), expected);
+}
+
+#[test]
+fn a_failed_callee_counts_a_failed_edge() {
+    let mut failing_tool = tool(2, Some(1), "web_search");
+    failing_tool.error = Some(ErrorType::Timeout);
+    let mut deriver = Deriver::default();
+    let mut out = Vec::new();
+    deriver.observe(&agent(1, None, "researcher"), 0.0, &mut out);
+    deriver.observe(&failing_tool, 0.0, &mut out);
+    deriver.end_batch(&mut out);
+    let failed = find(&out, metric::SERVICE_GRAPH_REQUEST_FAILED_TOTAL);
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].labels, strings(&["researcher", "tool:web_search", ""]));
+}
+
+#[test]
+fn roll_ups_and_unpaired_edges_come_out_when_the_window_passes() {
+    let mut deriver = Deriver::new(GraphConfig { wait_secs: 10.0, ..GraphConfig::default() });
+    let mut out = Vec::new();
+    let orphan = tool(9, Some(99), "calculator");
+    for span in [llm(2, Some(1)), llm(3, Some(1)), tool(4, Some(1), "web_search"), agent(1, None, "researcher"), orphan] {
+        deriver.observe(&span, 100.0, &mut out);
+    }
+    deriver.end_batch(&mut out);
+    out.clear();
+    deriver.tick(109.0, &mut out);
+    assert!(out.is_empty(), "still inside the window");
+    deriver.tick(110.0, &mut out);
+    let value = |metric: &str| find(&out, metric).first().map(|observation| observation.value);
+    assert_eq!(value(metric::AGENT_INVOCATION_LLM_CALLS), Some(2.0));
+    assert_eq!(value(metric::AGENT_INVOCATION_TOOL_CALLS), Some(1.0));
+    assert_eq!(value(metric::AGENT_INVOCATION_TOKENS), Some(260.0));
+    assert_eq!(value(metric::SELF_GRAPH_UNPAIRED_TOTAL), Some(1.0));
+    assert_eq!(deriver.open_traces(), 0);
+}
+
+#[test]
+fn the_window_is_bounded_by_trace_count() {
+    let mut deriver = Deriver::new(GraphConfig { max_traces: 3, ..GraphConfig::default() });
+    let mut out = Vec::new();
+    for trace in 0..10u8 {
+        let mut orphan = tool(1, Some(2), "t");
+        orphan.trace_id = [trace; 16];
+        deriver.observe(&orphan, 0.0, &mut out);
+    }
+    assert_eq!(deriver.open_traces(), 3);
+    let unpaired: f64 = find(&out, metric::SELF_GRAPH_UNPAIRED_TOTAL).iter().map(|observation| observation.value).sum();
+    assert_eq!(unpaired, 7.0, "evicted traces count their waiting edges");
+}
+
+#[test]
+fn long_label_values_are_cut_at_a_character_boundary() {
+    let long = "é".repeat(100);
+    let cut = label_value(&long);
+    assert!(cut.len() <= MAX_LABEL_BYTES);
+    assert!(long.starts_with(&cut));
+}

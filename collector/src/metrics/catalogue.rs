@@ -1,0 +1,209 @@
+//! Every metric the collector serves: name, help, type, labels and buckets, in the order
+//! `/metrics` renders them. The labels are the allow-list: derive can set no other.
+
+use agentrace_semconv::buckets;
+use agentrace_semconv::metric::{self, label};
+
+/// What kind of Prometheus metric a family is.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram(&'static [f64]),
+}
+
+/// One metric family's definition.
+#[derive(Debug)]
+pub struct Definition {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: Kind,
+    pub labels: &'static [&'static str],
+    /// Whether idle series expire. The collector's own counters never do.
+    pub expires: bool,
+}
+
+const fn derived(
+    name: &'static str,
+    help: &'static str,
+    kind: Kind,
+    labels: &'static [&'static str],
+) -> Definition {
+    Definition { name, help, kind, labels, expires: true }
+}
+
+const fn own(name: &'static str, help: &'static str, kind: Kind, labels: &'static [&'static str]) -> Definition {
+    Definition { name, help, kind, labels, expires: false }
+}
+
+const LLM_LABELS: &[&str] = &[label::SERVICE, label::AGENT, label::PROVIDER, label::MODEL];
+const LLM_OP_LABELS: &[&str] = &[label::SERVICE, label::AGENT, label::PROVIDER, label::MODEL, label::OPERATION];
+const AGENT_LABELS: &[&str] = &[label::SERVICE, label::AGENT];
+const EDGE_LABELS: &[&str] = &[label::CLIENT, label::SERVER, label::CONNECTION_TYPE];
+const SPAN_LABELS: &[&str] = &[label::SERVICE, label::SPAN_NAME, label::SPAN_KIND, label::STATUS_CODE];
+
+pub const CATALOGUE: &[Definition] = &[
+    derived(
+        metric::LLM_REQUESTS_TOTAL,
+        "LLM and embedding calls.",
+        Kind::Counter,
+        &[label::SERVICE, label::AGENT, label::PROVIDER, label::MODEL, label::OPERATION, label::STATUS],
+    ),
+    derived(
+        metric::LLM_INFERENCE_LATENCY_SECONDS,
+        "Duration of LLM and embedding calls.",
+        Kind::Histogram(buckets::LLM_DURATION_SECONDS),
+        LLM_OP_LABELS,
+    ),
+    derived(metric::LLM_PROMPT_TOKENS_TOTAL, "Input (prompt) tokens.", Kind::Counter, LLM_LABELS),
+    derived(metric::LLM_RESPONSE_TOKENS_TOTAL, "Output (response) tokens.", Kind::Counter, LLM_LABELS),
+    derived(
+        metric::LLM_TIME_TO_FIRST_TOKEN_SECONDS,
+        "Time to the first streamed token.",
+        Kind::Histogram(buckets::TIME_TO_FIRST_TOKEN_SECONDS),
+        LLM_LABELS,
+    ),
+    derived(
+        metric::LLM_OUTPUT_TOKENS_PER_SECOND,
+        "Decode speed of each call: output tokens over the time after the first token.",
+        Kind::Histogram(buckets::OUTPUT_TOKENS_PER_SECOND),
+        LLM_LABELS,
+    ),
+    derived(
+        metric::LLM_INFERENCE_ERRORS_TOTAL,
+        "Failed LLM and embedding calls by normalised error type.",
+        Kind::Counter,
+        &[label::SERVICE, label::AGENT, label::PROVIDER, label::MODEL, label::TYPE],
+    ),
+    derived(
+        metric::LLM_MODEL_LOAD_TIME_SECONDS,
+        "Duration of the last model load.",
+        Kind::Gauge,
+        &[label::SERVICE, label::MODEL],
+    ),
+    derived(
+        metric::AGENT_INVOCATIONS_TOTAL,
+        "Agent invocations.",
+        Kind::Counter,
+        &[label::SERVICE, label::AGENT, label::STATUS],
+    ),
+    derived(
+        metric::AGENT_INVOCATION_DURATION_SECONDS,
+        "Duration of agent invocations.",
+        Kind::Histogram(buckets::AGENT_DURATION_SECONDS),
+        AGENT_LABELS,
+    ),
+    derived(
+        metric::AGENT_INVOCATION_LLM_CALLS,
+        "LLM calls made directly by one agent invocation.",
+        Kind::Histogram(buckets::CALLS_PER_INVOCATION),
+        AGENT_LABELS,
+    ),
+    derived(
+        metric::AGENT_INVOCATION_TOOL_CALLS,
+        "Tool calls made directly by one agent invocation.",
+        Kind::Histogram(buckets::CALLS_PER_INVOCATION),
+        AGENT_LABELS,
+    ),
+    derived(
+        metric::AGENT_INVOCATION_TOKENS,
+        "Input plus output tokens of the LLM calls of one agent invocation.",
+        Kind::Histogram(buckets::TOKENS),
+        AGENT_LABELS,
+    ),
+    derived(
+        metric::AGENT_STEPS_TOTAL,
+        "Agent steps.",
+        Kind::Counter,
+        &[label::SERVICE, label::AGENT, label::STEP],
+    ),
+    derived(
+        metric::AGENT_STEP_DURATION_SECONDS,
+        "Duration of agent steps.",
+        Kind::Histogram(buckets::LLM_DURATION_SECONDS),
+        &[label::SERVICE, label::AGENT, label::STEP],
+    ),
+    derived(
+        metric::AGENT_TOOL_CALLS_TOTAL,
+        "Tool calls.",
+        Kind::Counter,
+        &[label::SERVICE, label::AGENT, label::TOOL, label::STATUS],
+    ),
+    derived(
+        metric::AGENT_TOOL_CALL_DURATION_SECONDS,
+        "Duration of tool calls.",
+        Kind::Histogram(buckets::LLM_DURATION_SECONDS),
+        &[label::SERVICE, label::AGENT, label::TOOL, label::STATUS],
+    ),
+    derived(
+        metric::SERVICE_GRAPH_REQUEST_TOTAL,
+        "Calls between agents, tools and models.",
+        Kind::Counter,
+        EDGE_LABELS,
+    ),
+    derived(
+        metric::SERVICE_GRAPH_REQUEST_FAILED_TOTAL,
+        "Failed calls between agents, tools and models.",
+        Kind::Counter,
+        EDGE_LABELS,
+    ),
+    derived(
+        metric::SERVICE_GRAPH_REQUEST_SERVER_SECONDS,
+        "Duration of calls between agents, tools and models, as seen by the callee.",
+        Kind::Histogram(buckets::TEMPO_SECONDS),
+        EDGE_LABELS,
+    ),
+    derived(metric::SPANMETRICS_CALLS_TOTAL, "Spans.", Kind::Counter, SPAN_LABELS),
+    derived(
+        metric::SPANMETRICS_LATENCY,
+        "Span durations.",
+        Kind::Histogram(buckets::TEMPO_SECONDS),
+        SPAN_LABELS,
+    ),
+    own(
+        metric::SELF_SPANS_RECEIVED_TOTAL,
+        "Spans received, by transport.",
+        Kind::Counter,
+        &[label::TRANSPORT],
+    ),
+    own(
+        metric::SELF_SPANS_REFUSED_TOTAL,
+        "Spans refused with a retryable answer, by transport and reason.",
+        Kind::Counter,
+        &[label::TRANSPORT, label::REASON],
+    ),
+    own(metric::SELF_SPANS_EXPORTED_TOTAL, "Spans forwarded to the trace endpoint.", Kind::Counter, &[]),
+    own(
+        metric::SELF_SPANS_DROPPED_TOTAL,
+        "Spans dropped after being received, by reason.",
+        Kind::Counter,
+        &[label::REASON],
+    ),
+    own(metric::SELF_EXPORT_RETRIES_TOTAL, "Export attempts retried.", Kind::Counter, &[]),
+    own(metric::SELF_QUEUE_DEPTH, "Batches waiting in each queue.", Kind::Gauge, &[label::QUEUE]),
+    own(metric::SELF_QUEUE_CAPACITY, "Capacity of each queue, in batches.", Kind::Gauge, &[label::QUEUE]),
+    own(
+        metric::SELF_GRAPH_UNPAIRED_TOTAL,
+        "Agent-graph edges whose caller never arrived within the pairing window.",
+        Kind::Counter,
+        &[],
+    ),
+    own(metric::SELF_BUILD_INFO, "Collector build.", Kind::Gauge, &[label::VERSION]),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn names_are_unique_and_counters_end_in_total() {
+        let mut seen = HashSet::new();
+        for definition in CATALOGUE {
+            assert!(seen.insert(definition.name), "{} twice", definition.name);
+            if definition.kind == Kind::Counter {
+                assert!(definition.name.ends_with("_total"), "{}", definition.name);
+            }
+        }
+    }
+}

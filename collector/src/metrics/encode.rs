@@ -1,0 +1,279 @@
+//! Renders the registry as OpenMetrics 1.0 text (with exemplars and `_created`) or as the
+//! classic Prometheus 0.0.4 text format, whichever the scraper asked for.
+
+use std::fmt::Write;
+
+use agentrace_semconv::metric::{self, label};
+
+use super::{lock, Exemplar, Family, Kind, Registry, Series, Value};
+
+/// The exposition format of one scrape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    OpenMetrics,
+    Classic,
+}
+
+impl Format {
+    /// Picks the format from an `Accept` header: OpenMetrics when the scraper lists it.
+    pub fn from_accept(accept: Option<&str>) -> Self {
+        match accept {
+            Some(accept) if accept.contains("application/openmetrics-text") => Self::OpenMetrics,
+            _ => Self::Classic,
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Self::Classic => "text/plain; version=0.0.4; charset=utf-8",
+        }
+    }
+}
+
+impl Registry {
+    pub fn render(&self, format: Format) -> String {
+        let mut out = String::with_capacity(64 * 1024);
+        for family in &self.families {
+            render_family(&mut out, family, format);
+        }
+        self.render_registry_counters(&mut out, format);
+        if format == Format::OpenMetrics {
+            out.push_str("# EOF\n");
+        }
+        out
+    }
+
+    /// The registry's own bookkeeping: overflowed observations and expired series per metric.
+    fn render_registry_counters(&self, out: &mut String, format: Format) {
+        let counters: [(&str, &str, fn(&super::FamilyState) -> u64); 2] = [
+            (metric::SELF_SERIES_OVERFLOW_TOTAL, "Observations that hit a metric's series cap.", |state| state.overflowed),
+            (metric::SELF_SERIES_EXPIRED_TOTAL, "Series removed after the idle timeout.", |state| state.expired),
+        ];
+        for (name, help, read) in counters {
+            write_header(out, name, help, Kind::Counter, format);
+            for family in &self.families {
+                let count = read(&lock(&family.state));
+                if count == 0 {
+                    continue;
+                }
+                let labels = format!("{{{}=\"{}\"}}", label::METRIC, family.definition.name);
+                let _ = writeln!(out, "{name}{labels} {count}");
+            }
+        }
+    }
+}
+
+fn render_family(out: &mut String, family: &Family, format: Format) {
+    let definition = family.definition;
+    write_header(out, definition.name, definition.help, definition.kind, format);
+    let state = lock(&family.state);
+    let mut label_text = String::new();
+    for (values, series) in &state.series {
+        label_text.clear();
+        write_labels(&mut label_text, definition.labels, values);
+        write_series(out, definition.name, definition.kind, &label_text, series, format);
+    }
+    if let Some(series) = &state.overflow {
+        let overflow_labels = format!("{}=\"true\"", label::OVERFLOW);
+        write_series(out, definition.name, definition.kind, &overflow_labels, series, format);
+    }
+}
+
+/// OpenMetrics names a counter family without `_total`; the classic format names it with.
+fn family_name(name: &str, kind: Kind, format: Format) -> &str {
+    match (kind, format) {
+        (Kind::Counter, Format::OpenMetrics) => name.strip_suffix("_total").unwrap_or(name),
+        _ => name,
+    }
+}
+
+fn write_header(out: &mut String, name: &str, help: &str, kind: Kind, format: Format) {
+    let family = family_name(name, kind, format);
+    let kind_text = match kind {
+        Kind::Counter => "counter",
+        Kind::Gauge => "gauge",
+        Kind::Histogram(_) => "histogram",
+    };
+    let _ = writeln!(out, "# HELP {family} {}", escape_help(help));
+    let _ = writeln!(out, "# TYPE {family} {kind_text}");
+}
+
+/// `name="value",…` without braces.
+fn write_labels(out: &mut String, names: &[&str], values: &[String]) {
+    for (position, (name, value)) in names.iter().zip(values).enumerate() {
+        if position > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{name}=\"");
+        escape_label_value(out, value);
+        out.push('"');
+    }
+}
+
+fn write_series(out: &mut String, name: &str, kind: Kind, labels: &str, series: &Series, format: Format) {
+    let braces = |extra: &str| -> String {
+        match (labels.is_empty(), extra.is_empty()) {
+            (true, true) => String::new(),
+            (true, false) => format!("{{{extra}}}"),
+            (false, true) => format!("{{{labels}}}"),
+            (false, false) => format!("{{{labels},{extra}}}"),
+        }
+    };
+    let openmetrics = format == Format::OpenMetrics;
+    match &series.value {
+        Value::Counter { total, exemplar } => {
+            let _ = write!(out, "{name}{} {}", braces(""), number(*total));
+            if openmetrics {
+                write_exemplar(out, exemplar.as_ref());
+            }
+            out.push('\n');
+            if openmetrics {
+                let family = family_name(name, kind, format);
+                let _ = writeln!(out, "{family}_created{} {}", braces(""), number(series.created));
+            }
+        }
+        Value::Gauge(value) => {
+            let _ = writeln!(out, "{name}{} {}", braces(""), number(*value));
+        }
+        Value::Histogram { counts, sum, count, exemplars } => {
+            let Kind::Histogram(bounds) = kind else {
+                return;
+            };
+            let mut cumulative = 0u64;
+            for (bucket, bucket_count) in counts.iter().enumerate() {
+                cumulative += bucket_count;
+                let bound = bounds.get(bucket).map_or_else(|| "+Inf".to_owned(), |bound| number(*bound));
+                let _ = write!(out, "{name}_bucket{} {cumulative}", braces(&format!("le=\"{bound}\"")));
+                if openmetrics {
+                    write_exemplar(out, exemplars[bucket].as_ref());
+                }
+                out.push('\n');
+            }
+            let _ = writeln!(out, "{name}_count{} {count}", braces(""));
+            let _ = writeln!(out, "{name}_sum{} {}", braces(""), number(*sum));
+            if openmetrics {
+                let _ = writeln!(out, "{name}_created{} {}", braces(""), number(series.created));
+            }
+        }
+    }
+}
+
+fn write_exemplar(out: &mut String, exemplar: Option<&Exemplar>) {
+    let Some(exemplar) = exemplar else {
+        return;
+    };
+    let _ = write!(
+        out,
+        " # {{{}=\"{}\",{}=\"{}\"}} {} {:.3}",
+        label::TRACE_ID,
+        hex::encode(exemplar.trace_id),
+        label::SPAN_ID,
+        hex::encode(exemplar.span_id),
+        number(exemplar.value),
+        exemplar.timestamp,
+    );
+}
+
+fn number(value: f64) -> String {
+    if value.is_nan() {
+        "NaN".to_owned()
+    } else if value.is_infinite() {
+        if value > 0.0 { "+Inf" } else { "-Inf" }.to_owned()
+    } else {
+        format!("{value}")
+    }
+}
+
+fn escape_label_value(out: &mut String, value: &str) {
+    for character in value.chars() {
+        match character {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            other => out.push(other),
+        }
+    }
+}
+
+fn escape_help(help: &str) -> String {
+    help.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{Observation, SeriesLimits};
+
+    fn sample_registry() -> Registry {
+        let registry = Registry::new(SeriesLimits::default());
+        let exemplar = Exemplar {
+            trace_id: [0xab; 16],
+            span_id: [0xcd; 8],
+            value: 0.5,
+            timestamp: 1_700_000_000.25,
+        };
+        let mut observations = vec![
+            Observation {
+                metric: metric::AGENT_INVOCATIONS_TOTAL,
+                labels: vec!["svc".into(), "plan\"ner".into(), "ok".into()],
+                value: 1.0,
+                exemplar: Some(exemplar),
+            },
+            Observation {
+                metric: metric::AGENT_INVOCATION_DURATION_SECONDS,
+                labels: vec!["svc".into(), "planner".into()],
+                value: 0.5,
+                exemplar: Some(exemplar),
+            },
+        ];
+        registry.apply(&mut observations, 1_700_000_000.0);
+        registry
+    }
+
+    #[test]
+    fn openmetrics_has_exemplars_created_and_eof() {
+        let text = sample_registry().render(Format::OpenMetrics);
+        let trace = "ab".repeat(16);
+        let span = "cd".repeat(8);
+        assert!(text.contains("# TYPE agent_invocations counter\n"), "{text}");
+        assert!(text.contains(&format!(
+            "agent_invocations_total{{service=\"svc\",agent=\"plan\\\"ner\",status=\"ok\"}} 1 # {{trace_id=\"{trace}\",span_id=\"{span}\"}} 0.5 1700000000.250\n"
+        )));
+        assert!(text.contains("agent_invocations_created{service=\"svc\",agent=\"plan\\\"ner\",status=\"ok\"} 1700000000\n"));
+        assert!(text.contains(&format!(
+            "agent_invocation_duration_seconds_bucket{{service=\"svc\",agent=\"planner\",le=\"0.8\"}} 1 # {{trace_id=\"{trace}\",span_id=\"{span}\"}} 0.5 1700000000.250\n"
+        )));
+        assert!(text.contains("agent_invocation_duration_seconds_bucket{service=\"svc\",agent=\"planner\",le=\"+Inf\"} 1\n"));
+        assert!(text.contains("agent_invocation_duration_seconds_count{service=\"svc\",agent=\"planner\"} 1\n"));
+        assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn classic_format_has_no_exemplars_created_or_eof() {
+        let text = sample_registry().render(Format::Classic);
+        assert!(text.contains("# TYPE agent_invocations_total counter\n"));
+        assert!(text.contains("agent_invocations_total{service=\"svc\",agent=\"plan\\\"ner\",status=\"ok\"} 1\n"));
+        assert!(!text.contains(" # {"));
+        assert!(!text.contains("_created"));
+        assert!(!text.contains("# EOF"));
+    }
+
+    #[test]
+    fn overflow_series_has_only_the_overflow_label() {
+        let registry = Registry::new(SeriesLimits { max_series_per_metric: 1, idle_timeout_secs: 60.0 });
+        registry.add(metric::AGENT_INVOCATIONS_TOTAL, &["svc", "a", "ok"], 1.0, 0.0);
+        registry.add(metric::AGENT_INVOCATIONS_TOTAL, &["svc", "b", "ok"], 1.0, 0.0);
+        let text = registry.render(Format::Classic);
+        assert!(text.contains("agent_invocations_total{otel_metric_overflow=\"true\"} 1\n"), "{text}");
+        assert!(text.contains("agentrace_metric_series_overflow_total{metric=\"agent_invocations_total\"} 1\n"));
+    }
+
+    #[test]
+    fn accept_header_negotiation() {
+        let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert_eq!(Format::from_accept(Some(prometheus)), Format::OpenMetrics);
+        assert_eq!(Format::from_accept(Some("text/plain")), Format::Classic);
+        assert_eq!(Format::from_accept(None), Format::Classic);
+    }
+}

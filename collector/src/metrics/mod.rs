@@ -1,0 +1,292 @@
+//! The metric registry that derive, the receivers and the exporter write and `/metrics`
+//! renders.
+//!
+//! Each family keeps its series in a map from label values to state, behind one mutex. Every
+//! family has a series cap: past it, new label sets land in a single overflow series labelled
+//! `otel_metric_overflow="true"`. Series of derived metrics that see no update for the idle
+//! timeout are removed, and come back with a fresh created timestamp. The collector's own
+//! counters never expire.
+//!
+//! Why not `prometheus-client`: it has no series cap, no idle expiry, no created timestamps
+//! and no classic text format, which are the parts this module is mostly about; the
+//! encoding itself is a page of code (`encode.rs`).
+
+mod catalogue;
+mod encode;
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+pub use catalogue::{Definition, Kind, CATALOGUE};
+pub use encode::Format;
+
+/// A link from a sample to the span that produced it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Exemplar {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    pub value: f64,
+    /// Unix seconds.
+    pub timestamp: f64,
+}
+
+/// One change to one series: a counter increment, a gauge value or a histogram sample,
+/// depending on the family's kind.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observation {
+    pub metric: &'static str,
+    /// Values in the order of the family's label names.
+    pub labels: Vec<String>,
+    pub value: f64,
+    pub exemplar: Option<Exemplar>,
+}
+
+/// Limits that keep the registry bounded whatever the input.
+#[derive(Clone, Copy, Debug)]
+pub struct SeriesLimits {
+    pub max_series_per_metric: usize,
+    /// Seconds without an update after which a derived series is removed.
+    pub idle_timeout_secs: f64,
+}
+
+impl Default for SeriesLimits {
+    fn default() -> Self {
+        Self { max_series_per_metric: 2000, idle_timeout_secs: 900.0 }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Value {
+    Counter { total: f64, exemplar: Option<Exemplar> },
+    Gauge(f64),
+    /// Per-bucket (not cumulative) counts, the last slot is +Inf; one exemplar per bucket.
+    Histogram { counts: Vec<u64>, sum: f64, count: u64, exemplars: Vec<Option<Exemplar>> },
+}
+
+#[derive(Clone, Debug)]
+struct Series {
+    /// Unix seconds when the series was created, rendered as `_created`.
+    created: f64,
+    updated: f64,
+    value: Value,
+}
+
+impl Series {
+    fn new(kind: Kind, now: f64) -> Self {
+        let value = match kind {
+            Kind::Counter => Value::Counter { total: 0.0, exemplar: None },
+            Kind::Gauge => Value::Gauge(0.0),
+            Kind::Histogram(bounds) => Value::Histogram {
+                counts: vec![0; bounds.len() + 1],
+                sum: 0.0,
+                count: 0,
+                exemplars: vec![None; bounds.len() + 1],
+            },
+        };
+        Self { created: now, updated: now, value }
+    }
+
+    fn record(&mut self, kind: Kind, value: f64, exemplar: Option<Exemplar>, now: f64) {
+        self.updated = now;
+        match (&mut self.value, kind) {
+            (Value::Counter { total, exemplar: last }, _) => {
+                *total += value;
+                if exemplar.is_some() {
+                    *last = exemplar;
+                }
+            }
+            (Value::Gauge(current), _) => *current = value,
+            (Value::Histogram { counts, sum, count, exemplars }, Kind::Histogram(bounds)) => {
+                let bucket = bounds.partition_point(|bound| *bound < value);
+                counts[bucket] += 1;
+                *sum += value;
+                *count += 1;
+                if exemplar.is_some() {
+                    exemplars[bucket] = exemplar;
+                }
+            }
+            (Value::Histogram { .. }, _) => debug_assert!(false, "histogram series under a non-histogram kind"),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct FamilyState {
+    series: HashMap<Vec<String>, Series>,
+    overflow: Option<Series>,
+    /// Observations that went to the overflow series.
+    overflowed: u64,
+    expired: u64,
+}
+
+#[derive(Debug)]
+struct Family {
+    definition: &'static Definition,
+    state: Mutex<FamilyState>,
+}
+
+/// All metric families, in catalogue order.
+#[derive(Debug)]
+pub struct Registry {
+    families: Vec<Family>,
+    index: HashMap<&'static str, usize>,
+    limits: SeriesLimits,
+}
+
+impl Registry {
+    pub fn new(limits: SeriesLimits) -> Self {
+        let families: Vec<Family> = CATALOGUE
+            .iter()
+            .map(|definition| Family { definition, state: Mutex::default() })
+            .collect();
+        let index = families.iter().enumerate().map(|(position, family)| (family.definition.name, position)).collect();
+        Self { families, index, limits }
+    }
+
+    /// Applies and drains `observations`. An observation for an unknown metric or with the
+    /// wrong number of labels is a bug in derive: it is skipped (and asserted in debug).
+    pub fn apply(&self, observations: &mut Vec<Observation>, now: f64) {
+        for observation in observations.drain(..) {
+            self.record(observation.metric, observation.labels, observation.value, observation.exemplar, now);
+        }
+    }
+
+    /// Adds `by` to a counter, or sets a gauge, with the given label values.
+    pub fn add(&self, metric: &'static str, labels: &[&str], by: f64, now: f64) {
+        let labels = labels.iter().map(|value| (*value).to_owned()).collect();
+        self.record(metric, labels, by, None, now);
+    }
+
+    fn record(&self, metric: &str, labels: Vec<String>, value: f64, exemplar: Option<Exemplar>, now: f64) {
+        let Some(family) = self.index.get(metric).map(|position| &self.families[*position]) else {
+            debug_assert!(false, "unknown metric {metric}");
+            return;
+        };
+        let definition = family.definition;
+        if labels.len() != definition.labels.len() {
+            debug_assert!(false, "{metric}: {} label values for {:?}", labels.len(), definition.labels);
+            return;
+        }
+        let mut state = lock(&family.state);
+        if let Some(series) = state.series.get_mut(labels.as_slice()) {
+            series.record(definition.kind, value, exemplar, now);
+            return;
+        }
+        if state.series.len() >= self.limits.max_series_per_metric {
+            state.overflowed += 1;
+            state
+                .overflow
+                .get_or_insert_with(|| Series::new(definition.kind, now))
+                .record(definition.kind, value, exemplar, now);
+            return;
+        }
+        let mut series = Series::new(definition.kind, now);
+        series.record(definition.kind, value, exemplar, now);
+        state.series.insert(labels, series);
+    }
+
+    /// Removes derived series idle for longer than the idle timeout.
+    pub fn expire(&self, now: f64) {
+        let oldest_kept = now - self.limits.idle_timeout_secs;
+        for family in self.families.iter().filter(|family| family.definition.expires) {
+            let mut state = lock(&family.state);
+            let before = state.series.len();
+            state.series.retain(|_, series| series.updated >= oldest_kept);
+            let removed = (before - state.series.len()) as u64;
+            state.expired += removed;
+            if state.overflow.as_ref().is_some_and(|series| series.updated < oldest_kept) {
+                state.overflow = None;
+            }
+        }
+    }
+
+    /// The current value of one counter or gauge series, or a histogram's sample count.
+    pub fn value(&self, metric: &str, labels: &[&str]) -> Option<f64> {
+        let family = &self.families[*self.index.get(metric)?];
+        let state = lock(&family.state);
+        let labels: Vec<String> = labels.iter().map(|value| (*value).to_owned()).collect();
+        let series = state.series.get(&labels)?;
+        Some(match &series.value {
+            Value::Counter { total, .. } => *total,
+            Value::Gauge(value) => *value,
+            Value::Histogram { count, .. } => *count as f64,
+        })
+    }
+
+    /// Number of series of one family, the overflow series included.
+    pub fn series_count(&self, metric: &str) -> usize {
+        self.index.get(metric).map_or(0, |position| {
+            let state = lock(&self.families[*position].state);
+            state.series.len() + usize::from(state.overflow.is_some())
+        })
+    }
+}
+
+/// A poisoned lock only means another thread panicked mid-update of plain numbers; the
+/// numbers are still worth serving.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agentrace_semconv::metric;
+
+    fn registry(max_series_per_metric: usize) -> Registry {
+        Registry::new(SeriesLimits { max_series_per_metric, idle_timeout_secs: 60.0 })
+    }
+
+    #[test]
+    fn counters_add_and_gauges_set() {
+        let registry = registry(10);
+        registry.add(metric::AGENT_INVOCATIONS_TOTAL, &["svc", "planner", "ok"], 1.0, 0.0);
+        registry.add(metric::AGENT_INVOCATIONS_TOTAL, &["svc", "planner", "ok"], 2.0, 1.0);
+        registry.add(metric::LLM_MODEL_LOAD_TIME_SECONDS, &["svc", "llama"], 4.0, 0.0);
+        registry.add(metric::LLM_MODEL_LOAD_TIME_SECONDS, &["svc", "llama"], 3.0, 0.0);
+        assert_eq!(registry.value(metric::AGENT_INVOCATIONS_TOTAL, &["svc", "planner", "ok"]), Some(3.0));
+        assert_eq!(registry.value(metric::LLM_MODEL_LOAD_TIME_SECONDS, &["svc", "llama"]), Some(3.0));
+    }
+
+    #[test]
+    fn new_series_past_the_cap_go_to_the_overflow_series() {
+        let registry = registry(2);
+        for agent in ["a", "b", "c", "d"] {
+            registry.add(metric::AGENT_INVOCATIONS_TOTAL, &["svc", agent, "ok"], 1.0, 0.0);
+        }
+        registry.add(metric::AGENT_INVOCATIONS_TOTAL, &["svc", "a", "ok"], 1.0, 0.0);
+        assert_eq!(registry.series_count(metric::AGENT_INVOCATIONS_TOTAL), 3);
+        assert_eq!(registry.value(metric::AGENT_INVOCATIONS_TOTAL, &["svc", "a", "ok"]), Some(2.0));
+        assert_eq!(registry.value(metric::AGENT_INVOCATIONS_TOTAL, &["svc", "c", "ok"]), None);
+    }
+
+    #[test]
+    fn idle_derived_series_expire_and_own_counters_stay() {
+        let registry = registry(10);
+        registry.add(metric::AGENT_INVOCATIONS_TOTAL, &["svc", "old", "ok"], 1.0, 0.0);
+        registry.add(metric::AGENT_INVOCATIONS_TOTAL, &["svc", "fresh", "ok"], 1.0, 50.0);
+        registry.add(metric::SELF_SPANS_RECEIVED_TOTAL, &["grpc"], 1.0, 0.0);
+        registry.expire(100.0);
+        assert_eq!(registry.value(metric::AGENT_INVOCATIONS_TOTAL, &["svc", "old", "ok"]), None);
+        assert_eq!(registry.value(metric::AGENT_INVOCATIONS_TOTAL, &["svc", "fresh", "ok"]), Some(1.0));
+        assert_eq!(registry.value(metric::SELF_SPANS_RECEIVED_TOTAL, &["grpc"]), Some(1.0));
+    }
+
+    #[test]
+    fn histogram_samples_land_in_the_first_bucket_not_below_them() {
+        let registry = registry(10);
+        let labels = ["svc", "planner"];
+        for seconds in [0.1, 0.15, 500.0] {
+            registry.add(metric::AGENT_INVOCATION_DURATION_SECONDS, &labels, seconds, 0.0);
+        }
+        let family = &registry.families[registry.index[metric::AGENT_INVOCATION_DURATION_SECONDS]];
+        let state = lock(&family.state);
+        let series = &state.series[&vec!["svc".to_owned(), "planner".to_owned()]];
+        let Value::Histogram { counts, sum, count, .. } = &series.value else { panic!("not a histogram") };
+        assert_eq!(counts[0], 1, "0.1 is in le=0.1");
+        assert_eq!(counts[1], 1, "0.15 is in le=0.2");
+        assert_eq!(*counts.last().expect("+Inf bucket"), 1);
+        assert_eq!(*count, 3);
+        assert!((sum - 500.25).abs() < 1e-9);
+    }
+}

@@ -1,0 +1,383 @@
+//! Dialect tables: which attribute of which instrumentation carries which canonical field.
+//!
+//! Each dialect is one [`Dialect`] value: class rules (an attribute, optionally a value, and the
+//! class it means) and field keys. [`DIALECTS`] orders them by precedence; within a dialect the
+//! table order decides. Adding a dialect is adding a table to that list.
+//!
+//! [`FieldReader`] compiles the tables into one hash lookup, so reading a span is a single pass
+//! over its attributes whatever the number of dialects.
+
+use std::collections::HashMap;
+
+use crate::attr;
+use crate::SpanClass;
+
+/// An attribute value as the reader sees it; the collector adapts OTLP's `AnyValue` to it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum AttrValue<'a> {
+    Str(&'a str),
+    Int(i64),
+    Double(f64),
+    Bool(bool),
+    /// Arrays, maps, bytes: never a canonical field.
+    Other,
+}
+
+/// A canonical field that dialects map attributes onto.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Field {
+    Operation,
+    Provider,
+    Model,
+    Agent,
+    Tool,
+    Step,
+    InputTokens,
+    OutputTokens,
+    CachedInputTokens,
+    ReasoningTokens,
+    /// Seconds, as a double.
+    TimeToFirstToken,
+    ErrorType,
+}
+
+const FIELD_COUNT: usize = 12;
+
+impl Field {
+    const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// "This attribute (with this value, or any value) means this class."
+#[derive(Clone, Copy, Debug)]
+pub struct ClassRule {
+    pub key: &'static str,
+    /// `None` matches any value.
+    pub value: Option<&'static str>,
+    pub class: SpanClass,
+}
+
+/// One instrumentation's vocabulary.
+#[derive(Debug)]
+pub struct Dialect {
+    pub name: &'static str,
+    pub classes: &'static [ClassRule],
+    pub fields: &'static [(Field, &'static str)],
+}
+
+const fn rule(key: &'static str, value: &'static str, class: SpanClass) -> ClassRule {
+    ClassRule { key, value: Some(value), class }
+}
+
+/// OpenTelemetry GenAI semantic conventions, current names, plus agentrace's own keys for what
+/// they leave out (steps, model loads).
+pub const GENAI: Dialect = Dialect {
+    name: "genai",
+    classes: &[
+        rule(attr::GEN_AI_OPERATION_NAME, attr::operation::CHAT, SpanClass::Llm),
+        rule(attr::GEN_AI_OPERATION_NAME, attr::operation::TEXT_COMPLETION, SpanClass::Llm),
+        rule(attr::GEN_AI_OPERATION_NAME, attr::operation::GENERATE_CONTENT, SpanClass::Llm),
+        rule(attr::GEN_AI_OPERATION_NAME, attr::operation::EMBEDDINGS, SpanClass::Embedding),
+        rule(attr::GEN_AI_OPERATION_NAME, attr::operation::INVOKE_AGENT, SpanClass::Agent),
+        rule(attr::GEN_AI_OPERATION_NAME, attr::operation::EXECUTE_TOOL, SpanClass::Tool),
+        rule(attr::GEN_AI_OPERATION_NAME, attr::operation::LOAD_MODEL, SpanClass::ModelLoad),
+        rule(attr::GEN_AI_OPERATION_NAME, attr::operation::AGENT_STEP, SpanClass::Step),
+        ClassRule { key: attr::AGENTRACE_STEP_NAME, value: None, class: SpanClass::Step },
+    ],
+    fields: &[
+        (Field::Operation, attr::GEN_AI_OPERATION_NAME),
+        (Field::Provider, attr::GEN_AI_PROVIDER_NAME),
+        (Field::Model, attr::GEN_AI_REQUEST_MODEL),
+        (Field::Model, attr::GEN_AI_RESPONSE_MODEL),
+        (Field::Agent, attr::GEN_AI_AGENT_NAME),
+        (Field::Tool, attr::GEN_AI_TOOL_NAME),
+        (Field::Step, attr::AGENTRACE_STEP_NAME),
+        (Field::InputTokens, attr::GEN_AI_USAGE_INPUT_TOKENS),
+        (Field::OutputTokens, attr::GEN_AI_USAGE_OUTPUT_TOKENS),
+        (Field::CachedInputTokens, attr::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS),
+        (Field::ReasoningTokens, attr::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS),
+        (Field::TimeToFirstToken, attr::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK),
+        (Field::ErrorType, attr::ERROR_TYPE),
+    ],
+};
+
+/// GenAI names from semantic conventions 1.36 and earlier, still sent by many
+/// instrumentations.
+pub const GENAI_DEPRECATED: Dialect = Dialect {
+    name: "genai-deprecated",
+    classes: &[],
+    fields: &[
+        (Field::Provider, attr::GEN_AI_SYSTEM),
+        (Field::InputTokens, attr::GEN_AI_USAGE_PROMPT_TOKENS),
+        (Field::OutputTokens, attr::GEN_AI_USAGE_COMPLETION_TOKENS),
+        (Field::CachedInputTokens, attr::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS_OLD),
+        (Field::ReasoningTokens, attr::GEN_AI_USAGE_REASONING_TOKENS_OLD),
+    ],
+};
+
+/// Every dialect, highest precedence first.
+pub const DIALECTS: &[&Dialect] = &[&GENAI, &GENAI_DEPRECATED];
+
+/// The canonical GenAI view of one span's attributes. Strings borrow from the span.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GenAiFields<'a> {
+    /// `None` when no class rule matched; the caller decides the fallback.
+    pub class: Option<SpanClass>,
+    pub operation: Option<&'a str>,
+    pub provider: Option<&'a str>,
+    pub model: Option<&'a str>,
+    pub agent: Option<&'a str>,
+    pub tool: Option<&'a str>,
+    pub step: Option<&'a str>,
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+    pub cached_input_tokens: Option<u64>,
+    pub reasoning_tokens: Option<u64>,
+    pub time_to_first_token: Option<f64>,
+    pub error_type: Option<&'a str>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Slot {
+    Field(Field),
+    Class(Option<&'static str>, SpanClass),
+}
+
+/// The dialect tables compiled into one lookup from attribute key to what it may mean.
+#[derive(Debug)]
+pub struct FieldReader {
+    /// Key → (meaning, rank); a lower rank wins. Rank is the position in [`DIALECTS`] order.
+    slots: HashMap<&'static str, Vec<(Slot, u32)>>,
+}
+
+impl Default for FieldReader {
+    fn default() -> Self {
+        Self::new(DIALECTS)
+    }
+}
+
+impl FieldReader {
+    pub fn new(dialects: &[&Dialect]) -> Self {
+        let mut slots: HashMap<&'static str, Vec<(Slot, u32)>> = HashMap::new();
+        let mut rank = 0u32;
+        for dialect in dialects {
+            for class_rule in dialect.classes {
+                rank += 1;
+                slots
+                    .entry(class_rule.key)
+                    .or_default()
+                    .push((Slot::Class(class_rule.value, class_rule.class), rank));
+            }
+            for (field, key) in dialect.fields {
+                rank += 1;
+                slots.entry(key).or_default().push((Slot::Field(*field), rank));
+            }
+        }
+        Self { slots }
+    }
+
+    /// Reads the canonical fields from one span's attributes in a single pass.
+    pub fn read<'a>(&self, attributes: impl IntoIterator<Item = (&'a str, AttrValue<'a>)>) -> GenAiFields<'a> {
+        let mut fields = GenAiFields::default();
+        let mut best_field_rank = [u32::MAX; FIELD_COUNT];
+        let mut best_class_rank = u32::MAX;
+        for (key, value) in attributes {
+            let Some(meanings) = self.slots.get(key) else {
+                continue;
+            };
+            for &(slot, rank) in meanings {
+                match slot {
+                    Slot::Class(expected, class) => {
+                        let value_matches = match (expected, value) {
+                            (None, _) => true,
+                            (Some(expected), AttrValue::Str(actual)) => expected == actual,
+                            (Some(_), _) => false,
+                        };
+                        if value_matches && rank < best_class_rank {
+                            best_class_rank = rank;
+                            fields.class = Some(class);
+                        }
+                    }
+                    Slot::Field(field) => {
+                        if rank < best_field_rank[field.index()] && fields.set(field, value) {
+                            best_field_rank[field.index()] = rank;
+                        }
+                    }
+                }
+            }
+        }
+        fields
+    }
+}
+
+impl<'a> GenAiFields<'a> {
+    /// Stores `value` in `field` when its type fits; returns whether it did.
+    fn set(&mut self, field: Field, value: AttrValue<'a>) -> bool {
+        match field {
+            Field::Operation => set_str(&mut self.operation, value),
+            Field::Provider => set_str(&mut self.provider, value),
+            Field::Model => set_str(&mut self.model, value),
+            Field::Agent => set_str(&mut self.agent, value),
+            Field::Tool => set_str(&mut self.tool, value),
+            Field::Step => set_str(&mut self.step, value),
+            Field::ErrorType => set_str(&mut self.error_type, value),
+            Field::InputTokens => set_count(&mut self.input_tokens, value),
+            Field::OutputTokens => set_count(&mut self.output_tokens, value),
+            Field::CachedInputTokens => set_count(&mut self.cached_input_tokens, value),
+            Field::ReasoningTokens => set_count(&mut self.reasoning_tokens, value),
+            Field::TimeToFirstToken => set_seconds(&mut self.time_to_first_token, value),
+        }
+    }
+}
+
+fn set_str<'a>(slot: &mut Option<&'a str>, value: AttrValue<'a>) -> bool {
+    match value {
+        AttrValue::Str(text) if !text.is_empty() => {
+            *slot = Some(text);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Token counts arrive as ints, sometimes as doubles or numeric strings; negatives are junk.
+fn set_count(slot: &mut Option<u64>, value: AttrValue<'_>) -> bool {
+    let count = match value {
+        AttrValue::Int(number) => u64::try_from(number).ok(),
+        AttrValue::Double(number) if number.is_finite() && number >= 0.0 => Some(number.round() as u64),
+        AttrValue::Str(text) => text.trim().parse::<u64>().ok(),
+        _ => None,
+    };
+    if count.is_some() {
+        *slot = count;
+    }
+    count.is_some()
+}
+
+fn set_seconds(slot: &mut Option<f64>, value: AttrValue<'_>) -> bool {
+    let seconds = match value {
+        AttrValue::Double(number) => Some(number),
+        AttrValue::Int(number) => Some(number as f64),
+        AttrValue::Str(text) => text.trim().parse::<f64>().ok(),
+        _ => None,
+    }
+    .filter(|seconds| seconds.is_finite() && *seconds >= 0.0);
+    if seconds.is_some() {
+        *slot = seconds;
+    }
+    seconds.is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(attributes: &[(&'static str, AttrValue<'static>)]) -> GenAiFields<'static> {
+        FieldReader::default().read(attributes.iter().copied())
+    }
+
+    #[test]
+    fn reads_current_genai_names() {
+        let fields = read(&[
+            (attr::GEN_AI_OPERATION_NAME, AttrValue::Str("chat")),
+            (attr::GEN_AI_PROVIDER_NAME, AttrValue::Str("openai")),
+            (attr::GEN_AI_REQUEST_MODEL, AttrValue::Str("gpt-4o")),
+            (attr::GEN_AI_USAGE_INPUT_TOKENS, AttrValue::Int(120)),
+            (attr::GEN_AI_USAGE_OUTPUT_TOKENS, AttrValue::Int(40)),
+            (attr::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, AttrValue::Double(0.25)),
+            (attr::GEN_AI_AGENT_NAME, AttrValue::Str("planner")),
+        ]);
+        assert_eq!(fields.class, Some(SpanClass::Llm));
+        assert_eq!(fields.operation, Some("chat"));
+        assert_eq!(fields.provider, Some("openai"));
+        assert_eq!(fields.model, Some("gpt-4o"));
+        assert_eq!(fields.input_tokens, Some(120));
+        assert_eq!(fields.output_tokens, Some(40));
+        assert_eq!(fields.time_to_first_token, Some(0.25));
+        assert_eq!(fields.agent, Some("planner"));
+    }
+
+    #[test]
+    fn reads_deprecated_genai_names() {
+        let fields = read(&[
+            (attr::GEN_AI_OPERATION_NAME, AttrValue::Str("chat")),
+            (attr::GEN_AI_SYSTEM, AttrValue::Str("anthropic")),
+            (attr::GEN_AI_USAGE_PROMPT_TOKENS, AttrValue::Int(7)),
+            (attr::GEN_AI_USAGE_COMPLETION_TOKENS, AttrValue::Double(3.0)),
+        ]);
+        assert_eq!(fields.provider, Some("anthropic"));
+        assert_eq!(fields.input_tokens, Some(7));
+        assert_eq!(fields.output_tokens, Some(3));
+    }
+
+    #[test]
+    fn current_names_win_over_deprecated_ones_in_any_order() {
+        let fields = read(&[
+            (attr::GEN_AI_USAGE_PROMPT_TOKENS, AttrValue::Int(1)),
+            (attr::GEN_AI_USAGE_INPUT_TOKENS, AttrValue::Int(2)),
+            (attr::GEN_AI_SYSTEM, AttrValue::Str("old")),
+            (attr::GEN_AI_PROVIDER_NAME, AttrValue::Str("new")),
+        ]);
+        let reversed = read(&[
+            (attr::GEN_AI_PROVIDER_NAME, AttrValue::Str("new")),
+            (attr::GEN_AI_SYSTEM, AttrValue::Str("old")),
+            (attr::GEN_AI_USAGE_INPUT_TOKENS, AttrValue::Int(2)),
+            (attr::GEN_AI_USAGE_PROMPT_TOKENS, AttrValue::Int(1)),
+        ]);
+        for fields in [fields, reversed] {
+            assert_eq!(fields.input_tokens, Some(2));
+            assert_eq!(fields.provider, Some("new"));
+        }
+    }
+
+    #[test]
+    fn request_model_wins_over_response_model() {
+        let fields = read(&[
+            (attr::GEN_AI_RESPONSE_MODEL, AttrValue::Str("gpt-4o-2024-08-06")),
+            (attr::GEN_AI_REQUEST_MODEL, AttrValue::Str("gpt-4o")),
+        ]);
+        assert_eq!(fields.model, Some("gpt-4o"));
+        let response_only = read(&[(attr::GEN_AI_RESPONSE_MODEL, AttrValue::Str("llama-3-8b"))]);
+        assert_eq!(response_only.model, Some("llama-3-8b"));
+    }
+
+    #[test]
+    fn classes_follow_the_operation_name() {
+        let cases = [
+            ("chat", Some(SpanClass::Llm)),
+            ("text_completion", Some(SpanClass::Llm)),
+            ("generate_content", Some(SpanClass::Llm)),
+            ("embeddings", Some(SpanClass::Embedding)),
+            ("invoke_agent", Some(SpanClass::Agent)),
+            ("execute_tool", Some(SpanClass::Tool)),
+            ("load_model", Some(SpanClass::ModelLoad)),
+            ("agent_step", Some(SpanClass::Step)),
+            ("something_else", None),
+        ];
+        for (operation, class) in cases {
+            let fields = read(&[(attr::GEN_AI_OPERATION_NAME, AttrValue::Str(operation))]);
+            assert_eq!(fields.class, class, "{operation}");
+        }
+    }
+
+    #[test]
+    fn a_step_name_alone_makes_a_step() {
+        let fields = read(&[(attr::AGENTRACE_STEP_NAME, AttrValue::Str("plan"))]);
+        assert_eq!(fields.class, Some(SpanClass::Step));
+        assert_eq!(fields.step, Some("plan"));
+    }
+
+    #[test]
+    fn ill_typed_values_are_ignored_and_a_lower_ranked_key_fills_in() {
+        let fields = read(&[
+            (attr::GEN_AI_USAGE_INPUT_TOKENS, AttrValue::Int(-5)),
+            (attr::GEN_AI_USAGE_PROMPT_TOKENS, AttrValue::Str("12")),
+            (attr::GEN_AI_REQUEST_MODEL, AttrValue::Int(4)),
+            (attr::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, AttrValue::Double(f64::NAN)),
+        ]);
+        assert_eq!(fields.input_tokens, Some(12));
+        assert_eq!(fields.model, None);
+        assert_eq!(fields.time_to_first_token, None);
+    }
+}

@@ -1,0 +1,84 @@
+//! Metric names and label names, as served on `/metrics`.
+//!
+//! Counter names carry their `_total` suffix here; the OpenMetrics encoder strips it for the
+//! family name, the classic text format keeps it.
+
+pub const LLM_REQUESTS_TOTAL: &str = "llm_requests_total";
+pub const LLM_INFERENCE_LATENCY_SECONDS: &str = "llm_inference_latency_seconds";
+pub const LLM_PROMPT_TOKENS_TOTAL: &str = "llm_prompt_tokens_total";
+pub const LLM_RESPONSE_TOKENS_TOTAL: &str = "llm_response_tokens_total";
+pub const LLM_TIME_TO_FIRST_TOKEN_SECONDS: &str = "llm_time_to_first_token_seconds";
+pub const LLM_OUTPUT_TOKENS_PER_SECOND: &str = "llm_output_tokens_per_second";
+pub const LLM_INFERENCE_ERRORS_TOTAL: &str = "llm_inference_errors_total";
+pub const LLM_MODEL_LOAD_TIME_SECONDS: &str = "llm_model_load_time_seconds";
+
+pub const AGENT_INVOCATIONS_TOTAL: &str = "agent_invocations_total";
+pub const AGENT_INVOCATION_DURATION_SECONDS: &str = "agent_invocation_duration_seconds";
+pub const AGENT_INVOCATION_LLM_CALLS: &str = "agent_invocation_llm_calls";
+pub const AGENT_INVOCATION_TOOL_CALLS: &str = "agent_invocation_tool_calls";
+pub const AGENT_INVOCATION_TOKENS: &str = "agent_invocation_tokens";
+pub const AGENT_STEPS_TOTAL: &str = "agent_steps_total";
+pub const AGENT_STEP_DURATION_SECONDS: &str = "agent_step_duration_seconds";
+pub const AGENT_TOOL_CALLS_TOTAL: &str = "agent_tool_calls_total";
+pub const AGENT_TOOL_CALL_DURATION_SECONDS: &str = "agent_tool_call_duration_seconds";
+
+pub const SERVICE_GRAPH_REQUEST_TOTAL: &str = "traces_service_graph_request_total";
+pub const SERVICE_GRAPH_REQUEST_FAILED_TOTAL: &str = "traces_service_graph_request_failed_total";
+pub const SERVICE_GRAPH_REQUEST_SERVER_SECONDS: &str =
+    "traces_service_graph_request_server_seconds";
+
+pub const SPANMETRICS_CALLS_TOTAL: &str = "traces_spanmetrics_calls_total";
+pub const SPANMETRICS_LATENCY: &str = "traces_spanmetrics_latency";
+
+// --- the collector's own --------------------------------------------------------------------
+pub const SELF_SPANS_RECEIVED_TOTAL: &str = "agentrace_spans_received_total";
+pub const SELF_SPANS_REFUSED_TOTAL: &str = "agentrace_spans_refused_total";
+pub const SELF_SPANS_EXPORTED_TOTAL: &str = "agentrace_spans_exported_total";
+pub const SELF_SPANS_DROPPED_TOTAL: &str = "agentrace_spans_dropped_total";
+pub const SELF_EXPORT_RETRIES_TOTAL: &str = "agentrace_export_retries_total";
+pub const SELF_QUEUE_DEPTH: &str = "agentrace_queue_depth";
+pub const SELF_QUEUE_CAPACITY: &str = "agentrace_queue_capacity";
+pub const SELF_SERIES_OVERFLOW_TOTAL: &str = "agentrace_metric_series_overflow_total";
+pub const SELF_SERIES_EXPIRED_TOTAL: &str = "agentrace_metric_series_expired_total";
+pub const SELF_GRAPH_UNPAIRED_TOTAL: &str = "agentrace_graph_unpaired_total";
+pub const SELF_BUILD_INFO: &str = "agentrace_build_info";
+
+/// Label names. A metric's labels are always a fixed subset of these.
+pub mod label {
+    pub const SERVICE: &str = "service";
+    pub const AGENT: &str = "agent";
+    pub const PROVIDER: &str = "provider";
+    pub const MODEL: &str = "model";
+    pub const OPERATION: &str = "operation";
+    pub const STATUS: &str = "status";
+    pub const TYPE: &str = "type";
+    pub const TOOL: &str = "tool";
+    pub const STEP: &str = "step";
+    pub const CLIENT: &str = "client";
+    pub const SERVER: &str = "server";
+    pub const CONNECTION_TYPE: &str = "connection_type";
+    pub const SPAN_NAME: &str = "span_name";
+    pub const SPAN_KIND: &str = "span_kind";
+    pub const STATUS_CODE: &str = "status_code";
+    pub const TRANSPORT: &str = "transport";
+    pub const REASON: &str = "reason";
+    pub const QUEUE: &str = "queue";
+    pub const METRIC: &str = "metric";
+    pub const VERSION: &str = "version";
+    /// The only label of a metric's overflow series.
+    pub const OVERFLOW: &str = "otel_metric_overflow";
+    pub const TRACE_ID: &str = "trace_id";
+    pub const SPAN_ID: &str = "span_id";
+}
+
+/// Values of the `status` label.
+pub mod status {
+    pub const OK: &str = "ok";
+    pub const ERROR: &str = "error";
+}
+
+/// Node-name prefixes in the agent graph, so tools and models read apart from agents.
+pub mod graph_node {
+    pub const TOOL_PREFIX: &str = "tool:";
+    pub const MODEL_PREFIX: &str = "model:";
+}
