@@ -1,1 +1,80 @@
-fn main() {}
+//! `agentrace-collector`: parse the configuration, set up logging, bind the listeners, run.
+
+use agentrace_collector::{Listeners, Options};
+use anyhow::Context;
+use clap::Parser;
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> std::process::ExitCode {
+    let config = match Options::parse().with_file().and_then(Options::validate) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("agentrace-collector: error: {error}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("AGENTRACE_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("agentrace-collector: error: cannot start the runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: agentrace_collector::Config) -> anyhow::Result<()> {
+    let listeners = Listeners {
+        otlp_grpc: TcpListener::bind(config.receive.grpc_addr).await.with_context(|| format!("bind otlp grpc listener on {}", config.receive.grpc_addr))?,
+        otlp_http: TcpListener::bind(config.receive.http_addr).await.with_context(|| format!("bind otlp http listener on {}", config.receive.http_addr))?,
+        metrics: TcpListener::bind(config.metrics_addr).await.with_context(|| format!("bind metrics listener on {}", config.metrics_addr))?,
+    };
+    tracing::info!(
+        otlp_grpc = %listeners.otlp_grpc.local_addr()?,
+        otlp_http = %listeners.otlp_http.local_addr()?,
+        metrics = %listeners.metrics.local_addr()?,
+        traces_endpoint = config.export.as_ref().map_or("none", |export| export.endpoint.as_str()),
+        "listening"
+    );
+    agentrace_collector::run(config, listeners, shutdown_signal()).await
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}

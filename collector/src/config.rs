@@ -1,0 +1,290 @@
+//! Configuration: flags, `AGENTRACE_*` environment variables and an optional TOML file, in
+//! that order of precedence, then the defaults. Everything is validated here, before any
+//! listener is bound; an error names the flag (or the file and line) it came from.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Deserialize;
+
+use crate::derive::GraphConfig;
+use crate::metrics::SeriesLimits;
+
+/// The options as given: every field optional so that flags, environment and file can be
+/// layered. The same struct is the TOML file's schema (keys spelled like the flags).
+#[derive(Debug, Default, Parser, Deserialize)]
+#[command(name = "agentrace-collector", version, about = "Receives OTLP traces from LLM and agent instrumentation, serves RED, token, agent-graph and span metrics with exemplars, and forwards the traces.")]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Options {
+    /// TOML configuration file; flags and environment override it.
+    #[arg(long, env = "AGENTRACE_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+
+    /// OTLP/gRPC listen address.
+    #[arg(long, env = "AGENTRACE_OTLP_GRPC_ADDR", value_name = "ADDR")]
+    pub otlp_grpc_addr: Option<SocketAddr>,
+
+    /// OTLP/HTTP listen address.
+    #[arg(long, env = "AGENTRACE_OTLP_HTTP_ADDR", value_name = "ADDR")]
+    pub otlp_http_addr: Option<SocketAddr>,
+
+    /// Listen address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "AGENTRACE_METRICS_ADDR", value_name = "ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
+    /// OTLP/gRPC endpoint that traces are forwarded to (Tempo, another collector). Unset: traces
+    /// are not forwarded.
+    #[arg(long, env = "AGENTRACE_TRACES_ENDPOINT", value_name = "URL")]
+    pub traces_endpoint: Option<String>,
+
+    /// Largest request body accepted, in bytes, after decompression.
+    #[arg(long, env = "AGENTRACE_MAX_REQUEST_BYTES", value_name = "BYTES")]
+    pub max_request_bytes: Option<usize>,
+
+    /// Requests waiting between the receivers and the pipeline. When full, receivers answer
+    /// with a retryable refusal.
+    #[arg(long, env = "AGENTRACE_QUEUE_CAPACITY", value_name = "REQUESTS")]
+    pub queue_capacity: Option<usize>,
+
+    /// Most series per metric; further label sets go to the overflow series.
+    #[arg(long, env = "AGENTRACE_MAX_SERIES_PER_METRIC", value_name = "N")]
+    pub max_series_per_metric: Option<usize>,
+
+    /// Seconds without an update after which a derived series is dropped.
+    #[arg(long, env = "AGENTRACE_SERIES_IDLE_TIMEOUT_SECS", value_name = "SECS")]
+    pub series_idle_timeout_secs: Option<u64>,
+
+    /// Seconds a trace stays open for agent-graph pairing after its last span.
+    #[arg(long, env = "AGENTRACE_GRAPH_WAIT_SECS", value_name = "SECS")]
+    pub graph_wait_secs: Option<f64>,
+
+    /// Most traces held open for agent-graph pairing.
+    #[arg(long, env = "AGENTRACE_GRAPH_MAX_TRACES", value_name = "N")]
+    pub graph_max_traces: Option<usize>,
+
+    /// Most spans per export request to the trace endpoint.
+    #[arg(long, env = "AGENTRACE_EXPORT_BATCH_SPANS", value_name = "N")]
+    pub export_batch_spans: Option<usize>,
+
+    /// Seconds one export attempt may take.
+    #[arg(long, env = "AGENTRACE_EXPORT_TIMEOUT_SECS", value_name = "SECS")]
+    pub export_timeout_secs: Option<f64>,
+
+    /// Seconds a batch is retried before it is dropped (and counted).
+    #[arg(long, env = "AGENTRACE_EXPORT_MAX_RETRY_SECS", value_name = "SECS")]
+    pub export_max_retry_secs: Option<f64>,
+
+    /// Seconds the shutdown may take to drain the queues.
+    #[arg(long, env = "AGENTRACE_SHUTDOWN_TIMEOUT_SECS", value_name = "SECS")]
+    pub shutdown_timeout_secs: Option<f64>,
+}
+
+/// Receivers' settings.
+#[derive(Clone, Debug)]
+pub struct ReceiveArgs {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub max_request_bytes: usize,
+    pub queue_capacity: usize,
+}
+
+/// Trace forwarding settings.
+#[derive(Clone, Debug)]
+pub struct ExportArgs {
+    pub endpoint: String,
+    pub batch_spans: usize,
+    pub timeout: Duration,
+    pub max_retry: Duration,
+}
+
+/// The validated configuration, one part per stage.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub receive: ReceiveArgs,
+    pub metrics_addr: SocketAddr,
+    pub series: SeriesLimits,
+    pub graph: GraphConfig,
+    pub export: Option<ExportArgs>,
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid value for --{flag}: {reason}")]
+    Invalid { flag: &'static str, reason: String },
+}
+
+impl Options {
+    /// Layers the file (if any) under the flags and environment.
+    pub fn with_file(self) -> Result<Self, ConfigError> {
+        let Some(path) = self.config.clone() else {
+            return Ok(self);
+        };
+        let file = Self::from_file(&path)?;
+        Ok(self.over(file))
+    }
+
+    fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        toml::from_str(&text).map_err(|error| ConfigError::Parse {
+            path: path.to_owned(),
+            message: one_line_toml_error(&text, &error),
+        })
+    }
+
+    /// `self` wins where set.
+    fn over(self, lower: Self) -> Self {
+        Self {
+            config: self.config,
+            otlp_grpc_addr: self.otlp_grpc_addr.or(lower.otlp_grpc_addr),
+            otlp_http_addr: self.otlp_http_addr.or(lower.otlp_http_addr),
+            metrics_addr: self.metrics_addr.or(lower.metrics_addr),
+            traces_endpoint: self.traces_endpoint.or(lower.traces_endpoint),
+            max_request_bytes: self.max_request_bytes.or(lower.max_request_bytes),
+            queue_capacity: self.queue_capacity.or(lower.queue_capacity),
+            max_series_per_metric: self.max_series_per_metric.or(lower.max_series_per_metric),
+            series_idle_timeout_secs: self.series_idle_timeout_secs.or(lower.series_idle_timeout_secs),
+            graph_wait_secs: self.graph_wait_secs.or(lower.graph_wait_secs),
+            graph_max_traces: self.graph_max_traces.or(lower.graph_max_traces),
+            export_batch_spans: self.export_batch_spans.or(lower.export_batch_spans),
+            export_timeout_secs: self.export_timeout_secs.or(lower.export_timeout_secs),
+            export_max_retry_secs: self.export_max_retry_secs.or(lower.export_max_retry_secs),
+            shutdown_timeout_secs: self.shutdown_timeout_secs.or(lower.shutdown_timeout_secs),
+        }
+    }
+
+    /// Applies the defaults and checks every value.
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        let receive = ReceiveArgs {
+            grpc_addr: self.otlp_grpc_addr.unwrap_or(loopback(4317)),
+            http_addr: self.otlp_http_addr.unwrap_or(loopback(4318)),
+            max_request_bytes: positive("max-request-bytes", self.max_request_bytes.unwrap_or(16 * 1024 * 1024))?,
+            queue_capacity: positive("queue-capacity", self.queue_capacity.unwrap_or(256))?,
+        };
+        let series = SeriesLimits {
+            max_series_per_metric: positive("max-series-per-metric", self.max_series_per_metric.unwrap_or(2000))?,
+            idle_timeout_secs: positive("series-idle-timeout-secs", self.series_idle_timeout_secs.unwrap_or(900))? as f64,
+        };
+        let graph = GraphConfig {
+            wait_secs: seconds("graph-wait-secs", self.graph_wait_secs.unwrap_or(10.0))?.as_secs_f64(),
+            max_traces: positive("graph-max-traces", self.graph_max_traces.unwrap_or(50_000))?,
+            ..GraphConfig::default()
+        };
+        let export = match self.traces_endpoint {
+            None => None,
+            Some(endpoint) => Some(ExportArgs {
+                endpoint: endpoint_url(endpoint)?,
+                batch_spans: positive("export-batch-spans", self.export_batch_spans.unwrap_or(8192))?,
+                timeout: seconds("export-timeout-secs", self.export_timeout_secs.unwrap_or(10.0))?,
+                max_retry: seconds("export-max-retry-secs", self.export_max_retry_secs.unwrap_or(300.0))?,
+            }),
+        };
+        Ok(Config {
+            receive,
+            metrics_addr: self.metrics_addr.unwrap_or(loopback(9101)),
+            series,
+            graph,
+            export,
+            shutdown_timeout: seconds("shutdown-timeout-secs", self.shutdown_timeout_secs.unwrap_or(10.0))?,
+        })
+    }
+}
+
+fn positive<T: PartialOrd + Default + std::fmt::Display>(flag: &'static str, value: T) -> Result<T, ConfigError> {
+    if value > T::default() {
+        Ok(value)
+    } else {
+        Err(ConfigError::Invalid { flag, reason: format!("{value} is not above zero") })
+    }
+}
+
+fn seconds(flag: &'static str, value: f64) -> Result<Duration, ConfigError> {
+    Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|duration| !duration.is_zero())
+        .ok_or_else(|| ConfigError::Invalid { flag, reason: format!("{value} is not a positive number of seconds") })
+}
+
+fn endpoint_url(endpoint: String) -> Result<String, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid { flag: "traces-endpoint", reason };
+    let uri: http::Uri = endpoint.parse().map_err(|error| invalid(format!("{endpoint:?}: {error}")))?;
+    match (uri.scheme_str(), uri.authority()) {
+        (Some("http") | Some("https"), Some(_)) => Ok(endpoint),
+        _ => Err(invalid(format!("{endpoint:?} is not an http:// or https:// URL with a host"))),
+    }
+}
+
+/// toml's messages span several lines with a source excerpt; keep line, column and reason.
+fn one_line_toml_error(text: &str, error: &toml::de::Error) -> String {
+    let reason = error.message().trim().to_owned();
+    match error.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rfind('\n').map_or(before.len(), |newline| before.len() - newline - 1) + 1;
+            format!("line {line}, column {column}: {reason}")
+        }
+        None => reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        let options = Options::try_parse_from(std::iter::once("agentrace-collector").chain(args.iter().copied()))
+            .map_err(|error| error.to_string())?;
+        options.with_file().and_then(Options::validate).map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn defaults_bind_loopback_and_forward_nothing() {
+        let config = parse(&[]).expect("defaults are valid");
+        assert_eq!(config.receive.grpc_addr.to_string(), "127.0.0.1:4317");
+        assert_eq!(config.receive.http_addr.to_string(), "127.0.0.1:4318");
+        assert_eq!(config.metrics_addr.to_string(), "127.0.0.1:9101");
+        assert!(config.export.is_none());
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let mut file = tempfile::NamedTempFile::new().expect("temp file");
+        std::io::Write::write_all(
+            &mut file,
+            b"otlp-grpc-addr = \"0.0.0.0:14317\"\nmetrics-addr = \"127.0.0.1:19101\"\ntraces-endpoint = \"http://tempo:4317\"\n",
+        )
+        .expect("write");
+        let path = file.path().to_str().expect("utf-8 path");
+        let config = parse(&["--config", path, "--metrics-addr", "127.0.0.1:29101"]).expect("valid");
+        assert_eq!(config.receive.grpc_addr.to_string(), "0.0.0.0:14317");
+        assert_eq!(config.metrics_addr.to_string(), "127.0.0.1:29101");
+        assert_eq!(config.export.expect("export").endpoint, "http://tempo:4317");
+    }
+
+    #[test]
+    fn bad_values_name_their_flag_or_file_line() {
+        let error = parse(&["--otlp-grpc-addr", "nowhere"]).expect_err("invalid");
+        assert!(error.contains("--otlp-grpc-addr"), "{error}");
+        let error = parse(&["--traces-endpoint", "tempo:4317"]).expect_err("invalid");
+        assert!(error.contains("--traces-endpoint"), "{error}");
+        let error = parse(&["--queue-capacity", "0"]).expect_err("invalid");
+        assert!(error.contains("--queue-capacity"), "{error}");
+
+        let mut file = tempfile::NamedTempFile::new().expect("temp file");
+        std::io::Write::write_all(&mut file, b"metrics-addr = \"127.0.0.1:1\"\nqueue-capacty = 3\n").expect("write");
+        let path = file.path().to_str().expect("utf-8 path");
+        let error = parse(&["--config", path]).expect_err("unknown key");
+        assert!(error.contains(path) && error.contains("line 2"), "{error}");
+        assert!(!error.contains('\n'), "one line: {error}");
+    }
+}

@@ -1,0 +1,68 @@
+//! OTLP/gRPC receiver: the `TraceService/Export` method, served by tonic with gzip accepted and
+//! the decode size limit set. Next stop: [`Ingest`].
+
+use std::future::Future;
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::codec::CompressionEncoding;
+use tonic::{Code, Request, Response, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use super::{Ingest, Transport};
+
+/// How long a refused client is asked to wait before retrying.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+#[derive(Debug)]
+pub struct GrpcReceiver {
+    ingest: Ingest,
+    max_request_bytes: usize,
+}
+
+impl GrpcReceiver {
+    pub fn new(ingest: Ingest, max_request_bytes: usize) -> Self {
+        Self { ingest, max_request_bytes }
+    }
+
+    /// Serves until `shutdown` resolves, then finishes the calls in flight.
+    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<(), tonic::transport::Error> {
+        let max_request_bytes = self.max_request_bytes;
+        let service = TraceServiceServer::new(self)
+            .accept_compressed(CompressionEncoding::Gzip)
+            .send_compressed(CompressionEncoding::Gzip)
+            .max_decoding_message_size(max_request_bytes);
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+            .await
+    }
+}
+
+#[tonic::async_trait]
+impl TraceService for GrpcReceiver {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        match self.ingest.accept(request.into_inner(), Transport::Grpc) {
+            Ok(accepted) if accepted.rejected_spans == 0 => Ok(Response::new(ExportTraceServiceResponse::default())),
+            Ok(accepted) => Ok(Response::new(ExportTraceServiceResponse {
+                partial_success: Some(ExportTracePartialSuccess {
+                    rejected_spans: accepted.rejected_spans,
+                    error_message: accepted.message,
+                }),
+            })),
+            Err(refusal) => Err(Status::with_error_details(
+                Code::Unavailable,
+                refusal.to_string(),
+                ErrorDetails::with_retry_info(Some(RETRY_AFTER)),
+            )),
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! OTLP/HTTP receiver: `POST /v1/traces`, protobuf or JSON by Content-Type, optionally gzip.
+//! Answers follow the OTLP/HTTP spec: the response (or a `google.rpc.Status` on failure) in
+//! the request's encoding; 400 for undecodable data, 413 over the size limit (after
+//! decompression), 415 for an unsupported type or encoding, 503 with Retry-After when full.
+//! Next stop: [`Ingest`].
+
+use std::future::Future;
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse};
+use prost::Message;
+use tokio::net::TcpListener;
+
+use super::decode::{self, DecodeError};
+use super::{Ingest, Transport};
+
+pub const TRACES_PATH: &str = "/v1/traces";
+const PROTOBUF: &str = "application/x-protobuf";
+const JSON: &str = "application/json";
+/// Seconds a refused client is asked to wait.
+const RETRY_AFTER_SECS: &str = "1";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Encoding {
+    Protobuf,
+    Json,
+}
+
+impl Encoding {
+    fn from_headers(headers: &HeaderMap) -> Option<Self> {
+        let content_type = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+        let media_type = content_type.split(';').next()?.trim();
+        if media_type.eq_ignore_ascii_case(PROTOBUF) || media_type.eq_ignore_ascii_case("application/protobuf") {
+            Some(Self::Protobuf)
+        } else if media_type.eq_ignore_ascii_case(JSON) {
+            Some(Self::Json)
+        } else {
+            None
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Self::Protobuf => PROTOBUF,
+            Self::Json => JSON,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct HttpState {
+    ingest: Ingest,
+    max_request_bytes: usize,
+}
+
+#[derive(Debug)]
+pub struct HttpReceiver {
+    ingest: Ingest,
+    max_request_bytes: usize,
+}
+
+impl HttpReceiver {
+    pub fn new(ingest: Ingest, max_request_bytes: usize) -> Self {
+        Self { ingest, max_request_bytes }
+    }
+
+    pub fn router(self) -> Router {
+        let state = HttpState { ingest: self.ingest, max_request_bytes: self.max_request_bytes };
+        Router::new()
+            .route(TRACES_PATH, post(export_traces))
+            // The limit is enforced in the handler, so that the 413 carries an OTLP Status.
+            .layer(DefaultBodyLimit::disable())
+            .with_state(state)
+    }
+
+    /// Serves until `shutdown` resolves, then finishes the requests in flight.
+    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        axum::serve(listener, self.router()).with_graceful_shutdown(shutdown).await
+    }
+}
+
+async fn export_traces(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    let Some(encoding) = Encoding::from_headers(&headers) else {
+        let message = format!("Content-Type must be {PROTOBUF} or {JSON}");
+        return status_response(Encoding::Protobuf, StatusCode::UNSUPPORTED_MEDIA_TYPE, tonic::Code::InvalidArgument, &message);
+    };
+    let fail = |status: StatusCode, code: tonic::Code, message: &str| status_response(encoding, status, code, message);
+    let limit = state.max_request_bytes;
+    let raw = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
+            let message = DecodeError::TooLarge { limit }.to_string();
+            return fail(StatusCode::PAYLOAD_TOO_LARGE, tonic::Code::InvalidArgument, &message);
+        }
+        Err(error) => return fail(StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument, &format!("cannot read body: {error}")),
+    };
+    let content_encoding = headers.get(header::CONTENT_ENCODING).and_then(|value| value.to_str().ok()).map(str::trim);
+    let inflated = match content_encoding {
+        None | Some("") | Some("identity") => Ok(raw.to_vec()),
+        Some(gzip) if gzip.eq_ignore_ascii_case("gzip") => decode::gunzip(&raw, limit),
+        Some(other) => {
+            let message = format!("Content-Encoding {other:?} is not supported; use gzip or none");
+            return fail(StatusCode::UNSUPPORTED_MEDIA_TYPE, tonic::Code::InvalidArgument, &message);
+        }
+    };
+    let decoded = inflated.and_then(|bytes| match encoding {
+        Encoding::Protobuf => decode::protobuf(&bytes),
+        Encoding::Json => decode::json(&bytes),
+    });
+    let request = match decoded {
+        Ok(request) => request,
+        Err(error @ DecodeError::TooLarge { .. }) => {
+            return fail(StatusCode::PAYLOAD_TOO_LARGE, tonic::Code::InvalidArgument, &error.to_string())
+        }
+        Err(error) => return fail(StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument, &error.to_string()),
+    };
+    match state.ingest.accept(request, Transport::Http) {
+        Ok(accepted) => {
+            let partial_success = (accepted.rejected_spans > 0).then(|| ExportTracePartialSuccess {
+                rejected_spans: accepted.rejected_spans,
+                error_message: accepted.message,
+            });
+            encoded(encoding, StatusCode::OK, &ExportTraceServiceResponse { partial_success })
+        }
+        Err(refusal) => {
+            let mut response = fail(StatusCode::SERVICE_UNAVAILABLE, tonic::Code::Unavailable, &refusal.to_string());
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+            response
+        }
+    }
+}
+
+fn encoded(encoding: Encoding, status: StatusCode, response: &ExportTraceServiceResponse) -> Response {
+    let body = match encoding {
+        Encoding::Protobuf => response.encode_to_vec(),
+        Encoding::Json => serde_json::to_vec(response).unwrap_or_else(|_| b"{}".to_vec()),
+    };
+    (status, [(header::CONTENT_TYPE, encoding.content_type())], body).into_response()
+}
+
+/// An error answer: a `google.rpc.Status` in the request's encoding.
+fn status_response(encoding: Encoding, status: StatusCode, code: tonic::Code, message: &str) -> Response {
+    let body = match encoding {
+        Encoding::Protobuf => tonic_types::Status { code: code as i32, message: message.to_owned(), details: Vec::new() }
+            .encode_to_vec(),
+        Encoding::Json => serde_json::json!({ "code": code as i32, "message": message }).to_string().into_bytes(),
+    };
+    (status, [(header::CONTENT_TYPE, encoding.content_type())], body).into_response()
+}

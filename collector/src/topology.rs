@@ -1,0 +1,129 @@
+//! Wiring: the only place channels are created and tasks spawned.
+//!
+//! ```text
+//!  OTLP/gRPC ─┐                  ingest queue                      export queue
+//!  OTLP/HTTP ─┴─▶ Ingest ──(bounded, refuse when full)──▶ Processor ──(bounded)──▶ OtlpExporter ──▶ trace endpoint
+//!                                                 normalize → derive → Registry ◀── GET /metrics
+//! ```
+//!
+//! Shutdown drains front to back: the receivers stop accepting and finish their calls, which
+//! drops every ingest sender; the processor empties its queue and returns, dropping the export
+//! sender; the exporter sends what is left and returns. If that takes longer than the shutdown
+//! timeout, the exporter is told to give up (and counts what it drops).
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentrace_semconv::metric;
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::derive::Deriver;
+use crate::export::otlp::OtlpExporter;
+use crate::export::prometheus::MetricsServer;
+use crate::metrics::Registry;
+use crate::normalize::Normalizer;
+use crate::process::Processor;
+use crate::receive::grpc::GrpcReceiver;
+use crate::receive::http::HttpReceiver;
+use crate::receive::{Ingest, QueueGauge};
+use crate::unix_now;
+
+/// Batches between the processor and the exporter. When full, the processor waits, the ingest
+/// queue fills, and the receivers refuse with a retryable answer.
+const EXPORT_QUEUE_CAPACITY: usize = 64;
+/// Grace given to the exporter to count what it drops after the shutdown deadline.
+const HARD_STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// The sockets the collector serves on, bound by the caller (tests bind port 0).
+#[derive(Debug)]
+pub struct Listeners {
+    pub otlp_grpc: TcpListener,
+    pub otlp_http: TcpListener,
+    pub metrics: TcpListener,
+}
+
+pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let registry = Arc::new(Registry::new(config.series));
+    registry.add(metric::SELF_BUILD_INFO, &[env!("CARGO_PKG_VERSION")], 1.0, unix_now());
+
+    // Full: receivers refuse with gRPC UNAVAILABLE / HTTP 503 + Retry-After, counted as refused.
+    let (ingest_sender, ingest_receiver) = mpsc::channel(config.receive.queue_capacity);
+    let ingest_gauge = QueueGauge::new("ingest", config.receive.queue_capacity);
+    let mut queues = vec![ingest_gauge.clone()];
+
+    let hard_stop = CancellationToken::new();
+    let (export, exporter) = match &config.export {
+        None => (None, None),
+        Some(args) => {
+            // Full: the processor waits, which fills the ingest queue (see above).
+            let (sender, receiver) = mpsc::channel(EXPORT_QUEUE_CAPACITY);
+            let gauge = QueueGauge::new("export", EXPORT_QUEUE_CAPACITY);
+            queues.push(gauge.clone());
+            let exporter = OtlpExporter::new(args.clone(), registry.clone(), gauge.clone(), hard_stop.clone())
+                .context("create otlp trace exporter")?;
+            (Some((sender, gauge)), Some(tokio::spawn(exporter.run(receiver))))
+        }
+    };
+
+    let processor = Processor {
+        normalizer: Normalizer::default(),
+        deriver: Deriver::new(config.graph),
+        registry: registry.clone(),
+        input_gauge: ingest_gauge.clone(),
+        export,
+    };
+    let processor = tokio::spawn(processor.run(ingest_receiver));
+
+    let ready = Arc::new(AtomicBool::new(false));
+    let stop_receiving = CancellationToken::new();
+    let stop_metrics = CancellationToken::new();
+    let ingest = Ingest::new(ingest_sender, ingest_gauge, registry.clone());
+    let max_bytes = config.receive.max_request_bytes;
+    let grpc = tokio::spawn(
+        GrpcReceiver::new(ingest.clone(), max_bytes).run(listeners.otlp_grpc, stop_receiving.clone().cancelled_owned()),
+    );
+    let http = tokio::spawn(HttpReceiver::new(ingest, max_bytes).run(listeners.otlp_http, stop_receiving.clone().cancelled_owned()));
+    let metrics_server = MetricsServer { registry, queues, ready: ready.clone() };
+    let metrics = tokio::spawn(metrics_server.run(listeners.metrics, stop_metrics.clone().cancelled_owned()));
+    ready.store(true, Ordering::Relaxed);
+
+    shutdown.await;
+    tracing::info!(timeout_secs = config.shutdown_timeout.as_secs_f64(), "shutting down, draining queues");
+    ready.store(false, Ordering::Relaxed);
+    stop_receiving.cancel();
+
+    let drain = async {
+        if let Err(error) = grpc.await.context("grpc receiver task")? {
+            tracing::warn!(%error, "otlp grpc receiver ended with an error");
+        }
+        http.await.context("http receiver task")?.context("otlp http receiver")?;
+        processor.await.context("processor task")?;
+        anyhow::Ok(())
+    };
+    let drained = tokio::time::timeout(config.shutdown_timeout, async {
+        drain.await?;
+        if let Some(exporter) = exporter {
+            exporter.await.context("exporter task")?;
+        }
+        anyhow::Ok(())
+    })
+    .await;
+    match drained {
+        Ok(result) => result?,
+        Err(_) => {
+            tracing::warn!("shutdown timeout passed before the queues drained");
+            hard_stop.cancel();
+            tokio::time::sleep(HARD_STOP_GRACE).await;
+        }
+    }
+    stop_metrics.cancel();
+    metrics.await.context("metrics server task")?.context("metrics server")?;
+    tracing::info!("stopped");
+    Ok(())
+}
