@@ -15,7 +15,11 @@ use crate::metrics::SeriesLimits;
 /// The options as given: every field optional so that flags, environment and file can be
 /// layered. The same struct is the TOML file's schema (keys spelled like the flags).
 #[derive(Debug, Default, Parser, Deserialize)]
-#[command(name = "agentrace-collector", version, about = "Receives OTLP traces from LLM and agent instrumentation, serves RED, token, agent-graph and span metrics with exemplars, and forwards the traces.")]
+#[command(
+    name = "agentrace-collector",
+    version,
+    about = "Receives OTLP traces from LLM and agent instrumentation, serves RED, token, agent-graph and span metrics with exemplars, and forwards the traces."
+)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Options {
     /// TOML configuration file; flags and environment override it.
@@ -167,12 +171,21 @@ impl Options {
         let receive = ReceiveArgs {
             grpc_addr: self.otlp_grpc_addr.unwrap_or(loopback(4317)),
             http_addr: self.otlp_http_addr.unwrap_or(loopback(4318)),
-            max_request_bytes: positive("max-request-bytes", self.max_request_bytes.unwrap_or(16 * 1024 * 1024))?,
+            max_request_bytes: positive(
+                "max-request-bytes",
+                self.max_request_bytes.unwrap_or(16 * 1024 * 1024),
+            )?,
             queue_capacity: positive("queue-capacity", self.queue_capacity.unwrap_or(256))?,
         };
         let series = SeriesLimits {
-            max_series_per_metric: positive("max-series-per-metric", self.max_series_per_metric.unwrap_or(2000))?,
-            idle_timeout_secs: positive("series-idle-timeout-secs", self.series_idle_timeout_secs.unwrap_or(900))? as f64,
+            max_series_per_metric: positive(
+                "max-series-per-metric",
+                self.max_series_per_metric.unwrap_or(2000),
+            )?,
+            idle_timeout_secs: positive(
+                "series-idle-timeout-secs",
+                self.series_idle_timeout_secs.unwrap_or(900),
+            )? as f64,
         };
         let graph = GraphConfig {
             wait_secs: seconds("graph-wait-secs", self.graph_wait_secs.unwrap_or(10.0))?.as_secs_f64(),
@@ -199,7 +212,10 @@ impl Options {
     }
 }
 
-fn positive<T: PartialOrd + Default + std::fmt::Display>(flag: &'static str, value: T) -> Result<T, ConfigError> {
+fn positive<T: PartialOrd + Default + std::fmt::Display>(
+    flag: &'static str,
+    value: T,
+) -> Result<T, ConfigError> {
     if value > T::default() {
         Ok(value)
     } else {
@@ -208,10 +224,9 @@ fn positive<T: PartialOrd + Default + std::fmt::Display>(flag: &'static str, val
 }
 
 fn seconds(flag: &'static str, value: f64) -> Result<Duration, ConfigError> {
-    Duration::try_from_secs_f64(value)
-        .ok()
-        .filter(|duration| !duration.is_zero())
-        .ok_or_else(|| ConfigError::Invalid { flag, reason: format!("{value} is not a positive number of seconds") })
+    Duration::try_from_secs_f64(value).ok().filter(|duration| !duration.is_zero()).ok_or_else(|| {
+        ConfigError::Invalid { flag, reason: format!("{value} is not a positive number of seconds") }
+    })
 }
 
 fn endpoint_url(endpoint: String) -> Result<String, ConfigError> {
@@ -242,8 +257,9 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Config, String> {
-        let options = Options::try_parse_from(std::iter::once("agentrace-collector").chain(args.iter().copied()))
-            .map_err(|error| error.to_string())?;
+        let options =
+            Options::try_parse_from(std::iter::once("agentrace-collector").chain(args.iter().copied()))
+                .map_err(|error| error.to_string())?;
         options.with_file().and_then(Options::validate).map_err(|error| error.to_string())
     }
 
@@ -281,7 +297,8 @@ mod tests {
         assert!(error.contains("--queue-capacity"), "{error}");
 
         let mut file = tempfile::NamedTempFile::new().expect("temp file");
-        std::io::Write::write_all(&mut file, b"metrics-addr = \"127.0.0.1:1\"\nqueue-capacty = 3\n").expect("write");
+        std::io::Write::write_all(&mut file, b"metrics-addr = \"127.0.0.1:1\"\nqueue-capacty = 3\n")
+            .expect("write");
         let path = file.path().to_str().expect("utf-8 path");
         let error = parse(&["--config", path]).expect_err("unknown key");
         assert!(error.contains(path) && error.contains("line 2"), "{error}");

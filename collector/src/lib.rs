@@ -20,7 +20,11 @@ pub use config::{Config, Options};
 pub use topology::Listeners;
 
 /// Runs the collector on bound listeners until `shutdown` resolves, then drains.
-pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     topology::run(config, listeners, shutdown).await
 }
 

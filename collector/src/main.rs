@@ -37,9 +37,15 @@ fn main() -> std::process::ExitCode {
 
 async fn serve(config: agentrace_collector::Config) -> anyhow::Result<()> {
     let listeners = Listeners {
-        otlp_grpc: TcpListener::bind(config.receive.grpc_addr).await.with_context(|| format!("bind otlp grpc listener on {}", config.receive.grpc_addr))?,
-        otlp_http: TcpListener::bind(config.receive.http_addr).await.with_context(|| format!("bind otlp http listener on {}", config.receive.http_addr))?,
-        metrics: TcpListener::bind(config.metrics_addr).await.with_context(|| format!("bind metrics listener on {}", config.metrics_addr))?,
+        otlp_grpc: TcpListener::bind(config.receive.grpc_addr)
+            .await
+            .with_context(|| format!("bind otlp grpc listener on {}", config.receive.grpc_addr))?,
+        otlp_http: TcpListener::bind(config.receive.http_addr)
+            .await
+            .with_context(|| format!("bind otlp http listener on {}", config.receive.http_addr))?,
+        metrics: TcpListener::bind(config.metrics_addr)
+            .await
+            .with_context(|| format!("bind metrics listener on {}", config.metrics_addr))?,
     };
     tracing::info!(
         otlp_grpc = %listeners.otlp_grpc.local_addr()?,

@@ -48,7 +48,11 @@ pub struct Listeners {
     pub metrics: TcpListener,
 }
 
-pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let registry = Arc::new(Registry::new(config.series));
     registry.add(metric::SELF_BUILD_INFO, &[env!("CARGO_PKG_VERSION")], 1.0, unix_now());
 
@@ -65,8 +69,9 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
             let (sender, receiver) = mpsc::channel(EXPORT_QUEUE_CAPACITY);
             let gauge = QueueGauge::new("export", EXPORT_QUEUE_CAPACITY);
             queues.push(gauge.clone());
-            let exporter = OtlpExporter::new(args.clone(), registry.clone(), gauge.clone(), hard_stop.clone())
-                .context("create otlp trace exporter")?;
+            let exporter =
+                OtlpExporter::new(args.clone(), registry.clone(), gauge.clone(), hard_stop.clone())
+                    .context("create otlp trace exporter")?;
             (Some((sender, gauge)), Some(tokio::spawn(exporter.run(receiver))))
         }
     };
@@ -86,9 +91,13 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
     let ingest = Ingest::new(ingest_sender, ingest_gauge, registry.clone());
     let max_bytes = config.receive.max_request_bytes;
     let grpc = tokio::spawn(
-        GrpcReceiver::new(ingest.clone(), max_bytes).run(listeners.otlp_grpc, stop_receiving.clone().cancelled_owned()),
+        GrpcReceiver::new(ingest.clone(), max_bytes)
+            .run(listeners.otlp_grpc, stop_receiving.clone().cancelled_owned()),
     );
-    let http = tokio::spawn(HttpReceiver::new(ingest, max_bytes).run(listeners.otlp_http, stop_receiving.clone().cancelled_owned()));
+    let http = tokio::spawn(
+        HttpReceiver::new(ingest, max_bytes)
+            .run(listeners.otlp_http, stop_receiving.clone().cancelled_owned()),
+    );
     let metrics_server = MetricsServer { registry, queues, ready: ready.clone() };
     let metrics = tokio::spawn(metrics_server.run(listeners.metrics, stop_metrics.clone().cancelled_owned()));
     ready.store(true, Ordering::Relaxed);

@@ -2,41 +2,33 @@
 //! same ones are used, so dashboards built for those metrics read ours unchanged.
 
 /// `gen_ai.client.operation.duration`: 0.01 s doubling to 81.92 s.
-pub const LLM_DURATION_SECONDS: &[f64] = &[
-    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
-];
+pub const LLM_DURATION_SECONDS: &[f64] =
+    &[0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92];
 
 /// `gen_ai.server.time_to_first_token`.
-pub const TIME_TO_FIRST_TOKEN_SECONDS: &[f64] = &[
-    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-];
+pub const TIME_TO_FIRST_TOKEN_SECONDS: &[f64] =
+    &[0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0];
 
 /// `invoke_agent` durations: 0.1 s doubling to 409.6 s.
-pub const AGENT_DURATION_SECONDS: &[f64] = &[
-    0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 51.2, 102.4, 204.8, 409.6,
-];
+pub const AGENT_DURATION_SECONDS: &[f64] =
+    &[0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 51.2, 102.4, 204.8, 409.6];
 
 /// Decode speed of one call, in output tokens per second.
-pub const OUTPUT_TOKENS_PER_SECOND: &[f64] = &[
-    1.0, 2.5, 5.0, 10.0, 20.0, 35.0, 50.0, 75.0, 100.0, 150.0, 200.0, 300.0, 500.0, 1000.0, 2000.0,
-];
+pub const OUTPUT_TOKENS_PER_SECOND: &[f64] =
+    &[1.0, 2.5, 5.0, 10.0, 20.0, 35.0, 50.0, 75.0, 100.0, 150.0, 200.0, 300.0, 500.0, 1000.0, 2000.0];
 
 /// `gen_ai.client.token.usage`: powers of four.
 pub const TOKENS: &[f64] = &[
-    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0,
-    4194304.0, 16777216.0, 67108864.0,
+    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
+    16777216.0, 67108864.0,
 ];
 
 /// Calls per agent invocation; the tail is where runaway loops show.
-pub const CALLS_PER_INVOCATION: &[f64] = &[
-    0.0, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0, 34.0, 55.0, 89.0, 144.0,
-];
+pub const CALLS_PER_INVOCATION: &[f64] = &[0.0, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0, 34.0, 55.0, 89.0, 144.0];
 
 /// Tempo metrics-generator defaults, for span metrics and service-graph latencies.
-pub const TEMPO_SECONDS: &[f64] = &[
-    0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048, 4.096, 8.192,
-    16.384,
-];
+pub const TEMPO_SECONDS: &[f64] =
+    &[0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048, 4.096, 8.192, 16.384];
 
 /// Evaluation scores, mostly in [0, 1].
 pub const EVALUATION_SCORE: &[f64] = &[0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];

@@ -178,7 +178,10 @@ impl FieldReader {
     }
 
     /// Reads the canonical fields from one span's attributes in a single pass.
-    pub fn read<'a>(&self, attributes: impl IntoIterator<Item = (&'a str, AttrValue<'a>)>) -> GenAiFields<'a> {
+    pub fn read<'a>(
+        &self,
+        attributes: impl IntoIterator<Item = (&'a str, AttrValue<'a>)>,
+    ) -> GenAiFields<'a> {
         let mut fields = GenAiFields::default();
         let mut best_field_rank = [u32::MAX; FIELD_COUNT];
         let mut best_class_rank = u32::MAX;

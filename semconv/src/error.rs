@@ -117,14 +117,14 @@ const KEYWORDS: &[(ErrorType, &[&str])] = &[
             "too many tokens",
         ],
     ),
-    (ErrorType::ContentFiltered, &["content_filter", "content filter", "contentfilter", "content policy", "safety"]),
+    (
+        ErrorType::ContentFiltered,
+        &["content_filter", "content filter", "contentfilter", "content policy", "safety"],
+    ),
     (ErrorType::RateLimited, &["rate limit", "ratelimit", "rate_limit", "too many requests", "quota"]),
     (ErrorType::Timeout, &["timeout", "timed out", "time out", "deadline"]),
     (ErrorType::Cancelled, &["cancel"]),
-    (
-        ErrorType::Unavailable,
-        &["unavailable", "overloaded", "connection", "connecterror", "bad gateway"],
-    ),
+    (ErrorType::Unavailable, &["unavailable", "overloaded", "connection", "connecterror", "bad gateway"]),
     (ErrorType::InvalidRequest, &["badrequest", "bad request", "invalid", "validation", "unprocessable"]),
 ];
 
@@ -163,10 +163,7 @@ mod tests {
 
     #[test]
     fn the_most_specific_text_wins() {
-        let texts = [
-            "openai.BadRequestError",
-            "This model's maximum context length is 8192 tokens",
-        ];
+        let texts = ["openai.BadRequestError", "This model's maximum context length is 8192 tokens"];
         assert_eq!(ErrorType::classify_all(texts), Some(ErrorType::ContextLengthExceeded));
     }
 

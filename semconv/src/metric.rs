@@ -24,8 +24,7 @@ pub const AGENT_TOOL_CALL_DURATION_SECONDS: &str = "agent_tool_call_duration_sec
 
 pub const SERVICE_GRAPH_REQUEST_TOTAL: &str = "traces_service_graph_request_total";
 pub const SERVICE_GRAPH_REQUEST_FAILED_TOTAL: &str = "traces_service_graph_request_failed_total";
-pub const SERVICE_GRAPH_REQUEST_SERVER_SECONDS: &str =
-    "traces_service_graph_request_server_seconds";
+pub const SERVICE_GRAPH_REQUEST_SERVER_SECONDS: &str = "traces_service_graph_request_server_seconds";
 
 pub const SPANMETRICS_CALLS_TOTAL: &str = "traces_spanmetrics_calls_total";
 pub const SPANMETRICS_LATENCY: &str = "traces_spanmetrics_latency";

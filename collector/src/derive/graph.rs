@@ -212,7 +212,9 @@ impl AgentGraph {
         let done: Vec<TraceId> = self
             .traces
             .iter()
-            .filter(|(_, trace)| now - trace.last_seen >= config.wait_secs || now - trace.first_seen >= config.max_age_secs)
+            .filter(|(_, trace)| {
+                now - trace.last_seen >= config.wait_secs || now - trace.first_seen >= config.max_age_secs
+            })
             .map(|(trace_id, _)| *trace_id)
             .collect();
         for trace_id in done {
@@ -236,11 +238,9 @@ fn server_node(span: &CanonicalSpan<'_>) -> Option<String> {
     let unknown = "";
     match span.class {
         SpanClass::Agent => Some(agent_name(span)),
-        SpanClass::Tool => Some(label_value(&format!(
-            "{}{}",
-            graph_node::TOOL_PREFIX,
-            span.fields.tool.unwrap_or(unknown)
-        ))),
+        SpanClass::Tool => {
+            Some(label_value(&format!("{}{}", graph_node::TOOL_PREFIX, span.fields.tool.unwrap_or(unknown))))
+        }
         SpanClass::Llm | SpanClass::Embedding => Some(label_value(&format!(
             "{}{}",
             graph_node::MODEL_PREFIX,

@@ -11,8 +11,8 @@ use agentrace_semconv::metric::{self, status};
 use agentrace_semconv::SpanClass;
 use opentelemetry_proto::tonic::trace::v1::{span, status as span_status};
 
-pub use graph::GraphConfig;
 use graph::AgentGraph;
+pub use graph::GraphConfig;
 
 use crate::metrics::{Exemplar, Observation};
 use crate::normalize::CanonicalSpan;
@@ -77,7 +77,13 @@ pub(crate) fn exemplar_of(span: &CanonicalSpan<'_>, value: f64) -> Exemplar {
     Exemplar { trace_id: span.trace_id, span_id: span.span_id, value, timestamp: span.end_seconds() }
 }
 
-fn push(out: &mut Vec<Observation>, metric: &'static str, labels: Vec<String>, value: f64, span: &CanonicalSpan<'_>) {
+fn push(
+    out: &mut Vec<Observation>,
+    metric: &'static str,
+    labels: Vec<String>,
+    value: f64,
+    span: &CanonicalSpan<'_>,
+) {
     out.push(Observation { metric, labels, value, exemplar: Some(exemplar_of(span, value)) });
 }
 
@@ -91,12 +97,8 @@ fn field(value: Option<&str>) -> String {
 
 fn llm_call(span: &CanonicalSpan<'_>, out: &mut Vec<Observation>) {
     let fields = &span.fields;
-    let base = vec![
-        label_value(span.service),
-        field(fields.agent),
-        field(fields.provider),
-        field(fields.model),
-    ];
+    let base =
+        vec![label_value(span.service), field(fields.agent), field(fields.provider), field(fields.model)];
     let with = |extra: String| {
         let mut labels = base.clone();
         labels.push(extra);
@@ -140,7 +142,13 @@ fn model_load(span: &CanonicalSpan<'_>, out: &mut Vec<Observation>) {
 fn agent_invocation(span: &CanonicalSpan<'_>, out: &mut Vec<Observation>) {
     let service = label_value(span.service);
     let agent = field(span.fields.agent);
-    push(out, metric::AGENT_INVOCATIONS_TOTAL, vec![service.clone(), agent.clone(), status_of(span)], 1.0, span);
+    push(
+        out,
+        metric::AGENT_INVOCATIONS_TOTAL,
+        vec![service.clone(), agent.clone(), status_of(span)],
+        1.0,
+        span,
+    );
     push(out, metric::AGENT_INVOCATION_DURATION_SECONDS, vec![service, agent], span.duration_seconds(), span);
 }
 
@@ -151,12 +159,8 @@ fn agent_step(span: &CanonicalSpan<'_>, out: &mut Vec<Observation>) {
 }
 
 fn tool_call(span: &CanonicalSpan<'_>, out: &mut Vec<Observation>) {
-    let labels = vec![
-        label_value(span.service),
-        field(span.fields.agent),
-        field(span.fields.tool),
-        status_of(span),
-    ];
+    let labels =
+        vec![label_value(span.service), field(span.fields.agent), field(span.fields.tool), status_of(span)];
     push(out, metric::AGENT_TOOL_CALLS_TOTAL, labels.clone(), 1.0, span);
     push(out, metric::AGENT_TOOL_CALL_DURATION_SECONDS, labels, span.duration_seconds(), span);
 }
@@ -176,7 +180,8 @@ fn span_metrics(span: &CanonicalSpan<'_>, out: &mut Vec<Observation>) {
         span_status::StatusCode::Ok => "STATUS_CODE_OK",
         span_status::StatusCode::Error => "STATUS_CODE_ERROR",
     };
-    let labels = vec![label_value(span.service), label_value(span.name), kind.to_owned(), status_code.to_owned()];
+    let labels =
+        vec![label_value(span.service), label_value(span.name), kind.to_owned(), status_code.to_owned()];
     push(out, metric::SPANMETRICS_CALLS_TOTAL, labels.clone(), 1.0, span);
     push(out, metric::SPANMETRICS_LATENCY, labels, span.duration_seconds(), span);
 }

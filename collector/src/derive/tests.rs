@@ -74,7 +74,10 @@ fn an_llm_call_yields_requests_latency_tokens_and_speed() {
     assert!(find(&out, metric::LLM_INFERENCE_ERRORS_TOTAL).is_empty());
     let exemplar = requests[0].exemplar.expect("exemplar");
     assert_eq!((exemplar.trace_id, exemplar.span_id, exemplar.timestamp), ([7; 16], [1; 8], 3.0));
-    assert_eq!(find(&out, metric::SPANMETRICS_CALLS_TOTAL)[0].labels[2..], strings(&["SPAN_KIND_INTERNAL", "STATUS_CODE_UNSET"]));
+    assert_eq!(
+        find(&out, metric::SPANMETRICS_CALLS_TOTAL)[0].labels[2..],
+        strings(&["SPAN_KIND_INTERNAL", "STATUS_CODE_UNSET"])
+    );
 }
 
 #[test]
@@ -92,14 +95,23 @@ fn a_failed_call_counts_its_error_type() {
 fn agents_steps_tools_and_model_loads() {
     let mut out = Vec::new();
     let mut deriver = Deriver::default();
-    let step = span(2, Some(1), SpanClass::Step, GenAiFields { agent: Some("planner"), step: Some("plan"), ..GenAiFields::default() });
-    let load = span(3, None, SpanClass::ModelLoad, GenAiFields { model: Some("llama"), ..GenAiFields::default() });
+    let step = span(
+        2,
+        Some(1),
+        SpanClass::Step,
+        GenAiFields { agent: Some("planner"), step: Some("plan"), ..GenAiFields::default() },
+    );
+    let load =
+        span(3, None, SpanClass::ModelLoad, GenAiFields { model: Some("llama"), ..GenAiFields::default() });
     for span in [agent(1, None, "planner"), step, tool(4, Some(1), "calculator"), load] {
         deriver.observe(&span, 0.0, &mut out);
     }
     assert_eq!(find(&out, metric::AGENT_INVOCATIONS_TOTAL)[0].labels, strings(&["svc", "planner", "ok"]));
     assert_eq!(find(&out, metric::AGENT_STEPS_TOTAL)[0].labels, strings(&["svc", "planner", "plan"]));
-    assert_eq!(find(&out, metric::AGENT_TOOL_CALLS_TOTAL)[0].labels, strings(&["svc", "researcher", "calculator", "ok"]));
+    assert_eq!(
+        find(&out, metric::AGENT_TOOL_CALLS_TOTAL)[0].labels,
+        strings(&["svc", "researcher", "calculator", "ok"])
+    );
     let load_time = find(&out, metric::LLM_MODEL_LOAD_TIME_SECONDS);
     assert_eq!((load_time[0].labels.clone(), load_time[0].value), (strings(&["svc", "llama"]), 2.0));
 }
@@ -117,8 +129,15 @@ fn edges(out: &[Observation]) -> Vec<(String, String)> {
 ///                                        └ chat(5)
 #[test]
 fn edges_pair_children_with_their_nearest_agent_whatever_the_arrival_order() {
-    let step = span(2, Some(1), SpanClass::Step, GenAiFields { step: Some("delegate"), ..GenAiFields::default() });
-    let children_first = [tool(4, Some(3), "web_search"), llm(5, Some(3)), agent(3, Some(2), "researcher"), step.clone(), agent(1, None, "planner")];
+    let step =
+        span(2, Some(1), SpanClass::Step, GenAiFields { step: Some("delegate"), ..GenAiFields::default() });
+    let children_first = [
+        tool(4, Some(3), "web_search"),
+        llm(5, Some(3)),
+        agent(3, Some(2), "researcher"),
+        step.clone(),
+        agent(1, None, "planner"),
+    ];
     let expected = vec![
         ("planner".to_owned(), "researcher".to_owned()),
         ("researcher".to_owned(), "model:gpt-4o".to_owned()),
@@ -167,7 +186,13 @@ fn roll_ups_and_unpaired_edges_come_out_when_the_window_passes() {
     let mut deriver = Deriver::new(GraphConfig { wait_secs: 10.0, ..GraphConfig::default() });
     let mut out = Vec::new();
     let orphan = tool(9, Some(99), "calculator");
-    for span in [llm(2, Some(1)), llm(3, Some(1)), tool(4, Some(1), "web_search"), agent(1, None, "researcher"), orphan] {
+    for span in [
+        llm(2, Some(1)),
+        llm(3, Some(1)),
+        tool(4, Some(1), "web_search"),
+        agent(1, None, "researcher"),
+        orphan,
+    ] {
         deriver.observe(&span, 100.0, &mut out);
     }
     deriver.end_batch(&mut out);
@@ -193,7 +218,8 @@ fn the_window_is_bounded_by_trace_count() {
         deriver.observe(&orphan, 0.0, &mut out);
     }
     assert_eq!(deriver.open_traces(), 3);
-    let unpaired: f64 = find(&out, metric::SELF_GRAPH_UNPAIRED_TOTAL).iter().map(|observation| observation.value).sum();
+    let unpaired: f64 =
+        find(&out, metric::SELF_GRAPH_UNPAIRED_TOTAL).iter().map(|observation| observation.value).sum();
     assert_eq!(unpaired, 7.0, "evicted traces count their waiting edges");
 }
 

@@ -46,9 +46,12 @@ pub enum Verdict {
 pub fn verdict(status: &tonic::Status) -> Verdict {
     let retry_after = status.get_details_retry_info().and_then(|info| info.retry_delay);
     match status.code() {
-        Code::Cancelled | Code::DeadlineExceeded | Code::Aborted | Code::OutOfRange | Code::Unavailable | Code::DataLoss => {
-            Verdict::Retry(retry_after)
-        }
+        Code::Cancelled
+        | Code::DeadlineExceeded
+        | Code::Aborted
+        | Code::OutOfRange
+        | Code::Unavailable
+        | Code::DataLoss => Verdict::Retry(retry_after),
         Code::ResourceExhausted if retry_after.is_some() => Verdict::Retry(retry_after),
         _ => Verdict::GiveUp,
     }
@@ -77,9 +80,8 @@ impl OtlpExporter {
         gauge: Arc<QueueGauge>,
         hard_stop: CancellationToken,
     ) -> Result<Self, tonic::transport::Error> {
-        let channel = Endpoint::from_shared(args.endpoint.clone())?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .connect_lazy();
+        let channel =
+            Endpoint::from_shared(args.endpoint.clone())?.connect_timeout(CONNECT_TIMEOUT).connect_lazy();
         Ok(Self { args, registry, gauge, client: TraceServiceClient::new(channel), hard_stop })
     }
 
@@ -112,7 +114,10 @@ impl OtlpExporter {
             let outcome = tokio::time::timeout(self.args.timeout, self.client.export(request)).await;
             let wait = match outcome {
                 Ok(Ok(response)) => {
-                    let rejected = response.into_inner().partial_success.map_or(0, |partial| partial.rejected_spans.max(0) as usize);
+                    let rejected = response
+                        .into_inner()
+                        .partial_success
+                        .map_or(0, |partial| partial.rejected_spans.max(0) as usize);
                     let rejected = rejected.min(spans);
                     self.count(metric::SELF_SPANS_EXPORTED_TOTAL, &[], spans - rejected);
                     if rejected > 0 {
@@ -165,7 +170,13 @@ mod tests {
 
     #[test]
     fn retries_follow_the_otlp_rules() {
-        let retry_info = |code| tonic::Status::with_error_details(code, "x", ErrorDetails::with_retry_info(Some(Duration::from_secs(3))));
+        let retry_info = |code| {
+            tonic::Status::with_error_details(
+                code,
+                "x",
+                ErrorDetails::with_retry_info(Some(Duration::from_secs(3))),
+            )
+        };
         let cases = [
             (tonic::Status::new(Code::Unavailable, "x"), Verdict::Retry(None)),
             (tonic::Status::new(Code::DeadlineExceeded, "x"), Verdict::Retry(None)),

@@ -32,12 +32,18 @@ const fn derived(
     Definition { name, help, kind, labels, expires: true }
 }
 
-const fn own(name: &'static str, help: &'static str, kind: Kind, labels: &'static [&'static str]) -> Definition {
+const fn own(
+    name: &'static str,
+    help: &'static str,
+    kind: Kind,
+    labels: &'static [&'static str],
+) -> Definition {
     Definition { name, help, kind, labels, expires: false }
 }
 
 const LLM_LABELS: &[&str] = &[label::SERVICE, label::AGENT, label::PROVIDER, label::MODEL];
-const LLM_OP_LABELS: &[&str] = &[label::SERVICE, label::AGENT, label::PROVIDER, label::MODEL, label::OPERATION];
+const LLM_OP_LABELS: &[&str] =
+    &[label::SERVICE, label::AGENT, label::PROVIDER, label::MODEL, label::OPERATION];
 const AGENT_LABELS: &[&str] = &[label::SERVICE, label::AGENT];
 const EDGE_LABELS: &[&str] = &[label::CLIENT, label::SERVER, label::CONNECTION_TYPE];
 const SPAN_LABELS: &[&str] = &[label::SERVICE, label::SPAN_NAME, label::SPAN_KIND, label::STATUS_CODE];

@@ -46,9 +46,14 @@ impl Registry {
 
     /// The registry's own bookkeeping: overflowed observations and expired series per metric.
     fn render_registry_counters(&self, out: &mut String, format: Format) {
-        let counters: [(&str, &str, fn(&super::FamilyState) -> u64); 2] = [
-            (metric::SELF_SERIES_OVERFLOW_TOTAL, "Observations that hit a metric's series cap.", |state| state.overflowed),
-            (metric::SELF_SERIES_EXPIRED_TOTAL, "Series removed after the idle timeout.", |state| state.expired),
+        type Read = fn(&super::FamilyState) -> u64;
+        let counters: [(&str, &str, Read); 2] = [
+            (metric::SELF_SERIES_OVERFLOW_TOTAL, "Observations that hit a metric's series cap.", |state| {
+                state.overflowed
+            }),
+            (metric::SELF_SERIES_EXPIRED_TOTAL, "Series removed after the idle timeout.", |state| {
+                state.expired
+            }),
         ];
         for (name, help, read) in counters {
             write_header(out, name, help, Kind::Counter, format);
@@ -207,12 +212,8 @@ mod tests {
 
     fn sample_registry() -> Registry {
         let registry = Registry::new(SeriesLimits::default());
-        let exemplar = Exemplar {
-            trace_id: [0xab; 16],
-            span_id: [0xcd; 8],
-            value: 0.5,
-            timestamp: 1_700_000_000.25,
-        };
+        let exemplar =
+            Exemplar { trace_id: [0xab; 16], span_id: [0xcd; 8], value: 0.5, timestamp: 1_700_000_000.25 };
         let mut observations = vec![
             Observation {
                 metric: metric::AGENT_INVOCATIONS_TOTAL,
@@ -240,12 +241,18 @@ mod tests {
         assert!(text.contains(&format!(
             "agent_invocations_total{{service=\"svc\",agent=\"plan\\\"ner\",status=\"ok\"}} 1 # {{trace_id=\"{trace}\",span_id=\"{span}\"}} 0.5 1700000000.250\n"
         )));
-        assert!(text.contains("agent_invocations_created{service=\"svc\",agent=\"plan\\\"ner\",status=\"ok\"} 1700000000\n"));
+        assert!(text.contains(
+            "agent_invocations_created{service=\"svc\",agent=\"plan\\\"ner\",status=\"ok\"} 1700000000\n"
+        ));
         assert!(text.contains(&format!(
             "agent_invocation_duration_seconds_bucket{{service=\"svc\",agent=\"planner\",le=\"0.8\"}} 1 # {{trace_id=\"{trace}\",span_id=\"{span}\"}} 0.5 1700000000.250\n"
         )));
-        assert!(text.contains("agent_invocation_duration_seconds_bucket{service=\"svc\",agent=\"planner\",le=\"+Inf\"} 1\n"));
-        assert!(text.contains("agent_invocation_duration_seconds_count{service=\"svc\",agent=\"planner\"} 1\n"));
+        assert!(text.contains(
+            "agent_invocation_duration_seconds_bucket{service=\"svc\",agent=\"planner\",le=\"+Inf\"} 1\n"
+        ));
+        assert!(
+            text.contains("agent_invocation_duration_seconds_count{service=\"svc\",agent=\"planner\"} 1\n")
+        );
         assert!(text.ends_with("# EOF\n"));
     }
 
@@ -253,7 +260,9 @@ mod tests {
     fn classic_format_has_no_exemplars_created_or_eof() {
         let text = sample_registry().render(Format::Classic);
         assert!(text.contains("# TYPE agent_invocations_total counter\n"));
-        assert!(text.contains("agent_invocations_total{service=\"svc\",agent=\"plan\\\"ner\",status=\"ok\"} 1\n"));
+        assert!(
+            text.contains("agent_invocations_total{service=\"svc\",agent=\"plan\\\"ner\",status=\"ok\"} 1\n")
+        );
         assert!(!text.contains(" # {"));
         assert!(!text.contains("_created"));
         assert!(!text.contains("# EOF"));
@@ -266,7 +275,9 @@ mod tests {
         registry.add(metric::AGENT_INVOCATIONS_TOTAL, &["svc", "b", "ok"], 1.0, 0.0);
         let text = registry.render(Format::Classic);
         assert!(text.contains("agent_invocations_total{otel_metric_overflow=\"true\"} 1\n"), "{text}");
-        assert!(text.contains("agentrace_metric_series_overflow_total{metric=\"agent_invocations_total\"} 1\n"));
+        assert!(
+            text.contains("agentrace_metric_series_overflow_total{metric=\"agent_invocations_total\"} 1\n")
+        );
     }
 
     #[test]

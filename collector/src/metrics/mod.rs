@@ -57,10 +57,18 @@ impl Default for SeriesLimits {
 
 #[derive(Clone, Debug)]
 enum Value {
-    Counter { total: f64, exemplar: Option<Exemplar> },
+    Counter {
+        total: f64,
+        exemplar: Option<Exemplar>,
+    },
     Gauge(f64),
     /// Per-bucket (not cumulative) counts, the last slot is +Inf; one exemplar per bucket.
-    Histogram { counts: Vec<u64>, sum: f64, count: u64, exemplars: Vec<Option<Exemplar>> },
+    Histogram {
+        counts: Vec<u64>,
+        sum: f64,
+        count: u64,
+        exemplars: Vec<Option<Exemplar>>,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -105,7 +113,9 @@ impl Series {
                     exemplars[bucket] = exemplar;
                 }
             }
-            (Value::Histogram { .. }, _) => debug_assert!(false, "histogram series under a non-histogram kind"),
+            (Value::Histogram { .. }, _) => {
+                debug_assert!(false, "histogram series under a non-histogram kind")
+            }
         }
     }
 }
@@ -135,11 +145,13 @@ pub struct Registry {
 
 impl Registry {
     pub fn new(limits: SeriesLimits) -> Self {
-        let families: Vec<Family> = CATALOGUE
+        let families: Vec<Family> =
+            CATALOGUE.iter().map(|definition| Family { definition, state: Mutex::default() }).collect();
+        let index = families
             .iter()
-            .map(|definition| Family { definition, state: Mutex::default() })
+            .enumerate()
+            .map(|(position, family)| (family.definition.name, position))
             .collect();
-        let index = families.iter().enumerate().map(|(position, family)| (family.definition.name, position)).collect();
         Self { families, index, limits }
     }
 
@@ -174,10 +186,12 @@ impl Registry {
         }
         if state.series.len() >= self.limits.max_series_per_metric {
             state.overflowed += 1;
-            state
-                .overflow
-                .get_or_insert_with(|| Series::new(definition.kind, now))
-                .record(definition.kind, value, exemplar, now);
+            state.overflow.get_or_insert_with(|| Series::new(definition.kind, now)).record(
+                definition.kind,
+                value,
+                exemplar,
+                now,
+            );
             return;
         }
         let mut series = Series::new(definition.kind, now);

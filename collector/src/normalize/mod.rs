@@ -123,11 +123,8 @@ fn error_type(span: &Span, status: status::StatusCode, declared: Option<&str>) -
     if status != status::StatusCode::Error && declared.is_none() {
         return None;
     }
-    let exception_texts = span
-        .events
-        .iter()
-        .filter(|event| event.name == attr::EXCEPTION_EVENT)
-        .flat_map(|event| {
+    let exception_texts =
+        span.events.iter().filter(|event| event.name == attr::EXCEPTION_EVENT).flat_map(|event| {
             [attr::EXCEPTION_TYPE, attr::EXCEPTION_MESSAGE]
                 .into_iter()
                 .filter_map(|key| string_attribute(&event.attributes, key))

@@ -23,10 +23,7 @@ pub enum DecodeError {
 pub fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
     let mut inflated = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
     let allowed = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
-    flate2::read::GzDecoder::new(body)
-        .take(allowed)
-        .read_to_end(&mut inflated)
-        .map_err(DecodeError::Gzip)?;
+    flate2::read::GzDecoder::new(body).take(allowed).read_to_end(&mut inflated).map_err(DecodeError::Gzip)?;
     if inflated.len() > limit {
         return Err(DecodeError::TooLarge { limit });
     }

@@ -4,7 +4,9 @@
 use std::future::Future;
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -31,18 +33,47 @@ impl GrpcReceiver {
     }
 
     /// Serves until `shutdown` resolves, then finishes the calls in flight.
-    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<(), tonic::transport::Error> {
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), tonic::transport::Error> {
         let max_request_bytes = self.max_request_bytes;
         let service = TraceServiceServer::new(self)
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip)
             .max_decoding_message_size(max_request_bytes);
         tonic::transport::Server::builder()
+            .layer(tower::util::MapResponseLayer::new(otlp_status_codes))
             .add_service(service)
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
             .await
     }
 }
+
+/// tonic answers an oversize message with OUT_OF_RANGE and an undecodable one with INTERNAL.
+/// OTLP clients retry OUT_OF_RANGE forever, and the spec asks for INVALID_ARGUMENT on bad
+/// data; the service itself never returns either code, so every such answer is tonic's and
+/// is rewritten: oversize to RESOURCE_EXHAUSTED without RetryInfo (not retryable), bad data
+/// to INVALID_ARGUMENT. Errors before the first message are trailers-only, so the status is
+/// in the headers.
+fn otlp_status_codes<B>(mut response: http::Response<B>) -> http::Response<B> {
+    let code = response
+        .headers()
+        .get(GRPC_STATUS)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<i32>().ok())
+        .map(Code::from_i32);
+    let replacement = match code {
+        Some(Code::OutOfRange) => Code::ResourceExhausted,
+        Some(Code::Internal) => Code::InvalidArgument,
+        _ => return response,
+    };
+    response.headers_mut().insert(GRPC_STATUS, http::HeaderValue::from(replacement as i32));
+    response
+}
+
+const GRPC_STATUS: &str = "grpc-status";
 
 #[tonic::async_trait]
 impl TraceService for GrpcReceiver {
@@ -51,7 +82,9 @@ impl TraceService for GrpcReceiver {
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
         match self.ingest.accept(request.into_inner(), Transport::Grpc) {
-            Ok(accepted) if accepted.rejected_spans == 0 => Ok(Response::new(ExportTraceServiceResponse::default())),
+            Ok(accepted) if accepted.rejected_spans == 0 => {
+                Ok(Response::new(ExportTraceServiceResponse::default()))
+            }
             Ok(accepted) => Ok(Response::new(ExportTraceServiceResponse {
                 partial_success: Some(ExportTracePartialSuccess {
                     rejected_spans: accepted.rejected_spans,

@@ -13,7 +13,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceResponse,
+};
 use prost::Message;
 use tokio::net::TcpListener;
 
@@ -36,7 +38,9 @@ impl Encoding {
     fn from_headers(headers: &HeaderMap) -> Option<Self> {
         let content_type = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
         let media_type = content_type.split(';').next()?.trim();
-        if media_type.eq_ignore_ascii_case(PROTOBUF) || media_type.eq_ignore_ascii_case("application/protobuf") {
+        if media_type.eq_ignore_ascii_case(PROTOBUF)
+            || media_type.eq_ignore_ascii_case("application/protobuf")
+        {
             Some(Self::Protobuf)
         } else if media_type.eq_ignore_ascii_case(JSON) {
             Some(Self::Json)
@@ -80,7 +84,11 @@ impl HttpReceiver {
     }
 
     /// Serves until `shutdown` resolves, then finishes the requests in flight.
-    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         axum::serve(listener, self.router()).with_graceful_shutdown(shutdown).await
     }
 }
@@ -88,9 +96,16 @@ impl HttpReceiver {
 async fn export_traces(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
     let Some(encoding) = Encoding::from_headers(&headers) else {
         let message = format!("Content-Type must be {PROTOBUF} or {JSON}");
-        return status_response(Encoding::Protobuf, StatusCode::UNSUPPORTED_MEDIA_TYPE, tonic::Code::InvalidArgument, &message);
+        return status_response(
+            Encoding::Protobuf,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            tonic::Code::InvalidArgument,
+            &message,
+        );
     };
-    let fail = |status: StatusCode, code: tonic::Code, message: &str| status_response(encoding, status, code, message);
+    let fail = |status: StatusCode, code: tonic::Code, message: &str| {
+        status_response(encoding, status, code, message)
+    };
     let limit = state.max_request_bytes;
     let raw = match Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -98,9 +113,16 @@ async fn export_traces(State(state): State<HttpState>, headers: HeaderMap, body:
             let message = DecodeError::TooLarge { limit }.to_string();
             return fail(StatusCode::PAYLOAD_TOO_LARGE, tonic::Code::InvalidArgument, &message);
         }
-        Err(error) => return fail(StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument, &format!("cannot read body: {error}")),
+        Err(error) => {
+            return fail(
+                StatusCode::BAD_REQUEST,
+                tonic::Code::InvalidArgument,
+                &format!("cannot read body: {error}"),
+            )
+        }
     };
-    let content_encoding = headers.get(header::CONTENT_ENCODING).and_then(|value| value.to_str().ok()).map(str::trim);
+    let content_encoding =
+        headers.get(header::CONTENT_ENCODING).and_then(|value| value.to_str().ok()).map(str::trim);
     let inflated = match content_encoding {
         None | Some("") | Some("identity") => Ok(raw.to_vec()),
         Some(gzip) if gzip.eq_ignore_ascii_case("gzip") => decode::gunzip(&raw, limit),
@@ -122,14 +144,15 @@ async fn export_traces(State(state): State<HttpState>, headers: HeaderMap, body:
     };
     match state.ingest.accept(request, Transport::Http) {
         Ok(accepted) => {
-            let partial_success = (accepted.rejected_spans > 0).then(|| ExportTracePartialSuccess {
+            let partial_success = (accepted.rejected_spans > 0).then_some(ExportTracePartialSuccess {
                 rejected_spans: accepted.rejected_spans,
                 error_message: accepted.message,
             });
             encoded(encoding, StatusCode::OK, &ExportTraceServiceResponse { partial_success })
         }
         Err(refusal) => {
-            let mut response = fail(StatusCode::SERVICE_UNAVAILABLE, tonic::Code::Unavailable, &refusal.to_string());
+            let mut response =
+                fail(StatusCode::SERVICE_UNAVAILABLE, tonic::Code::Unavailable, &refusal.to_string());
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
             response
         }
@@ -139,6 +162,8 @@ async fn export_traces(State(state): State<HttpState>, headers: HeaderMap, body:
 fn encoded(encoding: Encoding, status: StatusCode, response: &ExportTraceServiceResponse) -> Response {
     let body = match encoding {
         Encoding::Protobuf => response.encode_to_vec(),
+        // Full success is `{}`: the serde mapping would write `"partialSuccess":null`.
+        Encoding::Json if response.partial_success.is_none() => b"{}".to_vec(),
         Encoding::Json => serde_json::to_vec(response).unwrap_or_else(|_| b"{}".to_vec()),
     };
     (status, [(header::CONTENT_TYPE, encoding.content_type())], body).into_response()
@@ -147,9 +172,13 @@ fn encoded(encoding: Encoding, status: StatusCode, response: &ExportTraceService
 /// An error answer: a `google.rpc.Status` in the request's encoding.
 fn status_response(encoding: Encoding, status: StatusCode, code: tonic::Code, message: &str) -> Response {
     let body = match encoding {
-        Encoding::Protobuf => tonic_types::Status { code: code as i32, message: message.to_owned(), details: Vec::new() }
-            .encode_to_vec(),
-        Encoding::Json => serde_json::json!({ "code": code as i32, "message": message }).to_string().into_bytes(),
+        Encoding::Protobuf => {
+            tonic_types::Status { code: code as i32, message: message.to_owned(), details: Vec::new() }
+                .encode_to_vec()
+        }
+        Encoding::Json => {
+            serde_json::json!({ "code": code as i32, "message": message }).to_string().into_bytes()
+        }
     };
     (status, [(header::CONTENT_TYPE, encoding.content_type())], body).into_response()
 }

@@ -106,7 +106,11 @@ impl Ingest {
     }
 
     /// Drops spans with invalid ids (reported as partial success), then queues the rest.
-    pub fn accept(&self, mut request: ExportTraceServiceRequest, transport: Transport) -> Result<Accepted, Refusal> {
+    pub fn accept(
+        &self,
+        mut request: ExportTraceServiceRequest,
+        transport: Transport,
+    ) -> Result<Accepted, Refusal> {
         let now = unix_now();
         let received: usize = span_count(&request);
         let invalid = drop_invalid_spans(&mut request);

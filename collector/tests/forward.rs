@@ -1,0 +1,113 @@
+//! Trace forwarding: collector A forwards to collector B (a second instance as the trace
+//! endpoint), which forwards to a capturing OTLP sink. Every span sent to A arrives at the
+//! sink byte for byte, including those still queued when A is told to stop. A full queue
+//! answers with a retryable refusal.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::{agent_trace, request, Collector, Sink};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use prost::Message;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_arrive_byte_for_byte_through_two_collectors_and_a_shutdown() {
+    let sink = Sink::default();
+    let sink_address = sink.start().await;
+    let second = Collector::spawn(&["--traces-endpoint", &format!("http://{sink_address}")]);
+    let first = Collector::spawn(&["--traces-endpoint", &second.grpc_url()]);
+
+    let mut sent = Vec::new();
+    let mut client = TraceServiceClient::connect(first.grpc_url()).await.expect("connect");
+    for trace in 0..3u8 {
+        let resource_spans = agent_trace("forward-grpc", [0x40 + trace; 16]);
+        client.export(request(vec![resource_spans.clone()])).await.expect("accepted");
+        sent.push(resource_spans);
+    }
+    for trace in 0..2u8 {
+        let resource_spans = agent_trace("forward-http", [0x50 + trace; 16]);
+        let body = serde_json::to_vec(&request(vec![resource_spans.clone()])).expect("json");
+        let response = reqwest::Client::new()
+            .post(format!("http://{}/v1/traces", first.http))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("http export");
+        assert_eq!(response.status(), 200);
+        sent.push(resource_spans);
+    }
+    // Stop at once: what A acknowledged is still in its queues and must drain.
+    let exit = first.terminate();
+    assert!(exit.success(), "clean exit after draining: {exit:?}");
+
+    let expected: HashMap<Vec<u8>, Vec<u8>> = sent
+        .iter()
+        .flat_map(|resource_spans| {
+            let resource = resource_spans.resource.clone().expect("resource").encode_to_vec();
+            resource_spans.scope_spans[0].spans.iter().map(move |span| {
+                let mut bytes = resource.clone();
+                bytes.extend(span.encode_to_vec());
+                (span.span_id.clone(), bytes)
+            })
+        })
+        .collect();
+    assert_eq!(expected.len(), 20);
+    let received = common::eventually("all 20 spans at the sink", async || {
+        let spans = sink.spans();
+        (spans.len() >= expected.len()).then_some(spans)
+    })
+    .await;
+    assert_eq!(received.len(), expected.len(), "no duplicates");
+    for (resource, span) in received {
+        let mut bytes = resource.expect("resource kept").encode_to_vec();
+        bytes.extend(span.encode_to_vec());
+        assert_eq!(
+            expected.get(&span.span_id),
+            Some(&bytes),
+            "span {} changed in transit",
+            hex::encode(&span.span_id)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_full_queue_refuses_with_retry_after_and_counts() {
+    let unreachable = common::free_address();
+    let collector =
+        Collector::spawn(&["--traces-endpoint", &format!("http://{unreachable}"), "--queue-capacity", "1"]);
+    let client = reqwest::Client::new();
+    let body = request(vec![agent_trace("full-queue", [0x60; 16])]).encode_to_vec();
+    let mut refused = 0;
+    for _ in 0..200 {
+        let response = client
+            .post(format!("http://{}/v1/traces", collector.http))
+            .header("content-type", "application/x-protobuf")
+            .body(body.clone())
+            .send()
+            .await
+            .expect("http export");
+        if response.status() == 503 {
+            assert_eq!(
+                response.headers().get("retry-after").map(|value| value.as_bytes()),
+                Some(b"1".as_slice())
+            );
+            refused += 1;
+        } else {
+            assert_eq!(response.status(), 200);
+        }
+    }
+    assert!(refused > 0, "the endpoint is down, so the queues fill and the receivers refuse");
+    let metrics = reqwest::get(format!("http://{}/metrics", collector.metrics))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let expected = format!(
+        "agentrace_spans_refused_total{{transport=\"http\",reason=\"queue_full\"}} {}\n",
+        refused * 4
+    );
+    assert!(metrics.contains(&expected), "{expected} in {metrics}");
+}

@@ -1,0 +1,95 @@
+//! End to end: GenAI spans over OTLP/gRPC and OTLP/HTTP-JSON into the collector binary, a
+//! real Prometheus scraping it with exemplar storage on, and exact values read back through
+//! Prometheus's query API.
+
+mod common;
+
+use common::{agent_trace, request, Collector, Prometheus};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+
+const GRPC_TRACE: [u8; 16] = [0x11; 16];
+const HTTP_TRACE: [u8; 16] = [0x22; 16];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn genai_spans_become_exact_prometheus_values_with_exemplars() {
+    let collector = Collector::spawn(&["--graph-wait-secs", "1"]);
+    let prometheus = Prometheus::start(&[collector.metrics]).await;
+
+    let mut grpc = TraceServiceClient::connect(collector.grpc_url()).await.expect("connect grpc");
+    let response = grpc
+        .export(request(vec![agent_trace("e2e-grpc", GRPC_TRACE)]))
+        .await
+        .expect("grpc export accepted")
+        .into_inner();
+    assert_eq!(response.partial_success, None);
+
+    let json = serde_json::to_vec(&request(vec![agent_trace("e2e-http", HTTP_TRACE)])).expect("OTLP/JSON");
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/v1/traces", collector.http))
+        .header("content-type", "application/json")
+        .body(json)
+        .send()
+        .await
+        .expect("http export");
+    assert_eq!(response.status(), 200);
+
+    for service in ["e2e-grpc", "e2e-http"] {
+        let selector =
+            format!("service=\"{service}\",agent=\"researcher\",provider=\"openai\",model=\"gpt-4o\"");
+        prometheus.expect_value(&format!("llm_prompt_tokens_total{{{selector}}}"), 150.0).await;
+        prometheus.expect_value(&format!("llm_response_tokens_total{{{selector}}}"), 40.0).await;
+        prometheus
+            .expect_value(&format!("llm_inference_errors_total{{{selector},type=\"timeout\"}}"), 1.0)
+            .await;
+        prometheus
+            .expect_value(&format!("llm_requests_total{{{selector},operation=\"chat\",status=\"ok\"}}"), 1.0)
+            .await;
+        prometheus
+            .expect_value(
+                &format!("agent_tool_calls_total{{service=\"{service}\",agent=\"researcher\",tool=\"web_search\",status=\"ok\"}}"),
+                1.0,
+            )
+            .await;
+        prometheus
+            .expect_value(
+                &format!(
+                    "agent_invocations_total{{service=\"{service}\",agent=\"researcher\",status=\"ok\"}}"
+                ),
+                1.0,
+            )
+            .await;
+        prometheus
+            .expect_value(
+                &format!("traces_service_graph_request_total{{client=\"{service}\",server=\"researcher\"}}"),
+                1.0,
+            )
+            .await;
+        prometheus
+            .expect_value(
+                &format!("agent_invocation_llm_calls_sum{{service=\"{service}\",agent=\"researcher\"}}"),
+                2.0,
+            )
+            .await;
+    }
+    prometheus
+        .expect_value(
+            "traces_service_graph_request_total{client=\"researcher\",server=\"tool:web_search\"}",
+            2.0,
+        )
+        .await;
+    prometheus
+        .expect_value(
+            "traces_service_graph_request_failed_total{client=\"researcher\",server=\"model:gpt-4o\"}",
+            2.0,
+        )
+        .await;
+    prometheus.expect_value("sum(agentrace_spans_received_total)", 8.0).await;
+
+    let sent: Vec<String> = [GRPC_TRACE, HTTP_TRACE].iter().map(hex::encode).collect();
+    let exemplars = common::eventually("exemplars for both traces", async || {
+        let found = prometheus.exemplar_trace_ids("llm_inference_latency_seconds_bucket").await;
+        sent.iter().all(|trace_id| found.contains(trace_id)).then_some(found)
+    })
+    .await;
+    assert_eq!(exemplars, sent);
+}
