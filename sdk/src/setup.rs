@@ -174,6 +174,7 @@ impl Builder {
         let guard = self.build()?;
         let console = tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")));
         tracing_subscriber::registry()
             .with(console)

@@ -97,7 +97,7 @@ fn helpers_name_kind_parent_and_attribute_their_spans() {
     let Some(Value::F64(first_token)) = attribute(chat, attr::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK) else {
         panic!("time to first token is a double");
     };
-    assert!(first_token >= 0.0 && first_token < 60.0);
+    assert!((0.0..60.0).contains(&first_token));
     assert_eq!(text(tool, attr::GEN_AI_TOOL_NAME).as_deref(), Some("web_search"));
     assert_eq!(text(tool, attr::GEN_AI_TOOL_CALL_ID).as_deref(), Some("call-7"));
     assert_eq!(chat.status, Status::Unset);
