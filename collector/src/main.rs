@@ -7,12 +7,14 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
-    let config = match Options::parse().with_file().and_then(Options::validate) {
+    let options = match Options::try_parse() {
+        Ok(options) => options,
+        Err(error) if !error.use_stderr() => error.exit(),
+        Err(error) => return usage_error(&first_line(&error.to_string())),
+    };
+    let config = match options.with_file().and_then(Options::validate) {
         Ok(config) => config,
-        Err(error) => {
-            eprintln!("agentrace-collector: error: {error}");
-            return std::process::ExitCode::from(2);
-        }
+        Err(error) => return usage_error(&error.to_string()),
     };
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_env("AGENTRACE_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
@@ -33,6 +35,17 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// A configuration error, on one line that names the flag (or file and line).
+fn usage_error(message: &str) -> std::process::ExitCode {
+    eprintln!("agentrace-collector: {}", message.strip_prefix("error: ").unwrap_or(message));
+    std::process::ExitCode::from(2)
+}
+
+/// clap adds a blank line and a `--help` hint; the first line says it all.
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or_default().to_owned()
 }
 
 async fn serve(config: agentrace_collector::Config) -> anyhow::Result<()> {

@@ -2,17 +2,14 @@
 //! error counters equal what the demo reports it sent, the agent-graph edges exist, and one
 //! trace holds spans from both demo processes (read at a sink the collector forwards to).
 
+mod common;
+
 use std::collections::BTreeSet;
 
-use agentrace_collector::{Listeners, Options};
 use agentrace_semconv::attr;
-use agentrace_testkit::{eventually, Prometheus, Sink};
+use agentrace_testkit::{eventually, Prometheus};
+use common::InProcessCollector;
 use opentelemetry_proto::tonic::common::v1::any_value;
-use tokio::net::TcpListener;
-
-async fn bind() -> TcpListener {
-    TcpListener::bind("127.0.0.1:0").await.expect("bind loopback")
-}
 
 fn service_of(resource: Option<&opentelemetry_proto::tonic::resource::v1::Resource>) -> Option<String> {
     resource?.attributes.iter().find(|kv| kv.key == attr::SERVICE_NAME).and_then(|kv| {
@@ -25,23 +22,9 @@ fn service_of(resource: Option<&opentelemetry_proto::tonic::resource::v1::Resour
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_traffic_becomes_matching_metrics_edges_and_cross_process_traces() {
-    let sink = Sink::default();
-    let sink_address = sink.start().await;
-    let config = Options {
-        traces_endpoint: Some(format!("http://{sink_address}")),
-        graph_wait_secs: Some(1.0),
-        ..Options::default()
-    }
-    .validate()
-    .expect("valid config");
-    let listeners = Listeners { otlp_grpc: bind().await, otlp_http: bind().await, metrics: bind().await };
-    let grpc = listeners.otlp_grpc.local_addr().expect("grpc address");
-    let metrics = listeners.metrics.local_addr().expect("metrics address");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let collector = tokio::spawn(agentrace_collector::run(config, listeners, async {
-        let _ = stopped.await;
-    }));
-    let prometheus = Prometheus::start(&[metrics]).await;
+    let collector = InProcessCollector::start().await;
+    let grpc = collector.grpc;
+    let prometheus = Prometheus::start(&[collector.metrics]).await;
 
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_agentrace-demo"))
         .args(["--endpoint", &format!("http://{grpc}")])
@@ -94,7 +77,7 @@ async fn demo_traffic_becomes_matching_metrics_edges_and_cross_process_traces() 
     let both = BTreeSet::from(["demo-planner".to_owned(), "demo-researcher".to_owned()]);
     eventually("a trace with spans from both processes", async || {
         let mut services_by_trace: std::collections::HashMap<Vec<u8>, BTreeSet<String>> = Default::default();
-        for (resource, span) in sink.spans() {
+        for (resource, span) in collector.sink.spans() {
             if let Some(service) = service_of(resource.as_ref()) {
                 services_by_trace.entry(span.trace_id.clone()).or_default().insert(service);
             }
@@ -103,6 +86,5 @@ async fn demo_traffic_becomes_matching_metrics_edges_and_cross_process_traces() 
     })
     .await;
 
-    let _ = stop.send(());
-    collector.await.expect("collector task").expect("collector stops cleanly");
+    collector.stop().await;
 }
