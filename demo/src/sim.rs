@@ -14,17 +14,8 @@ use serde::{Deserialize, Serialize};
 
 pub const PROVIDER: &str = "vllm";
 
-/// Every error type the collector knows, injected in turn.
-const INJECTED: [ErrorKind; 8] = [
-    ErrorKind::Timeout,
-    ErrorKind::Oom,
-    ErrorKind::RateLimited,
-    ErrorKind::ContextLengthExceeded,
-    ErrorKind::ContentFiltered,
-    ErrorKind::Unavailable,
-    ErrorKind::InvalidRequest,
-    ErrorKind::Cancelled,
-];
+/// Every named error type the collector knows, injected in turn.
+const INJECTED: [ErrorKind; 8] = ErrorKind::NAMED;
 
 /// How failures are injected and how fast time runs.
 #[derive(Clone, Copy, Debug)]

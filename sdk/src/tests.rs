@@ -105,16 +105,7 @@ fn helpers_name_kind_parent_and_attribute_their_spans() {
 
 #[test]
 fn failures_carry_the_error_type_status_and_exception_event() {
-    let kinds = [
-        ErrorKind::Timeout,
-        ErrorKind::Oom,
-        ErrorKind::RateLimited,
-        ErrorKind::ContextLengthExceeded,
-        ErrorKind::ContentFiltered,
-        ErrorKind::Unavailable,
-        ErrorKind::InvalidRequest,
-        ErrorKind::Cancelled,
-    ];
+    let kinds = ErrorKind::NAMED;
     let ((), spans) = recorded(|| {
         for kind in kinds {
             crate::chat(kind.as_str()).start().fail(kind, format!("failed with {}", kind.as_str()));
