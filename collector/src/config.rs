@@ -4,11 +4,13 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use serde::Deserialize;
 
+use crate::cost::{PriceError, PriceTable};
 use crate::derive::GraphConfig;
 use crate::metrics::SeriesLimits;
 
@@ -81,6 +83,11 @@ pub struct Options {
     #[arg(long, env = "AGENTRACE_EXPORT_MAX_RETRY_SECS", value_name = "SECS")]
     pub export_max_retry_secs: Option<f64>,
 
+    /// TOML price table (USD per million tokens per model) that overrides and extends the
+    /// built-in prices.
+    #[arg(long, env = "AGENTRACE_PRICE_FILE", value_name = "PATH")]
+    pub price_file: Option<PathBuf>,
+
     /// Seconds the shutdown may take to drain the queues.
     #[arg(long, env = "AGENTRACE_SHUTDOWN_TIMEOUT_SECS", value_name = "SECS")]
     pub shutdown_timeout_secs: Option<f64>,
@@ -112,6 +119,7 @@ pub struct Config {
     pub series: SeriesLimits,
     pub graph: GraphConfig,
     pub export: Option<ExportArgs>,
+    pub prices: Arc<PriceTable>,
     pub shutdown_timeout: Duration,
 }
 
@@ -123,6 +131,8 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("invalid value for --{flag}: {reason}")]
     Invalid { flag: &'static str, reason: String },
+    #[error(transparent)]
+    Prices(#[from] PriceError),
 }
 
 impl Options {
@@ -162,6 +172,7 @@ impl Options {
             export_timeout_secs: self.export_timeout_secs.or(lower.export_timeout_secs),
             export_max_retry_secs: self.export_max_retry_secs.or(lower.export_max_retry_secs),
             shutdown_timeout_secs: self.shutdown_timeout_secs.or(lower.shutdown_timeout_secs),
+            price_file: self.price_file.or(lower.price_file),
         }
     }
 
@@ -201,8 +212,13 @@ impl Options {
                 max_retry: seconds("export-max-retry-secs", self.export_max_retry_secs.unwrap_or(300.0))?,
             }),
         };
+        let prices = match &self.price_file {
+            Some(path) => PriceTable::with_file(path)?,
+            None => PriceTable::built_in(),
+        };
         Ok(Config {
             receive,
+            prices: Arc::new(prices),
             metrics_addr: self.metrics_addr.unwrap_or(loopback(9101)),
             series,
             graph,
@@ -239,7 +255,7 @@ fn endpoint_url(endpoint: String) -> Result<String, ConfigError> {
 }
 
 /// toml's messages span several lines with a source excerpt; keep line, column and reason.
-fn one_line_toml_error(text: &str, error: &toml::de::Error) -> String {
+pub(crate) fn one_line_toml_error(text: &str, error: &toml::de::Error) -> String {
     let reason = error.message().trim().to_owned();
     match error.span() {
         Some(span) => {

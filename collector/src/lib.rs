@@ -5,7 +5,9 @@
 //! `receive` → `process` (`normalize` → `derive` → `metrics`) → `export`.
 
 pub mod config;
+pub mod cost;
 pub mod derive;
+pub mod enrich;
 pub mod export;
 pub mod metrics;
 pub mod normalize;

@@ -78,7 +78,7 @@ pub async fn run(
 
     let processor = Processor {
         normalizer: Normalizer::default(),
-        deriver: Deriver::new(config.graph),
+        deriver: Deriver::new(config.graph, config.prices.clone()),
         registry: registry.clone(),
         input_gauge: ingest_gauge.clone(),
         export,

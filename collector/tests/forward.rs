@@ -1,12 +1,14 @@
 //! Trace forwarding: collector A forwards to collector B (a second instance as the trace
 //! endpoint), which forwards to a capturing OTLP sink. Every span sent to A arrives at the
-//! sink byte for byte, including those still queued when A is told to stop. A full queue
+//! sink byte for byte, including those still queued when A is told to stop, with one
+//! addition: LLM calls that report usage carry `agentrace.cost.usd`, once. A full queue
 //! answers with a retryable refusal.
 
 mod common;
 
 use std::collections::HashMap;
 
+use agentrace_semconv::attr;
 use common::{agent_trace, request, Collector, Sink};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use prost::Message;
@@ -60,16 +62,22 @@ async fn spans_arrive_byte_for_byte_through_two_collectors_and_a_shutdown() {
     })
     .await;
     assert_eq!(received.len(), expected.len(), "no duplicates");
-    for (resource, span) in received {
+    let mut costed = 0;
+    for (resource, mut span) in received {
+        let costs = span.attributes.iter().filter(|kv| kv.key == attr::AGENTRACE_COST_USD).count();
+        span.attributes.retain(|kv| kv.key != attr::AGENTRACE_COST_USD);
+        if span.name.starts_with("chat ") {
+            assert_eq!(costs, 1, "one cost on {}", span.name);
+            costed += 1;
+        } else {
+            assert_eq!(costs, 0, "no cost on {}", span.name);
+        }
         let mut bytes = resource.expect("resource kept").encode_to_vec();
         bytes.extend(span.encode_to_vec());
-        assert_eq!(
-            expected.get(&span.span_id),
-            Some(&bytes),
-            "span {} changed in transit",
-            hex::encode(&span.span_id)
-        );
+        let span_id = hex::encode(&span.span_id);
+        assert_eq!(expected.get(&span.span_id), Some(&bytes), "span {span_id} changed in transit");
     }
+    assert_eq!(costed, 10, "two LLM calls per trace");
 }
 
 #[tokio::test]

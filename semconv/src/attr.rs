@@ -62,6 +62,81 @@ pub const EXCEPTION_EVENT: &str = "exception";
 pub const EXCEPTION_TYPE: &str = "exception.type";
 pub const EXCEPTION_MESSAGE: &str = "exception.message";
 
+// --- evaluations (GenAI `gen_ai.evaluation.result` event) -------------------------------------
+pub const GEN_AI_EVALUATION_RESULT_EVENT: &str = "gen_ai.evaluation.result";
+pub const GEN_AI_EVALUATION_NAME: &str = "gen_ai.evaluation.name";
+pub const GEN_AI_EVALUATION_SCORE_VALUE: &str = "gen_ai.evaluation.score.value";
+pub const GEN_AI_EVALUATION_SCORE_LABEL: &str = "gen_ai.evaluation.score.label";
+
+// --- sampling ---------------------------------------------------------------------------------
+/// How many spans this one represents, set by samplers that record their rate.
+pub const SAMPLING_ADJUSTED_COUNT: &str = "sampling.adjusted_count";
+
 // --- agentrace's own ------------------------------------------------------------------------
+/// The call's cost in US dollars, added by the collector to forwarded LLM spans.
+pub const AGENTRACE_COST_USD: &str = "agentrace.cost.usd";
 /// Low-cardinality name of an agent step (plan, act, reflect…).
 pub const AGENTRACE_STEP_NAME: &str = "agentrace.step.name";
+
+// --- other dialects' own keys ---------------------------------------------------------------
+
+/// OpenInference (Arize Phoenix) semantic conventions.
+pub mod openinference {
+    pub const SPAN_KIND: &str = "openinference.span.kind";
+    pub const LLM_MODEL_NAME: &str = "llm.model_name";
+    pub const LLM_REQUEST_MODEL_NAME: &str = "llm.request.model_name";
+    pub const LLM_RESPONSE_MODEL_NAME: &str = "llm.response.model_name";
+    pub const EMBEDDING_MODEL_NAME: &str = "embedding.model_name";
+    pub const LLM_PROVIDER: &str = "llm.provider";
+    pub const LLM_SYSTEM: &str = "llm.system";
+    pub const TOKEN_COUNT_PROMPT: &str = "llm.token_count.prompt";
+    pub const TOKEN_COUNT_COMPLETION: &str = "llm.token_count.completion";
+    pub const TOKEN_COUNT_TOTAL: &str = "llm.token_count.total";
+    pub const TOKEN_COUNT_CACHE_READ: &str = "llm.token_count.prompt_details.cache_read";
+    pub const TOKEN_COUNT_REASONING: &str = "llm.token_count.completion_details.reasoning";
+    pub const TOOL_NAME: &str = "tool.name";
+    pub const AGENT_NAME: &str = "agent.name";
+    pub const SESSION_ID: &str = "session.id";
+    pub const USER_ID: &str = "user.id";
+    /// Span event the OpenInference instrumentations add on the first streamed chunk.
+    pub const FIRST_TOKEN_EVENT: &str = "First Token Stream Event";
+    /// Evaluation results on the judged span: `evaluations.<i>.evaluation.{name,score,…}`, and
+    /// the same under `annotations.<i>.annotation.`.
+    pub const EVALUATIONS_PREFIX: &str = "evaluations.";
+    pub const EVALUATION_NAME_SUFFIX: &str = ".evaluation.name";
+    pub const EVALUATION_SCORE_SUFFIX: &str = ".evaluation.score";
+    pub const ANNOTATIONS_PREFIX: &str = "annotations.";
+    pub const ANNOTATION_NAME_SUFFIX: &str = ".annotation.name";
+    pub const ANNOTATION_SCORE_SUFFIX: &str = ".annotation.score";
+}
+
+/// OpenLLMetry (Traceloop) semantic conventions; its `gen_ai.*` keys are the deprecated GenAI
+/// names.
+pub mod openllmetry {
+    pub const SPAN_KIND: &str = "traceloop.span.kind";
+    pub const ENTITY_NAME: &str = "traceloop.entity.name";
+    pub const WORKFLOW_NAME: &str = "traceloop.workflow.name";
+    pub const REQUEST_TYPE: &str = "llm.request.type";
+    pub const USAGE_TOTAL_TOKENS: &str = "llm.usage.total_tokens";
+    pub const IS_STREAMING: &str = "llm.is_streaming";
+    /// Span event per streamed chunk; the first one marks the first token.
+    pub const COMPLETION_CHUNK_EVENT: &str = "llm.content.completion.chunk";
+}
+
+/// OpenLIT; most of its keys are GenAI names, current or deprecated.
+pub mod openlit {
+    pub const SERVER_TIME_TO_FIRST_TOKEN: &str = "gen_ai.server.time_to_first_token";
+    pub const USAGE_TOTAL_TOKENS: &str = "gen_ai.usage.total_tokens";
+    pub const USAGE_COST: &str = "gen_ai.usage.cost";
+}
+
+/// vLLM's request span (`llm_request`, kind SERVER).
+pub mod vllm {
+    pub const LATENCY_TIME_TO_FIRST_TOKEN: &str = "gen_ai.latency.time_to_first_token";
+    pub const LATENCY_E2E: &str = "gen_ai.latency.e2e";
+    pub const LATENCY_TIME_IN_QUEUE: &str = "gen_ai.latency.time_in_queue";
+    pub const USAGE_CACHED_TOKENS: &str = "gen_ai.usage.cached_tokens";
+    pub const REQUEST_ID: &str = "gen_ai.request.id";
+    /// What vLLM is, as a provider: it serves its own models.
+    pub const PROVIDER: &str = "vllm";
+}

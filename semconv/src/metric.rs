@@ -11,6 +11,8 @@ pub const LLM_TIME_TO_FIRST_TOKEN_SECONDS: &str = "llm_time_to_first_token_secon
 pub const LLM_OUTPUT_TOKENS_PER_SECOND: &str = "llm_output_tokens_per_second";
 pub const LLM_INFERENCE_ERRORS_TOTAL: &str = "llm_inference_errors_total";
 pub const LLM_MODEL_LOAD_TIME_SECONDS: &str = "llm_model_load_time_seconds";
+pub const LLM_COST_USD_TOTAL: &str = "llm_cost_usd_total";
+pub const LLM_EVALUATION_SCORE: &str = "llm_evaluation_score";
 
 pub const AGENT_INVOCATIONS_TOTAL: &str = "agent_invocations_total";
 pub const AGENT_INVOCATION_DURATION_SECONDS: &str = "agent_invocation_duration_seconds";
@@ -63,6 +65,7 @@ pub mod label {
     pub const REASON: &str = "reason";
     pub const QUEUE: &str = "queue";
     pub const METRIC: &str = "metric";
+    pub const EVALUATION: &str = "evaluation";
     pub const VERSION: &str = "version";
     /// The only label of a metric's overflow series.
     pub const OVERFLOW: &str = "otel_metric_overflow";

@@ -54,6 +54,8 @@ struct Node {
 #[derive(Debug)]
 struct PendingEdge {
     parent: Option<SpanId>,
+    /// The callee span's sampling weight.
+    weight: f64,
     service: String,
     server: String,
     failed: bool,
@@ -72,6 +74,7 @@ struct Member {
 
 #[derive(Debug)]
 struct Invocation {
+    weight: f64,
     service: String,
     agent: String,
     exemplar: Exemplar,
@@ -168,7 +171,12 @@ impl AgentGraph {
         if span.class == SpanClass::Agent {
             trace.invocations.insert(
                 span.span_id,
-                Invocation { service: label_value(span.service), agent: agent_name(span), exemplar },
+                Invocation {
+                    weight: span.weight,
+                    service: label_value(span.service),
+                    agent: agent_name(span),
+                    exemplar,
+                },
             );
         }
         let is_llm = matches!(span.class, SpanClass::Llm | SpanClass::Embedding);
@@ -185,6 +193,7 @@ impl AgentGraph {
         if let Some(server) = server_node(span) {
             trace.pending.push(PendingEdge {
                 parent: span.parent_span_id,
+                weight: span.weight,
                 service: label_value(span.service),
                 server,
                 failed: span.failed(),
@@ -265,34 +274,30 @@ fn resolve_pending(trace: &mut TraceState, out: &mut Vec<Observation>) {
 
 fn emit_edge(client: String, edge: &PendingEdge, out: &mut Vec<Observation>) {
     let labels = vec![client, edge.server.clone(), String::new()];
-    let exemplar = Some(edge.exemplar);
-    if edge.failed {
-        out.push(Observation {
-            metric: metric::SERVICE_GRAPH_REQUEST_FAILED_TOTAL,
-            labels: labels.clone(),
-            value: 1.0,
-            exemplar,
-        });
-    }
-    out.push(Observation {
-        metric: metric::SERVICE_GRAPH_REQUEST_SERVER_SECONDS,
+    let observation = |metric, value| Observation {
+        metric,
         labels: labels.clone(),
-        value: edge.duration,
-        exemplar,
-    });
-    out.push(Observation { metric: metric::SERVICE_GRAPH_REQUEST_TOTAL, labels, value: 1.0, exemplar });
+        value,
+        weight: edge.weight,
+        exemplar: Some(edge.exemplar),
+    };
+    if edge.failed {
+        out.push(observation(metric::SERVICE_GRAPH_REQUEST_FAILED_TOTAL, 1.0));
+    }
+    out.push(observation(metric::SERVICE_GRAPH_REQUEST_SERVER_SECONDS, edge.duration));
+    out.push(observation(metric::SERVICE_GRAPH_REQUEST_TOTAL, 1.0));
 }
 
 /// Final accounting of a trace: roll-ups per invocation, unpaired edges counted.
 fn flush(mut trace: TraceState, out: &mut Vec<Observation>) {
     resolve_pending(&mut trace, out);
     if !trace.pending.is_empty() {
-        out.push(Observation {
-            metric: metric::SELF_GRAPH_UNPAIRED_TOTAL,
-            labels: Vec::new(),
-            value: trace.pending.len() as f64,
-            exemplar: None,
-        });
+        out.push(Observation::new(
+            metric::SELF_GRAPH_UNPAIRED_TOTAL,
+            Vec::new(),
+            trace.pending.len() as f64,
+            None,
+        ));
     }
     let mut totals: HashMap<SpanId, (u32, u32, u64)> =
         trace.invocations.keys().map(|span_id| (*span_id, (0, 0, 0))).collect();
@@ -314,7 +319,13 @@ fn flush(mut trace: TraceState, out: &mut Vec<Observation>) {
             (metric::AGENT_INVOCATION_TOKENS, tokens as f64),
         ] {
             let exemplar = Exemplar { value, ..invocation.exemplar };
-            out.push(Observation { metric, labels: labels.clone(), value, exemplar: Some(exemplar) });
+            out.push(Observation {
+                metric,
+                labels: labels.clone(),
+                value,
+                weight: invocation.weight,
+                exemplar: Some(exemplar),
+            });
         }
     }
 }

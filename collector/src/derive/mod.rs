@@ -7,6 +7,8 @@
 
 mod graph;
 
+use std::sync::Arc;
+
 use agentrace_semconv::metric::{self, status};
 use agentrace_semconv::SpanClass;
 use opentelemetry_proto::tonic::trace::v1::{span, status as span_status};
@@ -14,6 +16,7 @@ use opentelemetry_proto::tonic::trace::v1::{span, status as span_status};
 use graph::AgentGraph;
 pub use graph::GraphConfig;
 
+use crate::cost::{PriceTable, Usage};
 use crate::metrics::{Exemplar, Observation};
 use crate::normalize::CanonicalSpan;
 
@@ -22,21 +25,37 @@ use crate::normalize::CanonicalSpan;
 const MAX_LABEL_BYTES: usize = 128;
 
 /// Turns canonical spans into observations; holds the agent-graph window.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Deriver {
     graph: AgentGraph,
+    prices: Arc<PriceTable>,
+}
+
+impl Default for Deriver {
+    fn default() -> Self {
+        Self::new(GraphConfig::default(), Arc::new(PriceTable::built_in()))
+    }
+}
+
+/// What derive learned about one span that belongs on the forwarded span too.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SpanOutcome {
+    /// The LLM call's cost in USD, for `agentrace.cost.usd`.
+    pub cost_usd: Option<f64>,
 }
 
 impl Deriver {
-    pub fn new(graph: GraphConfig) -> Self {
-        Self { graph: AgentGraph::new(graph) }
+    pub fn new(graph: GraphConfig, prices: Arc<PriceTable>) -> Self {
+        Self { graph: AgentGraph::new(graph), prices }
     }
 
     /// Observations of one span. Call [`Self::end_batch`] after the spans of a request.
-    pub fn observe(&mut self, span: &CanonicalSpan<'_>, now: f64, out: &mut Vec<Observation>) {
+    pub fn observe(&mut self, span: &CanonicalSpan<'_>, now: f64, out: &mut Vec<Observation>) -> SpanOutcome {
         span_metrics(span, out);
+        evaluations(span, out);
+        let mut outcome = SpanOutcome::default();
         match span.class {
-            SpanClass::Llm | SpanClass::Embedding => llm_call(span, out),
+            SpanClass::Llm | SpanClass::Embedding => outcome.cost_usd = llm_call(span, &self.prices, out),
             SpanClass::ModelLoad => model_load(span, out),
             SpanClass::Agent => agent_invocation(span, out),
             SpanClass::Step => agent_step(span, out),
@@ -44,6 +63,7 @@ impl Deriver {
             SpanClass::Other => {}
         }
         self.graph.insert(span, now, out);
+        outcome
     }
 
     /// Emits the agent-graph edges that the batch completed.
@@ -84,7 +104,13 @@ fn push(
     value: f64,
     span: &CanonicalSpan<'_>,
 ) {
-    out.push(Observation { metric, labels, value, exemplar: Some(exemplar_of(span, value)) });
+    out.push(Observation {
+        metric,
+        labels,
+        value,
+        weight: span.weight,
+        exemplar: Some(exemplar_of(span, value)),
+    });
 }
 
 fn status_of(span: &CanonicalSpan<'_>) -> String {
@@ -95,7 +121,8 @@ fn field(value: Option<&str>) -> String {
     label_value(value.unwrap_or_default())
 }
 
-fn llm_call(span: &CanonicalSpan<'_>, out: &mut Vec<Observation>) {
+/// Returns the call's cost when it reported token usage.
+fn llm_call(span: &CanonicalSpan<'_>, prices: &PriceTable, out: &mut Vec<Observation>) -> Option<f64> {
     let fields = &span.fields;
     let base =
         vec![label_value(span.service), field(fields.agent), field(fields.provider), field(fields.model)];
@@ -124,19 +151,43 @@ fn llm_call(span: &CanonicalSpan<'_>, out: &mut Vec<Observation>) {
     let decode_seconds = span.duration_seconds() - fields.time_to_first_token.unwrap_or(0.0);
     if let Some(tokens) = fields.output_tokens.filter(|tokens| *tokens > 0) {
         if decode_seconds > 0.0 {
-            push(out, metric::LLM_OUTPUT_TOKENS_PER_SECOND, base, tokens as f64 / decode_seconds, span);
+            push(
+                out,
+                metric::LLM_OUTPUT_TOKENS_PER_SECOND,
+                base.clone(),
+                tokens as f64 / decode_seconds,
+                span,
+            );
         }
+    }
+    if fields.input_tokens.is_none() && fields.output_tokens.is_none() {
+        return None;
+    }
+    let usage = Usage {
+        input: fields.input_tokens.unwrap_or(0),
+        output: fields.output_tokens.unwrap_or(0),
+        cached_input: fields.cached_input_tokens.unwrap_or(0),
+    };
+    let cost = prices.cost(fields.model.unwrap_or_default(), usage);
+    push(out, metric::LLM_COST_USD_TOTAL, base, cost, span);
+    Some(cost)
+}
+
+fn evaluations(span: &CanonicalSpan<'_>, out: &mut Vec<Observation>) {
+    for (name, score) in &span.evaluations {
+        push(
+            out,
+            metric::LLM_EVALUATION_SCORE,
+            vec![label_value(span.service), label_value(name)],
+            *score,
+            span,
+        );
     }
 }
 
 fn model_load(span: &CanonicalSpan<'_>, out: &mut Vec<Observation>) {
     let labels = vec![label_value(span.service), field(span.fields.model)];
-    out.push(Observation {
-        metric: metric::LLM_MODEL_LOAD_TIME_SECONDS,
-        labels,
-        value: span.duration_seconds(),
-        exemplar: None,
-    });
+    out.push(Observation::new(metric::LLM_MODEL_LOAD_TIME_SECONDS, labels, span.duration_seconds(), None));
 }
 
 fn agent_invocation(span: &CanonicalSpan<'_>, out: &mut Vec<Observation>) {

@@ -1,6 +1,8 @@
 use super::*;
 use agentrace_semconv::{ErrorType, GenAiFields};
 
+use crate::cost::PriceTable;
+
 fn span<'a>(id: u8, parent: Option<u8>, class: SpanClass, fields: GenAiFields<'a>) -> CanonicalSpan<'a> {
     CanonicalSpan {
         service: "svc",
@@ -15,6 +17,8 @@ fn span<'a>(id: u8, parent: Option<u8>, class: SpanClass, fields: GenAiFields<'a
         class,
         fields,
         error: None,
+        weight: 1.0,
+        evaluations: Vec::new(),
     }
 }
 
@@ -47,6 +51,10 @@ fn tool(id: u8, parent: Option<u8>, name: &'static str) -> CanonicalSpan<'static
         SpanClass::Tool,
         GenAiFields { agent: Some("researcher"), tool: Some(name), ..GenAiFields::default() },
     )
+}
+
+fn graph_deriver(graph: GraphConfig) -> Deriver {
+    Deriver::new(graph, Arc::new(PriceTable::built_in()))
 }
 
 fn find<'o>(out: &'o [Observation], metric: &str) -> Vec<&'o Observation> {
@@ -183,7 +191,7 @@ fn a_failed_callee_counts_a_failed_edge() {
 
 #[test]
 fn roll_ups_and_unpaired_edges_come_out_when_the_window_passes() {
-    let mut deriver = Deriver::new(GraphConfig { wait_secs: 10.0, ..GraphConfig::default() });
+    let mut deriver = graph_deriver(GraphConfig { wait_secs: 10.0, ..GraphConfig::default() });
     let mut out = Vec::new();
     let orphan = tool(9, Some(99), "calculator");
     for span in [
@@ -210,7 +218,7 @@ fn roll_ups_and_unpaired_edges_come_out_when_the_window_passes() {
 
 #[test]
 fn the_window_is_bounded_by_trace_count() {
-    let mut deriver = Deriver::new(GraphConfig { max_traces: 3, ..GraphConfig::default() });
+    let mut deriver = graph_deriver(GraphConfig { max_traces: 3, ..GraphConfig::default() });
     let mut out = Vec::new();
     for trace in 0..10u8 {
         let mut orphan = tool(1, Some(2), "t");
@@ -229,4 +237,43 @@ fn long_label_values_are_cut_at_a_character_boundary() {
     let cut = label_value(&long);
     assert!(cut.len() <= MAX_LABEL_BYTES);
     assert!(long.starts_with(&cut));
+}
+
+#[test]
+fn an_llm_call_costs_its_tokens_at_the_table_price() {
+    let mut call = llm(1, None);
+    call.fields.cached_input_tokens = Some(60);
+    let mut out = Vec::new();
+    let outcome = Deriver::default().observe(&call, 0.0, &mut out);
+    // gpt-4o: (100 − 60) × 2.50 + 60 × 1.25 + 30 × 10.00 = 100 + 75 + 300 = 475 per million.
+    let expected = 475.0 / 1e6;
+    assert!((outcome.cost_usd.expect("cost") - expected).abs() < 1e-12);
+    let cost = find(&out, metric::LLM_COST_USD_TOTAL);
+    assert_eq!(cost[0].labels, strings(&["svc", "researcher", "openai", "gpt-4o"]));
+    assert!((cost[0].value - expected).abs() < 1e-12);
+}
+
+#[test]
+fn a_call_without_usage_has_no_cost() {
+    let mut call = llm(1, None);
+    call.fields.input_tokens = None;
+    call.fields.output_tokens = None;
+    let mut out = Vec::new();
+    assert_eq!(Deriver::default().observe(&call, 0.0, &mut out).cost_usd, None);
+    assert!(find(&out, metric::LLM_COST_USD_TOTAL).is_empty());
+}
+
+#[test]
+fn evaluations_and_sampling_weights_reach_the_observations() {
+    let mut call = llm(1, None);
+    call.evaluations = vec![("relevance", 0.8)];
+    call.weight = 4.0;
+    let mut out = Vec::new();
+    Deriver::default().observe(&call, 0.0, &mut out);
+    let evaluation = find(&out, metric::LLM_EVALUATION_SCORE);
+    assert_eq!((evaluation[0].labels.clone(), evaluation[0].value), (strings(&["svc", "relevance"]), 0.8));
+    assert!(out
+        .iter()
+        .filter(|observation| observation.metric != metric::LLM_MODEL_LOAD_TIME_SECONDS)
+        .all(|observation| observation.weight == 4.0));
 }

@@ -88,6 +88,18 @@ pub const CATALOGUE: &[Definition] = &[
         &[label::SERVICE, label::MODEL],
     ),
     derived(
+        metric::LLM_COST_USD_TOTAL,
+        "Cost of LLM calls in US dollars, from tokens and the price table.",
+        Kind::Counter,
+        LLM_LABELS,
+    ),
+    derived(
+        metric::LLM_EVALUATION_SCORE,
+        "Evaluation scores of LLM outputs, by evaluation.",
+        Kind::Histogram(buckets::EVALUATION_SCORE),
+        &[label::SERVICE, label::EVALUATION],
+    ),
+    derived(
         metric::AGENT_INVOCATIONS_TOTAL,
         "Agent invocations.",
         Kind::Counter,

@@ -145,17 +145,18 @@ fn write_series(out: &mut String, name: &str, kind: Kind, labels: &str, series: 
             let Kind::Histogram(bounds) = kind else {
                 return;
             };
-            let mut cumulative = 0u64;
+            let mut cumulative = 0.0;
             for (bucket, bucket_count) in counts.iter().enumerate() {
                 cumulative += bucket_count;
                 let bound = bounds.get(bucket).map_or_else(|| "+Inf".to_owned(), |bound| number(*bound));
-                let _ = write!(out, "{name}_bucket{} {cumulative}", braces(&format!("le=\"{bound}\"")));
+                let _ =
+                    write!(out, "{name}_bucket{} {}", braces(&format!("le=\"{bound}\"")), number(cumulative));
                 if openmetrics {
                     write_exemplar(out, exemplars[bucket].as_ref());
                 }
                 out.push('\n');
             }
-            let _ = writeln!(out, "{name}_count{} {count}", braces(""));
+            let _ = writeln!(out, "{name}_count{} {}", braces(""), number(*count));
             let _ = writeln!(out, "{name}_sum{} {}", braces(""), number(*sum));
             if openmetrics {
                 let _ = writeln!(out, "{name}_created{} {}", braces(""), number(series.created));
@@ -215,18 +216,18 @@ mod tests {
         let exemplar =
             Exemplar { trace_id: [0xab; 16], span_id: [0xcd; 8], value: 0.5, timestamp: 1_700_000_000.25 };
         let mut observations = vec![
-            Observation {
-                metric: metric::AGENT_INVOCATIONS_TOTAL,
-                labels: vec!["svc".into(), "plan\"ner".into(), "ok".into()],
-                value: 1.0,
-                exemplar: Some(exemplar),
-            },
-            Observation {
-                metric: metric::AGENT_INVOCATION_DURATION_SECONDS,
-                labels: vec!["svc".into(), "planner".into()],
-                value: 0.5,
-                exemplar: Some(exemplar),
-            },
+            Observation::new(
+                metric::AGENT_INVOCATIONS_TOTAL,
+                vec!["svc".into(), "plan\"ner".into(), "ok".into()],
+                1.0,
+                Some(exemplar),
+            ),
+            Observation::new(
+                metric::AGENT_INVOCATION_DURATION_SECONDS,
+                vec!["svc".into(), "planner".into()],
+                0.5,
+                Some(exemplar),
+            ),
         ];
         registry.apply(&mut observations, 1_700_000_000.0);
         registry

@@ -38,7 +38,18 @@ pub struct Observation {
     /// Values in the order of the family's label names.
     pub labels: Vec<String>,
     pub value: f64,
+    /// How many spans this one stands for (the sampling adjusted count; 1 when unsampled):
+    /// counters add `value × weight`, histograms count the sample `weight` times. Gauges
+    /// ignore it.
+    pub weight: f64,
     pub exemplar: Option<Exemplar>,
+}
+
+impl Observation {
+    /// An observation of weight 1.
+    pub fn new(metric: &'static str, labels: Vec<String>, value: f64, exemplar: Option<Exemplar>) -> Self {
+        Self { metric, labels, value, weight: 1.0, exemplar }
+    }
 }
 
 /// Limits that keep the registry bounded whatever the input.
@@ -63,10 +74,11 @@ enum Value {
     },
     Gauge(f64),
     /// Per-bucket (not cumulative) counts, the last slot is +Inf; one exemplar per bucket.
+    /// Counts are fractional because sampled spans count with their adjusted count.
     Histogram {
-        counts: Vec<u64>,
+        counts: Vec<f64>,
         sum: f64,
-        count: u64,
+        count: f64,
         exemplars: Vec<Option<Exemplar>>,
     },
 }
@@ -85,20 +97,20 @@ impl Series {
             Kind::Counter => Value::Counter { total: 0.0, exemplar: None },
             Kind::Gauge => Value::Gauge(0.0),
             Kind::Histogram(bounds) => Value::Histogram {
-                counts: vec![0; bounds.len() + 1],
+                counts: vec![0.0; bounds.len() + 1],
                 sum: 0.0,
-                count: 0,
+                count: 0.0,
                 exemplars: vec![None; bounds.len() + 1],
             },
         };
         Self { created: now, updated: now, value }
     }
 
-    fn record(&mut self, kind: Kind, value: f64, exemplar: Option<Exemplar>, now: f64) {
+    fn record(&mut self, kind: Kind, value: f64, weight: f64, exemplar: Option<Exemplar>, now: f64) {
         self.updated = now;
         match (&mut self.value, kind) {
             (Value::Counter { total, exemplar: last }, _) => {
-                *total += value;
+                *total += value * weight;
                 if exemplar.is_some() {
                     *last = exemplar;
                 }
@@ -106,9 +118,9 @@ impl Series {
             (Value::Gauge(current), _) => *current = value,
             (Value::Histogram { counts, sum, count, exemplars }, Kind::Histogram(bounds)) => {
                 let bucket = bounds.partition_point(|bound| *bound < value);
-                counts[bucket] += 1;
-                *sum += value;
-                *count += 1;
+                counts[bucket] += weight;
+                *sum += value * weight;
+                *count += weight;
                 if exemplar.is_some() {
                     exemplars[bucket] = exemplar;
                 }
@@ -159,17 +171,18 @@ impl Registry {
     /// wrong number of labels is a bug in derive: it is skipped (and asserted in debug).
     pub fn apply(&self, observations: &mut Vec<Observation>, now: f64) {
         for observation in observations.drain(..) {
-            self.record(observation.metric, observation.labels, observation.value, observation.exemplar, now);
+            self.record(observation, now);
         }
     }
 
     /// Adds `by` to a counter, or sets a gauge, with the given label values.
     pub fn add(&self, metric: &'static str, labels: &[&str], by: f64, now: f64) {
         let labels = labels.iter().map(|value| (*value).to_owned()).collect();
-        self.record(metric, labels, by, None, now);
+        self.record(Observation::new(metric, labels, by, None), now);
     }
 
-    fn record(&self, metric: &str, labels: Vec<String>, value: f64, exemplar: Option<Exemplar>, now: f64) {
+    fn record(&self, observation: Observation, now: f64) {
+        let Observation { metric, labels, value, weight, exemplar } = observation;
         let Some(family) = self.index.get(metric).map(|position| &self.families[*position]) else {
             debug_assert!(false, "unknown metric {metric}");
             return;
@@ -181,21 +194,17 @@ impl Registry {
         }
         let mut state = lock(&family.state);
         if let Some(series) = state.series.get_mut(labels.as_slice()) {
-            series.record(definition.kind, value, exemplar, now);
+            series.record(definition.kind, value, weight, exemplar, now);
             return;
         }
         if state.series.len() >= self.limits.max_series_per_metric {
             state.overflowed += 1;
-            state.overflow.get_or_insert_with(|| Series::new(definition.kind, now)).record(
-                definition.kind,
-                value,
-                exemplar,
-                now,
-            );
+            let overflow = state.overflow.get_or_insert_with(|| Series::new(definition.kind, now));
+            overflow.record(definition.kind, value, weight, exemplar, now);
             return;
         }
         let mut series = Series::new(definition.kind, now);
-        series.record(definition.kind, value, exemplar, now);
+        series.record(definition.kind, value, weight, exemplar, now);
         state.series.insert(labels, series);
     }
 
@@ -223,7 +232,7 @@ impl Registry {
         Some(match &series.value {
             Value::Counter { total, .. } => *total,
             Value::Gauge(value) => *value,
-            Value::Histogram { count, .. } => *count as f64,
+            Value::Histogram { count, .. } => *count,
         })
     }
 
@@ -297,10 +306,10 @@ mod tests {
         let state = lock(&family.state);
         let series = &state.series[&vec!["svc".to_owned(), "planner".to_owned()]];
         let Value::Histogram { counts, sum, count, .. } = &series.value else { panic!("not a histogram") };
-        assert_eq!(counts[0], 1, "0.1 is in le=0.1");
-        assert_eq!(counts[1], 1, "0.15 is in le=0.2");
-        assert_eq!(*counts.last().expect("+Inf bucket"), 1);
-        assert_eq!(*count, 3);
+        assert_eq!(counts[0], 1.0, "0.1 is in le=0.1");
+        assert_eq!(counts[1], 1.0, "0.15 is in le=0.2");
+        assert_eq!(*counts.last().expect("+Inf bucket"), 1.0);
+        assert_eq!(*count, 3.0);
         assert!((sum - 500.25).abs() < 1e-9);
     }
 }

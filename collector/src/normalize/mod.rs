@@ -5,7 +5,9 @@
 //! (`invoke_agent planner`), the error type from `error.type`, exception events and the span
 //! status, and the identifiers derive needs. Next stop: `derive`.
 
-use agentrace_semconv::dialect::AttrValue;
+mod sampling;
+
+use agentrace_semconv::dialect::{canonical_operation, indexed_evaluations, AttrValue};
 use agentrace_semconv::{attr, ErrorType, FieldReader, GenAiFields, SpanClass};
 use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -30,6 +32,11 @@ pub struct CanonicalSpan<'a> {
     pub fields: GenAiFields<'a>,
     /// Set when the span failed: the normalised reason.
     pub error: Option<ErrorType>,
+    /// How many spans this one stands for: its sampling adjusted count, 1 when unsampled.
+    pub weight: f64,
+    /// `(evaluation name, score)` from `gen_ai.evaluation.result` events and OpenInference
+    /// evaluation attributes.
+    pub evaluations: Vec<(&'a str, f64)>,
 }
 
 impl CanonicalSpan<'_> {
@@ -69,11 +76,23 @@ impl Normalizer {
             0 => None,
             _ => Some(span.parent_span_id.as_slice().try_into().ok()?),
         };
-        let mut fields = self.reader.read(span.attributes.iter().map(|kv| (kv.key.as_str(), attr_value(kv))));
+        let attributes = || span.attributes.iter().map(|kv| (kv.key.as_str(), attr_value(kv)));
+        let mut fields = self.reader.read(attributes());
         let class = fields.class.unwrap_or_else(|| infer_class(&fields));
-        fill_from_span_name(class, span.name.as_str(), &mut fields);
+        fill_names(class, span.name.as_str(), &mut fields);
+        fields.operation = canonical_operation(class, fields.operation);
+        if fields.time_to_first_token.is_none() {
+            fields.time_to_first_token = self.first_token_from_events(span);
+        }
+        let weight = fields
+            .adjusted_count
+            .and_then(sampling::from_adjusted_count)
+            .or_else(|| sampling::from_tracestate(&span.trace_state))
+            .unwrap_or(1.0);
         let status = span.status.as_ref().map_or(status::StatusCode::Unset, |status| status.code());
         let error = error_type(span, status, fields.error_type);
+        let mut evaluations = evaluation_events(span);
+        evaluations.extend(indexed_evaluations(attributes()));
         Some(CanonicalSpan {
             service,
             name: span.name.as_str(),
@@ -87,8 +106,41 @@ impl Normalizer {
             class,
             fields,
             error,
+            weight,
+            evaluations,
         })
     }
+
+    /// Time to first token from a first-token span event (OpenInference, OpenLLMetry).
+    fn first_token_from_events(&self, span: &Span) -> Option<f64> {
+        let first = span
+            .events
+            .iter()
+            .filter(|event| self.reader.is_first_token_event(&event.name))
+            .map(|event| event.time_unix_nano)
+            .min()?;
+        (first >= span.start_time_unix_nano).then(|| (first - span.start_time_unix_nano) as f64 / 1e9)
+    }
+}
+
+/// `gen_ai.evaluation.result` events: name and numeric score.
+fn evaluation_events(span: &Span) -> Vec<(&str, f64)> {
+    span.events
+        .iter()
+        .filter(|event| event.name == attr::GEN_AI_EVALUATION_RESULT_EVENT)
+        .filter_map(|event| {
+            let name = string_attribute(&event.attributes, attr::GEN_AI_EVALUATION_NAME)?;
+            let score =
+                event.attributes.iter().find(|kv| kv.key == attr::GEN_AI_EVALUATION_SCORE_VALUE).and_then(
+                    |kv| match attr_value(kv) {
+                        AttrValue::Double(score) if score.is_finite() => Some(score),
+                        AttrValue::Int(score) => Some(score as f64),
+                        _ => None,
+                    },
+                )?;
+            Some((name, score))
+        })
+        .collect()
 }
 
 /// No class attribute: a span that names a model and counts tokens is an LLM call.
@@ -101,20 +153,25 @@ fn infer_class(fields: &GenAiFields<'_>) -> SpanClass {
     }
 }
 
-/// GenAI span names are `{operation} {target}`: `chat gpt-4o`, `invoke_agent planner`,
-/// `execute_tool web_search`. When the attribute is missing, the name supplies it.
-fn fill_from_span_name<'a>(class: SpanClass, name: &'a str, fields: &mut GenAiFields<'a>) {
-    let target = name.split_once(' ').map(|(_, rest)| rest.trim()).filter(|rest| !rest.is_empty());
-    let slot = match class {
-        SpanClass::Agent => &mut fields.agent,
-        SpanClass::Tool => &mut fields.tool,
-        SpanClass::Llm | SpanClass::Embedding | SpanClass::ModelLoad => &mut fields.model,
-        SpanClass::Step => &mut fields.step,
+/// Fills the agent, tool, step or model name when no dedicated attribute gave it: from the
+/// dialect's generic entity name, else from the span name. GenAI span names are
+/// `{operation} {target}` (`chat gpt-4o`, `invoke_agent planner`), so the target is the part
+/// after the space; other dialects name agents, tools and steps by the whole span name.
+fn fill_names<'a>(class: SpanClass, span_name: &'a str, fields: &mut GenAiFields<'a>) {
+    let target = span_name.split_once(' ').map(|(_, rest)| rest.trim()).filter(|rest| !rest.is_empty());
+    let entity = fields.name;
+    let (slot, whole_name) = match class {
+        SpanClass::Agent => (&mut fields.agent, true),
+        SpanClass::Tool => (&mut fields.tool, true),
+        SpanClass::Step => (&mut fields.step, true),
+        SpanClass::Llm | SpanClass::Embedding | SpanClass::ModelLoad => (&mut fields.model, false),
         SpanClass::Other => return,
     };
-    if slot.is_none() {
-        *slot = target;
+    if slot.is_some() {
+        return;
     }
+    let whole = (whole_name && !span_name.is_empty()).then_some(span_name);
+    *slot = entity.or(target).or(whole);
 }
 
 /// A span failed when its status is ERROR or it carries `error.type`. The type comes from the

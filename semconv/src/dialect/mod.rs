@@ -1,14 +1,24 @@
-//! Dialect tables: which attribute of which instrumentation carries which canonical field.
+//! Dialects: which attribute of which instrumentation carries which canonical field.
 //!
-//! Each dialect is one [`Dialect`] value: class rules (an attribute, optionally a value, and the
-//! class it means) and field keys. [`DIALECTS`] orders them by precedence; within a dialect the
-//! table order decides. Adding a dialect is adding a table to that list.
+//! Each dialect is one [`Dialect`] value (`tables.rs`): class rules (an attribute, optionally
+//! a value, and the class it means), field keys, the span events that mark a first token,
+//! and the provider a dialect implies. [`DIALECTS`] orders them by precedence; within a
+//! dialect the table order decides. Adding a dialect is adding a table to that list.
 //!
 //! [`FieldReader`] compiles the tables into one hash lookup, so reading a span is a single pass
 //! over its attributes whatever the number of dialects.
 
-use std::collections::HashMap;
+mod evaluations;
+mod tables;
 
+use std::collections::{HashMap, HashSet};
+
+pub use evaluations::indexed_evaluations;
+pub use tables::{
+    canonical_operation, DIALECTS, GENAI, GENAI_DEPRECATED, OPENINFERENCE, OPENLIT, OPENLLMETRY, VLLM,
+};
+
+#[cfg(test)]
 use crate::attr;
 use crate::SpanClass;
 
@@ -39,9 +49,14 @@ pub enum Field {
     /// Seconds, as a double.
     TimeToFirstToken,
     ErrorType,
+    /// The span's own name in the dialect (OpenLLMetry's entity name): the agent, tool or step
+    /// name, depending on the class.
+    Name,
+    /// `sampling.adjusted_count`.
+    AdjustedCount,
 }
 
-const FIELD_COUNT: usize = 12;
+const FIELD_COUNT: usize = 14;
 
 impl Field {
     const fn index(self) -> usize {
@@ -64,60 +79,12 @@ pub struct Dialect {
     pub name: &'static str,
     pub classes: &'static [ClassRule],
     pub fields: &'static [(Field, &'static str)],
+    /// Span events whose first occurrence marks the first token, for dialects that record it
+    /// that way rather than as an attribute.
+    pub first_token_events: &'static [&'static str],
+    /// The provider to assume for a span that speaks this dialect's own keys and names none.
+    pub implied_provider: Option<&'static str>,
 }
-
-const fn rule(key: &'static str, value: &'static str, class: SpanClass) -> ClassRule {
-    ClassRule { key, value: Some(value), class }
-}
-
-/// OpenTelemetry GenAI semantic conventions, current names, plus agentrace's own keys for what
-/// they leave out (steps, model loads).
-pub const GENAI: Dialect = Dialect {
-    name: "genai",
-    classes: &[
-        rule(attr::GEN_AI_OPERATION_NAME, attr::operation::CHAT, SpanClass::Llm),
-        rule(attr::GEN_AI_OPERATION_NAME, attr::operation::TEXT_COMPLETION, SpanClass::Llm),
-        rule(attr::GEN_AI_OPERATION_NAME, attr::operation::GENERATE_CONTENT, SpanClass::Llm),
-        rule(attr::GEN_AI_OPERATION_NAME, attr::operation::EMBEDDINGS, SpanClass::Embedding),
-        rule(attr::GEN_AI_OPERATION_NAME, attr::operation::INVOKE_AGENT, SpanClass::Agent),
-        rule(attr::GEN_AI_OPERATION_NAME, attr::operation::EXECUTE_TOOL, SpanClass::Tool),
-        rule(attr::GEN_AI_OPERATION_NAME, attr::operation::LOAD_MODEL, SpanClass::ModelLoad),
-        rule(attr::GEN_AI_OPERATION_NAME, attr::operation::AGENT_STEP, SpanClass::Step),
-        ClassRule { key: attr::AGENTRACE_STEP_NAME, value: None, class: SpanClass::Step },
-    ],
-    fields: &[
-        (Field::Operation, attr::GEN_AI_OPERATION_NAME),
-        (Field::Provider, attr::GEN_AI_PROVIDER_NAME),
-        (Field::Model, attr::GEN_AI_REQUEST_MODEL),
-        (Field::Model, attr::GEN_AI_RESPONSE_MODEL),
-        (Field::Agent, attr::GEN_AI_AGENT_NAME),
-        (Field::Tool, attr::GEN_AI_TOOL_NAME),
-        (Field::Step, attr::AGENTRACE_STEP_NAME),
-        (Field::InputTokens, attr::GEN_AI_USAGE_INPUT_TOKENS),
-        (Field::OutputTokens, attr::GEN_AI_USAGE_OUTPUT_TOKENS),
-        (Field::CachedInputTokens, attr::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS),
-        (Field::ReasoningTokens, attr::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS),
-        (Field::TimeToFirstToken, attr::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK),
-        (Field::ErrorType, attr::ERROR_TYPE),
-    ],
-};
-
-/// GenAI names from semantic conventions 1.36 and earlier, still sent by many
-/// instrumentations.
-pub const GENAI_DEPRECATED: Dialect = Dialect {
-    name: "genai-deprecated",
-    classes: &[],
-    fields: &[
-        (Field::Provider, attr::GEN_AI_SYSTEM),
-        (Field::InputTokens, attr::GEN_AI_USAGE_PROMPT_TOKENS),
-        (Field::OutputTokens, attr::GEN_AI_USAGE_COMPLETION_TOKENS),
-        (Field::CachedInputTokens, attr::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS_OLD),
-        (Field::ReasoningTokens, attr::GEN_AI_USAGE_REASONING_TOKENS_OLD),
-    ],
-};
-
-/// Every dialect, highest precedence first.
-pub const DIALECTS: &[&Dialect] = &[&GENAI, &GENAI_DEPRECATED];
 
 /// The canonical GenAI view of one span's attributes. Strings borrow from the span.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -136,6 +103,8 @@ pub struct GenAiFields<'a> {
     pub reasoning_tokens: Option<u64>,
     pub time_to_first_token: Option<f64>,
     pub error_type: Option<&'a str>,
+    pub name: Option<&'a str>,
+    pub adjusted_count: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -144,11 +113,21 @@ enum Slot {
     Class(Option<&'static str>, SpanClass),
 }
 
+/// Where a key sits in the tables: what it means, its rank (lower wins; the position in
+/// [`DIALECTS`] order) and its dialect.
+#[derive(Clone, Copy, Debug)]
+struct Meaning {
+    slot: Slot,
+    rank: u32,
+    dialect: usize,
+}
+
 /// The dialect tables compiled into one lookup from attribute key to what it may mean.
 #[derive(Debug)]
 pub struct FieldReader {
-    /// Key → (meaning, rank); a lower rank wins. Rank is the position in [`DIALECTS`] order.
-    slots: HashMap<&'static str, Vec<(Slot, u32)>>,
+    slots: HashMap<&'static str, Vec<Meaning>>,
+    implied_providers: Vec<Option<&'static str>>,
+    first_token_events: HashSet<&'static str>,
 }
 
 impl Default for FieldReader {
@@ -159,22 +138,37 @@ impl Default for FieldReader {
 
 impl FieldReader {
     pub fn new(dialects: &[&Dialect]) -> Self {
-        let mut slots: HashMap<&'static str, Vec<(Slot, u32)>> = HashMap::new();
+        let mut slots: HashMap<&'static str, Vec<Meaning>> = HashMap::new();
         let mut rank = 0u32;
-        for dialect in dialects {
+        for (position, dialect) in dialects.iter().enumerate() {
             for class_rule in dialect.classes {
                 rank += 1;
-                slots
-                    .entry(class_rule.key)
-                    .or_default()
-                    .push((Slot::Class(class_rule.value, class_rule.class), rank));
+                let slot = Slot::Class(class_rule.value, class_rule.class);
+                slots.entry(class_rule.key).or_default().push(Meaning { slot, rank, dialect: position });
             }
             for (field, key) in dialect.fields {
                 rank += 1;
-                slots.entry(key).or_default().push((Slot::Field(*field), rank));
+                slots.entry(key).or_default().push(Meaning {
+                    slot: Slot::Field(*field),
+                    rank,
+                    dialect: position,
+                });
             }
         }
-        Self { slots }
+        Self {
+            slots,
+            implied_providers: dialects.iter().map(|dialect| dialect.implied_provider).collect(),
+            first_token_events: dialects
+                .iter()
+                .flat_map(|dialect| dialect.first_token_events)
+                .copied()
+                .collect(),
+        }
+    }
+
+    /// Whether a span event of this name marks the first token.
+    pub fn is_first_token_event(&self, name: &str) -> bool {
+        self.first_token_events.contains(name)
     }
 
     /// Reads the canonical fields from one span's attributes in a single pass.
@@ -185,11 +179,18 @@ impl FieldReader {
         let mut fields = GenAiFields::default();
         let mut best_field_rank = [u32::MAX; FIELD_COUNT];
         let mut best_class_rank = u32::MAX;
+        // The first (highest-precedence) dialect with an implied provider whose keys matched.
+        let mut implied_provider: Option<(usize, &'static str)> = None;
         for (key, value) in attributes {
             let Some(meanings) = self.slots.get(key) else {
                 continue;
             };
-            for &(slot, rank) in meanings {
+            for &Meaning { slot, rank, dialect } in meanings {
+                if let Some(provider) = self.implied_providers[dialect] {
+                    if implied_provider.is_none_or(|(best, _)| dialect < best) {
+                        implied_provider = Some((dialect, provider));
+                    }
+                }
                 match slot {
                     Slot::Class(expected, class) => {
                         let value_matches = match (expected, value) {
@@ -209,6 +210,9 @@ impl FieldReader {
                     }
                 }
             }
+        }
+        if fields.provider.is_none() {
+            fields.provider = implied_provider.map(|(_, provider)| provider);
         }
         fields
     }
@@ -230,6 +234,8 @@ impl<'a> GenAiFields<'a> {
             Field::CachedInputTokens => set_count(&mut self.cached_input_tokens, value),
             Field::ReasoningTokens => set_count(&mut self.reasoning_tokens, value),
             Field::TimeToFirstToken => set_seconds(&mut self.time_to_first_token, value),
+            Field::Name => set_str(&mut self.name, value),
+            Field::AdjustedCount => set_seconds(&mut self.adjusted_count, value),
         }
     }
 }
@@ -369,6 +375,93 @@ mod tests {
         let fields = read(&[(attr::AGENTRACE_STEP_NAME, AttrValue::Str("plan"))]);
         assert_eq!(fields.class, Some(SpanClass::Step));
         assert_eq!(fields.step, Some("plan"));
+    }
+
+    #[test]
+    fn openinference_spans_read_through_their_own_table() {
+        use crate::attr::openinference as oi;
+        let fields = read(&[
+            (oi::SPAN_KIND, AttrValue::Str("LLM")),
+            (oi::LLM_MODEL_NAME, AttrValue::Str("gpt-4o")),
+            (oi::LLM_PROVIDER, AttrValue::Str("openai")),
+            (oi::TOKEN_COUNT_PROMPT, AttrValue::Int(10)),
+            (oi::TOKEN_COUNT_COMPLETION, AttrValue::Int(5)),
+            (oi::TOKEN_COUNT_CACHE_READ, AttrValue::Int(4)),
+        ]);
+        assert_eq!(fields.class, Some(SpanClass::Llm));
+        assert_eq!((fields.model, fields.provider), (Some("gpt-4o"), Some("openai")));
+        assert_eq!(
+            (fields.input_tokens, fields.output_tokens, fields.cached_input_tokens),
+            (Some(10), Some(5), Some(4))
+        );
+        let chain = read(&[(oi::SPAN_KIND, AttrValue::Str("CHAIN"))]);
+        assert_eq!(chain.class, Some(SpanClass::Step));
+    }
+
+    #[test]
+    fn openllmetry_entity_names_and_request_types() {
+        use crate::attr::openllmetry as ol;
+        let agent =
+            read(&[(ol::SPAN_KIND, AttrValue::Str("agent")), (ol::ENTITY_NAME, AttrValue::Str("planner"))]);
+        assert_eq!((agent.class, agent.name), (Some(SpanClass::Agent), Some("planner")));
+        let chat = read(&[
+            (ol::REQUEST_TYPE, AttrValue::Str("chat")),
+            (attr::GEN_AI_SYSTEM, AttrValue::Str("openai")),
+        ]);
+        assert_eq!(
+            (chat.class, chat.operation, chat.provider),
+            (Some(SpanClass::Llm), Some("chat"), Some("openai"))
+        );
+        let workflow = read(&[(ol::SPAN_KIND, AttrValue::Str("workflow"))]);
+        assert_eq!(workflow.class, None);
+    }
+
+    #[test]
+    fn genai_operation_wins_over_another_dialects_kind() {
+        let fields = read(&[
+            (crate::attr::openinference::SPAN_KIND, AttrValue::Str("CHAIN")),
+            (attr::GEN_AI_OPERATION_NAME, AttrValue::Str("invoke_agent")),
+        ]);
+        assert_eq!(fields.class, Some(SpanClass::Agent));
+    }
+
+    #[test]
+    fn vllm_spans_imply_their_provider_and_others_do_not() {
+        use crate::attr::vllm;
+        let request = read(&[
+            (vllm::LATENCY_E2E, AttrValue::Double(1.5)),
+            (vllm::LATENCY_TIME_TO_FIRST_TOKEN, AttrValue::Double(0.2)),
+            (attr::GEN_AI_USAGE_PROMPT_TOKENS, AttrValue::Int(7)),
+        ]);
+        assert_eq!(request.class, Some(SpanClass::Llm));
+        assert_eq!(request.provider, Some("vllm"));
+        assert_eq!(request.time_to_first_token, Some(0.2));
+        let named = read(&[
+            (vllm::LATENCY_E2E, AttrValue::Double(1.5)),
+            (attr::GEN_AI_SYSTEM, AttrValue::Str("mine")),
+        ]);
+        assert_eq!(named.provider, Some("mine"), "a named provider wins");
+        let plain = read(&[(attr::GEN_AI_USAGE_PROMPT_TOKENS, AttrValue::Int(7))]);
+        assert_eq!(plain.provider, None);
+    }
+
+    #[test]
+    fn openlit_time_to_first_token_and_operations() {
+        let fields = read(&[
+            (attr::GEN_AI_OPERATION_NAME, AttrValue::Str("embedding")),
+            (crate::attr::openlit::SERVER_TIME_TO_FIRST_TOKEN, AttrValue::Double(0.3)),
+        ]);
+        assert_eq!(fields.class, Some(SpanClass::Embedding));
+        assert_eq!(fields.time_to_first_token, Some(0.3));
+    }
+
+    #[test]
+    fn operations_are_canonical() {
+        assert_eq!(canonical_operation(SpanClass::Llm, None), Some("chat"));
+        assert_eq!(canonical_operation(SpanClass::Llm, Some("completion")), Some("text_completion"));
+        assert_eq!(canonical_operation(SpanClass::Embedding, Some("embedding")), Some("embeddings"));
+        assert_eq!(canonical_operation(SpanClass::Llm, Some("generate_content")), Some("generate_content"));
+        assert_eq!(canonical_operation(SpanClass::Tool, None), None);
     }
 
     #[test]

@@ -1,0 +1,177 @@
+//! The price table behind `llm_cost_usd_total` and the `agentrace.cost.usd` span attribute:
+//! US dollars per million input, output and cached-input tokens, per model. Built-in list
+//! prices (`prices/default.toml`) can be overridden or extended by a TOML file of the same
+//! shape; unknown models cost 0, as self-hosted ones do.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer};
+
+const BUILT_IN: &str = include_str!("../prices/default.toml");
+const TOKENS_PER_PRICE_UNIT: f64 = 1_000_000.0;
+
+/// Prices of one model, in USD per million tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    #[serde(deserialize_with = "non_negative")]
+    pub input: f64,
+    #[serde(deserialize_with = "non_negative")]
+    pub output: f64,
+    #[serde(default, deserialize_with = "non_negative_option")]
+    pub cached_input: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PriceFile {
+    #[serde(default)]
+    models: BTreeMap<String, Price>,
+}
+
+fn non_negative<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    let price = f64::deserialize(deserializer)?;
+    if price.is_finite() && price >= 0.0 {
+        Ok(price)
+    } else {
+        Err(serde::de::Error::custom(format!("a price must be a non-negative number, not {price}")))
+    }
+}
+
+fn non_negative_option<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<f64>, D::Error> {
+    non_negative(deserializer).map(Some)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PriceError {
+    #[error("cannot read price file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("price file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+}
+
+/// Token counts of one call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub input: u64,
+    pub output: u64,
+    /// Part of `input` that the provider served from its cache.
+    pub cached_input: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PriceTable {
+    /// Lowercased model name → price.
+    models: BTreeMap<String, Price>,
+}
+
+impl PriceTable {
+    /// The built-in table.
+    pub fn built_in() -> Self {
+        // The built-in file is checked by a test; an error here would be a build defect, and
+        // costing nothing is the safe answer to it.
+        Self::parse(BUILT_IN, Path::new("built-in prices")).unwrap_or_default()
+    }
+
+    /// The built-in table with `path`'s entries added or replaced.
+    pub fn with_file(path: &Path) -> Result<Self, PriceError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| PriceError::Read { path: path.to_owned(), source })?;
+        let overrides = Self::parse(&text, path)?;
+        let mut table = Self::built_in();
+        table.models.extend(overrides.models);
+        Ok(table)
+    }
+
+    fn parse(text: &str, path: &Path) -> Result<Self, PriceError> {
+        let file: PriceFile = toml::from_str(text).map_err(|error| PriceError::Parse {
+            path: path.to_owned(),
+            message: crate::config::one_line_toml_error(text, &error),
+        })?;
+        let models = file.models.into_iter().map(|(model, price)| (model.to_lowercase(), price)).collect();
+        Ok(Self { models })
+    }
+
+    /// The price of `model`: its own entry, or the longest entry it extends with `-…`.
+    pub fn price(&self, model: &str) -> Option<&Price> {
+        let model = model.to_lowercase();
+        if let Some(price) = self.models.get(&model) {
+            return Some(price);
+        }
+        self.models
+            .iter()
+            .filter(|(name, _)| model.strip_prefix(name.as_str()).is_some_and(|rest| rest.starts_with('-')))
+            .max_by_key(|(name, _)| name.len())
+            .map(|(_, price)| price)
+    }
+
+    /// Cost of one call in USD; 0 for a model without a price.
+    pub fn cost(&self, model: &str, usage: Usage) -> f64 {
+        let Some(price) = self.price(model) else {
+            return 0.0;
+        };
+        let cached = usage.cached_input.min(usage.input);
+        let uncached = usage.input - cached;
+        let cached_price = price.cached_input.unwrap_or(price.input);
+        (uncached as f64 * price.input + cached as f64 * cached_price + usage.output as f64 * price.output)
+            / TOKENS_PER_PRICE_UNIT
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_table_parses_and_has_the_common_models() {
+        let table = PriceTable::parse(BUILT_IN, Path::new("built-in")).expect("built-in prices parse");
+        for model in ["gpt-4o", "gpt-4o-mini", "claude-3-5-sonnet", "gemini-1.5-pro"] {
+            assert!(table.price(model).is_some(), "{model}");
+        }
+        assert_eq!(PriceTable::built_in(), table);
+    }
+
+    #[test]
+    fn cost_is_computed_per_million_tokens_with_cached_input() {
+        let table = PriceTable::built_in();
+        // gpt-4o: 2.50 in, 10.00 out, 1.25 cached. 1000 in (400 cached), 200 out:
+        // 600 × 2.50 + 400 × 1.25 + 200 × 10.00 = 1500 + 500 + 2000 = 4000 → 0.004 USD.
+        let usage = Usage { input: 1000, output: 200, cached_input: 400 };
+        assert!((table.cost("gpt-4o", usage) - 0.004).abs() < 1e-12);
+        // A dated version uses its base entry; gpt-4o-mini is not gpt-4o.
+        assert!((table.cost("gpt-4o-2024-08-06", usage) - 0.004).abs() < 1e-12);
+        let mini = table.price("gpt-4o-mini-2024-07-18").expect("gpt-4o-mini");
+        assert_eq!(mini.input, 0.15);
+        assert_eq!(table.cost("llama-3.1-8b-instruct", usage), 0.0, "self-hosted costs nothing");
+        assert_eq!(table.price("gpt-4omni"), None, "a prefix must end at a dash");
+    }
+
+    #[test]
+    fn a_file_overrides_and_extends_the_built_in_prices() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("prices.toml");
+        std::fs::write(&path, "[models.\"GPT-4o\"]\ninput = 1.0\noutput = 2.0\n\n[models.\"my-llama\"]\ninput = 0.05\noutput = 0.05\n").expect("write");
+        let table = PriceTable::with_file(&path).expect("valid file");
+        assert_eq!(table.price("gpt-4o").map(|price| price.input), Some(1.0));
+        assert_eq!(table.price("my-llama").map(|price| price.output), Some(0.05));
+        assert!(table.price("claude-3-5-haiku").is_some(), "built-in entries stay");
+        let usage = Usage { input: 1000, output: 0, cached_input: 1000 };
+        assert!((table.cost("gpt-4o", usage) - 0.001).abs() < 1e-12, "no cached price: input price");
+    }
+
+    #[test]
+    fn a_bad_file_names_the_file_and_line() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("prices.toml");
+        std::fs::write(&path, "[models.\"a\"]\ninput = 1.0\noutput = -3.0\n").expect("write");
+        let error = PriceTable::with_file(&path).expect_err("negative price").to_string();
+        assert!(
+            error.contains("prices.toml") && error.contains("line 3") && error.contains("non-negative"),
+            "{error}"
+        );
+        std::fs::write(&path, "[models.\"a\"]\ninput = 1.0\nouptut = 3.0\n").expect("write");
+        let error = PriceTable::with_file(&path).expect_err("unknown key").to_string();
+        assert!(error.contains("line 3") && !error.contains('\n'), "{error}");
+    }
+}
