@@ -25,7 +25,8 @@ pub fn indexed_evaluations<'a>(
         ),
     ];
     // (family, index) → (name, score); ordered by family, then index.
-    let mut found: BTreeMap<(usize, u32), (Option<&'a str>, Option<f64>)> = BTreeMap::new();
+    type Partial<'a> = (Option<&'a str>, Option<f64>);
+    let mut found: BTreeMap<(usize, u32), Partial<'a>> = BTreeMap::new();
     for (key, value) in attributes {
         for (family, (prefix, name_suffix, score_suffix)) in families.iter().enumerate() {
             let Some(rest) = key.strip_prefix(prefix) else { continue };
