@@ -1,0 +1,74 @@
+//! The official OpenTelemetry Python SDK and OTLP exporters (from PyPI; `scripts/test`
+//! installs them into a virtualenv and sets `AGENTRACE_PYTHON`) send GenAI-convention spans to
+//! the collector binary over gRPC and over HTTP; a real Prometheus reads the metrics back.
+
+mod common;
+
+use common::{Collector, Prometheus};
+
+fn python() -> String {
+    std::env::var("AGENTRACE_PYTHON").unwrap_or_else(|_| "python3".to_owned())
+}
+
+fn send(protocol: &str, endpoint: &str, service: &str) -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/send_genai.py");
+    let output = std::process::Command::new(python())
+        .args([script, protocol, endpoint, service])
+        .output()
+        .unwrap_or_else(|error| {
+            panic!("cannot run {} ({error}); run ./scripts/test, which sets it up", python())
+        });
+    assert!(
+        output.status.success(),
+        "send_genai.py {protocol} failed (the OpenTelemetry Python SDK comes from ./scripts/test): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_spans_over_grpc_and_http_become_the_right_metrics() {
+    let collector = Collector::spawn(&["--graph-wait-secs", "1"]);
+    let prometheus = Prometheus::start(&[collector.metrics]).await;
+    let grpc_trace = send("grpc", &format!("http://{}", collector.grpc), "py-grpc");
+    let http_trace = send("http", &format!("http://{}", collector.http), "py-http");
+    assert_eq!((grpc_trace.len(), http_trace.len()), (32, 32));
+
+    for service in ["py-grpc", "py-http"] {
+        let llm = format!("service=\"{service}\",agent=\"researcher\",provider=\"openai\",model=\"gpt-4o\"");
+        prometheus.expect_value(&format!("llm_prompt_tokens_total{{{llm}}}"), 150.0).await;
+        prometheus.expect_value(&format!("llm_response_tokens_total{{{llm}}}"), 40.0).await;
+        prometheus
+            .expect_value(&format!("llm_requests_total{{{llm},operation=\"chat\",status=\"ok\"}}"), 1.0)
+            .await;
+        prometheus.expect_value(&format!("llm_inference_errors_total{{{llm},type=\"timeout\"}}"), 1.0).await;
+        // gpt-4o list price: 150 × 2.50 + 40 × 10.00 = 775 per million tokens.
+        prometheus.expect_value(&format!("llm_cost_usd_total{{{llm}}} * 1e6"), 775.0).await;
+        prometheus
+            .expect_value(
+                &format!("agent_tool_calls_total{{service=\"{service}\",agent=\"researcher\",tool=\"web_search\",status=\"ok\"}}"),
+                1.0,
+            )
+            .await;
+        prometheus
+            .expect_value(
+                &format!("agent_invocation_llm_calls_sum{{service=\"{service}\",agent=\"researcher\"}}"),
+                2.0,
+            )
+            .await;
+    }
+    prometheus
+        .expect_value(
+            "traces_service_graph_request_total{client=\"researcher\",server=\"tool:web_search\"}",
+            2.0,
+        )
+        .await;
+    let mut sent = vec![grpc_trace, http_trace];
+    sent.sort();
+    let exemplars = common::eventually("exemplars of both Python traces", async || {
+        let found = prometheus.exemplar_trace_ids("llm_inference_latency_seconds_bucket").await;
+        sent.iter().all(|trace_id| found.contains(trace_id)).then_some(found)
+    })
+    .await;
+    assert_eq!(exemplars, sent);
+}
