@@ -288,6 +288,31 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn weights_come_from_the_adjusted_count_then_the_tracestate() {
+        let normalizer = Normalizer::default();
+        let mut sampled = span("chat m", vec![]);
+        sampled.trace_state = "ot=th:8".to_owned();
+        assert_eq!(normalizer.normalize("s", &sampled).expect("valid").weight, 2.0);
+        sampled.attributes.push(kv(attr::SAMPLING_ADJUSTED_COUNT, any_value::Value::IntValue(10)));
+        assert_eq!(normalizer.normalize("s", &sampled).expect("valid").weight, 10.0);
+        assert_eq!(normalizer.normalize("s", &span("chat m", vec![])).expect("valid").weight, 1.0);
+    }
+
+    #[test]
+    fn first_token_events_give_the_time_to_first_token() {
+        let mut streamed = span("openai.chat", vec![text("llm.request.type", "chat")]);
+        for offset in [900_000_000, 250_000_000] {
+            streamed.events.push(span::Event {
+                name: agentrace_semconv::attr::openllmetry::COMPLETION_CHUNK_EVENT.to_owned(),
+                time_unix_nano: streamed.start_time_unix_nano + offset,
+                ..Default::default()
+            });
+        }
+        let canonical = Normalizer::default().normalize("s", &streamed).expect("valid");
+        assert_eq!(canonical.fields.time_to_first_token, Some(0.25));
+    }
+
+    #[test]
     fn ids_of_the_wrong_length_are_refused() {
         let mut bad = span("x", vec![]);
         bad.trace_id = vec![1; 15];
