@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::cost::{PriceError, PriceTable};
 use crate::derive::GraphConfig;
+use crate::gpu::GpuConfig;
 use crate::metrics::SeriesLimits;
 
 /// The options as given: every field optional so that flags, environment and file can be
@@ -88,6 +89,26 @@ pub struct Options {
     #[arg(long, env = "AGENTRACE_PRICE_FILE", value_name = "PATH")]
     pub price_file: Option<PathBuf>,
 
+    /// GPU sampling through NVML: `on` or `off`.
+    #[arg(long, env = "AGENTRACE_GPU", value_name = "on|off")]
+    pub gpu: Option<String>,
+
+    /// NVML library to load (default: the system's libnvidia-ml.so).
+    #[arg(long, env = "AGENTRACE_NVML_LIB", value_name = "PATH")]
+    pub nvml_lib: Option<PathBuf>,
+
+    /// Seconds between GPU samples.
+    #[arg(long, env = "AGENTRACE_GPU_SAMPLE_INTERVAL", value_name = "SECS")]
+    pub gpu_sample_interval: Option<f64>,
+
+    /// Seconds of GPU samples kept for enriching spans; older spans are forwarded without.
+    #[arg(long, env = "AGENTRACE_GPU_HISTORY_SECS", value_name = "SECS")]
+    pub gpu_history_secs: Option<f64>,
+
+    /// Where the process table is read, for container ids of GPU processes.
+    #[arg(long, env = "AGENTRACE_PROC_ROOT", value_name = "PATH")]
+    pub proc_root: Option<PathBuf>,
+
     /// Seconds the shutdown may take to drain the queues.
     #[arg(long, env = "AGENTRACE_SHUTDOWN_TIMEOUT_SECS", value_name = "SECS")]
     pub shutdown_timeout_secs: Option<f64>,
@@ -120,6 +141,7 @@ pub struct Config {
     pub graph: GraphConfig,
     pub export: Option<ExportArgs>,
     pub prices: Arc<PriceTable>,
+    pub gpu: GpuConfig,
     pub shutdown_timeout: Duration,
 }
 
@@ -173,6 +195,11 @@ impl Options {
             export_max_retry_secs: self.export_max_retry_secs.or(lower.export_max_retry_secs),
             shutdown_timeout_secs: self.shutdown_timeout_secs.or(lower.shutdown_timeout_secs),
             price_file: self.price_file.or(lower.price_file),
+            gpu: self.gpu.or(lower.gpu),
+            nvml_lib: self.nvml_lib.or(lower.nvml_lib),
+            gpu_sample_interval: self.gpu_sample_interval.or(lower.gpu_sample_interval),
+            gpu_history_secs: self.gpu_history_secs.or(lower.gpu_history_secs),
+            proc_root: self.proc_root.or(lower.proc_root),
         }
     }
 
@@ -216,8 +243,32 @@ impl Options {
             Some(path) => PriceTable::with_file(path)?,
             None => PriceTable::built_in(),
         };
+        let gpu_defaults = GpuConfig::default();
+        let gpu = GpuConfig {
+            enabled: match self.gpu.as_deref().map(str::trim) {
+                None | Some("on") => true,
+                Some("off") => false,
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        flag: "gpu",
+                        reason: format!("{other:?} is neither on nor off"),
+                    })
+                }
+            },
+            library: self.nvml_lib,
+            interval: match self.gpu_sample_interval {
+                Some(secs) => seconds("gpu-sample-interval", secs)?,
+                None => gpu_defaults.interval,
+            },
+            history: match self.gpu_history_secs {
+                Some(secs) => seconds("gpu-history-secs", secs)?,
+                None => gpu_defaults.history,
+            },
+            proc_root: self.proc_root.unwrap_or(gpu_defaults.proc_root),
+        };
         Ok(Config {
             receive,
+            gpu,
             prices: Arc::new(prices),
             metrics_addr: self.metrics_addr.unwrap_or(loopback(9101)),
             series,
@@ -311,6 +362,9 @@ mod tests {
         assert!(error.contains("--traces-endpoint"), "{error}");
         let error = parse(&["--queue-capacity", "0"]).expect_err("invalid");
         assert!(error.contains("--queue-capacity"), "{error}");
+        let error = parse(&["--gpu", "maybe"]).expect_err("invalid");
+        assert!(error.contains("--gpu"), "{error}");
+        assert!(!parse(&["--gpu", "off"]).expect("valid").gpu.enabled);
 
         let mut file = tempfile::NamedTempFile::new().expect("temp file");
         std::io::Write::write_all(&mut file, b"metrics-addr = \"127.0.0.1:1\"\nqueue-capacty = 3\n")

@@ -1,22 +1,61 @@
 //! Enrich: attributes the collector computed, added to the spans before they are forwarded,
-//! so Tempo shows them: `agentrace.cost.usd` on LLM calls.
+//! so Tempo shows them: `agentrace.cost.usd` on LLM calls, `agentrace.gpu.*` on LLM and
+//! model-load spans.
 
 use agentrace_semconv::attr;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 
-/// A cost for the span at `[resource, scope, span]` in a request.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct SpanCost {
+use crate::gpu::WindowStats;
+
+/// What to add to the span at `[resource, scope, span]` in a request.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SpanFacts {
     pub position: [usize; 3],
-    pub usd: f64,
+    pub cost_usd: Option<f64>,
+    pub gpu: Option<WindowStats>,
 }
 
-/// Adds each cost to its span, unless the span already carries one (an upstream agentrace
-/// collector computed it).
-pub fn add_costs(request: &mut ExportTraceServiceRequest, costs: &[SpanCost]) {
-    for cost in costs {
-        let [resource, scope, span] = cost.position;
+fn double(key: &str, value: f64) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue { value: Some(any_value::Value::DoubleValue(value)) }),
+        ..Default::default()
+    }
+}
+
+fn attributes(facts: &SpanFacts) -> Vec<KeyValue> {
+    let mut attributes = Vec::new();
+    if let Some(usd) = facts.cost_usd {
+        attributes.push(double(attr::AGENTRACE_COST_USD, usd));
+    }
+    if let Some(gpu) = &facts.gpu {
+        attributes.push(KeyValue {
+            key: attr::AGENTRACE_GPU_UUID.to_owned(),
+            value: Some(AnyValue { value: Some(any_value::Value::StringValue(gpu.uuids.join(","))) }),
+            ..Default::default()
+        });
+        attributes.push(double(attr::AGENTRACE_GPU_UTILIZATION_AVG, gpu.utilization_avg));
+        attributes.push(double(attr::AGENTRACE_GPU_UTILIZATION_MAX, gpu.utilization_max));
+        attributes.push(KeyValue {
+            key: attr::AGENTRACE_GPU_MEMORY_USED_MAX_BYTES.to_owned(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::IntValue(
+                    i64::try_from(gpu.memory_used_max_bytes).unwrap_or(i64::MAX),
+                )),
+            }),
+            ..Default::default()
+        });
+        attributes.push(double(attr::AGENTRACE_GPU_POWER_AVG_WATTS, gpu.power_avg_watts));
+    }
+    attributes
+}
+
+/// Adds each span's facts as attributes, except those the span already carries (an upstream
+/// agentrace collector computed them).
+pub fn apply(request: &mut ExportTraceServiceRequest, all_facts: &[SpanFacts]) {
+    for facts in all_facts {
+        let [resource, scope, span] = facts.position;
         let Some(span) = request
             .resource_spans
             .get_mut(resource)
@@ -26,14 +65,11 @@ pub fn add_costs(request: &mut ExportTraceServiceRequest, costs: &[SpanCost]) {
             debug_assert!(false, "cost for a span position not in the request");
             continue;
         };
-        if span.attributes.iter().any(|kv| kv.key == attr::AGENTRACE_COST_USD) {
-            continue;
+        for attribute in attributes(facts) {
+            if !span.attributes.iter().any(|kv| kv.key == attribute.key) {
+                span.attributes.push(attribute);
+            }
         }
-        span.attributes.push(KeyValue {
-            key: attr::AGENTRACE_COST_USD.to_owned(),
-            value: Some(AnyValue { value: Some(any_value::Value::DoubleValue(cost.usd)) }),
-            ..Default::default()
-        });
     }
 }
 
@@ -43,7 +79,7 @@ mod tests {
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
     #[test]
-    fn costs_go_on_their_spans_once() {
+    fn facts_go_on_their_spans_once() {
         let mut request = ExportTraceServiceRequest {
             resource_spans: vec![ResourceSpans {
                 scope_spans: vec![ScopeSpans {
@@ -53,9 +89,9 @@ mod tests {
                 ..Default::default()
             }],
         };
-        let cost = SpanCost { position: [0, 0, 1], usd: 0.5 };
-        add_costs(&mut request, &[cost]);
-        add_costs(&mut request, &[SpanCost { usd: 9.0, ..cost }]);
+        let facts = SpanFacts { position: [0, 0, 1], cost_usd: Some(0.5), gpu: None };
+        apply(&mut request, std::slice::from_ref(&facts));
+        apply(&mut request, &[SpanFacts { cost_usd: Some(9.0), ..facts }]);
         let spans = &request.resource_spans[0].scope_spans[0].spans;
         assert!(spans[0].attributes.is_empty());
         assert_eq!(spans[1].attributes.len(), 1);

@@ -9,6 +9,7 @@ pub mod cost;
 pub mod derive;
 pub mod enrich;
 pub mod export;
+pub mod gpu;
 pub mod metrics;
 pub mod normalize;
 pub mod process;

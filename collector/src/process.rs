@@ -1,20 +1,23 @@
 //! The processing stage: each queued request is normalized span by span, derived into
-//! observations and applied to the registry; what derive learned about a span (its cost) is
-//! added to it (`enrich`); then the request goes on to the export queue (and waits there when
-//! that queue is full, which backs the receivers up into refusing). A one-second tick flushes
-//! the agent-graph window and expires idle series.
+//! observations and applied to the registry; LLM and model-load spans are matched against the
+//! GPU samples of their window; what was learned about a span (cost, GPU picture) is added to
+//! it (`enrich`); then the request goes on to the export queue (and waits there when that
+//! queue is full, which backs the receivers up into refusing). A one-second tick flushes the
+//! agent-graph window and expires idle series.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use agentrace_semconv::{attr, metric};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value;
 use tokio::sync::mpsc;
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-
-use crate::derive::Deriver;
-use crate::enrich::{self, SpanCost};
+use crate::derive::{Deriver, GpuQuery};
+use crate::enrich::{self, SpanFacts};
+use crate::gpu::GpuState;
 use crate::metrics::{Observation, Registry};
-use crate::normalize::{service_name, Normalizer};
+use crate::normalize::{service_name, string_attribute, Normalizer};
 use crate::receive::{Batch, QueueGauge};
 use crate::unix_now;
 
@@ -27,6 +30,8 @@ pub struct Processor {
     pub input_gauge: Arc<QueueGauge>,
     /// `None` when traces are not forwarded.
     pub export: Option<(mpsc::Sender<Batch>, Arc<QueueGauge>)>,
+    /// `None` when GPU sampling is off or NVML is unavailable.
+    pub gpu: Option<Arc<GpuState>>,
 }
 
 impl Processor {
@@ -41,16 +46,40 @@ impl Processor {
                 batch = input.recv() => {
                     let Some(mut batch) = batch else { break };
                     self.input_gauge.popped();
-                    let now = unix_now();
-                    let costs = derive_request(&self.normalizer, &mut self.deriver, &batch.request, now, &mut observations);
-                    self.registry.apply(&mut observations, now);
-                    if self.export.is_some() {
-                        enrich::add_costs(&mut batch.request, &costs);
-                    }
+                    self.process(&mut batch, &mut observations);
                     self.forward(batch).await;
                 }
                 _ = tick.tick() => self.tick(&mut observations),
             }
+        }
+    }
+
+    fn process(&mut self, batch: &mut Batch, observations: &mut Vec<Observation>) {
+        let now = unix_now();
+        let (mut facts, queries) =
+            derive_request(&self.normalizer, &mut self.deriver, &batch.request, now, observations);
+        if let Some(gpu) = &self.gpu {
+            let pids = local_pids(&batch.request, gpu, now);
+            for (facts, query) in facts.iter_mut().zip(&queries) {
+                let Some(query) = query else { continue };
+                let pid = pids.get(facts.position[0]).copied().flatten();
+                match gpu.window(query.start, query.end, pid) {
+                    Ok(stats) => {
+                        count_gpu_time(query, stats.gpu_seconds, stats.energy_joules, observations);
+                        facts.gpu = Some(stats);
+                    }
+                    Err(skip) => self.registry.add(
+                        metric::SELF_GPU_ENRICHMENT_SKIPPED_TOTAL,
+                        &[skip.reason()],
+                        query.weight,
+                        now,
+                    ),
+                }
+            }
+        }
+        self.registry.apply(observations, now);
+        if self.export.is_some() {
+            enrich::apply(&mut batch.request, &facts);
         }
     }
 
@@ -76,27 +105,74 @@ impl Processor {
     }
 }
 
-/// Normalizes and derives every span of `request` into `out`; returns the costs to add to the
-/// forwarded spans. Pure apart from the deriver's agent-graph window.
+fn count_gpu_time(query: &GpuQuery, gpu_seconds: f64, energy_joules: f64, out: &mut Vec<Observation>) {
+    for (metric, value) in
+        [(metric::LLM_GPU_SECONDS_TOTAL, gpu_seconds), (metric::LLM_GPU_ENERGY_JOULES_TOTAL, energy_joules)]
+    {
+        out.push(Observation {
+            metric,
+            labels: query.labels.clone(),
+            value,
+            weight: query.weight,
+            exemplar: Some(query.exemplar),
+        });
+    }
+}
+
+/// Per resource of the request, the `process.pid` it names when the process is on this host;
+/// each is also remembered as that process's service.
+fn local_pids(request: &ExportTraceServiceRequest, gpu: &GpuState, now: f64) -> Vec<Option<u32>> {
+    request
+        .resource_spans
+        .iter()
+        .map(|resource_spans| {
+            let resource = resource_spans.resource.as_ref()?;
+            let pid =
+                resource.attributes.iter().find(|kv| kv.key == attr::PROCESS_PID).and_then(|kv| match kv
+                    .value
+                    .as_ref()?
+                    .value
+                    .as_ref()?
+                {
+                    any_value::Value::IntValue(pid) => u32::try_from(*pid).ok(),
+                    any_value::Value::StringValue(pid) => pid.parse().ok(),
+                    _ => None,
+                })?;
+            if !gpu.services.is_local(string_attribute(&resource.attributes, attr::HOST_NAME)) {
+                return None;
+            }
+            gpu.services.note(pid, service_name(Some(resource)), now);
+            Some(pid)
+        })
+        .collect()
+}
+
+/// Normalizes and derives every span of `request` into `out`. Returns, for the spans with
+/// something to add (a cost) or to look up (a GPU window), their facts and queries, in step.
+/// Pure apart from the deriver's agent-graph window.
 pub fn derive_request(
     normalizer: &Normalizer,
     deriver: &mut Deriver,
     request: &ExportTraceServiceRequest,
     now: f64,
     out: &mut Vec<Observation>,
-) -> Vec<SpanCost> {
-    let mut costs = Vec::new();
+) -> (Vec<SpanFacts>, Vec<Option<GpuQuery>>) {
+    let mut facts = Vec::new();
+    let mut queries = Vec::new();
     for (resource_index, resource_spans) in request.resource_spans.iter().enumerate() {
         let service = service_name(resource_spans.resource.as_ref());
         for (scope_index, scope_spans) in resource_spans.scope_spans.iter().enumerate() {
             for (span_index, span) in scope_spans.spans.iter().enumerate() {
                 let Some(canonical) = normalizer.normalize(service, span) else { continue };
-                if let Some(usd) = deriver.observe(&canonical, now, out).cost_usd {
-                    costs.push(SpanCost { position: [resource_index, scope_index, span_index], usd });
+                let outcome = deriver.observe(&canonical, now, out);
+                if outcome.cost_usd.is_some() || outcome.gpu.is_some() {
+                    let position = [resource_index, scope_index, span_index];
+                    facts.push(SpanFacts { position, cost_usd: outcome.cost_usd, gpu: None });
+                    queries.push(outcome.gpu);
                 }
             }
         }
     }
     deriver.end_batch(out);
-    costs
+    (facts, queries)
 }

@@ -26,6 +26,7 @@ use crate::config::Config;
 use crate::derive::Deriver;
 use crate::export::otlp::OtlpExporter;
 use crate::export::prometheus::MetricsServer;
+use crate::gpu::{GpuConfig, GpuState, NvmlSource, Sampler};
 use crate::metrics::Registry;
 use crate::normalize::Normalizer;
 use crate::process::Processor;
@@ -76,12 +77,14 @@ pub async fn run(
         }
     };
 
+    let (gpu, gpu_sampler) = start_gpu(&config.gpu, &registry).await;
     let processor = Processor {
         normalizer: Normalizer::default(),
         deriver: Deriver::new(config.graph, config.prices.clone()),
         registry: registry.clone(),
         input_gauge: ingest_gauge.clone(),
         export,
+        gpu,
     };
     let processor = tokio::spawn(processor.run(ingest_receiver));
 
@@ -131,8 +134,63 @@ pub async fn run(
             tokio::time::sleep(HARD_STOP_GRACE).await;
         }
     }
+    if let Some((stop, thread)) = gpu_sampler {
+        drop(stop);
+        if tokio::task::spawn_blocking(move || thread.join()).await.is_err() {
+            tracing::warn!("gpu sampler thread did not stop cleanly");
+        }
+    }
     stop_metrics.cancel();
     metrics.await.context("metrics server task")?.context("metrics server")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+type SamplerHandle = (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>);
+
+/// Loads NVML (off the runtime: it blocks) and starts the sampler thread. Without NVML, says so
+/// once and runs on; `agentrace_gpu_available` tells which happened.
+async fn start_gpu(
+    config: &GpuConfig,
+    registry: &Arc<Registry>,
+) -> (Option<Arc<GpuState>>, Option<SamplerHandle>) {
+    registry.add(metric::SELF_GPU_AVAILABLE, &[], 0.0, unix_now());
+    if !config.enabled {
+        tracing::info!("gpu sampling off");
+        return (None, None);
+    }
+    let library = config.library.clone();
+    let opened = tokio::task::spawn_blocking(move || NvmlSource::open(library.as_deref())).await;
+    let source = match opened {
+        Ok(Ok(source)) => source,
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "no gpu sampling: NVML is not available; everything else runs");
+            return (None, None);
+        }
+        Err(error) => {
+            tracing::warn!(%error, "no gpu sampling: loading NVML failed");
+            return (None, None);
+        }
+    };
+    let state = Arc::new(GpuState::new(config));
+    let sampler = Sampler {
+        source: Box::new(source),
+        config: config.clone(),
+        state: state.clone(),
+        registry: registry.clone(),
+    };
+    let (stop, stopped) = std::sync::mpsc::channel();
+    let spawned =
+        std::thread::Builder::new().name("agentrace-gpu".to_owned()).spawn(move || sampler.run(stopped));
+    match spawned {
+        Ok(thread) => {
+            registry.add(metric::SELF_GPU_AVAILABLE, &[], 1.0, unix_now());
+            tracing::info!(interval_secs = config.interval.as_secs_f64(), "gpu sampling on");
+            (Some(state), Some((stop, thread)))
+        }
+        Err(error) => {
+            tracing::warn!(%error, "no gpu sampling: cannot start the sampler thread");
+            (None, None)
+        }
+    }
 }

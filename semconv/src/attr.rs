@@ -75,6 +75,14 @@ pub const SAMPLING_ADJUSTED_COUNT: &str = "sampling.adjusted_count";
 // --- agentrace's own ------------------------------------------------------------------------
 /// The call's cost in US dollars, added by the collector to forwarded LLM spans.
 pub const AGENTRACE_COST_USD: &str = "agentrace.cost.usd";
+/// GPU picture of an LLM or model-load span's time window, added by the collector: the GPUs
+/// counted (comma-separated UUIDs), their utilization (ratio, 0–1) averaged over the window
+/// and at its peak, the peak memory used, and the average power they drew together.
+pub const AGENTRACE_GPU_UUID: &str = "agentrace.gpu.uuid";
+pub const AGENTRACE_GPU_UTILIZATION_AVG: &str = "agentrace.gpu.utilization.avg";
+pub const AGENTRACE_GPU_UTILIZATION_MAX: &str = "agentrace.gpu.utilization.max";
+pub const AGENTRACE_GPU_MEMORY_USED_MAX_BYTES: &str = "agentrace.gpu.memory.used.max_bytes";
+pub const AGENTRACE_GPU_POWER_AVG_WATTS: &str = "agentrace.gpu.power.avg_watts";
 /// Low-cardinality name of an agent step (plan, act, reflect…).
 pub const AGENTRACE_STEP_NAME: &str = "agentrace.step.name";
 

@@ -28,6 +28,17 @@ pub const SERVICE_GRAPH_REQUEST_TOTAL: &str = "traces_service_graph_request_tota
 pub const SERVICE_GRAPH_REQUEST_FAILED_TOTAL: &str = "traces_service_graph_request_failed_total";
 pub const SERVICE_GRAPH_REQUEST_SERVER_SECONDS: &str = "traces_service_graph_request_server_seconds";
 
+pub const LLM_GPU_SECONDS_TOTAL: &str = "llm_gpu_seconds_total";
+pub const LLM_GPU_ENERGY_JOULES_TOTAL: &str = "llm_gpu_energy_joules_total";
+
+pub const GPU_UTILIZATION_RATIO: &str = "gpu_utilization_ratio";
+pub const GPU_MEMORY_USED_BYTES: &str = "gpu_memory_used_bytes";
+pub const GPU_MEMORY_TOTAL_BYTES: &str = "gpu_memory_total_bytes";
+pub const GPU_TEMPERATURE_CELSIUS: &str = "gpu_temperature_celsius";
+pub const GPU_POWER_WATTS: &str = "gpu_power_watts";
+pub const GPU_PROCESS_MEMORY_USED_BYTES: &str = "gpu_process_memory_used_bytes";
+pub const GPU_PROCESS_UTILIZATION_RATIO: &str = "gpu_process_utilization_ratio";
+
 pub const SPANMETRICS_CALLS_TOTAL: &str = "traces_spanmetrics_calls_total";
 pub const SPANMETRICS_LATENCY: &str = "traces_spanmetrics_latency";
 
@@ -43,6 +54,8 @@ pub const SELF_SERIES_OVERFLOW_TOTAL: &str = "agentrace_metric_series_overflow_t
 pub const SELF_SERIES_EXPIRED_TOTAL: &str = "agentrace_metric_series_expired_total";
 pub const SELF_GRAPH_UNPAIRED_TOTAL: &str = "agentrace_graph_unpaired_total";
 pub const SELF_BUILD_INFO: &str = "agentrace_build_info";
+pub const SELF_GPU_AVAILABLE: &str = "agentrace_gpu_available";
+pub const SELF_GPU_ENRICHMENT_SKIPPED_TOTAL: &str = "agentrace_gpu_enrichment_skipped_total";
 
 /// Label names. A metric's labels are always a fixed subset of these.
 pub mod label {
@@ -66,6 +79,11 @@ pub mod label {
     pub const QUEUE: &str = "queue";
     pub const METRIC: &str = "metric";
     pub const EVALUATION: &str = "evaluation";
+    pub const GPU: &str = "gpu";
+    pub const UUID: &str = "uuid";
+    pub const NAME: &str = "name";
+    pub const PID: &str = "pid";
+    pub const CONTAINER: &str = "container";
     pub const VERSION: &str = "version";
     /// The only label of a metric's overflow series.
     pub const OVERFLOW: &str = "otel_metric_overflow";

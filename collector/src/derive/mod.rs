@@ -37,11 +37,24 @@ impl Default for Deriver {
     }
 }
 
-/// What derive learned about one span that belongs on the forwarded span too.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+/// What derive learned about one span that the later stages need: the cost to put on the
+/// forwarded span, and for LLM and model-load spans, the GPU window to look up.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct SpanOutcome {
     /// The LLM call's cost in USD, for `agentrace.cost.usd`.
     pub cost_usd: Option<f64>,
+    pub gpu: Option<GpuQuery>,
+}
+
+/// A span's window, to be matched against GPU samples, and how to count what it finds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GpuQuery {
+    pub start: f64,
+    pub end: f64,
+    /// service, agent, model: the labels of `llm_gpu_seconds_total` and its energy twin.
+    pub labels: Vec<String>,
+    pub weight: f64,
+    pub exemplar: Exemplar,
 }
 
 impl Deriver {
@@ -54,6 +67,15 @@ impl Deriver {
         span_metrics(span, out);
         evaluations(span, out);
         let mut outcome = SpanOutcome::default();
+        if matches!(span.class, SpanClass::Llm | SpanClass::Embedding | SpanClass::ModelLoad) {
+            outcome.gpu = Some(GpuQuery {
+                start: span.start_unix_nano as f64 / 1e9,
+                end: span.end_seconds(),
+                labels: vec![label_value(span.service), field(span.fields.agent), field(span.fields.model)],
+                weight: span.weight,
+                exemplar: exemplar_of(span, span.duration_seconds()),
+            });
+        }
         match span.class {
             SpanClass::Llm | SpanClass::Embedding => outcome.cost_usd = llm_call(span, &self.prices, out),
             SpanClass::ModelLoad => model_load(span, out),

@@ -32,6 +32,11 @@ const fn derived(
     Definition { name, help, kind, labels, expires: true }
 }
 
+/// A gauge the GPU sampler rewrites whole at every sample; it does not expire on idleness.
+const fn sampled(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Definition {
+    Definition { name, help, kind: Kind::Gauge, labels, expires: false }
+}
+
 const fn own(
     name: &'static str,
     help: &'static str,
@@ -41,6 +46,9 @@ const fn own(
     Definition { name, help, kind, labels, expires: false }
 }
 
+const GPU_SPAN_LABELS: &[&str] = &[label::SERVICE, label::AGENT, label::MODEL];
+const GPU_LABELS: &[&str] = &[label::GPU, label::UUID, label::NAME];
+const GPU_PROCESS_LABELS: &[&str] = &[label::GPU, label::PID, label::CONTAINER, label::SERVICE];
 const LLM_LABELS: &[&str] = &[label::SERVICE, label::AGENT, label::PROVIDER, label::MODEL];
 const LLM_OP_LABELS: &[&str] =
     &[label::SERVICE, label::AGENT, label::PROVIDER, label::MODEL, label::OPERATION];
@@ -98,6 +106,29 @@ pub const CATALOGUE: &[Definition] = &[
         "Evaluation scores of LLM outputs, by evaluation.",
         Kind::Histogram(buckets::EVALUATION_SCORE),
         &[label::SERVICE, label::EVALUATION],
+    ),
+    derived(
+        metric::LLM_GPU_SECONDS_TOTAL,
+        "GPU busy time (utilization × seconds) inside LLM and model-load spans.",
+        Kind::Counter,
+        GPU_SPAN_LABELS,
+    ),
+    derived(
+        metric::LLM_GPU_ENERGY_JOULES_TOTAL,
+        "GPU energy drawn inside LLM and model-load spans.",
+        Kind::Counter,
+        GPU_SPAN_LABELS,
+    ),
+    sampled(metric::GPU_UTILIZATION_RATIO, "GPU utilization, 0 to 1.", GPU_LABELS),
+    sampled(metric::GPU_MEMORY_USED_BYTES, "GPU memory in use.", GPU_LABELS),
+    sampled(metric::GPU_MEMORY_TOTAL_BYTES, "GPU memory in all.", GPU_LABELS),
+    sampled(metric::GPU_TEMPERATURE_CELSIUS, "GPU temperature.", GPU_LABELS),
+    sampled(metric::GPU_POWER_WATTS, "GPU power draw.", GPU_LABELS),
+    sampled(metric::GPU_PROCESS_MEMORY_USED_BYTES, "GPU memory used by a process.", GPU_PROCESS_LABELS),
+    sampled(
+        metric::GPU_PROCESS_UTILIZATION_RATIO,
+        "GPU (SM) utilization of a process, 0 to 1.",
+        GPU_PROCESS_LABELS,
     ),
     derived(
         metric::AGENT_INVOCATIONS_TOTAL,
@@ -207,6 +238,18 @@ pub const CATALOGUE: &[Definition] = &[
         &[],
     ),
     own(metric::SELF_BUILD_INFO, "Collector build.", Kind::Gauge, &[label::VERSION]),
+    own(
+        metric::SELF_GPU_AVAILABLE,
+        "1 when NVML is sampling the host's GPUs, 0 otherwise.",
+        Kind::Gauge,
+        &[],
+    ),
+    own(
+        metric::SELF_GPU_ENRICHMENT_SKIPPED_TOTAL,
+        "LLM and model-load spans forwarded without GPU attributes, by reason.",
+        Kind::Counter,
+        &[label::REASON],
+    ),
 ];
 
 #[cfg(test)]

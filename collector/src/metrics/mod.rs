@@ -208,6 +208,29 @@ impl Registry {
         state.series.insert(labels, series);
     }
 
+    /// Replaces every series of a gauge family with `series` (label values, value): for gauges
+    /// that a sampler rewrites whole, so that a process that went away leaves no series.
+    pub fn replace_gauges(&self, metric: &str, series: Vec<(Vec<String>, f64)>, now: f64) {
+        let Some(family) = self.index.get(metric).map(|position| &self.families[*position]) else {
+            debug_assert!(false, "unknown metric {metric}");
+            return;
+        };
+        debug_assert_eq!(family.definition.kind, Kind::Gauge, "{metric} is not a gauge");
+        let mut state = lock(&family.state);
+        let previous = std::mem::take(&mut state.series);
+        for (labels, value) in series {
+            if labels.len() != family.definition.labels.len()
+                || state.series.len() >= self.limits.max_series_per_metric
+            {
+                continue;
+            }
+            let created = previous.get(&labels).map_or(now, |series| series.created);
+            let mut fresh = Series::new(family.definition.kind, created);
+            fresh.record(family.definition.kind, value, 1.0, None, now);
+            state.series.insert(labels, fresh);
+        }
+    }
+
     /// Removes derived series idle for longer than the idle timeout.
     pub fn expire(&self, now: f64) {
         let oldest_kept = now - self.limits.idle_timeout_secs;
@@ -293,6 +316,20 @@ mod tests {
         assert_eq!(registry.value(metric::AGENT_INVOCATIONS_TOTAL, &["svc", "old", "ok"]), None);
         assert_eq!(registry.value(metric::AGENT_INVOCATIONS_TOTAL, &["svc", "fresh", "ok"]), Some(1.0));
         assert_eq!(registry.value(metric::SELF_SPANS_RECEIVED_TOTAL, &["grpc"]), Some(1.0));
+    }
+
+    #[test]
+    fn replacing_gauges_drops_the_series_not_given_again() {
+        let registry = registry(10);
+        let series = |pids: &[&str]| -> Vec<(Vec<String>, f64)> {
+            pids.iter()
+                .map(|pid| (vec!["0".into(), (*pid).into(), String::new(), String::new()], 1.0))
+                .collect()
+        };
+        registry.replace_gauges(metric::GPU_PROCESS_MEMORY_USED_BYTES, series(&["1", "2"]), 0.0);
+        registry.replace_gauges(metric::GPU_PROCESS_MEMORY_USED_BYTES, series(&["2"]), 1.0);
+        assert_eq!(registry.series_count(metric::GPU_PROCESS_MEMORY_USED_BYTES), 1);
+        assert_eq!(registry.value(metric::GPU_PROCESS_MEMORY_USED_BYTES, &["0", "2", "", ""]), Some(1.0));
     }
 
     #[test]

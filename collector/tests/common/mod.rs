@@ -25,6 +25,11 @@ pub struct Collector {
 
 impl Collector {
     pub fn spawn(extra_args: &[&str]) -> Self {
+        Self::spawn_with_env(extra_args, &[])
+    }
+
+    /// Like [`Self::spawn`], with extra environment variables for the collector process.
+    pub fn spawn_with_env(extra_args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_agentrace-collector"))
             .args([
                 "--otlp-grpc-addr",
@@ -35,6 +40,7 @@ impl Collector {
                 "127.0.0.1:0",
             ])
             .args(extra_args)
+            .envs(env.iter().copied())
             .env("AGENTRACE_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
