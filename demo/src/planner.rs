@@ -105,6 +105,8 @@ impl Run {
             .args(["--latency-scale", &self.settings.latency_scale.to_string()])
             .args(["--seed", &self.seed.to_string()])
             .stdout(Stdio::piped())
+            // The researcher stops when this pipe closes, that is when this process ends.
+            .stdin(Stdio::piped())
             .kill_on_drop(true);
         if let Some(endpoint) = &self.endpoint {
             command.args(["--endpoint", endpoint]);

@@ -39,7 +39,9 @@ struct Researcher {
     stop: Arc<Notify>,
 }
 
-/// Serves until `POST /shutdown`, which answers with everything this process sent.
+/// Serves until `POST /shutdown`, which answers with everything this process sent, or until
+/// its standard input closes: the planner holds the other end, so a planner that dies (even
+/// by SIGKILL) takes the researcher with it.
 pub async fn serve(listen: SocketAddr, settings: Settings, seed: u64) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     // The parent reads this line to find the port.
@@ -47,6 +49,13 @@ pub async fn serve(listen: SocketAddr, settings: Settings, seed: u64) -> anyhow:
     let state =
         Researcher { settings, seed, books: Arc::new(Books::default()), stop: Arc::new(Notify::new()) };
     let stop = state.stop.clone();
+    let orphaned = state.stop.clone();
+    tokio::spawn(async move {
+        let mut stdin = tokio::io::stdin();
+        let mut sink = Vec::new();
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut stdin, &mut sink).await;
+        orphaned.notify_one();
+    });
     let app = Router::new()
         .route(RESEARCH_PATH, post(research))
         .route(SHUTDOWN_PATH, post(shutdown))

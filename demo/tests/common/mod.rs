@@ -22,12 +22,17 @@ async fn bind() -> TcpListener {
 
 impl InProcessCollector {
     pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    /// Starts with `options`, forwarding to the sink and with a 1 s agent-graph window.
+    pub async fn start_with(options: Options) -> Self {
         let sink = Sink::default();
         let sink_address = sink.start().await;
         let config = Options {
             traces_endpoint: Some(format!("http://{sink_address}")),
             graph_wait_secs: Some(1.0),
-            ..Options::default()
+            ..options
         }
         .validate()
         .expect("valid config");
