@@ -34,42 +34,7 @@ async fn genai_spans_become_exact_prometheus_values_with_exemplars() {
     assert_eq!(response.status(), 200);
 
     for service in ["e2e-grpc", "e2e-http"] {
-        let selector =
-            format!("service=\"{service}\",agent=\"researcher\",provider=\"openai\",model=\"gpt-4o\"");
-        prometheus.expect_value(&format!("llm_prompt_tokens_total{{{selector}}}"), 150.0).await;
-        prometheus.expect_value(&format!("llm_response_tokens_total{{{selector}}}"), 40.0).await;
-        prometheus
-            .expect_value(&format!("llm_inference_errors_total{{{selector},type=\"timeout\"}}"), 1.0)
-            .await;
-        prometheus
-            .expect_value(&format!("llm_requests_total{{{selector},operation=\"chat\",status=\"ok\"}}"), 1.0)
-            .await;
-        prometheus
-            .expect_value(
-                &format!("agent_tool_calls_total{{service=\"{service}\",agent=\"researcher\",tool=\"web_search\",status=\"ok\"}}"),
-                1.0,
-            )
-            .await;
-        prometheus
-            .expect_value(
-                &format!(
-                    "agent_invocations_total{{service=\"{service}\",agent=\"researcher\",status=\"ok\"}}"
-                ),
-                1.0,
-            )
-            .await;
-        prometheus
-            .expect_value(
-                &format!("traces_service_graph_request_total{{client=\"{service}\",server=\"researcher\"}}"),
-                1.0,
-            )
-            .await;
-        prometheus
-            .expect_value(
-                &format!("agent_invocation_llm_calls_sum{{service=\"{service}\",agent=\"researcher\"}}"),
-                2.0,
-            )
-            .await;
+        common::expect_agent_trace_metrics(&prometheus, service).await;
     }
     prometheus
         .expect_value(
@@ -84,12 +49,9 @@ async fn genai_spans_become_exact_prometheus_values_with_exemplars() {
         )
         .await;
     prometheus.expect_value("sum(agentrace_spans_received_total)", 8.0).await;
-
-    let sent: Vec<String> = [GRPC_TRACE, HTTP_TRACE].iter().map(hex::encode).collect();
-    let exemplars = common::eventually("exemplars for both traces", async || {
-        let found = prometheus.exemplar_trace_ids("llm_inference_latency_seconds_bucket").await;
-        sent.iter().all(|trace_id| found.contains(trace_id)).then_some(found)
-    })
+    common::expect_exemplar_trace_ids(
+        &prometheus,
+        [GRPC_TRACE, HTTP_TRACE].iter().map(hex::encode).collect(),
+    )
     .await;
-    assert_eq!(exemplars, sent);
 }

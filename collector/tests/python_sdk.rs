@@ -35,27 +35,7 @@ async fn python_sdk_spans_over_grpc_and_http_become_the_right_metrics() {
     assert_eq!((grpc_trace.len(), http_trace.len()), (32, 32));
 
     for service in ["py-grpc", "py-http"] {
-        let llm = format!("service=\"{service}\",agent=\"researcher\",provider=\"openai\",model=\"gpt-4o\"");
-        prometheus.expect_value(&format!("llm_prompt_tokens_total{{{llm}}}"), 150.0).await;
-        prometheus.expect_value(&format!("llm_response_tokens_total{{{llm}}}"), 40.0).await;
-        prometheus
-            .expect_value(&format!("llm_requests_total{{{llm},operation=\"chat\",status=\"ok\"}}"), 1.0)
-            .await;
-        prometheus.expect_value(&format!("llm_inference_errors_total{{{llm},type=\"timeout\"}}"), 1.0).await;
-        // gpt-4o list price: 150 × 2.50 + 40 × 10.00 = 775 per million tokens.
-        prometheus.expect_value(&format!("llm_cost_usd_total{{{llm}}} * 1e6"), 775.0).await;
-        prometheus
-            .expect_value(
-                &format!("agent_tool_calls_total{{service=\"{service}\",agent=\"researcher\",tool=\"web_search\",status=\"ok\"}}"),
-                1.0,
-            )
-            .await;
-        prometheus
-            .expect_value(
-                &format!("agent_invocation_llm_calls_sum{{service=\"{service}\",agent=\"researcher\"}}"),
-                2.0,
-            )
-            .await;
+        common::expect_agent_trace_metrics(&prometheus, service).await;
     }
     prometheus
         .expect_value(
@@ -63,12 +43,5 @@ async fn python_sdk_spans_over_grpc_and_http_become_the_right_metrics() {
             2.0,
         )
         .await;
-    let mut sent = vec![grpc_trace, http_trace];
-    sent.sort();
-    let exemplars = common::eventually("exemplars of both Python traces", async || {
-        let found = prometheus.exemplar_trace_ids("llm_inference_latency_seconds_bucket").await;
-        sent.iter().all(|trace_id| found.contains(trace_id)).then_some(found)
-    })
-    .await;
-    assert_eq!(exemplars, sent);
+    common::expect_exemplar_trace_ids(&prometheus, vec![grpc_trace, http_trace]).await;
 }

@@ -182,6 +182,40 @@ pub fn agent_trace(service: &str, trace_id: [u8; 16]) -> ResourceSpans {
     }
 }
 
+/// Waits in Prometheus for the metrics of one [`agent_trace`]-shaped trace sent by `service`
+/// (whatever client sent it): tokens 150 / 40, one ok call, one timeout, gpt-4o's list-price
+/// cost, one tool call, one invocation with two LLM calls.
+pub async fn expect_agent_trace_metrics(prometheus: &Prometheus, service: &str) {
+    let llm = format!("service=\"{service}\",agent=\"researcher\",provider=\"openai\",model=\"gpt-4o\"");
+    let agent = format!("service=\"{service}\",agent=\"researcher\"");
+    let expectations = [
+        (format!("llm_prompt_tokens_total{{{llm}}}"), 150.0),
+        (format!("llm_response_tokens_total{{{llm}}}"), 40.0),
+        (format!("llm_requests_total{{{llm},operation=\"chat\",status=\"ok\"}}"), 1.0),
+        (format!("llm_inference_errors_total{{{llm},type=\"timeout\"}}"), 1.0),
+        // gpt-4o list price: 150 × 2.50 + 40 × 10.00 = 775 per million tokens.
+        (format!("llm_cost_usd_total{{{llm}}} * 1e6"), 775.0),
+        (format!("agent_tool_calls_total{{{agent},tool=\"web_search\",status=\"ok\"}}"), 1.0),
+        (format!("agent_invocations_total{{{agent},status=\"ok\"}}"), 1.0),
+        (format!("agent_invocation_llm_calls_sum{{{agent}}}"), 2.0),
+        (format!("traces_service_graph_request_total{{client=\"{service}\",server=\"researcher\"}}"), 1.0),
+    ];
+    for (query, expected) in expectations {
+        prometheus.expect_value(&query, expected).await;
+    }
+}
+
+/// Waits until Prometheus's exemplars for the LLM latency buckets hold exactly `sent`.
+pub async fn expect_exemplar_trace_ids(prometheus: &Prometheus, mut sent: Vec<String>) {
+    sent.sort();
+    let found = eventually("exemplars of every trace sent", async || {
+        let found = prometheus.exemplar_trace_ids("llm_inference_latency_seconds_bucket").await;
+        sent.iter().all(|trace_id| found.contains(trace_id)).then_some(found)
+    })
+    .await;
+    assert_eq!(found, sent);
+}
+
 pub fn request(resource_spans: Vec<ResourceSpans>) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest { resource_spans }
 }
