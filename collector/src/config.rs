@@ -14,6 +14,7 @@ use crate::cost::{PriceError, PriceTable};
 use crate::derive::GraphConfig;
 use crate::gpu::GpuConfig;
 use crate::metrics::SeriesLimits;
+use crate::redact::Redactor;
 
 /// The options as given: every field optional so that flags, environment and file can be
 /// layered. The same struct is the TOML file's schema (keys spelled like the flags).
@@ -89,6 +90,19 @@ pub struct Options {
     #[arg(long, env = "AGENTRACE_PRICE_FILE", value_name = "PATH")]
     pub price_file: Option<PathBuf>,
 
+    /// Forward prompt and completion content (`gen_ai.input.messages` and the like). By
+    /// default it is dropped before spans leave the collector.
+    #[arg(long, env = "AGENTRACE_KEEP_CONTENT", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub keep_content: Option<bool>,
+
+    /// Attribute keys to drop from forwarded spans (comma-separated; `prefix.` matches a prefix).
+    #[arg(long, env = "AGENTRACE_REDACT_ATTRIBUTES", value_delimiter = ',', value_name = "KEYS")]
+    pub redact_attributes: Option<Vec<String>>,
+
+    /// Attribute keys whose values are replaced by their SHA-256 in forwarded spans.
+    #[arg(long, env = "AGENTRACE_HASH_ATTRIBUTES", value_delimiter = ',', value_name = "KEYS")]
+    pub hash_attributes: Option<Vec<String>>,
+
     /// GPU sampling through NVML: `on` or `off`.
     #[arg(long, env = "AGENTRACE_GPU", value_name = "on|off")]
     pub gpu: Option<String>,
@@ -142,6 +156,7 @@ pub struct Config {
     pub export: Option<ExportArgs>,
     pub prices: Arc<PriceTable>,
     pub gpu: GpuConfig,
+    pub redactor: Redactor,
     pub shutdown_timeout: Duration,
 }
 
@@ -196,6 +211,9 @@ impl Options {
             shutdown_timeout_secs: self.shutdown_timeout_secs.or(lower.shutdown_timeout_secs),
             price_file: self.price_file.or(lower.price_file),
             gpu: self.gpu.or(lower.gpu),
+            keep_content: self.keep_content.or(lower.keep_content),
+            redact_attributes: self.redact_attributes.or(lower.redact_attributes),
+            hash_attributes: self.hash_attributes.or(lower.hash_attributes),
             nvml_lib: self.nvml_lib.or(lower.nvml_lib),
             gpu_sample_interval: self.gpu_sample_interval.or(lower.gpu_sample_interval),
             gpu_history_secs: self.gpu_history_secs.or(lower.gpu_history_secs),
@@ -266,9 +284,22 @@ impl Options {
             },
             proc_root: self.proc_root.unwrap_or(gpu_defaults.proc_root),
         };
+        let keys = |keys: Option<Vec<String>>| -> Vec<String> {
+            keys.unwrap_or_default()
+                .into_iter()
+                .map(|key| key.trim().to_owned())
+                .filter(|key| !key.is_empty())
+                .collect()
+        };
+        let redactor = Redactor::new(
+            self.keep_content.unwrap_or(false),
+            keys(self.redact_attributes),
+            keys(self.hash_attributes),
+        );
         Ok(Config {
             receive,
             gpu,
+            redactor,
             prices: Arc::new(prices),
             metrics_addr: self.metrics_addr.unwrap_or(loopback(9101)),
             series,

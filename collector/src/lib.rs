@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod normalize;
 pub mod process;
 pub mod receive;
+pub mod redact;
 pub mod topology;
 
 use std::future::Future;

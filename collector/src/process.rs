@@ -1,7 +1,7 @@
 //! The processing stage: each queued request is normalized span by span, derived into
 //! observations and applied to the registry; LLM and model-load spans are matched against the
 //! GPU samples of their window; what was learned about a span (cost, GPU picture) is added to
-//! it (`enrich`); then the request goes on to the export queue (and waits there when that
+//! it (`enrich`); content and listed attributes are redacted (`redact`); then the request goes on to the export queue (and waits there when that
 //! queue is full, which backs the receivers up into refusing). A one-second tick flushes the
 //! agent-graph window and expires idle series.
 
@@ -19,6 +19,7 @@ use crate::gpu::GpuState;
 use crate::metrics::{Observation, Registry};
 use crate::normalize::{service_name, string_attribute, Normalizer};
 use crate::receive::{Batch, QueueGauge};
+use crate::redact::Redactor;
 use crate::unix_now;
 
 const TICK: Duration = Duration::from_secs(1);
@@ -32,6 +33,8 @@ pub struct Processor {
     pub export: Option<(mpsc::Sender<Batch>, Arc<QueueGauge>)>,
     /// `None` when GPU sampling is off or NVML is unavailable.
     pub gpu: Option<Arc<GpuState>>,
+    /// Applied to forwarded spans after enrichment.
+    pub redactor: Redactor,
 }
 
 impl Processor {
@@ -80,6 +83,7 @@ impl Processor {
         self.registry.apply(observations, now);
         if self.export.is_some() {
             enrich::apply(&mut batch.request, &facts);
+            self.redactor.apply(&mut batch.request);
         }
     }
 

@@ -85,6 +85,7 @@ pub async fn run(
         input_gauge: ingest_gauge.clone(),
         export,
         gpu,
+        redactor: config.redactor.clone(),
     };
     let processor = tokio::spawn(processor.run(ingest_receiver));
 

@@ -82,9 +82,20 @@ async fn spans_arrive_byte_for_byte_through_two_collectors_and_a_shutdown() {
 
 #[tokio::test]
 async fn a_full_queue_refuses_with_retry_after_and_counts() {
-    let unreachable = common::free_address();
-    let collector =
-        Collector::spawn(&["--traces-endpoint", &format!("http://{unreachable}"), "--queue-capacity", "1"]);
+    // A trace endpoint that never answers: the port stays bound (so no other test can take it)
+    // but nothing accepts, so every export attempt hangs until its timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let unreachable = silent.local_addr().expect("address");
+    // One request per export batch, so the exporter cannot absorb the queue into one batch.
+    let endpoint = format!("http://{unreachable}");
+    let collector = Collector::spawn(&[
+        "--traces-endpoint",
+        &endpoint,
+        "--queue-capacity",
+        "1",
+        "--export-batch-spans",
+        "4",
+    ]);
     let client = reqwest::Client::new();
     let body = request(vec![agent_trace("full-queue", [0x60; 16])]).encode_to_vec();
     let mut refused = 0;
@@ -118,4 +129,56 @@ async fn a_full_queue_refuses_with_retry_after_and_counts() {
         refused * 4
     );
     assert!(metrics.contains(&expected), "{expected} in {metrics}");
+}
+
+#[tokio::test]
+async fn content_is_dropped_and_listed_attributes_redacted_before_forwarding() {
+    let with_content = |mut resource_spans: opentelemetry_proto::tonic::trace::v1::ResourceSpans| {
+        let span = &mut resource_spans.scope_spans[0].spans[1];
+        span.attributes.push(common::text(
+            attr::GEN_AI_INPUT_MESSAGES,
+            "[{\"role\":\"user\",\"content\":\"my card is 4111\"}]",
+        ));
+        span.attributes.push(common::text("llm.input_messages.0.message.content", "my card is 4111"));
+        span.attributes.push(common::text("user.id", "alice"));
+        span.attributes.push(common::text("internal.ticket", "T-1"));
+        resource_spans
+    };
+    for keep_content in [false, true] {
+        let sink = Sink::default();
+        let sink_address = sink.start().await;
+        let mut args = vec![
+            "--traces-endpoint".to_owned(),
+            format!("http://{sink_address}"),
+            "--redact-attributes=internal.".to_owned(),
+            "--hash-attributes=user.id".to_owned(),
+        ];
+        if keep_content {
+            args.push("--keep-content".to_owned());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let collector = Collector::spawn(&args);
+        let mut client = TraceServiceClient::connect(collector.grpc_url()).await.expect("connect");
+        client
+            .export(request(vec![with_content(agent_trace("redact", [0x70; 16]))]))
+            .await
+            .expect("accepted");
+        let spans = common::eventually("4 spans at the sink", async || {
+            let spans = sink.spans();
+            (spans.len() == 4).then_some(spans)
+        })
+        .await;
+        let chat = spans
+            .iter()
+            .map(|(_, span)| span)
+            .find(|span| span.span_id == vec![0x70, 3, 0, 0, 0, 0, 0, 1])
+            .expect("chat span");
+        let keys: Vec<&str> = chat.attributes.iter().map(|kv| kv.key.as_str()).collect();
+        assert!(!keys.contains(&"internal.ticket"), "{keys:?}");
+        assert_eq!(keys.contains(&attr::GEN_AI_INPUT_MESSAGES), keep_content, "{keys:?}");
+        assert_eq!(keys.contains(&"llm.input_messages.0.message.content"), keep_content, "{keys:?}");
+        let user = chat.attributes.iter().find(|kv| kv.key == "user.id").expect("user.id kept, hashed");
+        let user = format!("{:?}", user.value);
+        assert!(user.contains("sha256:2bd806c97f0e00af") && !user.contains("alice"), "{user}");
+    }
 }

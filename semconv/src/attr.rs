@@ -148,3 +148,48 @@ pub mod vllm {
     /// What vLLM is, as a provider: it serves its own models.
     pub const PROVIDER: &str = "vllm";
 }
+
+/// Attributes that carry prompt, completion, tool-argument or document content, in every
+/// dialect. The collector drops them before forwarding unless told to keep content. A key
+/// ending in `.` is a prefix (OpenInference and OpenLLMetry index their messages:
+/// `llm.input_messages.0.message.content`, `gen_ai.prompt.0.content`).
+pub const CONTENT_KEYS: &[&str] = &[
+    // GenAI, current and deprecated
+    GEN_AI_INPUT_MESSAGES,
+    GEN_AI_OUTPUT_MESSAGES,
+    "gen_ai.system_instructions",
+    "gen_ai.tool.call.arguments",
+    "gen_ai.tool.call.result",
+    "gen_ai.prompt",
+    "gen_ai.completion",
+    "gen_ai.prompt.",
+    "gen_ai.completion.",
+    // OpenLIT
+    "gen_ai.content.prompt",
+    "gen_ai.content.completion",
+    // OpenInference
+    "input.value",
+    "output.value",
+    "llm.input_messages.",
+    "llm.output_messages.",
+    "llm.prompts",
+    "retrieval.documents.",
+    "reranker.input_documents.",
+    "reranker.output_documents.",
+    "embedding.embeddings.",
+    // OpenLLMetry
+    "traceloop.entity.input",
+    "traceloop.entity.output",
+];
+
+/// Whether `key` is listed in `keys`, where an entry ending in `.` matches as a prefix.
+pub fn matches_key(keys: &[impl AsRef<str>], key: &str) -> bool {
+    keys.iter().any(|entry| {
+        let entry = entry.as_ref();
+        if entry.ends_with('.') {
+            key.starts_with(entry)
+        } else {
+            key == entry
+        }
+    })
+}
