@@ -52,6 +52,11 @@ pub struct Options {
     #[arg(long, env = "AGENTRACE_MAX_REQUEST_BYTES", value_name = "BYTES")]
     pub max_request_bytes: Option<usize>,
 
+    /// File holding a bearer token that every OTLP request must present
+    /// (`Authorization: Bearer <token>`); without it the receivers are open.
+    #[arg(long, env = "AGENTRACE_AUTH_TOKEN_FILE", value_name = "PATH")]
+    pub auth_token_file: Option<PathBuf>,
+
     /// Requests waiting between the receivers and the pipeline. When full, receivers answer
     /// with a retryable refusal.
     #[arg(long, env = "AGENTRACE_QUEUE_CAPACITY", value_name = "REQUESTS")]
@@ -135,6 +140,7 @@ pub struct ReceiveArgs {
     pub http_addr: SocketAddr,
     pub max_request_bytes: usize,
     pub queue_capacity: usize,
+    pub auth_token: Option<Arc<str>>,
 }
 
 /// Trace forwarding settings.
@@ -162,7 +168,7 @@ pub struct Config {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
@@ -200,6 +206,7 @@ impl Options {
             metrics_addr: self.metrics_addr.or(lower.metrics_addr),
             traces_endpoint: self.traces_endpoint.or(lower.traces_endpoint),
             max_request_bytes: self.max_request_bytes.or(lower.max_request_bytes),
+            auth_token_file: self.auth_token_file.or(lower.auth_token_file),
             queue_capacity: self.queue_capacity.or(lower.queue_capacity),
             max_series_per_metric: self.max_series_per_metric.or(lower.max_series_per_metric),
             series_idle_timeout_secs: self.series_idle_timeout_secs.or(lower.series_idle_timeout_secs),
@@ -232,6 +239,10 @@ impl Options {
                 self.max_request_bytes.unwrap_or(16 * 1024 * 1024),
             )?,
             queue_capacity: positive("queue-capacity", self.queue_capacity.unwrap_or(256))?,
+            auth_token: match &self.auth_token_file {
+                None => None,
+                Some(path) => Some(read_token(path)?),
+            },
         };
         let series = SeriesLimits {
             max_series_per_metric: positive(
@@ -308,6 +319,19 @@ impl Options {
             shutdown_timeout: seconds("shutdown-timeout-secs", self.shutdown_timeout_secs.unwrap_or(10.0))?,
         })
     }
+}
+
+fn read_token(path: &Path) -> Result<Arc<str>, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(ConfigError::Invalid {
+            flag: "auth-token-file",
+            reason: format!("{} is empty", path.display()),
+        });
+    }
+    Ok(Arc::from(token))
 }
 
 fn positive<T: PartialOrd + Default + std::fmt::Display>(

@@ -92,7 +92,8 @@ pub async fn run(
     let ready = Arc::new(AtomicBool::new(false));
     let stop_receiving = CancellationToken::new();
     let stop_metrics = CancellationToken::new();
-    let ingest = Ingest::new(ingest_sender, ingest_gauge, registry.clone());
+    let ingest = Ingest::new(ingest_sender, ingest_gauge, registry.clone())
+        .with_token(config.receive.auth_token.clone());
     let max_bytes = config.receive.max_request_bytes;
     let grpc = tokio::spawn(
         GrpcReceiver::new(ingest.clone(), max_bytes)

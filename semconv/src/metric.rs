@@ -47,6 +47,7 @@ pub const SELF_SPANS_RECEIVED_TOTAL: &str = "agentrace_spans_received_total";
 pub const SELF_SPANS_REFUSED_TOTAL: &str = "agentrace_spans_refused_total";
 pub const SELF_SPANS_EXPORTED_TOTAL: &str = "agentrace_spans_exported_total";
 pub const SELF_SPANS_DROPPED_TOTAL: &str = "agentrace_spans_dropped_total";
+pub const SELF_REQUESTS_UNAUTHENTICATED_TOTAL: &str = "agentrace_requests_unauthenticated_total";
 pub const SELF_EXPORT_RETRIES_TOTAL: &str = "agentrace_export_retries_total";
 pub const SELF_QUEUE_DEPTH: &str = "agentrace_queue_depth";
 pub const SELF_QUEUE_CAPACITY: &str = "agentrace_queue_capacity";

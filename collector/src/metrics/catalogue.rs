@@ -221,6 +221,12 @@ pub const CATALOGUE: &[Definition] = &[
         Kind::Counter,
         &[label::TRANSPORT, label::REASON],
     ),
+    own(
+        metric::SELF_REQUESTS_UNAUTHENTICATED_TOTAL,
+        "Requests refused for a missing or wrong bearer token, by transport.",
+        Kind::Counter,
+        &[label::TRANSPORT],
+    ),
     own(metric::SELF_SPANS_EXPORTED_TOTAL, "Spans forwarded to the trace endpoint.", Kind::Counter, &[]),
     own(
         metric::SELF_SPANS_DROPPED_TOTAL,

@@ -74,6 +74,7 @@ fn otlp_status_codes<B>(mut response: http::Response<B>) -> http::Response<B> {
 }
 
 const GRPC_STATUS: &str = "grpc-status";
+const AUTHORIZATION: &str = "authorization";
 
 #[tonic::async_trait]
 impl TraceService for GrpcReceiver {
@@ -81,6 +82,10 @@ impl TraceService for GrpcReceiver {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        let authorization = request.metadata().get(AUTHORIZATION).map(|value| value.as_bytes());
+        if !self.ingest.authorized(authorization, Transport::Grpc) {
+            return Err(Status::unauthenticated("a valid bearer token is required"));
+        }
         match self.ingest.accept(request.into_inner(), Transport::Grpc) {
             Ok(accepted) if accepted.rejected_spans == 0 => {
                 Ok(Response::new(ExportTraceServiceResponse::default()))

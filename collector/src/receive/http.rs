@@ -94,6 +94,15 @@ impl HttpReceiver {
 }
 
 async fn export_traces(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    let authorization = headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
+    if !state.ingest.authorized(authorization, Transport::Http) {
+        let encoding = Encoding::from_headers(&headers).unwrap_or(Encoding::Protobuf);
+        let message = "a valid bearer token is required";
+        let mut response =
+            status_response(encoding, StatusCode::UNAUTHORIZED, tonic::Code::Unauthenticated, message);
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return response;
+    }
     let Some(encoding) = Encoding::from_headers(&headers) else {
         let message = format!("Content-Type must be {PROTOBUF} or {JSON}");
         return status_response(

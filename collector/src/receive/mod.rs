@@ -98,11 +98,36 @@ pub struct Ingest {
     queue: mpsc::Sender<Batch>,
     gauge: Arc<QueueGauge>,
     registry: Arc<Registry>,
+    /// When set, every request must carry `Authorization: Bearer <token>`.
+    token: Option<Arc<str>>,
 }
 
 impl Ingest {
     pub fn new(queue: mpsc::Sender<Batch>, gauge: Arc<QueueGauge>, registry: Arc<Registry>) -> Self {
-        Self { queue, gauge, registry }
+        Self { queue, gauge, registry, token: None }
+    }
+
+    pub fn with_token(self, token: Option<Arc<str>>) -> Self {
+        Self { token, ..self }
+    }
+
+    /// Whether an `Authorization` header value lets the request in; a refusal is counted.
+    /// The comparison takes the same time whatever the bytes, so it leaks nothing.
+    pub fn authorized(&self, authorization: Option<&[u8]>, transport: Transport) -> bool {
+        let Some(token) = &self.token else {
+            return true;
+        };
+        let presented = authorization.and_then(|value| value.strip_prefix(b"Bearer ")).unwrap_or_default();
+        let matches: bool = subtle::ConstantTimeEq::ct_eq(presented, token.as_bytes()).into();
+        if !matches {
+            self.registry.add(
+                metric::SELF_REQUESTS_UNAUTHENTICATED_TOTAL,
+                &[transport.as_str()],
+                1.0,
+                unix_now(),
+            );
+        }
+        matches
     }
 
     /// Drops spans with invalid ids (reported as partial success), then queues the rest.
@@ -218,6 +243,24 @@ mod tests {
         assert_eq!(ingest.accept(one(), Transport::Grpc), Err(Refusal::QueueFull));
         assert_eq!(registry.value(metric::SELF_SPANS_REFUSED_TOTAL, &["grpc", "queue_full"]), Some(1.0));
         assert_eq!(registry.value(metric::SELF_SPANS_RECEIVED_TOTAL, &["grpc"]), Some(1.0));
+    }
+
+    #[test]
+    fn the_bearer_token_is_checked_and_refusals_counted() {
+        let (ingest, _receiver, registry) = ingest(1);
+        assert!(ingest.authorized(None, Transport::Http), "no token configured: open");
+        let ingest = ingest.with_token(Some(Arc::from("s3cret")));
+        assert!(ingest.authorized(Some(b"Bearer s3cret"), Transport::Http));
+        for wrong in [
+            None,
+            Some(&b"Bearer s3cre"[..]),
+            Some(b"Bearer s3cret!"),
+            Some(b"s3cret"),
+            Some(b"Basic s3cret"),
+        ] {
+            assert!(!ingest.authorized(wrong, Transport::Grpc), "{wrong:?}");
+        }
+        assert_eq!(registry.value(metric::SELF_REQUESTS_UNAUTHENTICATED_TOTAL, &["grpc"]), Some(5.0));
     }
 
     #[test]
