@@ -57,6 +57,11 @@ pub struct Options {
     #[arg(long, env = "AGENTRACE_AUTH_TOKEN_FILE", value_name = "PATH")]
     pub auth_token_file: Option<PathBuf>,
 
+    /// Resident memory above which the receivers refuse (retryably) until usage falls, e.g.
+    /// `512MiB`. Unset: no limit.
+    #[arg(long, env = "AGENTRACE_MEMORY_LIMIT", value_name = "SIZE")]
+    pub memory_limit: Option<String>,
+
     /// Requests waiting between the receivers and the pipeline. When full, receivers answer
     /// with a retryable refusal.
     #[arg(long, env = "AGENTRACE_QUEUE_CAPACITY", value_name = "REQUESTS")]
@@ -141,6 +146,7 @@ pub struct ReceiveArgs {
     pub max_request_bytes: usize,
     pub queue_capacity: usize,
     pub auth_token: Option<Arc<str>>,
+    pub memory_limit_bytes: Option<u64>,
 }
 
 /// Trace forwarding settings.
@@ -207,6 +213,7 @@ impl Options {
             traces_endpoint: self.traces_endpoint.or(lower.traces_endpoint),
             max_request_bytes: self.max_request_bytes.or(lower.max_request_bytes),
             auth_token_file: self.auth_token_file.or(lower.auth_token_file),
+            memory_limit: self.memory_limit.or(lower.memory_limit),
             queue_capacity: self.queue_capacity.or(lower.queue_capacity),
             max_series_per_metric: self.max_series_per_metric.or(lower.max_series_per_metric),
             series_idle_timeout_secs: self.series_idle_timeout_secs.or(lower.series_idle_timeout_secs),
@@ -239,6 +246,17 @@ impl Options {
                 self.max_request_bytes.unwrap_or(16 * 1024 * 1024),
             )?,
             queue_capacity: positive("queue-capacity", self.queue_capacity.unwrap_or(256))?,
+            memory_limit_bytes: match &self.memory_limit {
+                None => None,
+                Some(text) => {
+                    Some(crate::memory::parse_size(text).filter(|bytes| *bytes > 0).ok_or_else(|| {
+                        ConfigError::Invalid {
+                            flag: "memory-limit",
+                            reason: format!("{text:?} is not a size such as 512MiB"),
+                        }
+                    })?)
+                }
+            },
             auth_token: match &self.auth_token_file {
                 None => None,
                 Some(path) => Some(read_token(path)?),

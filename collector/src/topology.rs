@@ -27,6 +27,7 @@ use crate::derive::Deriver;
 use crate::export::otlp::OtlpExporter;
 use crate::export::prometheus::MetricsServer;
 use crate::gpu::{GpuConfig, GpuState, NvmlSource, Sampler};
+use crate::memory::MemoryGuard;
 use crate::metrics::Registry;
 use crate::normalize::Normalizer;
 use crate::process::Processor;
@@ -92,8 +93,14 @@ pub async fn run(
     let ready = Arc::new(AtomicBool::new(false));
     let stop_receiving = CancellationToken::new();
     let stop_metrics = CancellationToken::new();
+    let memory = config.receive.memory_limit_bytes.map(MemoryGuard::new);
+    let stop_memory = CancellationToken::new();
+    if let Some(guard) = &memory {
+        tokio::spawn(guard.clone().run(stop_memory.clone()));
+    }
     let ingest = Ingest::new(ingest_sender, ingest_gauge, registry.clone())
-        .with_token(config.receive.auth_token.clone());
+        .with_token(config.receive.auth_token.clone())
+        .with_memory_guard(memory.clone());
     let max_bytes = config.receive.max_request_bytes;
     let grpc = tokio::spawn(
         GrpcReceiver::new(ingest.clone(), max_bytes)
@@ -103,7 +110,7 @@ pub async fn run(
         HttpReceiver::new(ingest, max_bytes)
             .run(listeners.otlp_http, stop_receiving.clone().cancelled_owned()),
     );
-    let metrics_server = MetricsServer { registry, queues, ready: ready.clone() };
+    let metrics_server = MetricsServer { registry, queues, memory, ready: ready.clone() };
     let metrics = tokio::spawn(metrics_server.run(listeners.metrics, stop_metrics.clone().cancelled_owned()));
     ready.store(true, Ordering::Relaxed);
 
@@ -142,6 +149,7 @@ pub async fn run(
             tracing::warn!("gpu sampler thread did not stop cleanly");
         }
     }
+    stop_memory.cancel();
     stop_metrics.cancel();
     metrics.await.context("metrics server task")?.context("metrics server")?;
     tracing::info!("stopped");

@@ -55,6 +55,8 @@ pub const SELF_SERIES_OVERFLOW_TOTAL: &str = "agentrace_metric_series_overflow_t
 pub const SELF_SERIES_EXPIRED_TOTAL: &str = "agentrace_metric_series_expired_total";
 pub const SELF_GRAPH_UNPAIRED_TOTAL: &str = "agentrace_graph_unpaired_total";
 pub const SELF_BUILD_INFO: &str = "agentrace_build_info";
+pub const SELF_MEMORY_RSS_BYTES: &str = "agentrace_memory_rss_bytes";
+pub const SELF_MEMORY_LIMIT_BYTES: &str = "agentrace_memory_limit_bytes";
 pub const SELF_GPU_AVAILABLE: &str = "agentrace_gpu_available";
 pub const SELF_GPU_ENRICHMENT_SKIPPED_TOTAL: &str = "agentrace_gpu_enrichment_skipped_total";
 

@@ -14,6 +14,7 @@ use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 
+use crate::memory::MemoryGuard;
 use crate::metrics::{Format, Registry};
 use crate::receive::QueueGauge;
 use crate::unix_now;
@@ -22,6 +23,7 @@ use crate::unix_now;
 pub struct MetricsServer {
     pub registry: Arc<Registry>,
     pub queues: Vec<Arc<QueueGauge>>,
+    pub memory: Option<Arc<MemoryGuard>>,
     pub ready: Arc<AtomicBool>,
 }
 
@@ -48,6 +50,12 @@ async fn metrics(State(server): State<MetricsServer>, headers: HeaderMap) -> imp
     for queue in &server.queues {
         server.registry.add(metric::SELF_QUEUE_DEPTH, &[queue.name], queue.depth() as f64, now);
         server.registry.add(metric::SELF_QUEUE_CAPACITY, &[queue.name], queue.capacity as f64, now);
+    }
+    if let Some(rss) = crate::memory::resident_bytes() {
+        server.registry.add(metric::SELF_MEMORY_RSS_BYTES, &[], rss as f64, now);
+    }
+    if let Some(memory) = &server.memory {
+        server.registry.add(metric::SELF_MEMORY_LIMIT_BYTES, &[], memory.limit_bytes() as f64, now);
     }
     let accept = headers.get(header::ACCEPT).and_then(|value| value.to_str().ok());
     let format = Format::from_accept(accept);

@@ -244,6 +244,8 @@ pub const CATALOGUE: &[Definition] = &[
         &[],
     ),
     own(metric::SELF_BUILD_INFO, "Collector build.", Kind::Gauge, &[label::VERSION]),
+    own(metric::SELF_MEMORY_RSS_BYTES, "Resident memory of the collector.", Kind::Gauge, &[]),
+    own(metric::SELF_MEMORY_LIMIT_BYTES, "The memory limit above which receivers refuse.", Kind::Gauge, &[]),
     own(
         metric::SELF_GPU_AVAILABLE,
         "1 when NVML is sampling the host's GPUs, 0 otherwise.",

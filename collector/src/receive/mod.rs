@@ -16,6 +16,7 @@ use agentrace_semconv::metric;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use tokio::sync::mpsc;
 
+use crate::memory::MemoryGuard;
 use crate::metrics::Registry;
 use crate::unix_now;
 
@@ -81,6 +82,8 @@ pub enum Refusal {
     QueueFull,
     #[error("the collector is shutting down")]
     ShuttingDown,
+    #[error("the collector is above its memory limit, retry later")]
+    MemoryLimit,
 }
 
 impl Refusal {
@@ -88,6 +91,7 @@ impl Refusal {
         match self {
             Self::QueueFull => "queue_full",
             Self::ShuttingDown => "shutting_down",
+            Self::MemoryLimit => "memory_limit",
         }
     }
 }
@@ -100,11 +104,17 @@ pub struct Ingest {
     registry: Arc<Registry>,
     /// When set, every request must carry `Authorization: Bearer <token>`.
     token: Option<Arc<str>>,
+    /// When set and over its limit, requests are refused.
+    memory: Option<Arc<MemoryGuard>>,
 }
 
 impl Ingest {
     pub fn new(queue: mpsc::Sender<Batch>, gauge: Arc<QueueGauge>, registry: Arc<Registry>) -> Self {
-        Self { queue, gauge, registry, token: None }
+        Self { queue, gauge, registry, token: None, memory: None }
+    }
+
+    pub fn with_memory_guard(self, memory: Option<Arc<MemoryGuard>>) -> Self {
+        Self { memory, ..self }
     }
 
     pub fn with_token(self, token: Option<Arc<str>>) -> Self {
@@ -138,6 +148,11 @@ impl Ingest {
     ) -> Result<Accepted, Refusal> {
         let now = unix_now();
         let received: usize = span_count(&request);
+        if self.memory.as_ref().is_some_and(|memory| memory.over_limit()) {
+            let labels = [transport.as_str(), Refusal::MemoryLimit.reason()];
+            self.registry.add(metric::SELF_SPANS_REFUSED_TOTAL, &labels, received as f64, now);
+            return Err(Refusal::MemoryLimit);
+        }
         let invalid = drop_invalid_spans(&mut request);
         let spans = received - invalid;
         let batch = Batch { request, spans };
@@ -261,6 +276,15 @@ mod tests {
             assert!(!ingest.authorized(wrong, Transport::Grpc), "{wrong:?}");
         }
         assert_eq!(registry.value(metric::SELF_REQUESTS_UNAUTHENTICATED_TOTAL, &["grpc"]), Some(5.0));
+    }
+
+    #[test]
+    fn over_the_memory_limit_requests_are_refused() {
+        let (ingest, _receiver, registry) = ingest(4);
+        let ingest = ingest.with_memory_guard(Some(MemoryGuard::new(1)));
+        let refused = ingest.accept(request(vec![span(vec![1; 16], vec![1; 8])]), Transport::Http);
+        assert_eq!(refused, Err(Refusal::MemoryLimit));
+        assert_eq!(registry.value(metric::SELF_SPANS_REFUSED_TOTAL, &["http", "memory_limit"]), Some(1.0));
     }
 
     #[test]
