@@ -91,6 +91,10 @@ pub struct Options {
     #[arg(long, env = "AGENTRACE_EXPORT_TIMEOUT_SECS", value_name = "SECS")]
     pub export_timeout_secs: Option<f64>,
 
+    /// Seconds before the first retry of a failed export; later ones double, up to 30 s.
+    #[arg(long, env = "AGENTRACE_EXPORT_FIRST_BACKOFF_SECS", value_name = "SECS")]
+    pub export_first_backoff_secs: Option<f64>,
+
     /// Seconds a batch is retried before it is dropped (and counted).
     #[arg(long, env = "AGENTRACE_EXPORT_MAX_RETRY_SECS", value_name = "SECS")]
     pub export_max_retry_secs: Option<f64>,
@@ -155,6 +159,7 @@ pub struct ExportArgs {
     pub endpoint: String,
     pub batch_spans: usize,
     pub timeout: Duration,
+    pub first_backoff: Duration,
     pub max_retry: Duration,
 }
 
@@ -222,6 +227,7 @@ impl Options {
             export_batch_spans: self.export_batch_spans.or(lower.export_batch_spans),
             export_timeout_secs: self.export_timeout_secs.or(lower.export_timeout_secs),
             export_max_retry_secs: self.export_max_retry_secs.or(lower.export_max_retry_secs),
+            export_first_backoff_secs: self.export_first_backoff_secs.or(lower.export_first_backoff_secs),
             shutdown_timeout_secs: self.shutdown_timeout_secs.or(lower.shutdown_timeout_secs),
             price_file: self.price_file.or(lower.price_file),
             gpu: self.gpu.or(lower.gpu),
@@ -283,6 +289,10 @@ impl Options {
                 endpoint: endpoint_url(endpoint)?,
                 batch_spans: positive("export-batch-spans", self.export_batch_spans.unwrap_or(8192))?,
                 timeout: seconds("export-timeout-secs", self.export_timeout_secs.unwrap_or(10.0))?,
+                first_backoff: seconds(
+                    "export-first-backoff-secs",
+                    self.export_first_backoff_secs.unwrap_or(0.5),
+                )?,
                 max_retry: seconds("export-max-retry-secs", self.export_max_retry_secs.unwrap_or(300.0))?,
             }),
         };

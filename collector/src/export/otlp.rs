@@ -3,7 +3,8 @@
 //! Requests from the processing stage are merged into batches of up to `batch_spans` spans
 //! (or whatever arrived within [`BATCH_WINDOW`]) and sent unchanged. Failures are retried
 //! only when the OTLP spec calls them retryable, after the delay the server asked for
-//! (RetryInfo) or an exponential backoff with jitter, for at most `max_retry`. Whatever is
+//! (RetryInfo) or an exponential backoff with jitter, for at most `max_retry`. A batch the
+//! endpoint says is too large is split in halves and each half sent on its own. Whatever is
 //! given up is counted in `agentrace_spans_dropped_total{reason}`.
 
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use agentrace_semconv::metric;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 use rand::Rng;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -28,7 +29,6 @@ use crate::unix_now;
 
 /// How long a partial batch waits for more requests before it is sent.
 const BATCH_WINDOW: Duration = Duration::from_millis(200);
-const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -37,14 +37,30 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum Verdict {
     /// Try again, after the server's requested delay if it gave one.
     Retry(Option<Duration>),
+    /// The message was over the server's size limit: send it in smaller pieces.
+    Split,
     /// Give up: retrying cannot help.
     GiveUp,
 }
 
+/// Whether a status says the message was over the server's size limit (grpc-go: "received
+/// message larger than max", tonic: "decoded message length too large").
+fn says_too_large(status: &tonic::Status) -> bool {
+    let message = status.message().to_ascii_lowercase();
+    ["too large", "larger than", "exceeds"].iter().any(|phrase| message.contains(phrase))
+}
+
 /// The OTLP/gRPC retry rules: these codes are transient; RESOURCE_EXHAUSTED only when the
-/// server says when to come back (RetryInfo), since otherwise it means "never".
+/// server says when to come back (RetryInfo), since otherwise it means "never". A size
+/// refusal is neither: the batch is split.
 pub fn verdict(status: &tonic::Status) -> Verdict {
     let retry_after = status.get_details_retry_info().and_then(|info| info.retry_delay);
+    if retry_after.is_none()
+        && matches!(status.code(), Code::ResourceExhausted | Code::OutOfRange | Code::InvalidArgument)
+        && says_too_large(status)
+    {
+        return Verdict::Split;
+    }
     match status.code() {
         Code::Cancelled
         | Code::DeadlineExceeded
@@ -57,11 +73,52 @@ pub fn verdict(status: &tonic::Status) -> Verdict {
     }
 }
 
-/// Exponential backoff with jitter: attempt 0 waits about FIRST_BACKOFF, doubling to
-/// MAX_BACKOFF, each delay drawn from [0.5, 1.5) of the nominal value.
-pub fn backoff(attempt: u32, jitter: f64) -> Duration {
-    let nominal = FIRST_BACKOFF.saturating_mul(2u32.saturating_pow(attempt.min(16))).min(MAX_BACKOFF);
+/// Exponential backoff with jitter: attempt 0 waits about `first`, doubling to MAX_BACKOFF,
+/// each delay drawn from [0.5, 1.5) of the nominal value.
+pub fn backoff(first: Duration, attempt: u32, jitter: f64) -> Duration {
+    let nominal = first.saturating_mul(2u32.saturating_pow(attempt.min(16))).min(MAX_BACKOFF);
     nominal.mul_f64(0.5 + jitter.clamp(0.0, 1.0))
+}
+
+/// Splits a batch into two of about half the spans each, keeping each span under its own
+/// resource and scope.
+pub fn split_in_half(batch: Vec<ResourceSpans>, spans: usize) -> [(Vec<ResourceSpans>, usize); 2] {
+    let wanted = spans / 2;
+    let mut first: Vec<ResourceSpans> = Vec::new();
+    let mut second: Vec<ResourceSpans> = Vec::new();
+    let mut taken = 0;
+    for mut resource_spans in batch {
+        if taken >= wanted {
+            second.push(resource_spans);
+            continue;
+        }
+        let scopes = std::mem::take(&mut resource_spans.scope_spans);
+        let mut kept = ResourceSpans { scope_spans: Vec::new(), ..resource_spans.clone() };
+        let mut moved = ResourceSpans { scope_spans: Vec::new(), ..resource_spans };
+        for mut scope_spans in scopes {
+            let room = wanted - taken;
+            if room == 0 {
+                moved.scope_spans.push(scope_spans);
+                continue;
+            }
+            if scope_spans.spans.len() <= room {
+                taken += scope_spans.spans.len();
+                kept.scope_spans.push(scope_spans);
+                continue;
+            }
+            let rest = scope_spans.spans.split_off(room);
+            taken += room;
+            moved.scope_spans.push(ScopeSpans { spans: rest, ..scope_spans.clone() });
+            kept.scope_spans.push(scope_spans);
+        }
+        if !kept.scope_spans.is_empty() {
+            first.push(kept);
+        }
+        if !moved.scope_spans.is_empty() {
+            second.push(moved);
+        }
+    }
+    [(first, taken), (second, spans - taken)]
 }
 
 pub struct OtlpExporter {
@@ -106,7 +163,29 @@ impl OtlpExporter {
         }
     }
 
+    /// Sends one batch, splitting it while the endpoint says it is too large.
     async fn send(&mut self, resource_spans: Vec<ResourceSpans>, spans: usize) {
+        let mut pending = vec![(resource_spans, spans)];
+        while let Some((batch, count)) = pending.pop() {
+            let Some(too_large) = self.send_whole(batch, count).await else { continue };
+            if count < 2 {
+                tracing::warn!(endpoint = %self.args.endpoint, "a single span is over the trace endpoint's size limit, dropping it");
+                self.count(metric::SELF_SPANS_DROPPED_TOTAL, &["too_large"], count);
+                continue;
+            }
+            tracing::debug!(spans = count, "trace endpoint says the batch is too large, splitting it");
+            let [first, second] = split_in_half(too_large, count);
+            pending.push(second);
+            pending.push(first);
+        }
+    }
+
+    /// Sends a batch whole, with retries; gives the batch back when it is too large.
+    async fn send_whole(
+        &mut self,
+        resource_spans: Vec<ResourceSpans>,
+        spans: usize,
+    ) -> Option<Vec<ResourceSpans>> {
         let started = Instant::now();
         let mut attempt = 0u32;
         loop {
@@ -124,26 +203,28 @@ impl OtlpExporter {
                         tracing::warn!(rejected, endpoint = %self.args.endpoint, "trace endpoint rejected spans");
                         self.count(metric::SELF_SPANS_DROPPED_TOTAL, &["rejected_by_endpoint"], rejected);
                     }
-                    return;
+                    return None;
                 }
                 Ok(Err(status)) => match verdict(&status) {
                     Verdict::Retry(asked) => {
                         tracing::debug!(code = ?status.code(), message = status.message(), attempt, "otlp export failed, retrying");
                         asked
                     }
+                    Verdict::Split => return Some(resource_spans),
                     Verdict::GiveUp => {
                         tracing::warn!(code = ?status.code(), message = status.message(), spans, "otlp export refused, dropping batch");
                         self.count(metric::SELF_SPANS_DROPPED_TOTAL, &["export_refused"], spans);
-                        return;
+                        return None;
                     }
                 },
                 Err(_elapsed) => None,
             };
-            let delay = wait.unwrap_or_else(|| backoff(attempt, rand::rng().random()));
+            let delay =
+                wait.unwrap_or_else(|| backoff(self.args.first_backoff, attempt, rand::rng().random()));
             if started.elapsed() + delay > self.args.max_retry {
                 tracing::warn!(spans, endpoint = %self.args.endpoint, "otlp export retries exhausted, dropping batch");
                 self.count(metric::SELF_SPANS_DROPPED_TOTAL, &["export_retries_exhausted"], spans);
-                return;
+                return None;
             }
             self.count(metric::SELF_EXPORT_RETRIES_TOTAL, &[], 1);
             attempt += 1;
@@ -152,7 +233,7 @@ impl OtlpExporter {
                 _ = self.hard_stop.cancelled() => {
                     tracing::warn!(spans, "shutdown deadline passed, dropping unexported batch");
                     self.count(metric::SELF_SPANS_DROPPED_TOTAL, &["shutdown"], spans);
-                    return;
+                    return None;
                 }
             }
         }
@@ -201,10 +282,72 @@ mod tests {
 
     #[test]
     fn backoff_doubles_with_jitter_and_caps() {
-        assert_eq!(backoff(0, 0.5), FIRST_BACKOFF);
-        assert_eq!(backoff(1, 0.5), FIRST_BACKOFF * 2);
-        assert_eq!(backoff(0, 0.0), FIRST_BACKOFF / 2);
-        assert_eq!(backoff(20, 0.5), MAX_BACKOFF);
-        assert!(backoff(20, 1.0) <= MAX_BACKOFF.mul_f64(1.5));
+        let first = Duration::from_millis(500);
+        assert_eq!(backoff(first, 0, 0.5), first);
+        assert_eq!(backoff(first, 1, 0.5), first * 2);
+        assert_eq!(backoff(first, 0, 0.0), first / 2);
+        assert_eq!(backoff(first, 20, 0.5), MAX_BACKOFF);
+        assert!(backoff(first, 20, 1.0) <= MAX_BACKOFF.mul_f64(1.5));
+    }
+
+    #[test]
+    fn size_refusals_split_and_other_refusals_do_not() {
+        let grpc_go =
+            tonic::Status::new(Code::ResourceExhausted, "grpc: received message larger than max (9 vs. 4)");
+        let tonic_server =
+            tonic::Status::new(Code::OutOfRange, "Error, decoded message length too large: found 9 bytes");
+        assert_eq!(verdict(&grpc_go), Verdict::Split);
+        assert_eq!(verdict(&tonic_server), Verdict::Split);
+        let quota = tonic::Status::new(Code::ResourceExhausted, "quota exceeded for project");
+        assert_eq!(verdict(&quota), Verdict::GiveUp, "'exceeded' is not a size");
+    }
+
+    fn batch(shape: &[&[usize]]) -> (Vec<ResourceSpans>, usize) {
+        let mut next = 0u8;
+        let resource_spans = shape
+            .iter()
+            .map(|scopes| ResourceSpans {
+                scope_spans: scopes
+                    .iter()
+                    .map(|count| ScopeSpans {
+                        spans: (0..*count)
+                            .map(|_| {
+                                next += 1;
+                                opentelemetry_proto::tonic::trace::v1::Span {
+                                    span_id: vec![next; 8],
+                                    ..Default::default()
+                                }
+                            })
+                            .collect(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+            .collect();
+        (resource_spans, shape.iter().flat_map(|scopes| scopes.iter()).sum())
+    }
+
+    fn ids(batch: &[ResourceSpans]) -> Vec<u8> {
+        batch
+            .iter()
+            .flat_map(|resource_spans| &resource_spans.scope_spans)
+            .flat_map(|scope_spans| &scope_spans.spans)
+            .map(|span| span.span_id[0])
+            .collect()
+    }
+
+    #[test]
+    fn splitting_keeps_every_span_once_under_its_resource_and_scope() {
+        for shape in [&[&[4usize][..]][..], &[&[1, 2], &[3]], &[&[5], &[0, 2]], &[&[1], &[1], &[1]]] {
+            let (whole, spans) = batch(shape);
+            let [(first, first_count), (second, second_count)] = split_in_half(whole, spans);
+            assert_eq!(first_count, spans / 2, "{shape:?}");
+            assert_eq!(first_count + second_count, spans);
+            let mut all = ids(&first);
+            assert_eq!(all.len(), first_count);
+            all.extend(ids(&second));
+            assert_eq!(all, (1..=spans as u8).collect::<Vec<_>>(), "{shape:?}: order and completeness");
+        }
     }
 }
