@@ -10,6 +10,7 @@ pub mod derive;
 pub mod enrich;
 pub mod export;
 pub mod gpu;
+pub mod harness;
 pub mod memory;
 pub mod metrics;
 pub mod normalize;

@@ -1,0 +1,85 @@
+//! Entry points for the fuzz targets (`fuzz/`) and their corpus replay in the tests: arbitrary
+//! bytes in, through the same code a request takes, and no panic out.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use tokio::sync::mpsc;
+use tower::ServiceExt;
+
+use crate::derive::Deriver;
+use crate::metrics::{Format, Registry, SeriesLimits};
+use crate::normalize::Normalizer;
+use crate::process::derive_request;
+use crate::receive::http::{HttpReceiver, TRACES_PATH};
+use crate::receive::{decode, Batch, Ingest, QueueGauge};
+
+/// Decodes OTLP protobuf and, when it decodes, runs normalize, derive and exposition on it.
+pub fn protobuf_request(data: &[u8]) {
+    if let Ok(request) = decode::protobuf(data) {
+        derive_and_render(&request);
+    }
+}
+
+/// Decodes OTLP/JSON and, when it decodes, runs normalize, derive and exposition on it.
+pub fn json_request(data: &[u8]) {
+    if let Ok(request) = decode::json(data) {
+        derive_and_render(&request);
+    }
+}
+
+fn derive_and_render(request: &ExportTraceServiceRequest) {
+    let registry = Registry::new(SeriesLimits { max_series_per_metric: 50, idle_timeout_secs: 60.0 });
+    let mut deriver = Deriver::default();
+    let mut observations = Vec::new();
+    derive_request(&Normalizer::default(), &mut deriver, request, 0.0, &mut observations);
+    deriver.tick(1e9, &mut observations);
+    registry.apply(&mut observations, 0.0);
+    let _ = registry.render(Format::OpenMetrics);
+}
+
+/// The OTLP/HTTP handler with a 64 KiB limit. The first byte picks the content type and
+/// encoding, the rest is the body. Returns the HTTP status.
+pub struct HttpHarness {
+    runtime: tokio::runtime::Runtime,
+    router: axum::Router,
+    queue: mpsc::Receiver<Batch>,
+}
+
+pub const HTTP_LIMIT: usize = 64 * 1024;
+
+impl HttpHarness {
+    pub fn new() -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let (sender, queue) = mpsc::channel(16);
+        let registry = Arc::new(Registry::new(SeriesLimits::default()));
+        let ingest = Ingest::new(sender, QueueGauge::new("fuzz", 16), registry);
+        let router = HttpReceiver::new(ingest, HTTP_LIMIT).router();
+        Ok(Self { runtime, router, queue })
+    }
+
+    pub fn request(&mut self, data: &[u8]) -> u16 {
+        let (selector, body) = data.split_first().map_or((0, &[][..]), |(first, rest)| (*first, rest));
+        let content_type = match selector % 4 {
+            0 => "application/x-protobuf",
+            1 => "application/json",
+            2 => "application/json; charset=utf-8",
+            _ => "text/plain",
+        };
+        let mut builder = http::Request::post(TRACES_PATH).header(http::header::CONTENT_TYPE, content_type);
+        if selector & 0x10 != 0 {
+            builder = builder.header(http::header::CONTENT_ENCODING, "gzip");
+        }
+        let Ok(request) = builder.body(Body::from(body.to_vec())) else { return 0 };
+        let router = self.router.clone();
+        let status = self.runtime.block_on(async move {
+            match router.oneshot(request).await {
+                Ok(response) => response.status().as_u16(),
+                Err(infallible) => match infallible {},
+            }
+        });
+        while self.queue.try_recv().is_ok() {}
+        status
+    }
+}
