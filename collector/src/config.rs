@@ -15,6 +15,7 @@ use crate::derive::GraphConfig;
 use crate::gpu::GpuConfig;
 use crate::metrics::SeriesLimits;
 use crate::redact::Redactor;
+use crate::tls::{ClientTls, Identity, ServerTls, TlsError};
 
 /// The options as given: every field optional so that flags, environment and file can be
 /// layered. The same struct is the TOML file's schema (keys spelled like the flags).
@@ -51,6 +52,31 @@ pub struct Options {
     /// Largest request body accepted, in bytes, after decompression.
     #[arg(long, env = "AGENTRACE_MAX_REQUEST_BYTES", value_name = "BYTES")]
     pub max_request_bytes: Option<usize>,
+
+    /// PEM certificate (chain) for TLS on the OTLP receivers; needs --tls-key-file.
+    #[arg(long, env = "AGENTRACE_TLS_CERT_FILE", value_name = "PATH")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// PEM private key for --tls-cert-file.
+    #[arg(long, env = "AGENTRACE_TLS_KEY_FILE", value_name = "PATH")]
+    pub tls_key_file: Option<PathBuf>,
+
+    /// PEM CA certificates; when set, clients must present a certificate they signed (mTLS).
+    #[arg(long, env = "AGENTRACE_TLS_CLIENT_CA_FILE", value_name = "PATH")]
+    pub tls_client_ca_file: Option<PathBuf>,
+
+    /// PEM CA certificates trusted for an https:// trace endpoint (default: the system's).
+    #[arg(long, env = "AGENTRACE_TRACES_CA_FILE", value_name = "PATH")]
+    pub traces_ca_file: Option<PathBuf>,
+
+    /// PEM client certificate presented to an https:// trace endpoint; needs
+    /// --traces-client-key-file.
+    #[arg(long, env = "AGENTRACE_TRACES_CLIENT_CERT_FILE", value_name = "PATH")]
+    pub traces_client_cert_file: Option<PathBuf>,
+
+    /// PEM private key for --traces-client-cert-file.
+    #[arg(long, env = "AGENTRACE_TRACES_CLIENT_KEY_FILE", value_name = "PATH")]
+    pub traces_client_key_file: Option<PathBuf>,
 
     /// File holding a bearer token that every OTLP request must present
     /// (`Authorization: Bearer <token>`); without it the receivers are open.
@@ -151,6 +177,7 @@ pub struct ReceiveArgs {
     pub queue_capacity: usize,
     pub auth_token: Option<Arc<str>>,
     pub memory_limit_bytes: Option<u64>,
+    pub tls: Option<ServerTls>,
 }
 
 /// Trace forwarding settings.
@@ -161,6 +188,8 @@ pub struct ExportArgs {
     pub timeout: Duration,
     pub first_backoff: Duration,
     pub max_retry: Duration,
+    /// Set for an https:// endpoint.
+    pub tls: Option<ClientTls>,
 }
 
 /// The validated configuration, one part per stage.
@@ -187,6 +216,8 @@ pub enum ConfigError {
     Invalid { flag: &'static str, reason: String },
     #[error(transparent)]
     Prices(#[from] PriceError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 impl Options {
@@ -218,6 +249,12 @@ impl Options {
             traces_endpoint: self.traces_endpoint.or(lower.traces_endpoint),
             max_request_bytes: self.max_request_bytes.or(lower.max_request_bytes),
             auth_token_file: self.auth_token_file.or(lower.auth_token_file),
+            tls_cert_file: self.tls_cert_file.or(lower.tls_cert_file),
+            tls_key_file: self.tls_key_file.or(lower.tls_key_file),
+            tls_client_ca_file: self.tls_client_ca_file.or(lower.tls_client_ca_file),
+            traces_ca_file: self.traces_ca_file.or(lower.traces_ca_file),
+            traces_client_cert_file: self.traces_client_cert_file.or(lower.traces_client_cert_file),
+            traces_client_key_file: self.traces_client_key_file.or(lower.traces_client_key_file),
             memory_limit: self.memory_limit.or(lower.memory_limit),
             queue_capacity: self.queue_capacity.or(lower.queue_capacity),
             max_series_per_metric: self.max_series_per_metric.or(lower.max_series_per_metric),
@@ -252,6 +289,33 @@ impl Options {
                 self.max_request_bytes.unwrap_or(16 * 1024 * 1024),
             )?,
             queue_capacity: positive("queue-capacity", self.queue_capacity.unwrap_or(256))?,
+            tls: match (&self.tls_cert_file, &self.tls_key_file) {
+                (None, None) => {
+                    if self.tls_client_ca_file.is_some() {
+                        return Err(ConfigError::Invalid {
+                            flag: "tls-client-ca-file",
+                            reason: "client certificates need TLS: set --tls-cert-file and --tls-key-file"
+                                .to_owned(),
+                        });
+                    }
+                    None
+                }
+                (Some(certificate), Some(key)) => {
+                    Some(ServerTls::read(certificate, key, self.tls_client_ca_file.as_deref())?)
+                }
+                (Some(_), None) => {
+                    return Err(ConfigError::Invalid {
+                        flag: "tls-key-file",
+                        reason: "needed with --tls-cert-file".to_owned(),
+                    })
+                }
+                (None, Some(_)) => {
+                    return Err(ConfigError::Invalid {
+                        flag: "tls-cert-file",
+                        reason: "needed with --tls-key-file".to_owned(),
+                    })
+                }
+            },
             memory_limit_bytes: match &self.memory_limit {
                 None => None,
                 Some(text) => {
@@ -286,6 +350,26 @@ impl Options {
         let export = match self.traces_endpoint {
             None => None,
             Some(endpoint) => Some(ExportArgs {
+                tls: match endpoint.starts_with("https://") {
+                    false => None,
+                    true => Some(ClientTls {
+                        ca_pem: self.traces_ca_file.as_deref().map(crate::tls::read).transpose()?,
+                        identity: match (&self.traces_client_cert_file, &self.traces_client_key_file) {
+                            (Some(certificate), Some(key)) => Some(Identity {
+                                certificate_pem: crate::tls::read(certificate)?,
+                                key_pem: crate::tls::read(key)?,
+                            }),
+                            (None, None) => None,
+                            _ => {
+                                return Err(ConfigError::Invalid {
+                                    flag: "traces-client-cert-file",
+                                    reason: "set both --traces-client-cert-file and --traces-client-key-file"
+                                        .to_owned(),
+                                })
+                            }
+                        },
+                    }),
+                },
                 endpoint: endpoint_url(endpoint)?,
                 batch_spans: positive("export-batch-spans", self.export_batch_spans.unwrap_or(8192))?,
                 timeout: seconds("export-timeout-secs", self.export_timeout_secs.unwrap_or(10.0))?,

@@ -17,6 +17,7 @@ pub mod normalize;
 pub mod process;
 pub mod receive;
 pub mod redact;
+pub mod tls;
 pub mod topology;
 
 use std::future::Future;

@@ -102,14 +102,18 @@ pub async fn run(
         .with_token(config.receive.auth_token.clone())
         .with_memory_guard(memory.clone());
     let max_bytes = config.receive.max_request_bytes;
+    let tls = config.receive.tls.clone();
+    let grpc_tls = tls.as_ref().map(|tls| tls.grpc());
     let grpc = tokio::spawn(
-        GrpcReceiver::new(ingest.clone(), max_bytes)
+        GrpcReceiver::new(ingest.clone(), max_bytes, grpc_tls)
             .run(listeners.otlp_grpc, stop_receiving.clone().cancelled_owned()),
     );
-    let http = tokio::spawn(
-        HttpReceiver::new(ingest, max_bytes)
-            .run(listeners.otlp_http, stop_receiving.clone().cancelled_owned()),
-    );
+    let http_receiver = HttpReceiver::new(ingest, max_bytes);
+    let http_shutdown = stop_receiving.clone().cancelled_owned();
+    let http = match tls.map(|tls| tls.rustls()).transpose().context("tls for the otlp http receiver")? {
+        Some(rustls) => tokio::spawn(http_receiver.run_tls(listeners.otlp_http, rustls, http_shutdown)),
+        None => tokio::spawn(http_receiver.run(listeners.otlp_http, http_shutdown)),
+    };
     let metrics_server = MetricsServer { registry, queues, memory, ready: ready.clone() };
     let metrics = tokio::spawn(metrics_server.run(listeners.metrics, stop_metrics.clone().cancelled_owned()));
     ready.store(true, Ordering::Relaxed);

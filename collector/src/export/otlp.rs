@@ -137,8 +137,11 @@ impl OtlpExporter {
         gauge: Arc<QueueGauge>,
         hard_stop: CancellationToken,
     ) -> Result<Self, tonic::transport::Error> {
-        let channel =
-            Endpoint::from_shared(args.endpoint.clone())?.connect_timeout(CONNECT_TIMEOUT).connect_lazy();
+        let mut endpoint = Endpoint::from_shared(args.endpoint.clone())?.connect_timeout(CONNECT_TIMEOUT);
+        if let Some(tls) = &args.tls {
+            endpoint = endpoint.tls_config(tls.grpc())?;
+        }
+        let channel = endpoint.connect_lazy();
         Ok(Self { args, registry, gauge, client: TraceServiceClient::new(channel), hard_stop })
     }
 

@@ -25,11 +25,16 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 pub struct GrpcReceiver {
     ingest: Ingest,
     max_request_bytes: usize,
+    tls: Option<tonic::transport::ServerTlsConfig>,
 }
 
 impl GrpcReceiver {
-    pub fn new(ingest: Ingest, max_request_bytes: usize) -> Self {
-        Self { ingest, max_request_bytes }
+    pub fn new(
+        ingest: Ingest,
+        max_request_bytes: usize,
+        tls: Option<tonic::transport::ServerTlsConfig>,
+    ) -> Self {
+        Self { ingest, max_request_bytes, tls }
     }
 
     /// Serves until `shutdown` resolves, then finishes the calls in flight.
@@ -39,11 +44,15 @@ impl GrpcReceiver {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), tonic::transport::Error> {
         let max_request_bytes = self.max_request_bytes;
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = self.tls.clone() {
+            builder = builder.tls_config(tls)?;
+        }
         let service = TraceServiceServer::new(self)
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip)
             .max_decoding_message_size(max_request_bytes);
-        tonic::transport::Server::builder()
+        builder
             .layer(tower::util::MapResponseLayer::new(otlp_status_codes))
             .add_service(service)
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)

@@ -5,6 +5,7 @@
 //! Next stop: [`Ingest`].
 
 use std::future::Future;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
@@ -18,11 +19,14 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use prost::Message;
 use tokio::net::TcpListener;
+use tokio_rustls::rustls;
 
 use super::decode::{self, DecodeError};
 use super::{Ingest, Transport};
 
 pub const TRACES_PATH: &str = "/v1/traces";
+/// How long open TLS connections get to finish at shutdown.
+const TLS_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
 /// Seconds a refused client is asked to wait.
@@ -90,6 +94,53 @@ impl HttpReceiver {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         axum::serve(listener, self.router()).with_graceful_shutdown(shutdown).await
+    }
+
+    /// Serves over TLS until `shutdown` resolves; connections still open then get
+    /// [`TLS_DRAIN`] to finish. (axum's `serve` has no TLS; this is its TLS accept loop.)
+    pub async fn run_tls(
+        self,
+        listener: TcpListener,
+        tls: Arc<rustls::ServerConfig>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        let router = self.router();
+        let mut connections = tokio::task::JoinSet::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (stream, _) = match accepted {
+                        Ok(accepted) => accepted,
+                        Err(error) => {
+                            tracing::debug!(%error, "accept failed");
+                            continue;
+                        }
+                    };
+                    let acceptor = acceptor.clone();
+                    let service = hyper_util::service::TowerToHyperService::new(router.clone());
+                    connections.spawn(async move {
+                        let stream = match acceptor.accept(stream).await {
+                            Ok(stream) => stream,
+                            Err(error) => {
+                                tracing::debug!(%error, "TLS handshake failed");
+                                return;
+                            }
+                        };
+                        let server = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                        if let Err(error) = server.serve_connection(hyper_util::rt::TokioIo::new(stream), service).await {
+                            tracing::debug!(%error, "connection ended with an error");
+                        }
+                    });
+                }
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                _ = &mut shutdown => break,
+            }
+        }
+        let _ =
+            tokio::time::timeout(TLS_DRAIN, async { while connections.join_next().await.is_some() {} }).await;
+        Ok(())
     }
 }
 

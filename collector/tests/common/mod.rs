@@ -40,8 +40,8 @@ impl Collector {
                 "127.0.0.1:0",
             ])
             .args(extra_args)
-            .envs(env.iter().copied())
             .env("AGENTRACE_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -54,8 +54,16 @@ impl Collector {
                 break line;
             }
         };
-        // Keep draining the log so the collector never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
+        // Keep draining the log so the collector never blocks on a full pipe; echo it when
+        // AGENTRACE_TEST_LOGS is set.
+        let echo = std::env::var_os("AGENTRACE_TEST_LOGS").is_some();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if echo {
+                    eprintln!("collector: {line}");
+                }
+            }
+        });
         let address = |key: &str| -> SocketAddr {
             listening
                 .split_whitespace()

@@ -1,0 +1,126 @@
+//! TLS: on the receivers (`--tls-cert-file`, `--tls-key-file`, and `--tls-client-ca-file` to
+//! require client certificates), and to the trace endpoint (`https://` with
+//! `--traces-ca-file`, and a client certificate when it asks for one). PEM files, read and
+//! checked when the configuration is validated.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {path}: {message}")]
+    Read { path: PathBuf, message: String },
+    #[error("TLS configuration: {0}")]
+    Config(String),
+}
+
+/// A certificate chain and its key, in PEM.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    pub certificate_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+}
+
+/// The receivers' TLS settings.
+#[derive(Clone, Debug)]
+pub struct ServerTls {
+    pub identity: Identity,
+    /// When set, clients must present a certificate signed by one of these CAs.
+    pub client_ca_pem: Option<Vec<u8>>,
+}
+
+/// TLS to the trace endpoint.
+#[derive(Clone, Debug, Default)]
+pub struct ClientTls {
+    /// Trusted roots; the system's when unset.
+    pub ca_pem: Option<Vec<u8>>,
+    pub identity: Option<Identity>,
+}
+
+pub fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|error| TlsError::Read { path: path.to_owned(), message: error.to_string() })
+}
+
+fn certificates(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certificates = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| TlsError::Config(format!("{what}: {error}")))?;
+    if certificates.is_empty() {
+        return Err(TlsError::Config(format!("{what}: no PEM certificate found")));
+    }
+    Ok(certificates)
+}
+
+impl ServerTls {
+    pub fn read(certificate: &Path, key: &Path, client_ca: Option<&Path>) -> Result<Self, TlsError> {
+        let tls = Self {
+            identity: Identity { certificate_pem: read(certificate)?, key_pem: read(key)? },
+            client_ca_pem: client_ca.map(read).transpose()?,
+        };
+        tls.rustls()?;
+        Ok(tls)
+    }
+
+    /// For tonic's gRPC server.
+    pub fn grpc(&self) -> tonic::transport::ServerTlsConfig {
+        let identity =
+            tonic::transport::Identity::from_pem(&self.identity.certificate_pem, &self.identity.key_pem);
+        let config = tonic::transport::ServerTlsConfig::new().identity(identity);
+        match &self.client_ca_pem {
+            Some(ca) => config.client_ca_root(tonic::transport::Certificate::from_pem(ca)),
+            None => config,
+        }
+    }
+
+    /// For the OTLP/HTTP server: HTTP/2 and HTTP/1.1 by ALPN.
+    pub fn rustls(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|error| TlsError::Config(error.to_string()))?;
+        let builder = match &self.client_ca_pem {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for certificate in certificates(ca, "client CA")? {
+                    roots
+                        .add(certificate)
+                        .map_err(|error| TlsError::Config(format!("client CA: {error}")))?;
+                }
+                let verifier =
+                    rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                        .build()
+                        .map_err(|error| TlsError::Config(format!("client CA: {error}")))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let chain = certificates(&self.identity.certificate_pem, "certificate")?;
+        let key = PrivateKeyDer::from_pem_slice(&self.identity.key_pem)
+            .map_err(|error| TlsError::Config(format!("private key: {error}")))?;
+        let mut config = builder
+            .with_single_cert(chain, key)
+            .map_err(|error| TlsError::Config(format!("certificate and key: {error}")))?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+}
+
+impl ClientTls {
+    /// For tonic's client channel.
+    pub fn grpc(&self) -> tonic::transport::ClientTlsConfig {
+        let mut config = tonic::transport::ClientTlsConfig::new();
+        config = match &self.ca_pem {
+            Some(ca) => config.ca_certificate(tonic::transport::Certificate::from_pem(ca)),
+            None => config.with_native_roots(),
+        };
+        match &self.identity {
+            Some(identity) => config
+                .identity(tonic::transport::Identity::from_pem(&identity.certificate_pem, &identity.key_pem)),
+            None => config,
+        }
+    }
+}
