@@ -30,15 +30,16 @@ impl Collector {
 
     /// Like [`Self::spawn`], with extra environment variables for the collector process.
     pub fn spawn_with_env(extra_args: &[&str], env: &[(&str, &str)]) -> Self {
+        // Listen on free ports unless the caller names an address.
+        let named = |flag: &str| extra_args.iter().any(|arg| arg.starts_with(flag));
+        let mut args: Vec<&str> = Vec::new();
+        for flag in ["--otlp-grpc-addr", "--otlp-http-addr", "--metrics-addr"] {
+            if !named(flag) {
+                args.extend([flag, "127.0.0.1:0"]);
+            }
+        }
         let mut child = Command::new(env!("CARGO_BIN_EXE_agentrace-collector"))
-            .args([
-                "--otlp-grpc-addr",
-                "127.0.0.1:0",
-                "--otlp-http-addr",
-                "127.0.0.1:0",
-                "--metrics-addr",
-                "127.0.0.1:0",
-            ])
+            .args(args)
             .args(extra_args)
             .env("AGENTRACE_LOG", "info")
             .envs(env.iter().copied())
