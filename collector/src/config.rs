@@ -163,6 +163,21 @@ pub struct Options {
     #[arg(long, env = "AGENTRACE_PROC_ROOT", value_name = "PATH")]
     pub proc_root: Option<PathBuf>,
 
+    /// Directory of the persistent export queue: requests are acknowledged once written
+    /// there, survive restarts (and kill -9), and wait there while the trace endpoint is down.
+    /// Needs --traces-endpoint. Unset: the export queue is in memory.
+    #[arg(long, env = "AGENTRACE_QUEUE_DIR", value_name = "PATH")]
+    pub queue_dir: Option<PathBuf>,
+
+    /// Disk budget of the persistent queue, e.g. `1GiB`; past it the oldest requests are
+    /// dropped and counted.
+    #[arg(long, env = "AGENTRACE_QUEUE_MAX_BYTES", value_name = "SIZE")]
+    pub queue_max_bytes: Option<String>,
+
+    /// fsync each write to the persistent queue before acknowledging (default true).
+    #[arg(long, env = "AGENTRACE_QUEUE_FSYNC", value_name = "BOOL")]
+    pub queue_fsync: Option<bool>,
+
     /// Seconds the shutdown may take to drain the queues.
     #[arg(long, env = "AGENTRACE_SHUTDOWN_TIMEOUT_SECS", value_name = "SECS")]
     pub shutdown_timeout_secs: Option<f64>,
@@ -190,6 +205,16 @@ pub struct ExportArgs {
     pub max_retry: Duration,
     /// Set for an https:// endpoint.
     pub tls: Option<ClientTls>,
+    /// Set when the export queue is on disk.
+    pub persistent: Option<PersistentQueue>,
+}
+
+/// The persistent export queue's settings.
+#[derive(Clone, Debug)]
+pub struct PersistentQueue {
+    pub dir: PathBuf,
+    pub max_bytes: u64,
+    pub fsync: bool,
 }
 
 /// The validated configuration, one part per stage.
@@ -268,6 +293,9 @@ impl Options {
             shutdown_timeout_secs: self.shutdown_timeout_secs.or(lower.shutdown_timeout_secs),
             price_file: self.price_file.or(lower.price_file),
             gpu: self.gpu.or(lower.gpu),
+            queue_dir: self.queue_dir.or(lower.queue_dir),
+            queue_max_bytes: self.queue_max_bytes.or(lower.queue_max_bytes),
+            queue_fsync: self.queue_fsync.or(lower.queue_fsync),
             keep_content: self.keep_content.or(lower.keep_content),
             redact_attributes: self.redact_attributes.or(lower.redact_attributes),
             hash_attributes: self.hash_attributes.or(lower.hash_attributes),
@@ -347,9 +375,34 @@ impl Options {
             max_traces: positive("graph-max-traces", self.graph_max_traces.unwrap_or(50_000))?,
             ..GraphConfig::default()
         };
+        let persistent = match self.queue_dir {
+            None => None,
+            Some(dir) => {
+                if self.traces_endpoint.is_none() {
+                    return Err(ConfigError::Invalid {
+                        flag: "queue-dir",
+                        reason: "the persistent queue holds traces to forward: set --traces-endpoint"
+                            .to_owned(),
+                    });
+                }
+                let max_bytes = match &self.queue_max_bytes {
+                    None => 1 << 30,
+                    Some(text) => {
+                        crate::memory::parse_size(text).filter(|bytes| *bytes > 0).ok_or_else(|| {
+                            ConfigError::Invalid {
+                                flag: "queue-max-bytes",
+                                reason: format!("{text:?} is not a size such as 1GiB"),
+                            }
+                        })?
+                    }
+                };
+                Some(PersistentQueue { dir, max_bytes, fsync: self.queue_fsync.unwrap_or(true) })
+            }
+        };
         let export = match self.traces_endpoint {
             None => None,
             Some(endpoint) => Some(ExportArgs {
+                persistent,
                 tls: match endpoint.starts_with("https://") {
                     false => None,
                     true => Some(ClientTls {

@@ -15,10 +15,11 @@ use tokio::sync::mpsc;
 
 use crate::derive::{Deriver, GpuQuery};
 use crate::enrich::{self, SpanFacts};
+use crate::export::queue::DiskQueue;
 use crate::gpu::GpuState;
 use crate::metrics::{Observation, Registry};
 use crate::normalize::{service_name, string_attribute, Normalizer};
-use crate::receive::{Batch, QueueGauge};
+use crate::receive::{Batch, QueueGauge, Refusal};
 use crate::redact::Redactor;
 use crate::unix_now;
 
@@ -35,6 +36,9 @@ pub struct Processor {
     pub gpu: Option<Arc<GpuState>>,
     /// Applied to forwarded spans after enrichment.
     pub redactor: Redactor,
+    /// The persistent export queue: requests are written there (and then acknowledged)
+    /// instead of going to the export channel.
+    pub disk: Option<Arc<DiskQueue>>,
 }
 
 impl Processor {
@@ -50,7 +54,10 @@ impl Processor {
                     let Some(mut batch) = batch else { break };
                     self.input_gauge.popped();
                     self.process(&mut batch, &mut observations);
-                    self.forward(batch).await;
+                    match &self.disk {
+                        Some(disk) => self.store(disk.clone(), batch).await,
+                        None => self.forward(batch).await,
+                    }
                 }
                 _ = tick.tick() => self.tick(&mut observations),
             }
@@ -81,9 +88,43 @@ impl Processor {
             }
         }
         self.registry.apply(observations, now);
-        if self.export.is_some() {
+        if self.export.is_some() || self.disk.is_some() {
             enrich::apply(&mut batch.request, &facts);
             self.redactor.apply(&mut batch.request);
+        }
+    }
+
+    /// Writes the batch to the persistent queue (off the runtime: it fsyncs), then lets the
+    /// receiver acknowledge it, or refuse it if the write failed.
+    async fn store(&self, disk: Arc<DiskQueue>, batch: Batch) {
+        let Batch { request, spans, stored } = batch;
+        let outcome = if spans == 0 {
+            Ok(())
+        } else {
+            match tokio::task::spawn_blocking(move || disk.append(&request, spans)).await {
+                Ok(Ok(0)) => Ok(()),
+                Ok(Ok(dropped)) => {
+                    tracing::warn!(dropped, "persistent queue full, dropped its oldest spans");
+                    self.registry.add(
+                        metric::SELF_SPANS_DROPPED_TOTAL,
+                        &["queue_disk_full"],
+                        dropped as f64,
+                        unix_now(),
+                    );
+                    Ok(())
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "cannot write to the persistent queue, refusing the request");
+                    Err(Refusal::StoreFailed)
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "persistent queue writer failed, refusing the request");
+                    Err(Refusal::StoreFailed)
+                }
+            }
+        };
+        if let Some(stored) = stored {
+            let _ = stored.send(outcome);
         }
     }
 

@@ -26,6 +26,7 @@ use crate::config::Config;
 use crate::derive::Deriver;
 use crate::export::otlp::OtlpExporter;
 use crate::export::prometheus::MetricsServer;
+use crate::export::queue::DiskQueue;
 use crate::gpu::{GpuConfig, GpuState, NvmlSource, Sampler};
 use crate::memory::MemoryGuard;
 use crate::metrics::Registry;
@@ -64,8 +65,23 @@ pub async fn run(
     let mut queues = vec![ingest_gauge.clone()];
 
     let hard_stop = CancellationToken::new();
+    let draining = CancellationToken::new();
+    let disk = match config.export.as_ref().and_then(|args| args.persistent.as_ref()) {
+        None => None,
+        Some(queue) => Some(Arc::new(
+            DiskQueue::open(&queue.dir, queue.max_bytes, queue.fsync).context("open the persistent queue")?,
+        )),
+    };
     let (export, exporter) = match &config.export {
         None => (None, None),
+        Some(args) if disk.is_some() => {
+            // The queue is on disk, bounded by its byte budget; the exporter reads it.
+            let gauge = QueueGauge::new("export", EXPORT_QUEUE_CAPACITY);
+            let exporter = OtlpExporter::new(args.clone(), registry.clone(), gauge, hard_stop.clone())
+                .context("create otlp trace exporter")?;
+            let queue = disk.clone().context("persistent queue")?;
+            (None, Some(tokio::spawn(exporter.run_from_disk(queue, draining.clone()))))
+        }
         Some(args) => {
             // Full: the processor waits, which fills the ingest queue (see above).
             let (sender, receiver) = mpsc::channel(EXPORT_QUEUE_CAPACITY);
@@ -87,6 +103,7 @@ pub async fn run(
         export,
         gpu,
         redactor: config.redactor.clone(),
+        disk: disk.clone(),
     };
     let processor = tokio::spawn(processor.run(ingest_receiver));
 
@@ -100,7 +117,8 @@ pub async fn run(
     }
     let ingest = Ingest::new(ingest_sender, ingest_gauge, registry.clone())
         .with_token(config.receive.auth_token.clone())
-        .with_memory_guard(memory.clone());
+        .with_memory_guard(memory.clone())
+        .waiting_for_store(disk.is_some());
     let max_bytes = config.receive.max_request_bytes;
     let tls = config.receive.tls.clone();
     let grpc_tls = tls.as_ref().map(|tls| tls.grpc());
@@ -114,7 +132,7 @@ pub async fn run(
         Some(rustls) => tokio::spawn(http_receiver.run_tls(listeners.otlp_http, rustls, http_shutdown)),
         None => tokio::spawn(http_receiver.run(listeners.otlp_http, http_shutdown)),
     };
-    let metrics_server = MetricsServer { registry, queues, memory, ready: ready.clone() };
+    let metrics_server = MetricsServer { registry, queues, memory, disk, ready: ready.clone() };
     let metrics = tokio::spawn(metrics_server.run(listeners.metrics, stop_metrics.clone().cancelled_owned()));
     ready.store(true, Ordering::Relaxed);
 
@@ -129,6 +147,8 @@ pub async fn run(
         }
         http.await.context("http receiver task")?.context("otlp http receiver")?;
         processor.await.context("processor task")?;
+        // Everything received is now written; the disk exporter may stop once the queue is empty.
+        draining.cancel();
         anyhow::Ok(())
     };
     let drained = tokio::time::timeout(config.shutdown_timeout, async {

@@ -23,6 +23,7 @@ use tonic::Code;
 use tonic_types::StatusExt;
 
 use crate::config::ExportArgs;
+use crate::export::queue::DiskQueue;
 use crate::metrics::Registry;
 use crate::receive::{Batch, QueueGauge};
 use crate::unix_now;
@@ -31,6 +32,16 @@ use crate::unix_now;
 const BATCH_WINDOW: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How sending a batch whole ended.
+enum Attempt {
+    /// Exported, or given up on (and counted).
+    Done,
+    /// The endpoint says it is too large: here it is back, to split.
+    TooLarge(Vec<ResourceSpans>),
+    /// The hard stop came first.
+    Interrupted,
+}
 
 /// What to do after a failed attempt.
 #[derive(Debug, PartialEq, Eq)]
@@ -166,11 +177,64 @@ impl OtlpExporter {
         }
     }
 
-    /// Sends one batch, splitting it while the endpoint says it is too large.
-    async fn send(&mut self, resource_spans: Vec<ResourceSpans>, spans: usize) {
+    /// Sends batches from the persistent queue, oldest first, deleting what was sent (or given
+    /// up on), until `draining` is cancelled and the queue is empty, or the hard stop. Whatever
+    /// is left stays on disk for the next start.
+    pub async fn run_from_disk(mut self, queue: Arc<DiskQueue>, draining: CancellationToken) {
+        loop {
+            let reader = queue.clone();
+            let batch_spans = self.args.batch_spans;
+            let stored = match tokio::task::spawn_blocking(move || reader.oldest(batch_spans)).await {
+                Ok(Ok(stored)) => stored,
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "cannot read the persistent queue");
+                    Vec::new()
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "persistent queue reader failed");
+                    Vec::new()
+                }
+            };
+            if stored.is_empty() {
+                if draining.is_cancelled() || self.hard_stop.is_cancelled() {
+                    return;
+                }
+                tokio::select! {
+                    _ = queue.written.notified() => {}
+                    _ = tokio::time::sleep(BATCH_WINDOW) => {}
+                    _ = draining.cancelled() => {}
+                    _ = self.hard_stop.cancelled() => return,
+                }
+                continue;
+            }
+            let keys: Vec<u64> = stored.iter().map(|stored| stored.key).collect();
+            let spans = stored.iter().map(|stored| stored.spans).sum();
+            let resource_spans =
+                stored.into_iter().flat_map(|stored| stored.request.resource_spans).collect();
+            if !self.send(resource_spans, spans).await {
+                return;
+            }
+            let writer = queue.clone();
+            match tokio::task::spawn_blocking(move || writer.remove(&keys)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "cannot delete sent requests from the persistent queue")
+                }
+                Err(error) => tracing::warn!(%error, "persistent queue writer failed"),
+            }
+        }
+    }
+
+    /// Sends one batch, splitting it while the endpoint says it is too large. Returns false
+    /// when the hard stop interrupted it.
+    async fn send(&mut self, resource_spans: Vec<ResourceSpans>, spans: usize) -> bool {
         let mut pending = vec![(resource_spans, spans)];
         while let Some((batch, count)) = pending.pop() {
-            let Some(too_large) = self.send_whole(batch, count).await else { continue };
+            let too_large = match self.send_whole(batch, count).await {
+                Attempt::Done => continue,
+                Attempt::Interrupted => return false,
+                Attempt::TooLarge(batch) => batch,
+            };
             if count < 2 {
                 tracing::warn!(endpoint = %self.args.endpoint, "a single span is over the trace endpoint's size limit, dropping it");
                 self.count(metric::SELF_SPANS_DROPPED_TOTAL, &["too_large"], count);
@@ -181,14 +245,11 @@ impl OtlpExporter {
             pending.push(second);
             pending.push(first);
         }
+        true
     }
 
     /// Sends a batch whole, with retries; gives the batch back when it is too large.
-    async fn send_whole(
-        &mut self,
-        resource_spans: Vec<ResourceSpans>,
-        spans: usize,
-    ) -> Option<Vec<ResourceSpans>> {
+    async fn send_whole(&mut self, resource_spans: Vec<ResourceSpans>, spans: usize) -> Attempt {
         let started = Instant::now();
         let mut attempt = 0u32;
         loop {
@@ -206,37 +267,42 @@ impl OtlpExporter {
                         tracing::warn!(rejected, endpoint = %self.args.endpoint, "trace endpoint rejected spans");
                         self.count(metric::SELF_SPANS_DROPPED_TOTAL, &["rejected_by_endpoint"], rejected);
                     }
-                    return None;
+                    return Attempt::Done;
                 }
                 Ok(Err(status)) => match verdict(&status) {
                     Verdict::Retry(asked) => {
                         tracing::debug!(code = ?status.code(), message = status.message(), attempt, "otlp export failed, retrying");
                         asked
                     }
-                    Verdict::Split => return Some(resource_spans),
+                    Verdict::Split => return Attempt::TooLarge(resource_spans),
                     Verdict::GiveUp => {
                         tracing::warn!(code = ?status.code(), message = status.message(), spans, "otlp export refused, dropping batch");
                         self.count(metric::SELF_SPANS_DROPPED_TOTAL, &["export_refused"], spans);
-                        return None;
+                        return Attempt::Done;
                     }
                 },
                 Err(_elapsed) => None,
             };
             let delay =
                 wait.unwrap_or_else(|| backoff(self.args.first_backoff, attempt, rand::rng().random()));
-            if started.elapsed() + delay > self.args.max_retry {
+            // On disk, a batch waits for the endpoint as long as the disk budget allows.
+            if self.args.persistent.is_none() && started.elapsed() + delay > self.args.max_retry {
                 tracing::warn!(spans, endpoint = %self.args.endpoint, "otlp export retries exhausted, dropping batch");
                 self.count(metric::SELF_SPANS_DROPPED_TOTAL, &["export_retries_exhausted"], spans);
-                return None;
+                return Attempt::Done;
             }
             self.count(metric::SELF_EXPORT_RETRIES_TOTAL, &[], 1);
             attempt += 1;
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = self.hard_stop.cancelled() => {
-                    tracing::warn!(spans, "shutdown deadline passed, dropping unexported batch");
-                    self.count(metric::SELF_SPANS_DROPPED_TOTAL, &["shutdown"], spans);
-                    return None;
+                    if self.args.persistent.is_some() {
+                        tracing::info!(spans, "shutdown deadline passed, unexported batch stays in the persistent queue");
+                    } else {
+                        tracing::warn!(spans, "shutdown deadline passed, dropping unexported batch");
+                        self.count(metric::SELF_SPANS_DROPPED_TOTAL, &["shutdown"], spans);
+                    }
+                    return Attempt::Interrupted;
                 }
             }
         }

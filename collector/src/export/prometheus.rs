@@ -14,6 +14,7 @@ use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 
+use crate::export::queue::DiskQueue;
 use crate::memory::MemoryGuard;
 use crate::metrics::{Format, Registry};
 use crate::receive::QueueGauge;
@@ -24,6 +25,7 @@ pub struct MetricsServer {
     pub registry: Arc<Registry>,
     pub queues: Vec<Arc<QueueGauge>>,
     pub memory: Option<Arc<MemoryGuard>>,
+    pub disk: Option<Arc<DiskQueue>>,
     pub ready: Arc<AtomicBool>,
 }
 
@@ -50,6 +52,10 @@ async fn metrics(State(server): State<MetricsServer>, headers: HeaderMap) -> imp
     for queue in &server.queues {
         server.registry.add(metric::SELF_QUEUE_DEPTH, &[queue.name], queue.depth() as f64, now);
         server.registry.add(metric::SELF_QUEUE_CAPACITY, &[queue.name], queue.capacity as f64, now);
+    }
+    if let Some(disk) = &server.disk {
+        server.registry.add(metric::SELF_QUEUE_DEPTH, &["disk"], disk.len() as f64, now);
+        server.registry.add(metric::SELF_QUEUE_DISK_BYTES, &[], disk.bytes() as f64, now);
     }
     if let Some(rss) = crate::memory::resident_bytes() {
         server.registry.add(metric::SELF_MEMORY_RSS_BYTES, &[], rss as f64, now);

@@ -237,6 +237,7 @@ pub const CATALOGUE: &[Definition] = &[
     own(metric::SELF_EXPORT_RETRIES_TOTAL, "Export attempts retried.", Kind::Counter, &[]),
     own(metric::SELF_QUEUE_DEPTH, "Batches waiting in each queue.", Kind::Gauge, &[label::QUEUE]),
     own(metric::SELF_QUEUE_CAPACITY, "Capacity of each queue, in batches.", Kind::Gauge, &[label::QUEUE]),
+    own(metric::SELF_QUEUE_DISK_BYTES, "Bytes held by the persistent export queue.", Kind::Gauge, &[]),
     own(
         metric::SELF_GRAPH_UNPAIRED_TOTAL,
         "Agent-graph edges whose caller never arrived within the pairing window.",

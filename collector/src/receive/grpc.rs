@@ -95,7 +95,7 @@ impl TraceService for GrpcReceiver {
         if !self.ingest.authorized(authorization, Transport::Grpc) {
             return Err(Status::unauthenticated("a valid bearer token is required"));
         }
-        match self.ingest.accept(request.into_inner(), Transport::Grpc) {
+        match self.ingest.accept(request.into_inner(), Transport::Grpc).await {
             Ok(accepted) if accepted.rejected_spans == 0 => {
                 Ok(Response::new(ExportTraceServiceResponse::default()))
             }

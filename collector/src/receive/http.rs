@@ -202,7 +202,7 @@ async fn export_traces(State(state): State<HttpState>, headers: HeaderMap, body:
         }
         Err(error) => return fail(StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument, &error.to_string()),
     };
-    match state.ingest.accept(request, Transport::Http) {
+    match state.ingest.accept(request, Transport::Http).await {
         Ok(accepted) => {
             let partial_success = (accepted.rejected_spans > 0).then_some(ExportTracePartialSuccess {
                 rejected_spans: accepted.rejected_spans,

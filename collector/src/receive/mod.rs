@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use agentrace_semconv::metric;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::memory::MemoryGuard;
 use crate::metrics::Registry;
@@ -25,6 +25,9 @@ use crate::unix_now;
 pub struct Batch {
     pub request: ExportTraceServiceRequest,
     pub spans: usize,
+    /// With the persistent queue: answered once the request is on disk, and only then is the
+    /// client acknowledged.
+    pub stored: Option<oneshot::Sender<Result<(), Refusal>>>,
 }
 
 /// Depth and capacity of one queue, read by `/metrics`.
@@ -84,6 +87,8 @@ pub enum Refusal {
     ShuttingDown,
     #[error("the collector is above its memory limit, retry later")]
     MemoryLimit,
+    #[error("the collector could not store the request, retry later")]
+    StoreFailed,
 }
 
 impl Refusal {
@@ -92,6 +97,7 @@ impl Refusal {
             Self::QueueFull => "queue_full",
             Self::ShuttingDown => "shutting_down",
             Self::MemoryLimit => "memory_limit",
+            Self::StoreFailed => "store_failed",
         }
     }
 }
@@ -106,15 +112,23 @@ pub struct Ingest {
     token: Option<Arc<str>>,
     /// When set and over its limit, requests are refused.
     memory: Option<Arc<MemoryGuard>>,
+    /// With the persistent queue, a request is acknowledged once it is on disk.
+    wait_for_store: bool,
 }
 
 impl Ingest {
     pub fn new(queue: mpsc::Sender<Batch>, gauge: Arc<QueueGauge>, registry: Arc<Registry>) -> Self {
-        Self { queue, gauge, registry, token: None, memory: None }
+        Self { queue, gauge, registry, token: None, memory: None, wait_for_store: false }
     }
 
     pub fn with_memory_guard(self, memory: Option<Arc<MemoryGuard>>) -> Self {
         Self { memory, ..self }
+    }
+
+    /// Acknowledge only once the processing stage has written the request to the persistent
+    /// queue.
+    pub fn waiting_for_store(self, wait_for_store: bool) -> Self {
+        Self { wait_for_store, ..self }
     }
 
     pub fn with_token(self, token: Option<Arc<str>>) -> Self {
@@ -140,8 +154,9 @@ impl Ingest {
         matches
     }
 
-    /// Drops spans with invalid ids (reported as partial success), then queues the rest.
-    pub fn accept(
+    /// Drops spans with invalid ids (reported as partial success), then queues the rest (and,
+    /// with the persistent queue, waits until they are on disk).
+    pub async fn accept(
         &self,
         mut request: ExportTraceServiceRequest,
         transport: Transport,
@@ -155,7 +170,14 @@ impl Ingest {
         }
         let invalid = drop_invalid_spans(&mut request);
         let spans = received - invalid;
-        let batch = Batch { request, spans };
+        let (stored, on_disk) = match self.wait_for_store {
+            true => {
+                let (sender, receiver) = oneshot::channel();
+                (Some(sender), Some(receiver))
+            }
+            false => (None, None),
+        };
+        let batch = Batch { request, spans, stored };
         if let Err(error) = self.queue.try_send(batch) {
             let refusal = match error {
                 mpsc::error::TrySendError::Full(_) => Refusal::QueueFull,
@@ -166,6 +188,14 @@ impl Ingest {
             return Err(refusal);
         }
         self.gauge.pushed();
+        if let Some(on_disk) = on_disk {
+            let stored = on_disk.await.unwrap_or(Err(Refusal::ShuttingDown));
+            if let Err(refusal) = stored {
+                let labels = [transport.as_str(), refusal.reason()];
+                self.registry.add(metric::SELF_SPANS_REFUSED_TOTAL, &labels, received as f64, unix_now());
+                return Err(refusal);
+            }
+        }
         self.registry.add(metric::SELF_SPANS_RECEIVED_TOTAL, &[transport.as_str()], received as f64, now);
         if invalid == 0 {
             return Ok(Accepted::default());
@@ -234,8 +264,8 @@ mod tests {
         (ingest, receiver, registry)
     }
 
-    #[test]
-    fn invalid_ids_are_a_partial_success() {
+    #[tokio::test]
+    async fn invalid_ids_are_a_partial_success() {
         let (ingest, mut receiver, registry) = ingest(4);
         let spans = vec![
             span(vec![1; 16], vec![1; 8]),
@@ -243,19 +273,19 @@ mod tests {
             span(vec![0; 16], vec![1; 8]),
             span(vec![1; 16], vec![0; 8]),
         ];
-        let accepted = ingest.accept(request(spans), Transport::Http).expect("queued");
+        let accepted = ingest.accept(request(spans), Transport::Http).await.expect("queued");
         assert_eq!(accepted.rejected_spans, 3);
         assert_eq!(receiver.try_recv().expect("queued batch").spans, 1);
         assert_eq!(registry.value(metric::SELF_SPANS_RECEIVED_TOTAL, &["http"]), Some(4.0));
         assert_eq!(registry.value(metric::SELF_SPANS_DROPPED_TOTAL, &["invalid_span_id"]), Some(3.0));
     }
 
-    #[test]
-    fn a_full_queue_refuses_and_counts() {
+    #[tokio::test]
+    async fn a_full_queue_refuses_and_counts() {
         let (ingest, _receiver, registry) = ingest(1);
         let one = || request(vec![span(vec![1; 16], vec![1; 8])]);
-        assert_eq!(ingest.accept(one(), Transport::Grpc), Ok(Accepted::default()));
-        assert_eq!(ingest.accept(one(), Transport::Grpc), Err(Refusal::QueueFull));
+        assert_eq!(ingest.accept(one(), Transport::Grpc).await, Ok(Accepted::default()));
+        assert_eq!(ingest.accept(one(), Transport::Grpc).await, Err(Refusal::QueueFull));
         assert_eq!(registry.value(metric::SELF_SPANS_REFUSED_TOTAL, &["grpc", "queue_full"]), Some(1.0));
         assert_eq!(registry.value(metric::SELF_SPANS_RECEIVED_TOTAL, &["grpc"]), Some(1.0));
     }
@@ -278,20 +308,20 @@ mod tests {
         assert_eq!(registry.value(metric::SELF_REQUESTS_UNAUTHENTICATED_TOTAL, &["grpc"]), Some(5.0));
     }
 
-    #[test]
-    fn over_the_memory_limit_requests_are_refused() {
+    #[tokio::test]
+    async fn over_the_memory_limit_requests_are_refused() {
         let (ingest, _receiver, registry) = ingest(4);
         let ingest = ingest.with_memory_guard(Some(MemoryGuard::new(1)));
-        let refused = ingest.accept(request(vec![span(vec![1; 16], vec![1; 8])]), Transport::Http);
+        let refused = ingest.accept(request(vec![span(vec![1; 16], vec![1; 8])]), Transport::Http).await;
         assert_eq!(refused, Err(Refusal::MemoryLimit));
         assert_eq!(registry.value(metric::SELF_SPANS_REFUSED_TOTAL, &["http", "memory_limit"]), Some(1.0));
     }
 
-    #[test]
-    fn a_closed_queue_refuses_as_shutting_down() {
+    #[tokio::test]
+    async fn a_closed_queue_refuses_as_shutting_down() {
         let (ingest, receiver, _registry) = ingest(1);
         drop(receiver);
-        let refused = ingest.accept(request(vec![span(vec![1; 16], vec![1; 8])]), Transport::Grpc);
+        let refused = ingest.accept(request(vec![span(vec![1; 16], vec![1; 8])]), Transport::Grpc).await;
         assert_eq!(refused, Err(Refusal::ShuttingDown));
     }
 }

@@ -1,0 +1,230 @@
+//! The persistent export queue (`--queue-dir`), in a redb database: the processing stage
+//! writes each request here (after enrichment and redaction) before the receiver acknowledges
+//! it, the exporter sends the oldest first and deletes what it has sent or given up on, and a
+//! restart — also after `kill -9` — carries on with whatever was left.
+//!
+//! Bounded by `--queue-max-bytes`: past it the oldest requests are dropped and counted. Each
+//! write is fsynced unless `--queue-fsync false`.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+/// Key: sequence number; value: span count (u32, little endian) then the protobuf request.
+const REQUESTS: TableDefinition<u64, &[u8]> = TableDefinition::new("requests");
+const FILE: &str = "queue.redb";
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("persistent queue: {0}")]
+    Store(String),
+    #[error("persistent queue: cannot create {path}: {source}")]
+    Directory { path: String, source: std::io::Error },
+}
+
+fn store<E: std::fmt::Display>(error: E) -> QueueError {
+    QueueError::Store(error.to_string())
+}
+
+/// A stored request, as the exporter reads it.
+#[derive(Debug)]
+pub struct Stored {
+    pub key: u64,
+    pub request: ExportTraceServiceRequest,
+    pub spans: usize,
+}
+
+#[derive(Debug)]
+pub struct DiskQueue {
+    db: Database,
+    max_bytes: u64,
+    fsync: bool,
+    next_key: AtomicU64,
+    /// Bytes of stored values; kept in step with the table by every write.
+    bytes: Mutex<u64>,
+    /// Wakes the exporter when something was written.
+    pub written: tokio::sync::Notify,
+}
+
+impl DiskQueue {
+    pub fn open(dir: &Path, max_bytes: u64, fsync: bool) -> Result<Self, QueueError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|source| QueueError::Directory { path: dir.display().to_string(), source })?;
+        let db = Database::create(dir.join(FILE)).map_err(store)?;
+        let write = db.begin_write().map_err(store)?;
+        write.open_table(REQUESTS).map_err(store)?;
+        write.commit().map_err(store)?;
+        let read = db.begin_read().map_err(store)?;
+        let table = read.open_table(REQUESTS).map_err(store)?;
+        let next_key = table.last().map_err(store)?.map_or(0, |(key, _)| key.value() + 1);
+        let mut bytes = 0u64;
+        for entry in table.iter().map_err(store)? {
+            let (_, value) = entry.map_err(store)?;
+            bytes += value.value().len() as u64;
+        }
+        drop(table);
+        Ok(Self {
+            db,
+            max_bytes,
+            fsync,
+            next_key: AtomicU64::new(next_key),
+            bytes: Mutex::new(bytes),
+            written: Default::default(),
+        })
+    }
+
+    /// Stores a request (blocking; call off the runtime). Returns the spans of the oldest
+    /// requests dropped to make room.
+    pub fn append(&self, request: &ExportTraceServiceRequest, spans: usize) -> Result<usize, QueueError> {
+        let mut value = Vec::with_capacity(4 + request.encoded_len());
+        value.extend_from_slice(&u32::try_from(spans).unwrap_or(u32::MAX).to_le_bytes());
+        request.encode(&mut value).map_err(store)?;
+        let mut bytes = self.bytes.lock().map_err(store)?;
+        let mut write = self.db.begin_write().map_err(store)?;
+        write
+            .set_durability(if self.fsync { Durability::Immediate } else { Durability::None })
+            .map_err(store)?;
+        let mut dropped_spans = 0usize;
+        {
+            let mut table = write.open_table(REQUESTS).map_err(store)?;
+            while *bytes + value.len() as u64 > self.max_bytes {
+                let Some((_, oldest)) = table.pop_first().map_err(store)? else { break };
+                let oldest = oldest.value();
+                *bytes -= oldest.len() as u64;
+                dropped_spans += span_count(oldest);
+            }
+            let key = self.next_key.fetch_add(1, Ordering::Relaxed);
+            table.insert(key, value.as_slice()).map_err(store)?;
+        }
+        write.commit().map_err(store)?;
+        *bytes += value.len() as u64;
+        drop(bytes);
+        self.written.notify_one();
+        Ok(dropped_spans)
+    }
+
+    /// The oldest requests, up to `max_spans` spans (at least one request). Blocking.
+    pub fn oldest(&self, max_spans: usize) -> Result<Vec<Stored>, QueueError> {
+        let read = self.db.begin_read().map_err(store)?;
+        let table = read.open_table(REQUESTS).map_err(store)?;
+        let mut found = Vec::new();
+        let mut total = 0;
+        for entry in table.iter().map_err(store)? {
+            let (key, value) = entry.map_err(store)?;
+            let value = value.value();
+            let spans = span_count(value);
+            if !found.is_empty() && total + spans > max_spans {
+                break;
+            }
+            let Ok(request) = ExportTraceServiceRequest::decode(value.get(4..).unwrap_or_default()) else {
+                // A value this queue wrote always decodes; a torn one is skipped and removed.
+                found.push(Stored {
+                    key: key.value(),
+                    request: ExportTraceServiceRequest::default(),
+                    spans: 0,
+                });
+                continue;
+            };
+            total += spans;
+            found.push(Stored { key: key.value(), request, spans });
+        }
+        Ok(found)
+    }
+
+    /// Deletes sent (or given-up) requests. Blocking.
+    pub fn remove(&self, keys: &[u64]) -> Result<(), QueueError> {
+        let mut bytes = self.bytes.lock().map_err(store)?;
+        let mut write = self.db.begin_write().map_err(store)?;
+        write
+            .set_durability(if self.fsync { Durability::Immediate } else { Durability::None })
+            .map_err(store)?;
+        {
+            let mut table = write.open_table(REQUESTS).map_err(store)?;
+            for key in keys {
+                if let Some(value) = table.remove(key).map_err(store)? {
+                    *bytes -= value.value().len() as u64;
+                }
+            }
+        }
+        write.commit().map_err(store)?;
+        Ok(())
+    }
+
+    pub fn len(&self) -> u64 {
+        self.db
+            .begin_read()
+            .ok()
+            .and_then(|read| read.open_table(REQUESTS).ok())
+            .and_then(|table| table.len().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.bytes.lock().map_or(0, |bytes| *bytes)
+    }
+}
+
+fn span_count(value: &[u8]) -> usize {
+    value
+        .get(..4)
+        .and_then(|prefix| prefix.try_into().ok())
+        .map_or(0, |prefix| u32::from_le_bytes(prefix) as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+    fn request(spans: u8) -> ExportTraceServiceRequest {
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: (0..spans).map(|n| Span { span_id: vec![n; 8], ..Default::default() }).collect(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn requests_come_back_oldest_first_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        {
+            let queue = DiskQueue::open(dir.path(), 1 << 20, true).expect("open");
+            for spans in [1, 2, 3] {
+                assert_eq!(queue.append(&request(spans), usize::from(spans)).expect("append"), 0);
+            }
+            let first_two = queue.oldest(3).expect("read");
+            assert_eq!(first_two.iter().map(|stored| stored.spans).collect::<Vec<_>>(), vec![1, 2]);
+            queue.remove(&[first_two[0].key]).expect("remove");
+        }
+        let queue = DiskQueue::open(dir.path(), 1 << 20, true).expect("reopen");
+        let left = queue.oldest(100).expect("read");
+        assert_eq!(left.iter().map(|stored| stored.spans).collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(left[1].request, request(3));
+        queue.append(&request(4), 4).expect("append after reopen");
+        let keys: Vec<u64> = queue.oldest(100).expect("read").iter().map(|stored| stored.key).collect();
+        assert!(keys.windows(2).all(|pair| pair[0] < pair[1]), "new keys after the old ones: {keys:?}");
+    }
+
+    #[test]
+    fn past_the_byte_budget_the_oldest_are_dropped_and_counted() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let one = 4 + request(10).encoded_len() as u64;
+        let queue = DiskQueue::open(dir.path(), one * 3, false).expect("open");
+        let dropped: usize = (0..5).map(|_| queue.append(&request(10), 10).expect("append")).sum();
+        assert_eq!(dropped, 20, "two requests of 10 spans made room");
+        assert_eq!(queue.len(), 3);
+        assert_eq!(queue.bytes(), one * 3);
+    }
+}

@@ -1,0 +1,135 @@
+//! Crash safety of the persistent queue, with span-level accounting: load → collector A (with
+//! `--queue-dir`) → collector B → a capturing sink. A is killed with SIGKILL at irregular
+//! moments under load and started again on the same port and queue directory; the client
+//! resends whatever was not acknowledged. Every span A acknowledged must reach the sink
+//! (duplicates are allowed: a span sent but not yet deleted when A died is sent again).
+//!
+//! Short by default (3 kills); `AGENTRACE_LONG_TESTS=1` makes it 12 (`scripts/reliability`).
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use common::{text, Collector, Sink};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+const SPANS_PER_REQUEST: u64 = 10;
+
+fn batch(first: u64) -> ExportTraceServiceRequest {
+    let spans = (first..first + SPANS_PER_REQUEST)
+        .map(|sequence| Span {
+            trace_id: [0xc4; 16].to_vec(),
+            span_id: (sequence + 1).to_be_bytes().to_vec(),
+            name: "step".to_owned(),
+            attributes: vec![text("sequence", &sequence.to_string())],
+            start_time_unix_nano: 1,
+            end_time_unix_nano: 2,
+            ..Default::default()
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+            ..Default::default()
+        }],
+    }
+}
+
+async fn client_for(address: std::net::SocketAddr) -> Option<TraceServiceClient<tonic::transport::Channel>> {
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .ok()?
+        .timeout(Duration::from_secs(5));
+    endpoint.connect().await.ok().map(TraceServiceClient::new)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_acknowledged_span_is_lost_when_the_collector_is_killed() {
+    let kills = if std::env::var_os("AGENTRACE_LONG_TESTS").is_some() { 12 } else { 3 };
+    let sink = Sink::default();
+    let sink_address = sink.start().await;
+    let backend = Collector::spawn(&["--traces-endpoint", &format!("http://{sink_address}")]);
+    let queue_dir = tempfile::tempdir().expect("queue dir");
+    let front_address = common::free_address();
+    let front_args = [
+        "--otlp-grpc-addr".to_owned(),
+        front_address.to_string(),
+        "--traces-endpoint".to_owned(),
+        backend.grpc_url(),
+        "--queue-dir".to_owned(),
+        queue_dir.path().display().to_string(),
+        "--export-first-backoff-secs".to_owned(),
+        "0.05".to_owned(),
+    ];
+    let start_front = || Collector::spawn(&front_args.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let mut front = Some(start_front());
+    let mut client = client_for(front_address).await;
+    let (mut sent, mut acknowledged, mut failures) = (0u64, HashSet::new(), 0u64);
+    let mut unacknowledged: Option<u64> = None;
+    // Irregular kill moments, 250–1000 ms apart (a fixed-seed LCG).
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next_gap = || {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        Duration::from_millis(250 + (seed >> 33) % 750)
+    };
+    let mut kill_at = Instant::now() + next_gap();
+    let mut killed = 0;
+    while killed < kills || unacknowledged.is_some() {
+        if killed < kills && Instant::now() >= kill_at {
+            drop(front.take()); // SIGKILL
+            killed += 1;
+            front = Some(start_front());
+            client = client_for(front_address).await;
+            kill_at = Instant::now() + next_gap();
+        }
+        let first = match unacknowledged {
+            Some(first) => first,
+            None => {
+                let first = sent;
+                sent += SPANS_PER_REQUEST;
+                first
+            }
+        };
+        let answer = match client.as_mut() {
+            Some(client) => client.export(batch(first)).await.map(|_| ()),
+            None => Err(tonic::Status::unavailable("not connected")),
+        };
+        match answer {
+            Ok(()) => {
+                acknowledged.extend(first..first + SPANS_PER_REQUEST);
+                unacknowledged = None;
+            }
+            Err(_) => {
+                failures += 1;
+                unacknowledged = Some(first);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                if client.is_none() {
+                    client = client_for(front_address).await;
+                }
+            }
+        }
+    }
+
+    let received: HashSet<u64> = common::eventually("every acknowledged span at the sink", async || {
+        let received: HashSet<u64> = sink
+            .spans()
+            .iter()
+            .map(|(_, span)| u64::from_be_bytes(span.span_id.as_slice().try_into().expect("8-byte id")) - 1)
+            .collect();
+        acknowledged.is_subset(&received).then_some(received)
+    })
+    .await;
+    let arrivals = sink.spans().len();
+    let lost = acknowledged.difference(&received).count();
+    println!(
+        "{killed} SIGKILLs under load: sent {sent}, acknowledged {}, failed attempts {failures}, received {} ({arrivals} arrivals, {} duplicates), lost {lost}",
+        acknowledged.len(),
+        received.len(),
+        arrivals - received.len(),
+    );
+    assert_eq!(lost, 0);
+    assert_eq!(acknowledged.len() as u64, sent, "every batch eventually acknowledged");
+}
