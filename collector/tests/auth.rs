@@ -51,12 +51,7 @@ async fn requests_need_the_bearer_token() {
     assert_eq!(http_status(&collector, Some(&good)).await.0, 200);
     assert_eq!(grpc_code(&collector, Some(&good)).await, tonic::Code::Ok);
 
-    let metrics = reqwest::get(format!("http://{}/metrics", collector.metrics))
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("text");
+    let metrics = collector.scrape().await;
     for line in [
         "agentrace_requests_unauthenticated_total{transport=\"http\"} 3\n",
         "agentrace_requests_unauthenticated_total{transport=\"grpc\"} 3\n",

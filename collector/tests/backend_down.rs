@@ -12,36 +12,12 @@ mod common;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use common::{text, Collector, Sink};
+use common::{Collector, Sink};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use tonic_types::StatusExt;
 
 const SPANS_PER_REQUEST: u64 = 10;
 const REQUESTS_PER_SECOND: u64 = 50;
-
-fn batch(first: u64) -> ExportTraceServiceRequest {
-    let spans = (first..first + SPANS_PER_REQUEST)
-        .map(|sequence| Span {
-            trace_id: [0x5e; 16].to_vec(),
-            span_id: (sequence + 1).to_be_bytes().to_vec(),
-            name: "chat llama".to_owned(),
-            attributes: vec![text("gen_ai.operation.name", "chat"), text("gen_ai.request.model", "llama")],
-            start_time_unix_nano: 1,
-            end_time_unix_nano: 2,
-            ..Default::default()
-        })
-        .collect();
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource { attributes: vec![text("service.name", "load")], ..Default::default() }),
-            scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
-            ..Default::default()
-        }],
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_acknowledged_span_is_lost_while_the_backend_is_down() {
@@ -93,7 +69,7 @@ async fn no_acknowledged_span_is_lost_while_the_backend_is_down() {
                 first
             }
         };
-        match client.export(batch(first)).await {
+        match client.export(common::sequenced_request(first, SPANS_PER_REQUEST)).await {
             Ok(_) => {
                 acknowledged.extend(first..first + SPANS_PER_REQUEST);
                 pending = None;
@@ -111,16 +87,7 @@ async fn no_acknowledged_span_is_lost_while_the_backend_is_down() {
     }
 
     let acknowledged_count = acknowledged.len();
-    let received: HashSet<u64> = common::eventually("every acknowledged span at the sink", async || {
-        let received: HashSet<u64> = sink
-            .spans()
-            .iter()
-            .map(|(_, span)| u64::from_be_bytes(span.span_id.as_slice().try_into().expect("8-byte id")) - 1)
-            .collect();
-        acknowledged.is_subset(&received).then_some(received)
-    })
-    .await;
-    let arrivals = sink.spans().len();
+    let (received, arrivals) = common::await_sequences(&sink, &acknowledged).await;
     let lost = acknowledged.difference(&received).count();
     println!(
         "backend down {down_for}s of {run_for}s: sent {sent}, acknowledged {acknowledged_count}, refused requests {refusals}, \

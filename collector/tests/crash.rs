@@ -11,32 +11,10 @@ mod common;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use common::{text, Collector, Sink};
+use common::{Collector, Sink};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
 const SPANS_PER_REQUEST: u64 = 10;
-
-fn batch(first: u64) -> ExportTraceServiceRequest {
-    let spans = (first..first + SPANS_PER_REQUEST)
-        .map(|sequence| Span {
-            trace_id: [0xc4; 16].to_vec(),
-            span_id: (sequence + 1).to_be_bytes().to_vec(),
-            name: "step".to_owned(),
-            attributes: vec![text("sequence", &sequence.to_string())],
-            start_time_unix_nano: 1,
-            end_time_unix_nano: 2,
-            ..Default::default()
-        })
-        .collect();
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
-            ..Default::default()
-        }],
-    }
-}
 
 async fn client_for(address: std::net::SocketAddr) -> Option<TraceServiceClient<tonic::transport::Channel>> {
     let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
@@ -94,7 +72,9 @@ async fn no_acknowledged_span_is_lost_when_the_collector_is_killed() {
             }
         };
         let answer = match client.as_mut() {
-            Some(client) => client.export(batch(first)).await.map(|_| ()),
+            Some(client) => {
+                client.export(common::sequenced_request(first, SPANS_PER_REQUEST)).await.map(|_| ())
+            }
             None => Err(tonic::Status::unavailable("not connected")),
         };
         match answer {
@@ -113,16 +93,7 @@ async fn no_acknowledged_span_is_lost_when_the_collector_is_killed() {
         }
     }
 
-    let received: HashSet<u64> = common::eventually("every acknowledged span at the sink", async || {
-        let received: HashSet<u64> = sink
-            .spans()
-            .iter()
-            .map(|(_, span)| u64::from_be_bytes(span.span_id.as_slice().try_into().expect("8-byte id")) - 1)
-            .collect();
-        acknowledged.is_subset(&received).then_some(received)
-    })
-    .await;
-    let arrivals = sink.spans().len();
+    let (received, arrivals) = common::await_sequences(&sink, &acknowledged).await;
     let lost = acknowledged.difference(&received).count();
     println!(
         "{killed} SIGKILLs under load: sent {sent}, acknowledged {}, failed attempts {failures}, received {} ({arrivals} arrivals, {} duplicates), lost {lost}",

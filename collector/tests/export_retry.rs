@@ -103,12 +103,7 @@ async fn run_case(script: Vec<Answer>, expected_calls: usize) -> Outcome {
     .await;
     // Give a wrong extra retry time to show up before judging.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let metrics = reqwest::get(format!("http://{}/metrics", collector.metrics))
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("text");
+    let metrics = collector.scrape().await;
     Outcome { calls: sink.calls(), metrics }
 }
 

@@ -118,12 +118,7 @@ async fn a_full_queue_refuses_with_retry_after_and_counts() {
         }
     }
     assert!(refused > 0, "the endpoint is down, so the queues fill and the receivers refuse");
-    let metrics = reqwest::get(format!("http://{}/metrics", collector.metrics))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = collector.scrape().await;
     let expected = format!(
         "agentrace_spans_refused_total{{transport=\"http\",reason=\"queue_full\"}} {}\n",
         refused * 4

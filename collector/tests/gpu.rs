@@ -41,15 +41,6 @@ fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").expect("host name").trim().to_owned()
 }
 
-async fn scrape(collector: &Collector) -> String {
-    reqwest::get(format!("http://{}/metrics", collector.metrics))
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("text")
-}
-
 fn value(metrics: &str, series: &str) -> Option<f64> {
     metrics.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
@@ -123,7 +114,7 @@ async fn fake_nvml_samples_become_gauges_span_attributes_and_gpu_seconds() {
     );
 
     let metrics = common::eventually("gpu 0 at 80 % a second after the step", async || {
-        let metrics = scrape(&collector).await;
+        let metrics = collector.scrape().await;
         let stepped = value(
             &metrics,
             &format!("gpu_utilization_ratio{{gpu=\"0\",uuid=\"{GPU0}\",name=\"Fake H200 A\"}}"),
@@ -182,7 +173,7 @@ async fn fake_nvml_samples_become_gauges_span_attributes_and_gpu_seconds() {
     );
 
     let metrics = common::eventually("the process's service on its GPU memory", async || {
-        let metrics = scrape(&collector).await;
+        let metrics = collector.scrape().await;
         let series = format!("gpu_process_memory_used_bytes{{gpu=\"0\",pid=\"4242\",container=\"{CONTAINER}\",service=\"vllm-server\"}}");
         (value(&metrics, &series) == Some(8.0 * GIB)).then_some(metrics)
     })
@@ -240,7 +231,7 @@ async fn without_nvml_the_collector_serves_and_says_so() {
             .await
             .expect("accepted without GPU");
         let metrics = common::eventually("the call counted", async || {
-            let metrics = scrape(&collector).await;
+            let metrics = collector.scrape().await;
             metrics.contains("llm_requests_total{service=\"no-gpu\"").then_some(metrics)
         })
         .await;

@@ -12,17 +12,6 @@ use prost::Message;
 
 const LIMIT: usize = 8 * 1024 * 1024;
 
-async fn post(collector: &Collector, content_type: &str, encoding: Option<&str>, body: Vec<u8>) -> u16 {
-    let mut builder = reqwest::Client::new()
-        .post(format!("http://{}/v1/traces", collector.http))
-        .header("content-type", content_type)
-        .body(body);
-    if let Some(encoding) = encoding {
-        builder = builder.header("content-encoding", encoding);
-    }
-    builder.send().await.expect("the collector answers").status().as_u16()
-}
-
 fn valid() -> Vec<u8> {
     request(vec![agent_trace("hostile", [0xd0; 16])]).encode_to_vec()
 }
@@ -50,21 +39,21 @@ async fn hostile_requests_get_the_right_answer_and_the_collector_keeps_serving()
     let mut tried = 0;
     // Truncated at every tenth byte: never accepted as something else, never a crash.
     for cut in (1..whole.len()).step_by(10) {
-        let status = post(&collector, protobuf, None, whole[..cut].to_vec()).await;
+        let status = collector.post(protobuf, None, whole[..cut].to_vec()).await.0;
         assert!(status == 400 || status == 200, "cut at {cut}: {status}");
         tried += 1;
     }
     // Field 1 (resource_spans) sent as a varint instead of a message.
-    assert_eq!(post(&collector, protobuf, None, vec![0x08, 0x96, 0x01]).await, 400);
+    assert_eq!(collector.post(protobuf, None, vec![0x08, 0x96, 0x01]).await.0, 400);
     // A span name with bytes that are not UTF-8.
     let mut broken = request(vec![agent_trace("hostile", [0xd1; 16])]);
     broken.resource_spans[0].scope_spans[0].spans[0].name = "NAME".to_owned();
     let mut bytes = broken.encode_to_vec();
     let at = bytes.windows(4).position(|window| window == b"NAME").expect("name bytes");
     bytes[at..at + 4].copy_from_slice(&[0xff, 0xfe, 0xfd, 0xfc]);
-    assert_eq!(post(&collector, protobuf, None, bytes).await, 400, "invalid UTF-8 in protobuf");
+    assert_eq!(collector.post(protobuf, None, bytes).await.0, 400, "invalid UTF-8 in protobuf");
     assert_eq!(
-        post(&collector, json, None, b"{\"resourceSpans\":[{\"\xff\xfe\":1}]}".to_vec()).await,
+        collector.post(json, None, b"{\"resourceSpans\":[{\"\xff\xfe\":1}]}".to_vec()).await.0,
         400,
         "invalid UTF-8 in JSON"
     );
@@ -76,27 +65,27 @@ async fn hostile_requests_get_the_right_answer_and_the_collector_keeps_serving()
         ..Default::default()
     });
     assert_eq!(
-        post(&collector, protobuf, None, deep.encode_to_vec()).await,
+        collector.post(protobuf, None, deep.encode_to_vec()).await.0,
         400,
         "protobuf nested 200 deep, past prost's limit of 100"
     );
     let deep_json = format!("{{\"resourceSpans\":{}{}}}", "[".repeat(10_000), "]".repeat(10_000));
-    assert_eq!(post(&collector, json, None, deep_json.into_bytes()).await, 400, "JSON nested 10000 deep");
+    assert_eq!(collector.post(json, None, deep_json.into_bytes()).await.0, 400, "JSON nested 10000 deep");
     // 100 000 attributes on one span (3.4 MB): legal, accepted, and counted.
     let mut wide = request(vec![agent_trace("hostile-wide", [0xd3; 16])]);
     wide.resource_spans[0].scope_spans[0].spans[0].attributes =
         (0..100_000).map(|n| text(&format!("attribute.{n}"), "value")).collect();
-    assert_eq!(post(&collector, protobuf, None, wide.encode_to_vec()).await, 200, "many attributes");
+    assert_eq!(collector.post(protobuf, None, wide.encode_to_vec()).await.0, 200, "many attributes");
     // A gzip bomb: 64 MiB of zeros in well under the limit.
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     encoder.write_all(&vec![0u8; 64 * 1024 * 1024]).expect("gzip");
     let bomb = encoder.finish().expect("gzip");
     assert!(bomb.len() < LIMIT);
-    assert_eq!(post(&collector, protobuf, Some("gzip"), bomb).await, 413, "gzip bomb");
+    assert_eq!(collector.post(protobuf, Some("gzip"), bomb).await.0, 413, "gzip bomb");
     tried += 7;
 
     assert_eq!(
-        post(&collector, protobuf, None, whole).await,
+        collector.post(protobuf, None, whole).await.0,
         200,
         "still serving after {tried} hostile requests"
     );

@@ -9,15 +9,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::Trac
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 
-async fn scrape(collector: &Collector) -> String {
-    reqwest::get(format!("http://{}/metrics", collector.metrics))
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("text")
-}
-
 #[tokio::test]
 async fn above_the_memory_limit_requests_are_refused_retryably() {
     let collector = Collector::spawn(&["--memory-limit", "1MiB"]);
@@ -39,7 +30,7 @@ async fn above_the_memory_limit_requests_are_refused_retryably() {
         "tells the client when to retry"
     );
 
-    let metrics = scrape(&collector).await;
+    let metrics = collector.scrape().await;
     for line in [
         "agentrace_spans_refused_total{transport=\"http\",reason=\"memory_limit\"} 4\n",
         "agentrace_spans_refused_total{transport=\"grpc\",reason=\"memory_limit\"} 4\n",
@@ -85,7 +76,7 @@ async fn a_flood_of_unique_span_names_stays_within_the_series_cap() {
     // The other 4900 spans still count, in the overflow series.
     let overflow = "traces_spanmetrics_calls_total{otel_metric_overflow=\"true\"} 4900\n";
     let metrics = common::eventually("every span counted", async || {
-        let metrics = scrape(&collector).await;
+        let metrics = collector.scrape().await;
         metrics.contains(overflow).then_some(metrics)
     })
     .await;

@@ -28,26 +28,6 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder.finish().expect("gzip in memory")
 }
 
-async fn post(
-    collector: &Collector,
-    content_type: &str,
-    encoding: Option<&str>,
-    body: Vec<u8>,
-) -> (u16, Vec<u8>, Option<String>) {
-    let mut builder = reqwest::Client::new()
-        .post(format!("http://{}/v1/traces", collector.http))
-        .header("content-type", content_type)
-        .body(body);
-    if let Some(encoding) = encoding {
-        builder = builder.header("content-encoding", encoding);
-    }
-    let response = builder.send().await.expect("http request");
-    let status = response.status().as_u16();
-    let retry_after =
-        response.headers().get("retry-after").map(|value| value.to_str().unwrap_or_default().to_owned());
-    (status, response.bytes().await.expect("body").to_vec(), retry_after)
-}
-
 fn small_request() -> Vec<u8> {
     request(vec![agent_trace("status-test", [0x33; 16])]).encode_to_vec()
 }
@@ -57,58 +37,53 @@ async fn http_answers_follow_the_otlp_spec() {
     let collector = collector();
     assert!(small_request().len() < LIMIT);
 
-    let (status, body, _) = post(&collector, PROTOBUF, None, vec![0x0a, 0xff, 0xff, 0xff]).await;
+    let (status, body, _) = collector.post(PROTOBUF, None, vec![0x0a, 0xff, 0xff, 0xff]).await;
     assert_eq!(status, 400, "malformed protobuf");
     let rpc_status = tonic_types::Status::decode(body.as_slice()).expect("google.rpc.Status body");
     assert_eq!(rpc_status.code, Code::InvalidArgument as i32);
     assert!(rpc_status.message.contains("protobuf"), "{}", rpc_status.message);
 
-    let (status, body, _) = post(&collector, JSON, None, b"{\"resourceSpans\": [".to_vec()).await;
+    let (status, body, _) = collector.post(JSON, None, b"{\"resourceSpans\": [".to_vec()).await;
     assert_eq!(status, 400, "malformed JSON");
     let rpc_status: serde_json::Value = serde_json::from_slice(&body).expect("JSON Status body");
     assert_eq!(rpc_status["code"], Code::InvalidArgument as i32);
 
-    let (status, _, _) = post(&collector, "text/plain", None, small_request()).await;
+    let (status, _, _) = collector.post("text/plain", None, small_request()).await;
     assert_eq!(status, 415, "wrong content type");
 
-    let (status, _, _) = post(&collector, PROTOBUF, Some("br"), small_request()).await;
+    let (status, _, _) = collector.post(PROTOBUF, Some("br"), small_request()).await;
     assert_eq!(status, 415, "unsupported content encoding");
 
-    let (status, body, _) = post(&collector, PROTOBUF, None, Vec::new()).await;
+    let (status, body, _) = collector.post(PROTOBUF, None, Vec::new()).await;
     assert_eq!(status, 200, "an empty protobuf body is a valid empty request");
     assert_eq!(
         ExportTraceServiceResponse::decode(body.as_slice()).expect("response"),
         ExportTraceServiceResponse::default()
     );
-    let (status, _, _) = post(&collector, JSON, None, Vec::new()).await;
+    let (status, _, _) = collector.post(JSON, None, Vec::new()).await;
     assert_eq!(status, 400, "an empty JSON body is not a JSON document");
 
-    let (status, body, _) = post(&collector, PROTOBUF, None, vec![0u8; LIMIT + 1]).await;
+    let (status, body, _) = collector.post(PROTOBUF, None, vec![0u8; LIMIT + 1]).await;
     assert_eq!(status, 413, "oversize body");
     assert!(tonic_types::Status::decode(body.as_slice()).expect("Status").message.contains("limit"));
     let bomb = gzip(&vec![0u8; 1024 * 1024]);
     assert!(bomb.len() < LIMIT, "the bomb itself is small");
-    let (status, _, _) = post(&collector, PROTOBUF, Some("gzip"), bomb).await;
+    let (status, _, _) = collector.post(PROTOBUF, Some("gzip"), bomb).await;
     assert_eq!(status, 413, "gzip bomb stops at the limit after decompression");
-    let (status, _, _) = post(&collector, PROTOBUF, Some("gzip"), b"not gzip".to_vec()).await;
+    let (status, _, _) = collector.post(PROTOBUF, Some("gzip"), b"not gzip".to_vec()).await;
     assert_eq!(status, 400, "corrupt gzip");
 
-    let (status, _, _) = post(&collector, PROTOBUF, Some("gzip"), gzip(&small_request())).await;
+    let (status, _, _) = collector.post(PROTOBUF, Some("gzip"), gzip(&small_request())).await;
     assert_eq!(status, 200, "gzip protobuf");
     let json = serde_json::to_vec(&request(vec![agent_trace("status-test", [0x34; 16])])).expect("json");
-    let (status, body, _) = post(&collector, JSON, None, json).await;
+    let (status, body, _) = collector.post(JSON, None, json).await;
     assert_eq!((status, body.as_slice()), (200, b"{}".as_slice()), "JSON in, JSON out");
 
     let health = reqwest::get(format!("http://{}/healthz", collector.metrics)).await.expect("healthz");
     assert_eq!(health.status(), 200, "still serving");
     let ready = reqwest::get(format!("http://{}/readyz", collector.metrics)).await.expect("readyz");
     assert_eq!(ready.status(), 200);
-    let metrics = reqwest::get(format!("http://{}/metrics", collector.metrics))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = collector.scrape().await;
     assert!(metrics.contains("agentrace_spans_received_total{transport=\"http\"} 8\n"), "{metrics}");
 }
 
@@ -123,7 +98,7 @@ async fn invalid_span_ids_are_a_partial_success() {
     assert_eq!(partial.rejected_spans, 1);
     assert!(partial.error_message.contains("span_id"), "{}", partial.error_message);
 
-    let (status, body, _) = post(&collector, PROTOBUF, None, request(vec![trace]).encode_to_vec()).await;
+    let (status, body, _) = collector.post(PROTOBUF, None, request(vec![trace]).encode_to_vec()).await;
     assert_eq!(status, 200);
     let response = ExportTraceServiceResponse::decode(body.as_slice()).expect("response");
     assert_eq!(response.partial_success.map(|partial| partial.rejected_spans), Some(1));

@@ -18,7 +18,8 @@ fn value_of<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a any_value::
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_job_loses_no_span_over_grpc_or_http() {
     // The collector keeps content here, so the sink shows what the SDK captured.
-    let collector = InProcessCollector::start_with(Options { keep_content: Some(true), ..Options::default() }).await;
+    let collector =
+        InProcessCollector::start_with(Options { keep_content: Some(true), ..Options::default() }).await;
     let runs = [
         ("nightly-eval-grpc", "grpc", format!("http://{}", collector.grpc), Some("true")),
         ("nightly-eval-http", "http/protobuf", format!("http://{}", collector.http), None),

@@ -80,6 +80,37 @@ impl Collector {
         format!("http://{}", self.grpc)
     }
 
+    /// The `/metrics` text (classic format).
+    pub async fn scrape(&self) -> String {
+        reqwest::get(format!("http://{}/metrics", self.metrics))
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("text")
+    }
+
+    /// POSTs `body` to `/v1/traces`; returns the status, the body and the Retry-After header.
+    pub async fn post(
+        &self,
+        content_type: &str,
+        encoding: Option<&str>,
+        body: Vec<u8>,
+    ) -> (u16, Vec<u8>, Option<String>) {
+        let mut builder = reqwest::Client::new()
+            .post(format!("http://{}/v1/traces", self.http))
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(encoding) = encoding {
+            builder = builder.header("content-encoding", encoding);
+        }
+        let response = builder.send().await.expect("the collector answers");
+        let status = response.status().as_u16();
+        let retry_after =
+            response.headers().get("retry-after").map(|value| value.to_str().unwrap_or_default().to_owned());
+        (status, response.bytes().await.expect("body").to_vec(), retry_after)
+    }
+
     /// SIGTERM, then waits for a clean exit.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
@@ -227,4 +258,51 @@ pub async fn expect_exemplar_trace_ids(prometheus: &Prometheus, mut sent: Vec<St
 
 pub fn request(resource_spans: Vec<ResourceSpans>) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest { resource_spans }
+}
+
+/// A request of `count` spans whose ids are sequence numbers `first`, `first + 1`, … (plus
+/// one, so no id is zero), for span-level accounting.
+pub fn sequenced_request(first: u64, count: u64) -> ExportTraceServiceRequest {
+    let spans = (first..first + count)
+        .map(|sequence| Span {
+            trace_id: [0x5e; 16].to_vec(),
+            span_id: (sequence + 1).to_be_bytes().to_vec(),
+            name: "chat llama".to_owned(),
+            attributes: vec![
+                text(attr::GEN_AI_OPERATION_NAME, "chat"),
+                text(attr::GEN_AI_REQUEST_MODEL, "llama"),
+            ],
+            start_time_unix_nano: 1,
+            end_time_unix_nano: 2,
+            ..Default::default()
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![text(attr::SERVICE_NAME, "load")],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// Waits until every acknowledged sequence number reached the sink; returns the distinct
+/// sequence numbers received and the number of arrivals (duplicates included).
+pub async fn await_sequences(
+    sink: &Sink,
+    acknowledged: &std::collections::HashSet<u64>,
+) -> (std::collections::HashSet<u64>, usize) {
+    let received = eventually("every acknowledged span at the sink", async || {
+        let received: std::collections::HashSet<u64> = sink
+            .spans()
+            .iter()
+            .map(|(_, span)| u64::from_be_bytes(span.span_id.as_slice().try_into().expect("8-byte id")) - 1)
+            .collect();
+        acknowledged.is_subset(&received).then_some(received)
+    })
+    .await;
+    (received, sink.spans().len())
 }
