@@ -80,6 +80,14 @@ impl Collector {
         format!("http://{}", self.grpc)
     }
 
+    /// The collector process's peak resident set (`VmHWM`), in bytes.
+    pub fn peak_rss_bytes(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("process status");
+        let line = status.lines().find(|line| line.starts_with("VmHWM:")).expect("VmHWM");
+        line.split_whitespace().nth(1).and_then(|kilobytes| kilobytes.parse::<u64>().ok()).expect("kB") * 1024
+    }
+
     /// The `/metrics` text (classic format).
     pub async fn scrape(&self) -> String {
         reqwest::get(format!("http://{}/metrics", self.metrics))
