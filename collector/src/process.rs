@@ -24,6 +24,7 @@ use crate::redact::Redactor;
 use crate::unix_now;
 
 const TICK: Duration = Duration::from_secs(1);
+const DISK_FULL_LOG_INTERVAL_SECS: f64 = 60.0;
 
 pub struct Processor {
     pub normalizer: Normalizer,
@@ -39,6 +40,8 @@ pub struct Processor {
     /// The persistent export queue: requests are written there (and then acknowledged)
     /// instead of going to the export channel.
     pub disk: Option<Arc<DiskQueue>>,
+    /// When the last "queue full" warning was logged (Unix seconds): once per interval.
+    pub disk_full_logged_at: Option<f64>,
 }
 
 impl Processor {
@@ -96,7 +99,7 @@ impl Processor {
 
     /// Writes the batch to the persistent queue (off the runtime: it fsyncs), then lets the
     /// receiver acknowledge it, or refuse it if the write failed.
-    async fn store(&self, disk: Arc<DiskQueue>, batch: Batch) {
+    async fn store(&mut self, disk: Arc<DiskQueue>, batch: Batch) {
         let Batch { request, spans, stored } = batch;
         let outcome = if spans == 0 {
             Ok(())
@@ -104,13 +107,23 @@ impl Processor {
             match tokio::task::spawn_blocking(move || disk.append(&request, spans)).await {
                 Ok(Ok(0)) => Ok(()),
                 Ok(Ok(dropped)) => {
-                    tracing::warn!(dropped, "persistent queue full, dropped its oldest spans");
+                    let now = unix_now();
                     self.registry.add(
                         metric::SELF_SPANS_DROPPED_TOTAL,
                         &["queue_disk_full"],
                         dropped as f64,
-                        unix_now(),
+                        now,
                     );
+                    if self
+                        .disk_full_logged_at
+                        .is_none_or(|logged| now - logged >= DISK_FULL_LOG_INTERVAL_SECS)
+                    {
+                        tracing::warn!(
+                            dropped,
+                            "persistent queue full, dropping its oldest spans (logged once per minute)"
+                        );
+                        self.disk_full_logged_at = Some(now);
+                    }
                     Ok(())
                 }
                 Ok(Err(error)) => {

@@ -104,6 +104,7 @@ pub async fn run(
         gpu,
         redactor: config.redactor.clone(),
         disk: disk.clone(),
+        disk_full_logged_at: None,
     };
     let processor = tokio::spawn(processor.run(ingest_receiver));
 
