@@ -3,13 +3,18 @@
 //! ```text
 //!  OTLP/gRPC ─┐                  ingest queue                      export queue
 //!  OTLP/HTTP ─┴─▶ Ingest ──(bounded, refuse when full)──▶ Processor ──(bounded)──▶ OtlpExporter ──▶ trace endpoint
-//!                                                 normalize → derive → Registry ◀── GET /metrics
+//!                                 normalize → derive → Registry ◀── GET /metrics
+//!                                 enrich (cost, gpu.* from the GPU sampler thread) → redact
+//!
+//!  with --queue-dir:   Processor ──▶ DiskQueue (redb, fsync) ──▶ OtlpExporter; the receiver
+//!                      acknowledges once the request is on disk
 //! ```
 //!
 //! Shutdown drains front to back: the receivers stop accepting and finish their calls, which
 //! drops every ingest sender; the processor empties its queue and returns, dropping the export
 //! sender; the exporter sends what is left and returns. If that takes longer than the shutdown
-//! timeout, the exporter is told to give up (and counts what it drops).
+//! timeout, the exporter is told to give up (and counts what it drops; with the disk queue,
+//! what is left stays on disk for the next start).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
