@@ -65,6 +65,11 @@ pub struct Options {
     #[arg(long, env = "AGENTRACE_TLS_CLIENT_CA_FILE", value_name = "PATH")]
     pub tls_client_ca_file: Option<PathBuf>,
 
+    /// Protocol to the trace endpoint: `grpc` or `http/protobuf` (then the endpoint is the
+    /// OTLP/HTTP base URL; `/v1/traces` is added when it has no path).
+    #[arg(long, env = "AGENTRACE_TRACES_PROTOCOL", value_name = "PROTOCOL")]
+    pub traces_protocol: Option<String>,
+
     /// PEM CA certificates trusted for an https:// trace endpoint (default: the system's).
     #[arg(long, env = "AGENTRACE_TRACES_CA_FILE", value_name = "PATH")]
     pub traces_ca_file: Option<PathBuf>,
@@ -207,6 +212,14 @@ pub struct ExportArgs {
     pub tls: Option<ClientTls>,
     /// Set when the export queue is on disk.
     pub persistent: Option<PersistentQueue>,
+    pub protocol: ExportProtocol,
+}
+
+/// How traces are forwarded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportProtocol {
+    Grpc,
+    HttpProtobuf,
 }
 
 /// The persistent export queue's settings.
@@ -278,6 +291,7 @@ impl Options {
             tls_key_file: self.tls_key_file.or(lower.tls_key_file),
             tls_client_ca_file: self.tls_client_ca_file.or(lower.tls_client_ca_file),
             traces_ca_file: self.traces_ca_file.or(lower.traces_ca_file),
+            traces_protocol: self.traces_protocol.or(lower.traces_protocol),
             traces_client_cert_file: self.traces_client_cert_file.or(lower.traces_client_cert_file),
             traces_client_key_file: self.traces_client_key_file.or(lower.traces_client_key_file),
             memory_limit: self.memory_limit.or(lower.memory_limit),
@@ -399,10 +413,21 @@ impl Options {
                 Some(PersistentQueue { dir, max_bytes, fsync: self.queue_fsync.unwrap_or(true) })
             }
         };
+        let protocol = match self.traces_protocol.as_deref().map(str::trim) {
+            None | Some("grpc") => ExportProtocol::Grpc,
+            Some("http/protobuf") => ExportProtocol::HttpProtobuf,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    flag: "traces-protocol",
+                    reason: format!("{other:?} is neither grpc nor http/protobuf"),
+                })
+            }
+        };
         let export = match self.traces_endpoint {
             None => None,
             Some(endpoint) => Some(ExportArgs {
                 persistent,
+                protocol,
                 tls: match endpoint.starts_with("https://") {
                     false => None,
                     true => Some(ClientTls {
@@ -423,7 +448,10 @@ impl Options {
                         },
                     }),
                 },
-                endpoint: endpoint_url(endpoint)?,
+                endpoint: match protocol {
+                    ExportProtocol::Grpc => endpoint_url(endpoint)?,
+                    ExportProtocol::HttpProtobuf => http_traces_url(&endpoint_url(endpoint)?),
+                },
                 batch_spans: positive("export-batch-spans", self.export_batch_spans.unwrap_or(8192))?,
                 timeout: seconds("export-timeout-secs", self.export_timeout_secs.unwrap_or(10.0))?,
                 first_backoff: seconds(
@@ -514,6 +542,17 @@ fn seconds(flag: &'static str, value: f64) -> Result<Duration, ConfigError> {
     Duration::try_from_secs_f64(value).ok().filter(|duration| !duration.is_zero()).ok_or_else(|| {
         ConfigError::Invalid { flag, reason: format!("{value} is not a positive number of seconds") }
     })
+}
+
+/// `http://host:4318` → `http://host:4318/v1/traces`; a URL with a path is kept.
+fn http_traces_url(endpoint: &str) -> String {
+    let trimmed = endpoint.trim_end_matches('/');
+    let has_path = trimmed.split_once("://").is_some_and(|(_, rest)| rest.contains('/'));
+    if has_path {
+        trimmed.to_owned()
+    } else {
+        format!("{trimmed}/v1/traces")
+    }
 }
 
 fn endpoint_url(endpoint: String) -> Result<String, ConfigError> {

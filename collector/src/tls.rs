@@ -109,7 +109,56 @@ impl ServerTls {
     }
 }
 
+/// A client configuration that trusts nothing: for an http:// endpoint, where it is never used.
+pub fn plain_http_only() -> Result<rustls::ClientConfig, TlsError> {
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|error| TlsError::Config(error.to_string()))?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth())
+}
+
 impl ClientTls {
+    /// For the OTLP/HTTP exporter's client: the given CA or the system's roots, and the
+    /// client certificate if any.
+    pub fn rustls(&self) -> Result<rustls::ClientConfig, TlsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        match &self.ca_pem {
+            Some(ca) => {
+                for certificate in certificates(ca, "trace endpoint CA")? {
+                    roots
+                        .add(certificate)
+                        .map_err(|error| TlsError::Config(format!("trace endpoint CA: {error}")))?;
+                }
+            }
+            None => {
+                let (added, _ignored) =
+                    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+                if added == 0 {
+                    return Err(TlsError::Config(
+                        "no system root certificates; set --traces-ca-file".to_owned(),
+                    ));
+                }
+            }
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|error| TlsError::Config(error.to_string()))?
+            .with_root_certificates(roots);
+        match &self.identity {
+            None => Ok(builder.with_no_client_auth()),
+            Some(identity) => {
+                let chain = certificates(&identity.certificate_pem, "client certificate")?;
+                let key = PrivateKeyDer::from_pem_slice(&identity.key_pem)
+                    .map_err(|error| TlsError::Config(format!("client key: {error}")))?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|error| TlsError::Config(format!("client certificate: {error}")))
+            }
+        }
+    }
+
     /// For tonic's client channel.
     pub fn grpc(&self) -> tonic::transport::ClientTlsConfig {
         let mut config = tonic::transport::ClientTlsConfig::new();

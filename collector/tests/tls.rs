@@ -144,15 +144,31 @@ async fn receivers_require_client_certificates_and_exports_go_over_tls() {
     let mut client = TraceServiceClient::connect(forwarder.grpc_url()).await.expect("connect");
     client.export(request(vec![agent_trace("tls-forwarded", [0xe2; 16])])).await.expect("accepted");
 
-    let metrics_url = format!("http://{}/metrics", collector.metrics);
+    // And one forwarding over OTLP/HTTP (https, client certificate) to the HTTP receiver.
+    let http_endpoint = format!("https://localhost:{}", collector.http.port());
+    let http_forwarder = Collector::spawn(&[
+        "--traces-endpoint",
+        &http_endpoint,
+        "--traces-protocol",
+        "http/protobuf",
+        "--traces-ca-file",
+        &ca,
+        "--traces-client-cert-file",
+        &certificate,
+        "--traces-client-key-file",
+        &key,
+    ]);
+    let mut client = TraceServiceClient::connect(http_forwarder.grpc_url()).await.expect("connect");
+    client.export(request(vec![agent_trace("tls-forwarded-http", [0xe3; 16])])).await.expect("accepted");
+
+    // 4 spans by tonic and 4 forwarded over gRPC; 4 by curl and 4 forwarded over HTTP.
     common::eventually("the forwarded spans at the TLS collector", async || {
-        let metrics = reqwest::get(&metrics_url).await.ok()?.text().await.ok()?;
-        // 4 spans by tonic, then 4 forwarded; the HTTP ones count under transport="http".
-        metrics.contains("agentrace_spans_received_total{transport=\"grpc\"} 8\n").then_some(())
+        let metrics = collector.scrape().await;
+        let grpc = metrics.contains("agentrace_spans_received_total{transport=\"grpc\"} 8\n");
+        let http = metrics.contains("agentrace_spans_received_total{transport=\"http\"} 8\n");
+        (grpc && http).then_some(())
     })
     .await;
-    let metrics = reqwest::get(&metrics_url).await.expect("scrape").text().await.expect("text");
-    assert!(metrics.contains("agentrace_spans_received_total{transport=\"http\"} 4\n"), "{metrics}");
 }
 
 #[test]

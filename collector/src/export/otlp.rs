@@ -12,8 +12,11 @@ use std::time::Duration;
 
 use agentrace_semconv::metric;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+use prost::Message;
 use rand::Rng;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -22,7 +25,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::config::ExportArgs;
+use crate::config::{ExportArgs, ExportProtocol};
 use crate::export::queue::DiskQueue;
 use crate::metrics::Registry;
 use crate::receive::{Batch, QueueGauge};
@@ -132,13 +135,63 @@ pub fn split_in_half(batch: Vec<ResourceSpans>, spans: usize) -> [(Vec<ResourceS
     [(first, taken), (second, spans - taken)]
 }
 
+type HttpClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    http_body_util::Full<bytes::Bytes>,
+>;
+
+/// How batches reach the endpoint.
+enum Transport {
+    Grpc(TraceServiceClient<Channel>),
+    /// OTLP/HTTP with protobuf bodies, to the full `/v1/traces` URL.
+    Http {
+        client: HttpClient,
+        url: http::Uri,
+    },
+}
+
+/// The endpoint's answer to one attempt.
+enum Answer {
+    Accepted { rejected: usize },
+    Failed { verdict: Verdict, detail: String },
+}
+
+/// The OTLP/HTTP retry rules: 429, 502, 503 and 504 are transient (after Retry-After, in
+/// seconds or as an HTTP date, when given); 413 means too large; anything else is final.
+pub fn http_verdict(status: u16, retry_after: Option<&str>) -> Verdict {
+    match status {
+        429 | 502 | 503 | 504 => Verdict::Retry(retry_after.and_then(parse_retry_after)),
+        413 => Verdict::Split,
+        _ => Verdict::GiveUp,
+    }
+}
+
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
+}
+
 pub struct OtlpExporter {
     args: ExportArgs,
     registry: Arc<Registry>,
     gauge: Arc<QueueGauge>,
-    client: TraceServiceClient<Channel>,
+    transport: Transport,
     /// Cancelled when the shutdown deadline passes: retries stop and what is left is counted.
     hard_stop: CancellationToken,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExporterError {
+    #[error(transparent)]
+    Grpc(#[from] tonic::transport::Error),
+    #[error("invalid endpoint URL: {0}")]
+    Url(#[from] http::uri::InvalidUri),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 impl OtlpExporter {
@@ -147,13 +200,97 @@ impl OtlpExporter {
         registry: Arc<Registry>,
         gauge: Arc<QueueGauge>,
         hard_stop: CancellationToken,
-    ) -> Result<Self, tonic::transport::Error> {
-        let mut endpoint = Endpoint::from_shared(args.endpoint.clone())?.connect_timeout(CONNECT_TIMEOUT);
-        if let Some(tls) = &args.tls {
-            endpoint = endpoint.tls_config(tls.grpc())?;
+    ) -> Result<Self, ExporterError> {
+        let transport = match args.protocol {
+            ExportProtocol::Grpc => {
+                let mut endpoint =
+                    Endpoint::from_shared(args.endpoint.clone())?.connect_timeout(CONNECT_TIMEOUT);
+                if let Some(tls) = &args.tls {
+                    endpoint = endpoint.tls_config(tls.grpc())?;
+                }
+                Transport::Grpc(TraceServiceClient::new(endpoint.connect_lazy()))
+            }
+            ExportProtocol::HttpProtobuf => {
+                // TLS (when the URL is https) with the configured roots and client certificate.
+                let tls = match &args.tls {
+                    Some(tls) => tls.rustls()?,
+                    None => crate::tls::plain_http_only()?,
+                };
+                let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+                connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+                connector.enforce_http(false);
+                let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(tls)
+                    .https_or_http()
+                    .enable_http1()
+                    .enable_http2()
+                    .wrap_connector(connector);
+                let client =
+                    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                        .build(connector);
+                Transport::Http { client, url: args.endpoint.parse()? }
+            }
+        };
+        Ok(Self { args, registry, gauge, transport, hard_stop })
+    }
+
+    /// One attempt at sending `request`.
+    async fn attempt(&mut self, request: ExportTraceServiceRequest) -> Answer {
+        match &mut self.transport {
+            Transport::Grpc(client) => {
+                match tokio::time::timeout(self.args.timeout, client.export(request)).await {
+                    Ok(Ok(response)) => Answer::Accepted { rejected: rejected_spans(response.into_inner()) },
+                    Ok(Err(status)) => Answer::Failed {
+                        verdict: verdict(&status),
+                        detail: format!("{:?}: {}", status.code(), status.message()),
+                    },
+                    Err(_elapsed) => {
+                        Answer::Failed { verdict: Verdict::Retry(None), detail: "timed out".to_owned() }
+                    }
+                }
+            }
+            Transport::Http { client, url } => {
+                let body = http_body_util::Full::new(bytes::Bytes::from(request.encode_to_vec()));
+                let post = http::Request::post(url.clone())
+                    .header(http::header::CONTENT_TYPE, "application/x-protobuf")
+                    .body(body);
+                let Ok(post) = post else {
+                    return Answer::Failed {
+                        verdict: Verdict::GiveUp,
+                        detail: "cannot build the request".to_owned(),
+                    };
+                };
+                let exchange = async {
+                    let response = client.request(post).await.map_err(|error| error.to_string())?;
+                    let (parts, body) = response.into_parts();
+                    let body =
+                        http_body_util::BodyExt::collect(body).await.map_err(|error| error.to_string())?;
+                    Ok::<_, String>((parts, body.to_bytes()))
+                };
+                let (parts, body) = match tokio::time::timeout(self.args.timeout, exchange).await {
+                    Ok(Ok(answer)) => answer,
+                    // Connection refused, reset, timed out: the endpoint may come back.
+                    Ok(Err(detail)) => return Answer::Failed { verdict: Verdict::Retry(None), detail },
+                    Err(_elapsed) => {
+                        return Answer::Failed {
+                            verdict: Verdict::Retry(None),
+                            detail: "timed out".to_owned(),
+                        }
+                    }
+                };
+                if parts.status.is_success() {
+                    let rejected =
+                        ExportTraceServiceResponse::decode(body.as_ref()).map_or(0, rejected_spans);
+                    return Answer::Accepted { rejected };
+                }
+                let retry_after =
+                    parts.headers.get(http::header::RETRY_AFTER).and_then(|value| value.to_str().ok());
+                Answer::Failed {
+                    verdict: http_verdict(parts.status.as_u16(), retry_after),
+                    detail: format!("HTTP {}", parts.status),
+                }
+            }
         }
-        let channel = endpoint.connect_lazy();
-        Ok(Self { args, registry, gauge, client: TraceServiceClient::new(channel), hard_stop })
     }
 
     /// Sends until the input closes and the last batch is out (or given up).
@@ -254,13 +391,8 @@ impl OtlpExporter {
         let mut attempt = 0u32;
         loop {
             let request = ExportTraceServiceRequest { resource_spans: resource_spans.clone() };
-            let outcome = tokio::time::timeout(self.args.timeout, self.client.export(request)).await;
-            let wait = match outcome {
-                Ok(Ok(response)) => {
-                    let rejected = response
-                        .into_inner()
-                        .partial_success
-                        .map_or(0, |partial| partial.rejected_spans.max(0) as usize);
+            let wait = match self.attempt(request).await {
+                Answer::Accepted { rejected } => {
                     let rejected = rejected.min(spans);
                     self.count(metric::SELF_SPANS_EXPORTED_TOTAL, &[], spans - rejected);
                     if rejected > 0 {
@@ -269,19 +401,16 @@ impl OtlpExporter {
                     }
                     return Attempt::Done;
                 }
-                Ok(Err(status)) => match verdict(&status) {
-                    Verdict::Retry(asked) => {
-                        tracing::debug!(code = ?status.code(), message = status.message(), attempt, "otlp export failed, retrying");
-                        asked
-                    }
-                    Verdict::Split => return Attempt::TooLarge(resource_spans),
-                    Verdict::GiveUp => {
-                        tracing::warn!(code = ?status.code(), message = status.message(), spans, "otlp export refused, dropping batch");
-                        self.count(metric::SELF_SPANS_DROPPED_TOTAL, &["export_refused"], spans);
-                        return Attempt::Done;
-                    }
-                },
-                Err(_elapsed) => None,
+                Answer::Failed { verdict: Verdict::Retry(asked), detail } => {
+                    tracing::debug!(%detail, attempt, "otlp export failed, retrying");
+                    asked
+                }
+                Answer::Failed { verdict: Verdict::Split, .. } => return Attempt::TooLarge(resource_spans),
+                Answer::Failed { verdict: Verdict::GiveUp, detail } => {
+                    tracing::warn!(%detail, spans, "otlp export refused, dropping batch");
+                    self.count(metric::SELF_SPANS_DROPPED_TOTAL, &["export_refused"], spans);
+                    return Attempt::Done;
+                }
             };
             let delay =
                 wait.unwrap_or_else(|| backoff(self.args.first_backoff, attempt, rand::rng().random()));
@@ -419,4 +548,8 @@ mod tests {
             assert_eq!(all, (1..=spans as u8).collect::<Vec<_>>(), "{shape:?}: order and completeness");
         }
     }
+}
+
+fn rejected_spans(response: ExportTraceServiceResponse) -> usize {
+    response.partial_success.map_or(0, |partial| usize::try_from(partial.rejected_spans).unwrap_or(0))
 }
