@@ -228,7 +228,7 @@ impl OtlpExporter {
                 let client =
                     hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                         .build(connector);
-                Transport::Http { client, url: args.endpoint.parse()? }
+                Transport::Http { client: Box::new(client), url: args.endpoint.parse()? }
             }
         };
         Ok(Self { args, registry, gauge, transport, hard_stop })
@@ -442,6 +442,10 @@ impl OtlpExporter {
     }
 }
 
+fn rejected_spans(response: ExportTraceServiceResponse) -> usize {
+    response.partial_success.map_or(0, |partial| usize::try_from(partial.rejected_spans).unwrap_or(0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -548,8 +552,4 @@ mod tests {
             assert_eq!(all, (1..=spans as u8).collect::<Vec<_>>(), "{shape:?}: order and completeness");
         }
     }
-}
-
-fn rejected_spans(response: ExportTraceServiceResponse) -> usize {
-    response.partial_success.map_or(0, |partial| usize::try_from(partial.rejected_spans).unwrap_or(0))
 }
