@@ -145,7 +145,7 @@ enum Transport {
     Grpc(TraceServiceClient<Channel>),
     /// OTLP/HTTP with protobuf bodies, to the full `/v1/traces` URL.
     Http {
-        client: HttpClient,
+        client: Box<HttpClient>,
         url: http::Uri,
     },
 }
