@@ -8,8 +8,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{agent_trace, request, Collector};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use common::ExportOutcome;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -80,35 +79,26 @@ fn too_large() -> Answer {
 }
 
 /// What the collector did with one 4-span request against a scripted endpoint.
-struct Outcome {
-    calls: Vec<(Instant, usize)>,
-    metrics: String,
-}
-
-async fn run_case(script: Vec<Answer>, expected_calls: usize) -> Outcome {
+async fn run_case(script: Vec<Answer>, expected_calls: usize) -> ExportOutcome {
     let (sink, address) = FaultSink::start(script).await;
-    let collector = Collector::spawn(&[
-        "--traces-endpoint",
-        &format!("http://{address}"),
-        "--export-first-backoff-secs",
-        "0.02",
-        "--export-max-retry-secs",
-        "20",
-    ]);
-    let mut client = TraceServiceClient::connect(collector.grpc_url()).await.expect("connect");
-    client.export(request(vec![agent_trace("retry", [0xc0; 16])])).await.expect("accepted");
-    common::eventually("the expected export attempts", async || {
-        (sink.calls().len() >= expected_calls).then_some(())
-    })
-    .await;
-    // Give a wrong extra retry time to show up before judging.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let metrics = collector.scrape().await;
-    Outcome { calls: sink.calls(), metrics }
+    let endpoint = format!("http://{address}");
+    common::export_once(
+        &[
+            "--traces-endpoint",
+            &endpoint,
+            "--export-first-backoff-secs",
+            "0.02",
+            "--export-max-retry-secs",
+            "20",
+        ],
+        expected_calls,
+        || sink.calls(),
+    )
+    .await
 }
 
 fn value(metrics: &str, series: &str) -> f64 {
-    metrics.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok()).unwrap_or(0.0)
+    common::metric_value(metrics, series).unwrap_or(0.0)
 }
 
 const EXPORTED: &str = "agentrace_spans_exported_total";

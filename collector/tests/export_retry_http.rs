@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
-use common::{agent_trace, request, Collector};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use common::ExportOutcome;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -85,33 +84,26 @@ fn fail(status: u16) -> Answer {
     (status, None, b"injected".to_vec())
 }
 
-struct Outcome {
-    calls: Vec<(Instant, usize)>,
-    metrics: String,
-}
-
-async fn run_case(script: Vec<Answer>, expected_calls: usize) -> Outcome {
+async fn run_case(script: Vec<Answer>, expected_calls: usize) -> ExportOutcome {
     let (sink, address) = FaultSink::start(script).await;
-    let collector = Collector::spawn(&[
-        "--traces-endpoint",
-        &format!("http://{address}"),
-        "--traces-protocol",
-        "http/protobuf",
-        "--export-first-backoff-secs",
-        "0.02",
-    ]);
-    let mut client = TraceServiceClient::connect(collector.grpc_url()).await.expect("connect");
-    client.export(request(vec![agent_trace("retry-http", [0xb0; 16])])).await.expect("accepted");
-    common::eventually("the expected export attempts", async || {
-        (sink.calls().len() >= expected_calls).then_some(())
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    Outcome { calls: sink.calls(), metrics: collector.scrape().await }
+    let endpoint = format!("http://{address}");
+    common::export_once(
+        &[
+            "--traces-endpoint",
+            &endpoint,
+            "--traces-protocol",
+            "http/protobuf",
+            "--export-first-backoff-secs",
+            "0.02",
+        ],
+        expected_calls,
+        || sink.calls(),
+    )
+    .await
 }
 
 fn value(metrics: &str, series: &str) -> f64 {
-    metrics.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok()).unwrap_or(0.0)
+    common::metric_value(metrics, series).unwrap_or(0.0)
 }
 
 const EXPORTED: &str = "agentrace_spans_exported_total";

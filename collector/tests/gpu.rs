@@ -41,9 +41,7 @@ fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").expect("host name").trim().to_owned()
 }
 
-fn value(metrics: &str, series: &str) -> Option<f64> {
-    metrics.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
+use common::metric_value as value;
 
 /// An LLM call by agent `writer` over `[start_ms, end_ms]`.
 fn llm_span(id: u8, start_ms: u64, end_ms: u64) -> Span {

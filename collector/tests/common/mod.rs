@@ -314,3 +314,37 @@ pub async fn await_sequences(
     .await;
     (received, sink.spans().len())
 }
+
+/// The value of one series (name and labels, exactly as rendered) in `/metrics` text.
+pub fn metric_value(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// What a collector did with one 4-span agent trace, as seen by a recording trace endpoint.
+pub struct ExportOutcome {
+    /// (when, spans) per export call the endpoint received.
+    pub calls: Vec<(std::time::Instant, usize)>,
+    pub metrics: String,
+}
+
+/// Starts a collector with `args` (its trace endpoint among them), sends it one 4-span agent
+/// trace over gRPC, waits until the endpoint has recorded `expected_calls` calls (and a little
+/// more, for a wrong extra retry to show), then scrapes the collector.
+pub async fn export_once(
+    args: &[&str],
+    expected_calls: usize,
+    calls: impl Fn() -> Vec<(std::time::Instant, usize)>,
+) -> ExportOutcome {
+    let collector = Collector::spawn(args);
+    let mut client =
+        opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient::connect(
+            collector.grpc_url(),
+        )
+        .await
+        .expect("connect");
+    client.export(request(vec![agent_trace("retry", [0xc0; 16])])).await.expect("accepted");
+    eventually("the expected export attempts", async || (calls().len() >= expected_calls).then_some(()))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    ExportOutcome { calls: calls(), metrics: collector.scrape().await }
+}
