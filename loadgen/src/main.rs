@@ -1,0 +1,94 @@
+//! `agentrace-loadgen send …` drives an OTLP receiver with a fixed-seed workload and prints a
+//! JSON report; `agentrace-loadgen sink …` counts the spans it receives and prints the count
+//! every second and at the end.
+
+use std::time::Duration;
+
+use agentrace_loadgen::{send, CountingSink, Pace, Protocol, SendPlan, Workload};
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "agentrace-loadgen", about = "OTLP load generator and counting sink")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Send a workload and report.
+    Send {
+        #[arg(long, default_value = "http://127.0.0.1:4317")]
+        endpoint: String,
+        #[arg(long, value_enum, default_value = "grpc")]
+        protocol: Protocol,
+        #[arg(long)]
+        gzip: bool,
+        #[arg(long, value_enum, default_value = "w1")]
+        workload: Workload,
+        /// Requests per second (open loop). Without it, a closed loop of --in-flight requests.
+        #[arg(long)]
+        rate: Option<f64>,
+        #[arg(long, default_value_t = 8)]
+        in_flight: usize,
+        #[arg(long, default_value_t = 10.0)]
+        duration_secs: f64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Accept OTLP/gRPC and count spans.
+    Sink {
+        #[arg(long, default_value = "127.0.0.1:4317")]
+        listen: std::net::SocketAddr,
+        /// Stop after this many seconds (default: on Ctrl-C).
+        #[arg(long)]
+        duration_secs: Option<f64>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Send { endpoint, protocol, gzip, workload, rate, in_flight, duration_secs, seed } => {
+            let pace = rate.map_or(Pace::InFlight(in_flight), Pace::Rate);
+            let plan = SendPlan {
+                endpoint,
+                protocol,
+                gzip,
+                workload,
+                pace,
+                duration: Duration::from_secs_f64(duration_secs),
+                seed,
+            };
+            println!("{}", serde_json::to_string(&send(plan).await?)?);
+        }
+        Command::Sink { listen, duration_secs } => {
+            let sink = CountingSink::default();
+            let listener = tokio::net::TcpListener::bind(listen).await?;
+            eprintln!("listening {}", listener.local_addr()?);
+            let counts = sink.clone();
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    ticks.tick().await;
+                    eprintln!("spans {}", counts.spans.load(std::sync::atomic::Ordering::Relaxed));
+                }
+            });
+            let stop = async move {
+                match duration_secs {
+                    Some(seconds) => tokio::time::sleep(Duration::from_secs_f64(seconds)).await,
+                    None => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
+            };
+            sink.serve(listener, stop).await?;
+            println!(
+                "{{\"spans\":{},\"requests\":{}}}",
+                sink.spans.load(std::sync::atomic::Ordering::Relaxed),
+                sink.requests.load(std::sync::atomic::Ordering::Relaxed)
+            );
+        }
+    }
+    Ok(())
+}
