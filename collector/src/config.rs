@@ -88,8 +88,8 @@ pub struct Options {
     #[arg(long, env = "AGENTRACE_AUTH_TOKEN_FILE", value_name = "PATH")]
     pub auth_token_file: Option<PathBuf>,
 
-    /// Resident memory above which the receivers refuse (retryably) until usage falls, e.g.
-    /// `512MiB`. Unset: no limit.
+    /// Resident memory the collector stays under, e.g. `512MiB`: above 80 % of it the
+    /// receivers refuse (retryably) until usage falls. Unset: no limit.
     #[arg(long, env = "AGENTRACE_MEMORY_LIMIT", value_name = "SIZE")]
     pub memory_limit: Option<String>,
 

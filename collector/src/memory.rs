@@ -1,6 +1,8 @@
 //! The memory bound: a watcher reads the process's resident set every 100 ms and raises a
-//! flag while it is above `--memory-limit`; the receivers check the flag (one atomic load)
-//! and refuse with a retryable answer until usage falls back under the limit.
+//! flag while it is above the refusal threshold, 80 % of `--memory-limit`; the receivers
+//! check the flag (one atomic load) and refuse with a retryable answer until usage falls back
+//! under it. The remaining 20 % absorbs what arrives between two reads and the requests
+//! already being decoded, so the resident set stays under the limit itself.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -34,6 +36,11 @@ impl MemoryGuard {
         self.limit_bytes
     }
 
+    /// Resident memory above which requests are refused: 80 % of the limit.
+    pub fn refusal_threshold_bytes(&self) -> u64 {
+        self.limit_bytes / 5 * 4
+    }
+
     pub fn rss_bytes(&self) -> u64 {
         self.rss_bytes.load(Ordering::Relaxed)
     }
@@ -41,7 +48,7 @@ impl MemoryGuard {
     fn check(&self) {
         if let Some(rss) = resident_bytes() {
             self.rss_bytes.store(rss, Ordering::Relaxed);
-            self.over.store(rss > self.limit_bytes, Ordering::Relaxed);
+            self.over.store(rss > self.refusal_threshold_bytes(), Ordering::Relaxed);
         }
     }
 

@@ -44,7 +44,10 @@ impl GrpcReceiver {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), tonic::transport::Error> {
         let max_request_bytes = self.max_request_bytes;
-        let mut builder = tonic::transport::Server::builder();
+        // A bound on the streams of one connection bounds the request bodies HTTP/2 buffers
+        // before the memory limit can refuse them; clients queue the rest.
+        let mut builder =
+            tonic::transport::Server::builder().max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
         if let Some(tls) = self.tls.clone() {
             builder = builder.tls_config(tls)?;
         }
@@ -59,6 +62,8 @@ impl GrpcReceiver {
             .await
     }
 }
+
+const MAX_STREAMS_PER_CONNECTION: u32 = 128;
 
 /// tonic answers an oversize message with OUT_OF_RANGE and an undecodable one with INTERNAL.
 /// OTLP clients retry OUT_OF_RANGE forever, and the spec asks for INVALID_ARGUMENT on bad
