@@ -246,7 +246,12 @@ pub const CATALOGUE: &[Definition] = &[
     ),
     own(metric::SELF_BUILD_INFO, "Collector build.", Kind::Gauge, &[label::VERSION]),
     own(metric::SELF_MEMORY_RSS_BYTES, "Resident memory of the collector.", Kind::Gauge, &[]),
-    own(metric::SELF_MEMORY_LIMIT_BYTES, "The memory limit above which receivers refuse.", Kind::Gauge, &[]),
+    own(
+        metric::SELF_MEMORY_LIMIT_BYTES,
+        "The resident memory the collector stays under (--memory-limit); receivers refuse above 80 % of it.",
+        Kind::Gauge,
+        &[],
+    ),
     own(
         metric::SELF_GPU_AVAILABLE,
         "1 when NVML is sampling the host's GPUs, 0 otherwise.",
