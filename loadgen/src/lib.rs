@@ -69,6 +69,7 @@ pub struct Report {
 
 // One client per worker, built once: the size difference costs nothing.
 #[allow(clippy::large_enum_variant)]
+#[derive(Clone)]
 enum Client {
     Grpc(TraceServiceClient<tonic::transport::Channel>),
     Http {
@@ -219,22 +220,12 @@ pub async fn send(plan: SendPlan) -> anyhow::Result<Report> {
         Pace::Rate(per_second) => {
             let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / per_second.max(0.001)));
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-            let template = Client::connect(&plan).await?;
-            let shared = match &template {
-                Client::Grpc(client) => Some(client.clone()),
-                Client::Http { .. } => None,
-            };
+            // Both clients are handles to a shared connection pool; a clone is cheap.
+            let client = Client::connect(&plan).await?;
             while Instant::now() < deadline {
                 ticks.tick().await;
                 let sequence = next.fetch_add(1, Ordering::Relaxed);
-                let client = match (&shared, &template) {
-                    (Some(client), _) => Client::Grpc(client.clone()),
-                    (None, Client::Http { client, url, json, gzip }) => {
-                        Client::Http { client: client.clone(), url: url.clone(), json: *json, gzip: *gzip }
-                    }
-                    (None, Client::Grpc(client)) => Client::Grpc(client.clone()),
-                };
-                let request = one(client, sequence, tally.clone(), plan.clone());
+                let request = one(client.clone(), sequence, tally.clone(), plan.clone());
                 workers.spawn(async move {
                     request.await;
                 });
