@@ -450,7 +450,9 @@ impl Options {
                 },
                 endpoint: match protocol {
                     ExportProtocol::Grpc => endpoint_url(endpoint)?,
-                    ExportProtocol::HttpProtobuf => http_traces_url(&endpoint_url(endpoint)?),
+                    ExportProtocol::HttpProtobuf => {
+                        agentrace_semconv::otlp::http_traces_url(&endpoint_url(endpoint)?)
+                    }
                 },
                 batch_spans: positive("export-batch-spans", self.export_batch_spans.unwrap_or(8192))?,
                 timeout: seconds("export-timeout-secs", self.export_timeout_secs.unwrap_or(10.0))?,
@@ -542,17 +544,6 @@ fn seconds(flag: &'static str, value: f64) -> Result<Duration, ConfigError> {
     Duration::try_from_secs_f64(value).ok().filter(|duration| !duration.is_zero()).ok_or_else(|| {
         ConfigError::Invalid { flag, reason: format!("{value} is not a positive number of seconds") }
     })
-}
-
-/// `http://host:4318` → `http://host:4318/v1/traces`; a URL with a path is kept.
-fn http_traces_url(endpoint: &str) -> String {
-    let trimmed = endpoint.trim_end_matches('/');
-    let has_path = trimmed.split_once("://").is_some_and(|(_, rest)| rest.contains('/'));
-    if has_path {
-        trimmed.to_owned()
-    } else {
-        format!("{trimmed}/v1/traces")
-    }
 }
 
 fn endpoint_url(endpoint: String) -> Result<String, ConfigError> {

@@ -105,9 +105,7 @@ impl Client {
                 })
             }
             Protocol::HttpProtobuf | Protocol::HttpJson => {
-                let base = plan.endpoint.trim_end_matches('/');
-                let url =
-                    if base.ends_with("/v1/traces") { base.to_owned() } else { format!("{base}/v1/traces") };
+                let url = agentrace_semconv::otlp::http_traces_url(&plan.endpoint);
                 let client =
                     hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                         .build(hyper_util::client::legacy::connect::HttpConnector::new());

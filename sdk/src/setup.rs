@@ -265,7 +265,7 @@ fn build_exporter(
                     .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
                     .with_timeout(timeout);
                 if let Some(endpoint) = endpoint {
-                    exporter = exporter.with_endpoint(http_traces_url(&endpoint));
+                    exporter = exporter.with_endpoint(agentrace_semconv::otlp::http_traces_url(&endpoint));
                 }
                 if !headers.is_empty() {
                     exporter = exporter.with_headers(headers);
@@ -275,17 +275,6 @@ fn build_exporter(
         }
     };
     std::thread::scope(|scope| scope.spawn(build).join()).map_err(|_| InitError::BuilderThread)?
-}
-
-/// `http://host:4318` → `http://host:4318/v1/traces`; a URL with a path is kept.
-fn http_traces_url(endpoint: &str) -> String {
-    let trimmed = endpoint.trim_end_matches('/');
-    let has_path = trimmed.split_once("://").is_some_and(|(_, rest)| rest.contains('/'));
-    if has_path {
-        trimmed.to_owned()
-    } else {
-        format!("{trimmed}/v1/traces")
-    }
 }
 
 fn host_name() -> Option<String> {
@@ -469,20 +458,5 @@ impl Guard {
 impl Drop for Guard {
     fn drop(&mut self) {
         self.close();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn http_endpoints_get_the_traces_path_when_they_have_none() {
-        assert_eq!(http_traces_url("http://collector:4318"), "http://collector:4318/v1/traces");
-        assert_eq!(http_traces_url("http://collector:4318/"), "http://collector:4318/v1/traces");
-        assert_eq!(
-            http_traces_url("http://collector:4318/custom/traces"),
-            "http://collector:4318/custom/traces"
-        );
     }
 }

@@ -10,6 +10,7 @@ pub mod buckets;
 pub mod dialect;
 pub mod error;
 pub mod metric;
+pub mod otlp;
 
 pub use dialect::{AttrValue, FieldReader, GenAiFields};
 pub use error::ErrorType;

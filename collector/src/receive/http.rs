@@ -24,7 +24,8 @@ use tokio_rustls::rustls;
 use super::decode::{self, DecodeError};
 use super::{Ingest, Transport};
 
-pub const TRACES_PATH: &str = "/v1/traces";
+pub use agentrace_semconv::otlp::TRACES_PATH;
+
 /// How long open TLS connections get to finish at shutdown.
 const TLS_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 const PROTOBUF: &str = "application/x-protobuf";
