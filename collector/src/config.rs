@@ -93,8 +93,8 @@ pub struct Options {
     #[arg(long, env = "AGENTRACE_MEMORY_LIMIT", value_name = "SIZE")]
     pub memory_limit: Option<String>,
 
-    /// Requests waiting between the receivers and the pipeline. When full, receivers answer
-    /// with a retryable refusal.
+    /// Requests waiting between the receivers and the pipeline, holding at most 128 spans per
+    /// request of capacity. When full, receivers answer with a retryable refusal.
     #[arg(long, env = "AGENTRACE_QUEUE_CAPACITY", value_name = "REQUESTS")]
     pub queue_capacity: Option<usize>,
 

@@ -3,10 +3,10 @@
 //! model-load spans.
 
 use agentrace_semconv::attr;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use bytes::Bytes;
 
 use crate::gpu::WindowStats;
+use crate::otlp::{any_value, ExportTraceServiceRequest, KeyValue};
 
 /// What to add to the span at `[resource, scope, span]` in a request.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -16,12 +16,12 @@ pub struct SpanFacts {
     pub gpu: Option<WindowStats>,
 }
 
-fn double(key: &str, value: f64) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: Some(AnyValue { value: Some(any_value::Value::DoubleValue(value)) }),
-        ..Default::default()
-    }
+fn key(name: &'static str) -> Bytes {
+    Bytes::from_static(name.as_bytes())
+}
+
+fn double(name: &'static str, value: f64) -> KeyValue {
+    KeyValue::new(key(name), any_value::Value::DoubleValue(value))
 }
 
 fn attributes(facts: &SpanFacts) -> Vec<KeyValue> {
@@ -30,22 +30,13 @@ fn attributes(facts: &SpanFacts) -> Vec<KeyValue> {
         attributes.push(double(attr::AGENTRACE_COST_USD, usd));
     }
     if let Some(gpu) = &facts.gpu {
-        attributes.push(KeyValue {
-            key: attr::AGENTRACE_GPU_UUID.to_owned(),
-            value: Some(AnyValue { value: Some(any_value::Value::StringValue(gpu.uuids.join(","))) }),
-            ..Default::default()
-        });
+        attributes.push(KeyValue::string(key(attr::AGENTRACE_GPU_UUID), gpu.uuids.join(",")));
         attributes.push(double(attr::AGENTRACE_GPU_UTILIZATION_AVG, gpu.utilization_avg));
         attributes.push(double(attr::AGENTRACE_GPU_UTILIZATION_MAX, gpu.utilization_max));
-        attributes.push(KeyValue {
-            key: attr::AGENTRACE_GPU_MEMORY_USED_MAX_BYTES.to_owned(),
-            value: Some(AnyValue {
-                value: Some(any_value::Value::IntValue(
-                    i64::try_from(gpu.memory_used_max_bytes).unwrap_or(i64::MAX),
-                )),
-            }),
-            ..Default::default()
-        });
+        attributes.push(KeyValue::new(
+            key(attr::AGENTRACE_GPU_MEMORY_USED_MAX_BYTES),
+            any_value::Value::IntValue(i64::try_from(gpu.memory_used_max_bytes).unwrap_or(i64::MAX)),
+        ));
         attributes.push(double(attr::AGENTRACE_GPU_POWER_AVG_WATTS, gpu.power_avg_watts));
     }
     attributes
@@ -76,7 +67,7 @@ pub fn apply(request: &mut ExportTraceServiceRequest, all_facts: &[SpanFacts]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use crate::otlp::{ResourceSpans, ScopeSpans, Span};
 
     #[test]
     fn facts_go_on_their_spans_once() {

@@ -1,10 +1,11 @@
 //! Entry points for the fuzz targets (`fuzz/`) and their corpus replay in the tests: arbitrary
-//! bytes in, through the same code a request takes, and no panic out.
+//! bytes in, through the same code a request takes, and no panic out. [`Pipeline`] and
+//! [`decode_only`] are the entry points of the benchmarks (`loadgen/benches/pipeline.rs`).
 
 use std::sync::Arc;
 
+use crate::otlp::ExportTraceServiceRequest;
 use axum::body::Body;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use tokio::sync::mpsc;
 use tower::ServiceExt;
 
@@ -17,15 +18,15 @@ use crate::receive::{decode, Batch, Ingest, QueueGauge};
 
 /// Decodes OTLP protobuf and, when it decodes, runs normalize, derive and exposition on it.
 pub fn protobuf_request(data: &[u8]) {
-    if let Ok(request) = decode::protobuf(data) {
-        derive_and_render(&request);
+    if let Ok(decoded) = decode::protobuf(bytes::Bytes::copy_from_slice(data)) {
+        derive_and_render(&decoded.request);
     }
 }
 
 /// Decodes OTLP/JSON and, when it decodes, runs normalize, derive and exposition on it.
 pub fn json_request(data: &[u8]) {
-    if let Ok(request) = decode::json(data) {
-        derive_and_render(&request);
+    if let Ok(decoded) = decode::json(data) {
+        derive_and_render(&decoded.request);
     }
 }
 
@@ -81,5 +82,58 @@ impl HttpHarness {
         });
         while self.queue.try_recv().is_ok() {}
         status
+    }
+}
+
+/// Decodes an OTLP protobuf body as the receivers do, and nothing else: the benchmarks' measure
+/// of what the rest of the pipeline costs on top. False when it does not decode.
+pub fn decode_only(body: bytes::Bytes) -> bool {
+    decode::protobuf(body).is_ok()
+}
+
+/// The processing stage's work on each request, for the benchmarks: the body decoded as the
+/// receivers decode it, every span normalized and derived, the observations applied to the
+/// registry (`process::Processor` without GPU matching, enrichment and redaction, which need
+/// a GPU or a forwarding target). State carries over between requests as in the running
+/// collector: series exist after the first request, and the agent-graph window holds traces
+/// until [`Self::tick`] flushes them.
+pub struct Pipeline {
+    normalizer: Normalizer,
+    deriver: Deriver,
+    registry: Registry,
+}
+
+impl Default for Pipeline {
+    fn default() -> Self {
+        Self {
+            normalizer: Normalizer::default(),
+            deriver: Deriver::default(),
+            registry: Registry::new(SeriesLimits::default()),
+        }
+    }
+}
+
+impl Pipeline {
+    /// Runs one protobuf body through at `now` (Unix seconds). False when it does not decode.
+    pub fn request(&mut self, body: bytes::Bytes, now: f64) -> bool {
+        let Ok(decoded) = decode::protobuf(body) else { return false };
+        let request = decoded.request;
+        let mut observations = Vec::new();
+        derive_request(&self.normalizer, &mut self.deriver, &request, now, &mut observations);
+        self.registry.apply(&mut observations, now);
+        true
+    }
+
+    /// The processor's tick, less series expiry: flushes the traces idle at `now` out of the
+    /// agent-graph window and applies their roll-ups.
+    pub fn tick(&mut self, now: f64) {
+        let mut observations = Vec::new();
+        self.deriver.tick(now, &mut observations);
+        self.registry.apply(&mut observations, now);
+    }
+
+    /// Traces held in the agent-graph window.
+    pub fn open_traces(&self) -> usize {
+        self.deriver.open_traces()
     }
 }

@@ -14,6 +14,7 @@ pub mod harness;
 pub mod memory;
 pub mod metrics;
 pub mod normalize;
+pub mod otlp;
 pub mod process;
 pub mod receive;
 pub mod redact;

@@ -6,6 +6,11 @@ use clap::Parser;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
+// Decoding a request allocates a string or vector per attribute; mimalloc's thread-local
+// free lists make that markedly cheaper than glibc's allocator (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let options = match Options::try_parse() {
         Ok(options) => options,

@@ -9,17 +9,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agentrace_semconv::{attr, metric};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::any_value;
 use tokio::sync::mpsc;
 
 use crate::derive::{Deriver, GpuQuery};
 use crate::enrich::{self, SpanFacts};
 use crate::export::queue::DiskQueue;
+use crate::export::Forward;
 use crate::gpu::GpuState;
 use crate::metrics::{Observation, Registry};
 use crate::normalize::{service_name, string_attribute, Normalizer};
-use crate::receive::{Batch, QueueGauge, Refusal};
+use crate::otlp::{self, any_value, ExportTraceServiceRequest, Text};
+use crate::receive::{Batch, QueueGauge, Refusal, StoreAnswer};
 use crate::redact::Redactor;
 use crate::unix_now;
 
@@ -32,7 +32,7 @@ pub struct Processor {
     pub registry: Arc<Registry>,
     pub input_gauge: Arc<QueueGauge>,
     /// `None` when traces are not forwarded.
-    pub export: Option<(mpsc::Sender<Batch>, Arc<QueueGauge>)>,
+    pub export: Option<(mpsc::Sender<Forward>, Arc<QueueGauge>)>,
     /// `None` when GPU sampling is off or NVML is unavailable.
     pub gpu: Option<Arc<GpuState>>,
     /// Applied to forwarded spans after enrichment.
@@ -50,24 +50,29 @@ impl Processor {
     pub async fn run(mut self, mut input: mpsc::Receiver<Batch>) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut observations = Vec::new();
         loop {
             tokio::select! {
                 batch = input.recv() => {
-                    let Some(mut batch) = batch else { break };
+                    let Some(batch) = batch else { break };
                     self.input_gauge.popped();
-                    self.process(&mut batch, &mut observations);
-                    match &self.disk {
-                        Some(disk) => self.store(disk.clone(), batch).await,
-                        None => self.forward(batch).await,
+                    self.input_gauge.release_spans(batch.spans);
+                    let (forward, stored) = self.process(batch);
+                    match (&self.disk, forward) {
+                        (Some(disk), Some(forward)) => self.store(disk.clone(), forward, stored).await,
+                        (None, Some(forward)) => self.forward(forward).await,
+                        (_, None) => {}
                     }
                 }
-                _ = tick.tick() => self.tick(&mut observations),
+                _ = tick.tick() => self.tick(),
             }
         }
     }
 
-    fn process(&mut self, batch: &mut Batch, observations: &mut Vec<Observation>) {
+    /// Derives the batch's metrics; when traces are forwarded, enriches and redacts them and
+    /// returns what to forward, with the sender waiting for the persistent queue.
+    fn process(&mut self, mut batch: Batch) -> (Option<Forward>, Option<StoreAnswer>) {
+        // Observations borrow their label values from the request, so they live for one.
+        let observations = &mut Vec::with_capacity(batch.spans * 4);
         let now = unix_now();
         let (mut facts, queries) =
             derive_request(&self.normalizer, &mut self.deriver, &batch.request, now, observations);
@@ -91,16 +96,20 @@ impl Processor {
             }
         }
         self.registry.apply(observations, now);
-        if self.export.is_some() || self.disk.is_some() {
-            enrich::apply(&mut batch.request, &facts);
-            self.redactor.apply(&mut batch.request);
+        if self.export.is_none() && self.disk.is_none() {
+            return (None, batch.stored);
         }
+        enrich::apply(&mut batch.request, &facts);
+        let mut changed = self.redactor.apply(&mut batch.request);
+        changed.extend(facts.iter().map(|facts| facts.position));
+        let request = forwarding_view(&batch.request, &batch.encoded, &changed);
+        (Some(Forward { request, spans: batch.spans }), batch.stored)
     }
 
     /// Writes the batch to the persistent queue (off the runtime: it fsyncs), then lets the
     /// receiver acknowledge it, or refuse it if the write failed.
-    async fn store(&mut self, disk: Arc<DiskQueue>, batch: Batch) {
-        let Batch { request, spans, stored } = batch;
+    async fn store(&mut self, disk: Arc<DiskQueue>, forward: Forward, stored: Option<StoreAnswer>) {
+        let Forward { request, spans } = forward;
         let outcome = if spans == 0 {
             Ok(())
         } else {
@@ -141,7 +150,7 @@ impl Processor {
         }
     }
 
-    async fn forward(&self, batch: Batch) {
+    async fn forward(&self, batch: Forward) {
         let Some((export, gauge)) = &self.export else { return };
         if batch.spans == 0 {
             return;
@@ -155,7 +164,8 @@ impl Processor {
         }
     }
 
-    fn tick(&mut self, observations: &mut Vec<Observation>) {
+    fn tick(&mut self) {
+        let observations = &mut Vec::new();
         let now = unix_now();
         self.deriver.tick(now, observations);
         self.registry.apply(observations, now);
@@ -163,7 +173,12 @@ impl Processor {
     }
 }
 
-fn count_gpu_time(query: &GpuQuery, gpu_seconds: f64, energy_joules: f64, out: &mut Vec<Observation>) {
+fn count_gpu_time<'a>(
+    query: &GpuQuery<'a>,
+    gpu_seconds: f64,
+    energy_joules: f64,
+    out: &mut Vec<Observation<'a>>,
+) {
     for (metric, value) in
         [(metric::LLM_GPU_SECONDS_TOTAL, gpu_seconds), (metric::LLM_GPU_ENERGY_JOULES_TOTAL, energy_joules)]
     {
@@ -193,7 +208,7 @@ fn local_pids(request: &ExportTraceServiceRequest, gpu: &GpuState, now: f64) -> 
                     .as_ref()?
                 {
                     any_value::Value::IntValue(pid) => u32::try_from(*pid).ok(),
-                    any_value::Value::StringValue(pid) => pid.parse().ok(),
+                    any_value::Value::StringValue(pid) => pid.text().parse().ok(),
                     _ => None,
                 })?;
             if !gpu.services.is_local(string_attribute(&resource.attributes, attr::HOST_NAME)) {
@@ -208,13 +223,24 @@ fn local_pids(request: &ExportTraceServiceRequest, gpu: &GpuState, now: f64) -> 
 /// Normalizes and derives every span of `request` into `out`. Returns, for the spans with
 /// something to add (a cost) or to look up (a GPU window), their facts and queries, in step.
 /// Pure apart from the deriver's agent-graph window.
-pub fn derive_request(
+/// What is forwarded: the received bytes, with the spans at `changed` re-encoded from
+/// `request` (and resources and scopes taken from it). Should the bytes not decode, which
+/// cannot happen to bytes that decoded once, the whole request is re-encoded.
+fn forwarding_view(
+    request: &ExportTraceServiceRequest,
+    encoded: &bytes::Bytes,
+    changed: &[[usize; 3]],
+) -> otlp::raw::ExportTraceServiceRequest {
+    otlp::forwarding_view(request, encoded, changed).or_else(|_| otlp::convert(request)).unwrap_or_default()
+}
+
+pub fn derive_request<'a>(
     normalizer: &Normalizer,
     deriver: &mut Deriver,
-    request: &ExportTraceServiceRequest,
+    request: &'a ExportTraceServiceRequest,
     now: f64,
-    out: &mut Vec<Observation>,
-) -> (Vec<SpanFacts>, Vec<Option<GpuQuery>>) {
+    out: &mut Vec<Observation<'a>>,
+) -> (Vec<SpanFacts>, Vec<Option<GpuQuery<'a>>>) {
     let mut facts = Vec::new();
     let mut queries = Vec::new();
     for (resource_index, resource_spans) in request.resource_spans.iter().enumerate() {

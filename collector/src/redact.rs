@@ -5,14 +5,39 @@
 //! in `.` match as prefixes. Applies to resource, span, event and link attributes.
 
 use agentrace_semconv::attr;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use sha2::{Digest, Sha256};
+
+use crate::otlp::{any_value, AnyValue, ExportTraceServiceRequest, KeyValue, Text};
 
 #[derive(Clone, Debug, Default)]
 pub struct Redactor {
-    dropped: Vec<String>,
-    hashed: Vec<String>,
+    dropped: Keys,
+    hashed: Keys,
+}
+
+/// Attribute keys to match, as `attr::matches_key` reads a list: whole keys, and prefixes
+/// (entries ending in `.`). Every attribute of every forwarded span is checked, so whole keys
+/// are looked up in a set rather than compared one by one.
+#[derive(Clone, Debug, Default)]
+struct Keys {
+    whole: foldhash::HashSet<String>,
+    prefixes: Vec<String>,
+}
+
+impl Keys {
+    fn new(keys: impl IntoIterator<Item = String>) -> Self {
+        let (prefixes, whole): (Vec<String>, Vec<String>) =
+            keys.into_iter().partition(|key| key.ends_with('.'));
+        Self { whole: whole.into_iter().collect(), prefixes }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.whole.is_empty() && self.prefixes.is_empty()
+    }
+
+    fn matches(&self, key: &str) -> bool {
+        self.whole.contains(key) || self.prefixes.iter().any(|prefix| key.starts_with(prefix.as_str()))
+    }
 }
 
 impl Redactor {
@@ -21,51 +46,67 @@ impl Redactor {
         if !keep_content {
             all_dropped.extend(attr::CONTENT_KEYS.iter().map(|key| (*key).to_owned()));
         }
-        Self { dropped: all_dropped, hashed }
+        Self { dropped: Keys::new(all_dropped), hashed: Keys::new(hashed) }
     }
 
     pub fn is_noop(&self) -> bool {
         self.dropped.is_empty() && self.hashed.is_empty()
     }
 
-    /// Redacts every attribute list of the request in place.
-    pub fn apply(&self, request: &mut ExportTraceServiceRequest) {
+    /// Redacts every attribute list of the request in place. Returns the positions
+    /// ([resource, scope, span]) of the spans it changed.
+    pub fn apply(&self, request: &mut ExportTraceServiceRequest) -> Vec<[usize; 3]> {
+        let mut changed = Vec::new();
         if self.is_noop() {
-            return;
+            return changed;
         }
-        for resource_spans in &mut request.resource_spans {
+        for (resource_index, resource_spans) in request.resource_spans.iter_mut().enumerate() {
             if let Some(resource) = &mut resource_spans.resource {
                 self.redact(&mut resource.attributes);
             }
-            for scope_spans in &mut resource_spans.scope_spans {
-                for span in &mut scope_spans.spans {
-                    self.redact(&mut span.attributes);
+            for (scope_index, scope_spans) in resource_spans.scope_spans.iter_mut().enumerate() {
+                for (span_index, span) in scope_spans.spans.iter_mut().enumerate() {
+                    let mut redacted = self.redact(&mut span.attributes);
                     for event in &mut span.events {
-                        self.redact(&mut event.attributes);
+                        redacted |= self.redact(&mut event.attributes);
                     }
                     for link in &mut span.links {
-                        self.redact(&mut link.attributes);
+                        redacted |= self.redact(&mut link.attributes);
+                    }
+                    if redacted {
+                        changed.push([resource_index, scope_index, span_index]);
                     }
                 }
             }
         }
+        changed
     }
 
-    fn redact(&self, attributes: &mut Vec<KeyValue>) {
-        attributes.retain(|kv| !attr::matches_key(&self.dropped, &kv.key));
-        for kv in attributes.iter_mut().filter(|kv| attr::matches_key(&self.hashed, &kv.key)) {
+    /// Whether anything was dropped or hashed.
+    fn redact(&self, attributes: &mut Vec<KeyValue>) -> bool {
+        let mut redacted = false;
+        if attributes.iter().any(|kv| self.dropped.matches(kv.key.text())) {
+            attributes.retain(|kv| !self.dropped.matches(kv.key.text()));
+            redacted = true;
+        }
+        if self.hashed.is_empty() {
+            return redacted;
+        }
+        for kv in attributes.iter_mut().filter(|kv| self.hashed.matches(kv.key.text())) {
+            redacted = true;
             let digest = Sha256::digest(canonical_text(kv.value.as_ref()).as_bytes());
             kv.value = Some(AnyValue {
-                value: Some(any_value::Value::StringValue(format!("sha256:{}", hex::encode(digest)))),
+                value: Some(any_value::Value::StringValue(format!("sha256:{}", hex::encode(digest)).into())),
             });
         }
+        redacted
     }
 }
 
 /// A stable text form of a value to hash.
 fn canonical_text(value: Option<&AnyValue>) -> String {
     match value.and_then(|value| value.value.as_ref()) {
-        Some(any_value::Value::StringValue(text)) => text.clone(),
+        Some(any_value::Value::StringValue(text)) => text.text().to_owned(),
         Some(any_value::Value::IntValue(number)) => number.to_string(),
         Some(any_value::Value::DoubleValue(number)) => number.to_string(),
         Some(any_value::Value::BoolValue(flag)) => flag.to_string(),
@@ -78,13 +119,13 @@ fn canonical_text(value: Option<&AnyValue>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry_proto::tonic::resource::v1::Resource;
-    use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span};
+    use crate::otlp::Resource;
+    use crate::otlp::{span, ResourceSpans, ScopeSpans, Span};
 
     fn text(key: &str, value: &str) -> KeyValue {
         KeyValue {
-            key: key.to_owned(),
-            value: Some(AnyValue { value: Some(any_value::Value::StringValue(value.to_owned())) }),
+            key: key.to_owned().into(),
+            value: Some(AnyValue { value: Some(any_value::Value::StringValue(value.to_owned().into())) }),
             ..Default::default()
         }
     }
@@ -101,7 +142,7 @@ mod tests {
                 text("internal.ticket", "T-1"),
             ],
             events: vec![span::Event {
-                name: "gen_ai.choice".to_owned(),
+                name: "gen_ai.choice".to_owned().into(),
                 attributes: vec![text(attr::GEN_AI_OUTPUT_MESSAGES, "secret answer"), text("index", "0")],
                 ..Default::default()
             }],
@@ -117,7 +158,7 @@ mod tests {
     }
 
     fn keys(attributes: &[KeyValue]) -> Vec<&str> {
-        attributes.iter().map(|kv| kv.key.as_str()).collect()
+        attributes.iter().map(|kv| kv.key.text()).collect()
     }
 
     #[test]

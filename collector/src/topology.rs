@@ -111,7 +111,17 @@ pub async fn run(
         disk: disk.clone(),
         disk_full_logged_at: None,
     };
-    let processor = tokio::spawn(processor.run(ingest_receiver));
+    // Its own thread: deriving a large request takes milliseconds without an await, and on a
+    // runtime with one worker (one core) that would hold up the receivers' acknowledgements;
+    // as a thread of its own, the OS shares the core between them.
+    let (processor_done, processor_stopped) = tokio::sync::oneshot::channel::<()>();
+    let processor_thread = std::thread::Builder::new().name("agentrace-process".into()).spawn(move || {
+        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(runtime) => runtime.block_on(processor.run(ingest_receiver)),
+            Err(error) => tracing::error!(%error, "cannot start the processing runtime"),
+        }
+        let _ = processor_done.send(());
+    })?;
 
     let ready = Arc::new(AtomicBool::new(false));
     let stop_receiving = CancellationToken::new();
@@ -152,7 +162,8 @@ pub async fn run(
             tracing::warn!(%error, "otlp grpc receiver ended with an error");
         }
         http.await.context("http receiver task")?.context("otlp http receiver")?;
-        processor.await.context("processor task")?;
+        processor_stopped.await.context("processor thread ended early")?;
+        let _ = processor_thread.join();
         // Everything received is now written; the disk exporter may stop once the queue is empty.
         draining.cancel();
         anyhow::Ok(())

@@ -35,7 +35,7 @@ fn fixtures() -> PathBuf {
 /// and the agent-graph window closed.
 fn render(dialect: &str) -> Vec<String> {
     let body = std::fs::read(fixtures().join(format!("{dialect}.json"))).expect("fixture");
-    let request = decode::json(&body).unwrap_or_else(|error| panic!("{dialect}: {error}"));
+    let request = decode::json(&body).unwrap_or_else(|error| panic!("{dialect}: {error}")).request;
     let prices = PriceTable::with_file(&fixtures().join("prices.toml")).expect("test prices");
     let mut deriver = Deriver::new(GraphConfig::default(), Arc::new(prices));
     let registry = Registry::new(SeriesLimits::default());

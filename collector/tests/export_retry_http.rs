@@ -44,10 +44,10 @@ async fn export(
         Some(b"application/x-protobuf".as_slice())
     );
     let request = ExportTraceServiceRequest::decode(body).expect("protobuf request");
-    sink.calls
-        .lock()
-        .expect("calls")
-        .push((Instant::now(), agentrace_collector::receive::span_count(&request)));
+    sink.calls.lock().expect("calls").push((
+        Instant::now(),
+        request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum::<usize>(),
+    ));
     let (status, retry_after, body) = sink.script.lock().expect("script").pop_front().unwrap_or((
         200,
         None,

@@ -12,13 +12,16 @@
 //! Bounded: at most `max_traces` traces and `max_spans_per_trace` nodes each; the oldest
 //! trace is flushed early to make room.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use foldhash::{HashMap, HashMapExt};
 
 use agentrace_semconv::metric::{self, graph_node};
 use agentrace_semconv::SpanClass;
 
-use super::{exemplar_of, label_value};
-use crate::metrics::{Exemplar, Observation};
+use super::{exemplar_of, truncated};
+use crate::metrics::{Exemplar, Label, Observation};
 use crate::normalize::CanonicalSpan;
 
 type TraceId = [u8; 16];
@@ -26,6 +29,10 @@ type SpanId = [u8; 8];
 
 /// Parent chains longer than this are treated as broken (and guard against cycles).
 const MAX_CHAIN: usize = 256;
+
+/// Most distinct names (services, agents, graph nodes) kept for sharing; past it, names are
+/// still correct but each span gets its own copy.
+const MAX_SHARED_NAMES: usize = 10_000;
 
 #[derive(Clone, Copy, Debug)]
 pub struct GraphConfig {
@@ -47,7 +54,7 @@ impl Default for GraphConfig {
 struct Node {
     parent: Option<SpanId>,
     /// Set for agent spans: the agent's name.
-    agent: Option<String>,
+    agent: Option<Arc<str>>,
 }
 
 /// An edge whose caller is not known yet.
@@ -56,8 +63,8 @@ struct PendingEdge {
     parent: Option<SpanId>,
     /// The callee span's sampling weight.
     weight: f64,
-    service: String,
-    server: String,
+    service: Arc<str>,
+    server: Arc<str>,
     failed: bool,
     duration: f64,
     exemplar: Exemplar,
@@ -75,8 +82,8 @@ struct Member {
 #[derive(Debug)]
 struct Invocation {
     weight: f64,
-    service: String,
-    agent: String,
+    service: Arc<str>,
+    agent: Arc<str>,
     exemplar: Exemplar,
 }
 
@@ -104,7 +111,7 @@ impl TraceState {
 }
 
 enum Caller<'a> {
-    Agent(SpanId, &'a str),
+    Agent(SpanId, &'a Arc<str>),
     /// The chain reached the trace root without meeting an agent.
     Root,
     /// A span of the chain has not arrived (yet).
@@ -138,6 +145,10 @@ pub struct AgentGraph {
     opened: VecDeque<TraceId>,
     /// Traces that got spans since the last `resolve_touched`.
     touched: Vec<TraceId>,
+    /// Names seen, each allocated once and shared by the spans, edges and series that use it.
+    names: hashbrown::HashSet<Arc<str>>,
+    /// Scratch space for names built from parts (`tool:<name>`).
+    scratch: String,
 }
 
 impl AgentGraph {
@@ -165,7 +176,13 @@ impl AgentGraph {
         trace.last_seen = now;
         if trace.nodes.len() < self.config.max_spans_per_trace {
             let agent = (span.class == SpanClass::Agent).then(|| agent_name(span));
-            trace.nodes.insert(span.span_id, Node { parent: span.parent_span_id, agent });
+            trace.nodes.insert(
+                span.span_id,
+                Node {
+                    parent: span.parent_span_id,
+                    agent: agent.map(|agent| shared(&mut self.names, agent)),
+                },
+            );
         }
         let exemplar = exemplar_of(span, span.duration_seconds());
         if span.class == SpanClass::Agent {
@@ -173,8 +190,8 @@ impl AgentGraph {
                 span.span_id,
                 Invocation {
                     weight: span.weight,
-                    service: label_value(span.service),
-                    agent: agent_name(span),
+                    service: shared(&mut self.names, truncated(span.service)),
+                    agent: shared(&mut self.names, agent_name(span)),
                     exemplar,
                 },
             );
@@ -190,11 +207,12 @@ impl AgentGraph {
                 tokens,
             });
         }
-        if let Some(server) = server_node(span) {
+        if let Some(server) = server_node(span, &mut self.scratch) {
+            let server = shared(&mut self.names, truncated(server));
             trace.pending.push(PendingEdge {
                 parent: span.parent_span_id,
                 weight: span.weight,
-                service: label_value(span.service),
+                service: shared(&mut self.names, truncated(span.service)),
                 server,
                 failed: span.failed(),
                 duration: span.duration_seconds(),
@@ -238,32 +256,42 @@ impl AgentGraph {
     }
 }
 
-fn agent_name(span: &CanonicalSpan<'_>) -> String {
-    label_value(span.fields.agent.unwrap_or(span.name))
+/// `name` as a shared string: the one already held, else a new one (kept while there is room).
+fn shared(names: &mut hashbrown::HashSet<Arc<str>>, name: &str) -> Arc<str> {
+    if let Some(known) = names.get(name) {
+        return known.clone();
+    }
+    let fresh: Arc<str> = Arc::from(name);
+    if names.len() < MAX_SHARED_NAMES {
+        names.insert(fresh.clone());
+    }
+    fresh
 }
 
-/// The callee's node name in the graph, for the span classes that are edges.
-fn server_node(span: &CanonicalSpan<'_>) -> Option<String> {
-    let unknown = "";
-    match span.class {
-        SpanClass::Agent => Some(agent_name(span)),
-        SpanClass::Tool => {
-            Some(label_value(&format!("{}{}", graph_node::TOOL_PREFIX, span.fields.tool.unwrap_or(unknown))))
-        }
-        SpanClass::Llm | SpanClass::Embedding => Some(label_value(&format!(
-            "{}{}",
-            graph_node::MODEL_PREFIX,
-            span.fields.model.unwrap_or(unknown)
-        ))),
-        SpanClass::Step | SpanClass::ModelLoad | SpanClass::Other => None,
-    }
+fn agent_name<'a>(span: &CanonicalSpan<'a>) -> &'a str {
+    truncated(span.fields.agent.unwrap_or(span.name))
+}
+
+/// The callee's node name in the graph, for the span classes that are edges (built in
+/// `scratch` when it has a prefix).
+fn server_node<'s>(span: &CanonicalSpan<'s>, scratch: &'s mut String) -> Option<&'s str> {
+    let (prefix, name) = match span.class {
+        SpanClass::Agent => return Some(agent_name(span)),
+        SpanClass::Tool => (graph_node::TOOL_PREFIX, span.fields.tool),
+        SpanClass::Llm | SpanClass::Embedding => (graph_node::MODEL_PREFIX, span.fields.model),
+        SpanClass::Step | SpanClass::ModelLoad | SpanClass::Other => return None,
+    };
+    scratch.clear();
+    scratch.push_str(prefix);
+    scratch.push_str(name.unwrap_or_default());
+    Some(scratch.as_str())
 }
 
 fn resolve_pending(trace: &mut TraceState, out: &mut Vec<Observation>) {
     let nodes = &trace.nodes;
     trace.pending.retain(|edge| {
         let client = match nearest_agent(nodes, edge.parent) {
-            Caller::Agent(_, agent) => agent.to_owned(),
+            Caller::Agent(_, agent) => agent.clone(),
             Caller::Root => edge.service.clone(),
             Caller::Missing => return true,
         };
@@ -272,8 +300,8 @@ fn resolve_pending(trace: &mut TraceState, out: &mut Vec<Observation>) {
     });
 }
 
-fn emit_edge(client: String, edge: &PendingEdge, out: &mut Vec<Observation>) {
-    let labels = vec![client, edge.server.clone(), String::new()];
+fn emit_edge(client: Arc<str>, edge: &PendingEdge, out: &mut Vec<Observation>) {
+    let labels = vec![Label::Shared(client), Label::Shared(edge.server.clone()), Label::Borrowed("")];
     let observation = |metric, value| Observation {
         metric,
         labels: labels.clone(),
@@ -312,7 +340,7 @@ fn flush(mut trace: TraceState, out: &mut Vec<Observation>) {
     }
     for (span_id, (llm_calls, tool_calls, tokens)) in totals {
         let Some(invocation) = trace.invocations.get(&span_id) else { continue };
-        let labels = vec![invocation.service.clone(), invocation.agent.clone()];
+        let labels = vec![Label::Shared(invocation.service.clone()), Label::Shared(invocation.agent.clone())];
         for (metric, value) in [
             (metric::AGENT_INVOCATION_LLM_CALLS, f64::from(llm_calls)),
             (metric::AGENT_INVOCATION_TOOL_CALLS, f64::from(tool_calls)),

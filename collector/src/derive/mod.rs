@@ -9,15 +9,15 @@ mod graph;
 
 use std::sync::Arc;
 
+use crate::otlp::{span, status as span_status};
 use agentrace_semconv::metric::{self, status};
 use agentrace_semconv::SpanClass;
-use opentelemetry_proto::tonic::trace::v1::{span, status as span_status};
 
 use graph::AgentGraph;
 pub use graph::GraphConfig;
 
 use crate::cost::{PriceTable, Usage};
-use crate::metrics::{Exemplar, Observation};
+use crate::metrics::{Exemplar, Label, Observation};
 use crate::normalize::CanonicalSpan;
 
 /// Label values longer than this are cut (at a character boundary): a label is for grouping,
@@ -40,19 +40,19 @@ impl Default for Deriver {
 /// What derive learned about one span that the later stages need: the cost to put on the
 /// forwarded span, and for LLM and model-load spans, the GPU window to look up.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct SpanOutcome {
+pub struct SpanOutcome<'a> {
     /// The LLM call's cost in USD, for `agentrace.cost.usd`.
     pub cost_usd: Option<f64>,
-    pub gpu: Option<GpuQuery>,
+    pub gpu: Option<GpuQuery<'a>>,
 }
 
 /// A span's window, to be matched against GPU samples, and how to count what it finds.
 #[derive(Clone, Debug, PartialEq)]
-pub struct GpuQuery {
+pub struct GpuQuery<'a> {
     pub start: f64,
     pub end: f64,
     /// service, agent, model: the labels of `llm_gpu_seconds_total` and its energy twin.
-    pub labels: Vec<String>,
+    pub labels: Vec<Label<'a>>,
     pub weight: f64,
     pub exemplar: Exemplar,
 }
@@ -63,7 +63,12 @@ impl Deriver {
     }
 
     /// Observations of one span. Call [`Self::end_batch`] after the spans of a request.
-    pub fn observe(&mut self, span: &CanonicalSpan<'_>, now: f64, out: &mut Vec<Observation>) -> SpanOutcome {
+    pub fn observe<'a>(
+        &mut self,
+        span: &CanonicalSpan<'a>,
+        now: f64,
+        out: &mut Vec<Observation<'a>>,
+    ) -> SpanOutcome<'a> {
         span_metrics(span, out);
         evaluations(span, out);
         let mut outcome = SpanOutcome::default();
@@ -71,7 +76,7 @@ impl Deriver {
             outcome.gpu = Some(GpuQuery {
                 start: span.start_unix_nano as f64 / 1e9,
                 end: span.end_seconds(),
-                labels: vec![label_value(span.service), field(span.fields.agent), field(span.fields.model)],
+                labels: vec![label(span.service), field(span.fields.agent), field(span.fields.model)],
                 weight: span.weight,
                 exemplar: exemplar_of(span, span.duration_seconds()),
             });
@@ -104,27 +109,33 @@ impl Deriver {
     }
 }
 
-pub(crate) fn label_value(text: &str) -> String {
+/// `text` cut at [`MAX_LABEL_BYTES`] (at a character boundary).
+pub(crate) fn truncated(text: &str) -> &str {
     if text.len() <= MAX_LABEL_BYTES {
-        return text.to_owned();
+        return text;
     }
     let mut end = MAX_LABEL_BYTES;
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    text[..end].to_owned()
+    &text[..end]
+}
+
+/// A label value: `text`, cut at [`MAX_LABEL_BYTES`].
+pub(crate) fn label(text: &str) -> Label<'_> {
+    Label::Borrowed(truncated(text))
 }
 
 pub(crate) fn exemplar_of(span: &CanonicalSpan<'_>, value: f64) -> Exemplar {
     Exemplar { trace_id: span.trace_id, span_id: span.span_id, value, timestamp: span.end_seconds() }
 }
 
-fn push(
-    out: &mut Vec<Observation>,
+fn push<'a>(
+    out: &mut Vec<Observation<'a>>,
     metric: &'static str,
-    labels: Vec<String>,
+    labels: Vec<Label<'a>>,
     value: f64,
-    span: &CanonicalSpan<'_>,
+    span: &CanonicalSpan<'a>,
 ) {
     out.push(Observation {
         metric,
@@ -135,20 +146,23 @@ fn push(
     });
 }
 
-fn status_of(span: &CanonicalSpan<'_>) -> String {
-    if span.failed() { status::ERROR } else { status::OK }.to_owned()
+fn status_of(span: &CanonicalSpan<'_>) -> Label<'static> {
+    Label::Borrowed(if span.failed() { status::ERROR } else { status::OK })
 }
 
-fn field(value: Option<&str>) -> String {
-    label_value(value.unwrap_or_default())
+fn field(value: Option<&str>) -> Label<'_> {
+    label(value.unwrap_or_default())
 }
 
 /// Returns the call's cost when it reported token usage.
-fn llm_call(span: &CanonicalSpan<'_>, prices: &PriceTable, out: &mut Vec<Observation>) -> Option<f64> {
+fn llm_call<'a>(
+    span: &CanonicalSpan<'a>,
+    prices: &PriceTable,
+    out: &mut Vec<Observation<'a>>,
+) -> Option<f64> {
     let fields = &span.fields;
-    let base =
-        vec![label_value(span.service), field(fields.agent), field(fields.provider), field(fields.model)];
-    let with = |extra: String| {
+    let base = vec![label(span.service), field(fields.agent), field(fields.provider), field(fields.model)];
+    let with = |extra: Label<'a>| {
         let mut labels = base.clone();
         labels.push(extra);
         labels
@@ -159,7 +173,7 @@ fn llm_call(span: &CanonicalSpan<'_>, prices: &PriceTable, out: &mut Vec<Observa
     push(out, metric::LLM_REQUESTS_TOTAL, with_status, 1.0, span);
     push(out, metric::LLM_INFERENCE_LATENCY_SECONDS, with(operation), span.duration_seconds(), span);
     if let Some(error) = span.error {
-        push(out, metric::LLM_INFERENCE_ERRORS_TOTAL, with(error.as_str().to_owned()), 1.0, span);
+        push(out, metric::LLM_INFERENCE_ERRORS_TOTAL, with(Label::Borrowed(error.as_str())), 1.0, span);
     }
     if let Some(tokens) = fields.input_tokens {
         push(out, metric::LLM_PROMPT_TOKENS_TOTAL, base.clone(), tokens as f64, span);
@@ -195,25 +209,19 @@ fn llm_call(span: &CanonicalSpan<'_>, prices: &PriceTable, out: &mut Vec<Observa
     Some(cost)
 }
 
-fn evaluations(span: &CanonicalSpan<'_>, out: &mut Vec<Observation>) {
+fn evaluations<'a>(span: &CanonicalSpan<'a>, out: &mut Vec<Observation<'a>>) {
     for (name, score) in &span.evaluations {
-        push(
-            out,
-            metric::LLM_EVALUATION_SCORE,
-            vec![label_value(span.service), label_value(name)],
-            *score,
-            span,
-        );
+        push(out, metric::LLM_EVALUATION_SCORE, vec![label(span.service), label(name)], *score, span);
     }
 }
 
-fn model_load(span: &CanonicalSpan<'_>, out: &mut Vec<Observation>) {
-    let labels = vec![label_value(span.service), field(span.fields.model)];
+fn model_load<'a>(span: &CanonicalSpan<'a>, out: &mut Vec<Observation<'a>>) {
+    let labels = vec![label(span.service), field(span.fields.model)];
     out.push(Observation::new(metric::LLM_MODEL_LOAD_TIME_SECONDS, labels, span.duration_seconds(), None));
 }
 
-fn agent_invocation(span: &CanonicalSpan<'_>, out: &mut Vec<Observation>) {
-    let service = label_value(span.service);
+fn agent_invocation<'a>(span: &CanonicalSpan<'a>, out: &mut Vec<Observation<'a>>) {
+    let service = label(span.service);
     let agent = field(span.fields.agent);
     push(
         out,
@@ -225,21 +233,21 @@ fn agent_invocation(span: &CanonicalSpan<'_>, out: &mut Vec<Observation>) {
     push(out, metric::AGENT_INVOCATION_DURATION_SECONDS, vec![service, agent], span.duration_seconds(), span);
 }
 
-fn agent_step(span: &CanonicalSpan<'_>, out: &mut Vec<Observation>) {
-    let labels = vec![label_value(span.service), field(span.fields.agent), field(span.fields.step)];
+fn agent_step<'a>(span: &CanonicalSpan<'a>, out: &mut Vec<Observation<'a>>) {
+    let labels = vec![label(span.service), field(span.fields.agent), field(span.fields.step)];
     push(out, metric::AGENT_STEPS_TOTAL, labels.clone(), 1.0, span);
     push(out, metric::AGENT_STEP_DURATION_SECONDS, labels, span.duration_seconds(), span);
 }
 
-fn tool_call(span: &CanonicalSpan<'_>, out: &mut Vec<Observation>) {
+fn tool_call<'a>(span: &CanonicalSpan<'a>, out: &mut Vec<Observation<'a>>) {
     let labels =
-        vec![label_value(span.service), field(span.fields.agent), field(span.fields.tool), status_of(span)];
+        vec![label(span.service), field(span.fields.agent), field(span.fields.tool), status_of(span)];
     push(out, metric::AGENT_TOOL_CALLS_TOTAL, labels.clone(), 1.0, span);
     push(out, metric::AGENT_TOOL_CALL_DURATION_SECONDS, labels, span.duration_seconds(), span);
 }
 
 /// Tempo metrics-generator parity: every span, by service, name, kind and status code.
-fn span_metrics(span: &CanonicalSpan<'_>, out: &mut Vec<Observation>) {
+fn span_metrics<'a>(span: &CanonicalSpan<'a>, out: &mut Vec<Observation<'a>>) {
     let kind = match span.kind {
         span::SpanKind::Unspecified => "SPAN_KIND_UNSPECIFIED",
         span::SpanKind::Internal => "SPAN_KIND_INTERNAL",
@@ -254,7 +262,7 @@ fn span_metrics(span: &CanonicalSpan<'_>, out: &mut Vec<Observation>) {
         span_status::StatusCode::Error => "STATUS_CODE_ERROR",
     };
     let labels =
-        vec![label_value(span.service), label_value(span.name), kind.to_owned(), status_code.to_owned()];
+        vec![label(span.service), label(span.name), Label::Borrowed(kind), Label::Borrowed(status_code)];
     push(out, metric::SPANMETRICS_CALLS_TOTAL, labels.clone(), 1.0, span);
     push(out, metric::SPANMETRICS_LATENCY, labels, span.duration_seconds(), span);
 }

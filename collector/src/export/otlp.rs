@@ -11,11 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agentrace_semconv::metric;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+use bytes::Bytes;
 use prost::Message;
 use rand::Rng;
 use tokio::sync::mpsc;
@@ -27,8 +23,11 @@ use tonic_types::StatusExt;
 
 use crate::config::{ExportArgs, ExportProtocol};
 use crate::export::queue::DiskQueue;
+use crate::export::Forward;
 use crate::metrics::Registry;
-use crate::receive::{Batch, QueueGauge};
+use crate::otlp::raw::{ExportTraceServiceRequest, ResourceSpans, ScopeSpans};
+use crate::otlp::ExportTraceServiceResponse;
+use crate::receive::QueueGauge;
 use crate::unix_now;
 
 /// How long a partial batch waits for more requests before it is sent.
@@ -142,7 +141,7 @@ type HttpClient = hyper_util::client::legacy::Client<
 
 /// How batches reach the endpoint.
 enum Transport {
-    Grpc(TraceServiceClient<Channel>),
+    Grpc(tonic::client::Grpc<Channel>),
     /// OTLP/HTTP with protobuf bodies, to the full `/v1/traces` URL.
     Http {
         client: Box<HttpClient>,
@@ -208,7 +207,7 @@ impl OtlpExporter {
                 if let Some(tls) = &args.tls {
                     endpoint = endpoint.tls_config(tls.grpc())?;
                 }
-                Transport::Grpc(TraceServiceClient::new(endpoint.connect_lazy()))
+                Transport::Grpc(tonic::client::Grpc::new(endpoint.connect_lazy()))
             }
             ExportProtocol::HttpProtobuf => {
                 // TLS (when the URL is https) with the configured roots and client certificate.
@@ -234,11 +233,11 @@ impl OtlpExporter {
         Ok(Self { args, registry, gauge, transport, hard_stop })
     }
 
-    /// One attempt at sending `request`.
-    async fn attempt(&mut self, request: ExportTraceServiceRequest) -> Answer {
+    /// One attempt at sending `request`, an encoded `ExportTraceServiceRequest`.
+    async fn attempt(&mut self, request: Bytes) -> Answer {
         match &mut self.transport {
             Transport::Grpc(client) => {
-                match tokio::time::timeout(self.args.timeout, client.export(request)).await {
+                match tokio::time::timeout(self.args.timeout, export_grpc(client, request)).await {
                     Ok(Ok(response)) => Answer::Accepted { rejected: rejected_spans(response.into_inner()) },
                     Ok(Err(status)) => Answer::Failed {
                         verdict: verdict(&status),
@@ -250,7 +249,7 @@ impl OtlpExporter {
                 }
             }
             Transport::Http { client, url } => {
-                let body = http_body_util::Full::new(bytes::Bytes::from(request.encode_to_vec()));
+                let body = http_body_util::Full::new(request);
                 let post = http::Request::post(url.clone())
                     .header(http::header::CONTENT_TYPE, "application/x-protobuf")
                     .body(body);
@@ -294,7 +293,7 @@ impl OtlpExporter {
     }
 
     /// Sends until the input closes and the last batch is out (or given up).
-    pub async fn run(mut self, mut input: mpsc::Receiver<Batch>) {
+    pub async fn run(mut self, mut input: mpsc::Receiver<Forward>) {
         while let Some(first) = input.recv().await {
             self.gauge.popped();
             let mut spans = first.spans;
@@ -389,9 +388,11 @@ impl OtlpExporter {
     async fn send_whole(&mut self, resource_spans: Vec<ResourceSpans>, spans: usize) -> Attempt {
         let started = Instant::now();
         let mut attempt = 0u32;
+        // Encoded once; every retry sends the same bytes.
+        let request = ExportTraceServiceRequest { resource_spans };
+        let encoded = Bytes::from(request.encode_to_vec());
         loop {
-            let request = ExportTraceServiceRequest { resource_spans: resource_spans.clone() };
-            let wait = match self.attempt(request).await {
+            let wait = match self.attempt(encoded.clone()).await {
                 Answer::Accepted { rejected } => {
                     let rejected = rejected.min(spans);
                     self.count(metric::SELF_SPANS_EXPORTED_TOTAL, &[], spans - rejected);
@@ -405,7 +406,9 @@ impl OtlpExporter {
                     tracing::debug!(%detail, attempt, "otlp export failed, retrying");
                     asked
                 }
-                Answer::Failed { verdict: Verdict::Split, .. } => return Attempt::TooLarge(resource_spans),
+                Answer::Failed { verdict: Verdict::Split, .. } => {
+                    return Attempt::TooLarge(request.resource_spans)
+                }
                 Answer::Failed { verdict: Verdict::GiveUp, detail } => {
                     tracing::warn!(%detail, spans, "otlp export refused, dropping batch");
                     self.count(metric::SELF_SPANS_DROPPED_TOTAL, &["export_refused"], spans);
@@ -439,6 +442,49 @@ impl OtlpExporter {
 
     fn count(&self, name: &'static str, labels: &[&str], value: usize) {
         self.registry.add(name, labels, value as f64, unix_now());
+    }
+}
+
+/// `TraceService/Export` of an already encoded request.
+async fn export_grpc(
+    client: &mut tonic::client::Grpc<Channel>,
+    request: Bytes,
+) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+    client.ready().await.map_err(|error| tonic::Status::unavailable(format!("not ready: {error}")))?;
+    let path =
+        http::uri::PathAndQuery::from_static("/opentelemetry.proto.collector.trace.v1.TraceService/Export");
+    client.unary(tonic::Request::new(request), path, EncodedCodec).await
+}
+
+/// Sends bytes that already are an encoded message; decodes the answer with prost.
+#[derive(Clone, Copy, Debug, Default)]
+struct EncodedCodec;
+
+#[derive(Debug)]
+struct EncodedEncoder;
+
+impl tonic::codec::Encoder for EncodedEncoder {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        bytes::BufMut::put(dst, item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Codec for EncodedCodec {
+    type Encode = Bytes;
+    type Decode = ExportTraceServiceResponse;
+    type Encoder = EncodedEncoder;
+    type Decoder = tonic_prost::ProstDecoder<ExportTraceServiceResponse>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        EncodedEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        tonic_prost::ProstDecoder::default()
     }
 }
 
@@ -515,10 +561,9 @@ mod tests {
                         spans: (0..*count)
                             .map(|_| {
                                 next += 1;
-                                opentelemetry_proto::tonic::trace::v1::Span {
-                                    span_id: vec![next; 8],
-                                    ..Default::default()
-                                }
+                                let span =
+                                    crate::otlp::Span { span_id: vec![next; 8].into(), ..Default::default() };
+                                Bytes::from(span.encode_to_vec())
                             })
                             .collect(),
                         ..Default::default()
@@ -535,7 +580,7 @@ mod tests {
             .iter()
             .flat_map(|resource_spans| &resource_spans.scope_spans)
             .flat_map(|scope_spans| &scope_spans.spans)
-            .map(|span| span.span_id[0])
+            .map(|span| crate::otlp::Span::decode(span.clone()).expect("a span").span_id[0])
             .collect()
     }
 

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use crate::otlp::raw::ExportTraceServiceRequest;
 use prost::Message;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
@@ -120,7 +120,9 @@ impl DiskQueue {
             if !found.is_empty() && total + spans > max_spans {
                 break;
             }
-            let Ok(request) = ExportTraceServiceRequest::decode(value.get(4..).unwrap_or_default()) else {
+            let Ok(request) = ExportTraceServiceRequest::decode(bytes::Bytes::copy_from_slice(
+                value.get(4..).unwrap_or_default(),
+            )) else {
                 // A value this queue wrote always decodes; a torn one is skipped and removed.
                 found.push(Stored {
                     key: key.value(),
@@ -182,13 +184,19 @@ fn span_count(value: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use crate::otlp::raw::{ResourceSpans, ScopeSpans};
+    use crate::otlp::Span;
+    use prost::Message;
 
     fn request(spans: u8) -> ExportTraceServiceRequest {
         ExportTraceServiceRequest {
             resource_spans: vec![ResourceSpans {
                 scope_spans: vec![ScopeSpans {
-                    spans: (0..spans).map(|n| Span { span_id: vec![n; 8], ..Default::default() }).collect(),
+                    spans: (0..spans)
+                        .map(|n| {
+                            Span { span_id: vec![n; 8].into(), ..Default::default() }.encode_to_vec().into()
+                        })
+                        .collect(),
                     ..Default::default()
                 }],
                 ..Default::default()

@@ -14,8 +14,15 @@
 mod catalogue;
 mod encode;
 
-use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::hash::{Hash, Hasher};
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+// Label values come from spans; hashbrown's default hasher (foldhash) is a fraction of
+// SipHash's cost on short keys, and a flood of distinct values is already bounded by the
+// series cap. hashbrown also finds a series by borrowed label values (`LabelsRef`), so an
+// update allocates nothing.
+use hashbrown::{Equivalent, HashMap};
 
 pub use catalogue::{Definition, Kind, CATALOGUE};
 pub use encode::Format;
@@ -31,12 +38,13 @@ pub struct Exemplar {
 }
 
 /// One change to one series: a counter increment, a gauge value or a histogram sample,
-/// depending on the family's kind.
+/// depending on the family's kind. Label values borrow from the span they came from where they
+/// can; the registry copies them only when it creates a series.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Observation {
+pub struct Observation<'a> {
     pub metric: &'static str,
     /// Values in the order of the family's label names.
-    pub labels: Vec<String>,
+    pub labels: Vec<Label<'a>>,
     pub value: f64,
     /// How many spans this one stands for (the sampling adjusted count; 1 when unsampled):
     /// counters add `value × weight`, histograms count the sample `weight` times. Gauges
@@ -45,10 +53,99 @@ pub struct Observation {
     pub exemplar: Option<Exemplar>,
 }
 
-impl Observation {
+impl<'a> Observation<'a> {
     /// An observation of weight 1.
-    pub fn new(metric: &'static str, labels: Vec<String>, value: f64, exemplar: Option<Exemplar>) -> Self {
+    pub fn new(metric: &'static str, labels: Vec<Label<'a>>, value: f64, exemplar: Option<Exemplar>) -> Self {
         Self { metric, labels, value, weight: 1.0, exemplar }
+    }
+}
+
+/// A label value of an observation: borrowed from the span it came from, shared with state
+/// that outlives the span (the agent graph's names), or owned.
+#[derive(Clone, Debug)]
+pub enum Label<'a> {
+    Borrowed(&'a str),
+    Shared(Arc<str>),
+    Owned(String),
+}
+
+impl Deref for Label<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            Self::Borrowed(text) => text,
+            Self::Shared(text) => text,
+            Self::Owned(text) => text,
+        }
+    }
+}
+
+impl Label<'_> {
+    pub fn into_owned(self) -> String {
+        match self {
+            Self::Owned(text) => text,
+            other => other.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for Label<'_> {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self)
+    }
+}
+
+/// Hashes as the `str` (and so as a `String` of the same text).
+impl Hash for Label<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (**self).hash(state);
+    }
+}
+
+impl PartialEq for Label<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl PartialEq<String> for Label<'_> {
+    fn eq(&self, other: &String) -> bool {
+        **self == **other
+    }
+}
+
+impl PartialEq<&str> for Label<'_> {
+    fn eq(&self, other: &&str) -> bool {
+        **self == **other
+    }
+}
+
+impl<'a> From<&'a str> for Label<'a> {
+    fn from(text: &'a str) -> Self {
+        Self::Borrowed(text)
+    }
+}
+
+impl From<String> for Label<'_> {
+    fn from(text: String) -> Self {
+        Self::Owned(text)
+    }
+}
+
+/// Borrowed label values that find the series keyed by the same values as owned strings: a
+/// slice of `Label` hashes exactly as a slice of `String` does.
+struct LabelsRef<'s, 'a>(&'s [Label<'a>]);
+
+impl Hash for LabelsRef<'_, '_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl Equivalent<Vec<String>> for LabelsRef<'_, '_> {
+    fn equivalent(&self, key: &Vec<String>) -> bool {
+        self.0.len() == key.len() && self.0.iter().zip(key).all(|(ours, theirs)| **ours == **theirs)
     }
 }
 
@@ -169,7 +266,7 @@ impl Registry {
 
     /// Applies and drains `observations`. An observation for an unknown metric or with the
     /// wrong number of labels is a bug in derive: it is skipped (and asserted in debug).
-    pub fn apply(&self, observations: &mut Vec<Observation>, now: f64) {
+    pub fn apply(&self, observations: &mut Vec<Observation<'_>>, now: f64) {
         for observation in observations.drain(..) {
             self.record(observation, now);
         }
@@ -177,11 +274,11 @@ impl Registry {
 
     /// Adds `by` to a counter, or sets a gauge, with the given label values.
     pub fn add(&self, metric: &'static str, labels: &[&str], by: f64, now: f64) {
-        let labels = labels.iter().map(|value| (*value).to_owned()).collect();
+        let labels = labels.iter().map(|value| Label::Borrowed(value)).collect();
         self.record(Observation::new(metric, labels, by, None), now);
     }
 
-    fn record(&self, observation: Observation, now: f64) {
+    fn record(&self, observation: Observation<'_>, now: f64) {
         let Observation { metric, labels, value, weight, exemplar } = observation;
         let Some(family) = self.index.get(metric).map(|position| &self.families[*position]) else {
             debug_assert!(false, "unknown metric {metric}");
@@ -193,7 +290,7 @@ impl Registry {
             return;
         }
         let mut state = lock(&family.state);
-        if let Some(series) = state.series.get_mut(labels.as_slice()) {
+        if let Some(series) = state.series.get_mut(&LabelsRef(&labels)) {
             series.record(definition.kind, value, weight, exemplar, now);
             return;
         }
@@ -205,7 +302,7 @@ impl Registry {
         }
         let mut series = Series::new(definition.kind, now);
         series.record(definition.kind, value, weight, exemplar, now);
-        state.series.insert(labels, series);
+        state.series.insert(labels.into_iter().map(Label::into_owned).collect(), series);
     }
 
     /// Replaces every series of a gauge family with `series` (label values, value): for gauges

@@ -7,11 +7,11 @@
 
 mod sampling;
 
+use crate::otlp::Resource;
+use crate::otlp::{any_value, KeyValue};
+use crate::otlp::{span, status, Span, Text};
 use agentrace_semconv::dialect::{canonical_operation, indexed_evaluations, AttrValue};
 use agentrace_semconv::{attr, ErrorType, FieldReader, GenAiFields, SpanClass};
-use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{span, status, Span};
 
 /// Service name used when a resource names none, as the OTel SDKs do.
 pub const UNKNOWN_SERVICE: &str = "unknown_service";
@@ -70,16 +70,16 @@ impl Normalizer {
     /// `None` for a span whose ids are not of the OTLP lengths; the receivers reject those
     /// before they are queued, so here it only guards the invariant.
     pub fn normalize<'a>(&self, service: &'a str, span: &'a Span) -> Option<CanonicalSpan<'a>> {
-        let trace_id: [u8; 16] = span.trace_id.as_slice().try_into().ok()?;
-        let span_id: [u8; 8] = span.span_id.as_slice().try_into().ok()?;
+        let trace_id: [u8; 16] = span.trace_id.as_ref().try_into().ok()?;
+        let span_id: [u8; 8] = span.span_id.as_ref().try_into().ok()?;
         let parent_span_id = match span.parent_span_id.len() {
             0 => None,
-            _ => Some(span.parent_span_id.as_slice().try_into().ok()?),
+            _ => Some(span.parent_span_id.as_ref().try_into().ok()?),
         };
-        let attributes = || span.attributes.iter().map(|kv| (kv.key.as_str(), attr_value(kv)));
+        let attributes = || span.attributes.iter().map(|kv| (kv.key.text(), attr_value(kv)));
         let mut fields = self.reader.read(attributes());
         let class = fields.class.unwrap_or_else(|| infer_class(&fields));
-        fill_names(class, span.name.as_str(), &mut fields);
+        fill_names(class, span.name.text(), &mut fields);
         fields.operation = canonical_operation(class, fields.operation);
         if fields.time_to_first_token.is_none() {
             fields.time_to_first_token = self.first_token_from_events(span);
@@ -87,7 +87,7 @@ impl Normalizer {
         let weight = fields
             .adjusted_count
             .and_then(sampling::from_adjusted_count)
-            .or_else(|| sampling::from_tracestate(&span.trace_state))
+            .or_else(|| sampling::from_tracestate(span.trace_state.text()))
             .unwrap_or(1.0);
         let status = span.status.as_ref().map_or(status::StatusCode::Unset, |status| status.code());
         let error = error_type(span, status, fields.error_type);
@@ -95,7 +95,7 @@ impl Normalizer {
         evaluations.extend(indexed_evaluations(attributes()));
         Some(CanonicalSpan {
             service,
-            name: span.name.as_str(),
+            name: span.name.text(),
             kind: span.kind(),
             status,
             trace_id,
@@ -116,7 +116,7 @@ impl Normalizer {
         let first = span
             .events
             .iter()
-            .filter(|event| self.reader.is_first_token_event(&event.name))
+            .filter(|event| self.reader.is_first_token_event(event.name.text()))
             .map(|event| event.time_unix_nano)
             .min()?;
         (first >= span.start_time_unix_nano).then(|| (first - span.start_time_unix_nano) as f64 / 1e9)
@@ -186,7 +186,7 @@ fn error_type(span: &Span, status: status::StatusCode, declared: Option<&str>) -
                 .into_iter()
                 .filter_map(|key| string_attribute(&event.attributes, key))
         });
-    let status_message = span.status.as_ref().map(|status| status.message.as_str());
+    let status_message = span.status.as_ref().map(|status| status.message.text());
     let texts: Vec<&str> = declared.into_iter().chain(exception_texts).chain(status_message).collect();
     Some(ErrorType::classify_all(texts.iter().copied()).unwrap_or(ErrorType::Other))
 }
@@ -200,7 +200,7 @@ pub fn string_attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a
 
 fn attr_value(kv: &KeyValue) -> AttrValue<'_> {
     match kv.value.as_ref().and_then(|value| value.value.as_ref()) {
-        Some(any_value::Value::StringValue(text)) => AttrValue::Str(text),
+        Some(any_value::Value::StringValue(text)) => AttrValue::Str(text.text()),
         Some(any_value::Value::IntValue(number)) => AttrValue::Int(*number),
         Some(any_value::Value::DoubleValue(number)) => AttrValue::Double(*number),
         Some(any_value::Value::BoolValue(flag)) => AttrValue::Bool(*flag),
@@ -211,22 +211,26 @@ fn attr_value(kv: &KeyValue) -> AttrValue<'_> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use opentelemetry_proto::tonic::common::v1::AnyValue;
-    use opentelemetry_proto::tonic::trace::v1::Status;
+    use crate::otlp::AnyValue;
+    use crate::otlp::Status;
 
     pub(crate) fn kv(key: &str, value: any_value::Value) -> KeyValue {
-        KeyValue { key: key.to_owned(), value: Some(AnyValue { value: Some(value) }), ..Default::default() }
+        KeyValue {
+            key: key.to_owned().into(),
+            value: Some(AnyValue { value: Some(value) }),
+            ..Default::default()
+        }
     }
 
     pub(crate) fn text(key: &str, value: &str) -> KeyValue {
-        kv(key, any_value::Value::StringValue(value.to_owned()))
+        kv(key, any_value::Value::StringValue(value.to_owned().into()))
     }
 
     fn span(name: &str, attributes: Vec<KeyValue>) -> Span {
         Span {
-            trace_id: vec![1; 16],
-            span_id: vec![2; 8],
-            name: name.to_owned(),
+            trace_id: vec![1; 16].into(),
+            span_id: vec![2; 8].into(),
+            name: name.to_owned().into(),
             attributes,
             start_time_unix_nano: 1_000_000_000,
             end_time_unix_nano: 3_500_000_000,
@@ -269,7 +273,7 @@ pub(crate) mod tests {
             vec![text(attr::GEN_AI_OPERATION_NAME, "chat"), text(attr::ERROR_TYPE, "openai.BadRequestError")],
         );
         failing.events.push(span::Event {
-            name: attr::EXCEPTION_EVENT.to_owned(),
+            name: attr::EXCEPTION_EVENT.to_owned().into(),
             attributes: vec![text(attr::EXCEPTION_MESSAGE, "maximum context length is 8192 tokens")],
             ..Default::default()
         });
@@ -280,7 +284,8 @@ pub(crate) mod tests {
     #[test]
     fn an_error_status_without_detail_is_other_and_ok_is_no_error() {
         let mut failing = span("chat m", vec![]);
-        failing.status = Some(Status { code: status::StatusCode::Error as i32, message: String::new() });
+        failing.status =
+            Some(Status { code: status::StatusCode::Error as i32, message: String::new().into() });
         let normalizer = Normalizer::default();
         assert_eq!(normalizer.normalize("s", &failing).expect("valid").error, Some(ErrorType::Other));
         let fine = span("chat m", vec![]);
@@ -291,7 +296,7 @@ pub(crate) mod tests {
     fn weights_come_from_the_adjusted_count_then_the_tracestate() {
         let normalizer = Normalizer::default();
         let mut sampled = span("chat m", vec![]);
-        sampled.trace_state = "ot=th:8".to_owned();
+        sampled.trace_state = "ot=th:8".to_owned().into();
         assert_eq!(normalizer.normalize("s", &sampled).expect("valid").weight, 2.0);
         sampled.attributes.push(kv(attr::SAMPLING_ADJUSTED_COUNT, any_value::Value::IntValue(10)));
         assert_eq!(normalizer.normalize("s", &sampled).expect("valid").weight, 10.0);
@@ -303,7 +308,7 @@ pub(crate) mod tests {
         let mut streamed = span("openai.chat", vec![text("llm.request.type", "chat")]);
         for offset in [900_000_000, 250_000_000] {
             streamed.events.push(span::Event {
-                name: agentrace_semconv::attr::openllmetry::COMPLETION_CHUNK_EVENT.to_owned(),
+                name: agentrace_semconv::attr::openllmetry::COMPLETION_CHUNK_EVENT.to_owned().into(),
                 time_unix_nano: streamed.start_time_unix_nano + offset,
                 ..Default::default()
             });
@@ -315,7 +320,7 @@ pub(crate) mod tests {
     #[test]
     fn ids_of_the_wrong_length_are_refused() {
         let mut bad = span("x", vec![]);
-        bad.trace_id = vec![1; 15];
+        bad.trace_id = vec![1; 15].into();
         assert!(Normalizer::default().normalize("s", &bad).is_none());
     }
 }

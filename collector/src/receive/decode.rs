@@ -1,11 +1,13 @@
-//! Turns OTLP/HTTP request bodies into requests: gzip with a size limit on the inflated
-//! bytes, then protobuf (prost) or OTLP/JSON (the serde support of `opentelemetry-proto`,
-//! which knows OTLP's hex ids and string-encoded 64-bit integers).
+//! Turns request bodies into requests: gzip with a size limit on the inflated bytes, then
+//! protobuf (prost, into the pipeline's zero-copy types of `otlp.rs`) or OTLP/JSON (the serde
+//! support of `opentelemetry-proto`, which knows OTLP's hex ids and string-encoded 64-bit
+//! integers, then converted).
 
 use std::io::Read;
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use prost::Message;
+use bytes::Bytes;
+
+use crate::otlp::{self, Decoded};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
@@ -15,6 +17,8 @@ pub enum DecodeError {
     Gzip(std::io::Error),
     #[error("invalid protobuf ExportTraceServiceRequest: {0}")]
     Protobuf(#[from] prost::DecodeError),
+    #[error("invalid protobuf ExportTraceServiceRequest: {0}")]
+    Strings(#[from] otlp::DecodeError),
     #[error("invalid OTLP/JSON ExportTraceServiceRequest: {0}")]
     Json(#[from] serde_json::Error),
 }
@@ -30,12 +34,15 @@ pub fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
     Ok(inflated)
 }
 
-pub fn protobuf(body: &[u8]) -> Result<ExportTraceServiceRequest, DecodeError> {
-    Ok(ExportTraceServiceRequest::decode(body)?)
+pub fn protobuf(body: Bytes) -> Result<Decoded, DecodeError> {
+    Ok(otlp::decode(body)?)
 }
 
-pub fn json(body: &[u8]) -> Result<ExportTraceServiceRequest, DecodeError> {
-    Ok(serde_json::from_slice(body)?)
+pub fn json(body: &[u8]) -> Result<Decoded, DecodeError> {
+    let standard: opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest =
+        serde_json::from_slice(body)?;
+    let encoded = Bytes::from(prost::Message::encode_to_vec(&standard));
+    Ok(otlp::decode(encoded)?)
 }
 
 #[cfg(test)]
@@ -64,7 +71,7 @@ mod tests {
             "parentSpanId":"eee19b7ec3c1b173","name":"chat m","kind":3,"startTimeUnixNano":"1544712660000000000",
             "endTimeUnixNano":1544712661000000000,"attributes":[{"key":"gen_ai.usage.input_tokens","value":{"intValue":"12"}}],
             "status":{"code":2,"message":"boom"}}]}]}]}"#;
-        let request = json(body).expect("valid OTLP/JSON");
+        let request = json(body).expect("valid OTLP/JSON").request;
         let span = &request.resource_spans[0].scope_spans[0].spans[0];
         assert_eq!(hex::encode(&span.trace_id), "5b8efff798038103d269b633813fc60c");
         assert_eq!(span.parent_span_id.len(), 8);
@@ -73,14 +80,14 @@ mod tests {
         assert_eq!(span.kind, 3);
         assert_eq!(span.status.as_ref().map(|status| status.code), Some(2));
         let value = span.attributes[0].value.as_ref().and_then(|value| value.value.clone());
-        assert_eq!(value, Some(opentelemetry_proto::tonic::common::v1::any_value::Value::IntValue(12)));
+        assert_eq!(value, Some(crate::otlp::any_value::Value::IntValue(12)));
     }
 
     #[test]
     fn malformed_bodies_are_errors() {
         assert!(matches!(json(b"{\"resourceSpans\": [}"), Err(DecodeError::Json(_))));
         assert!(matches!(json(b""), Err(DecodeError::Json(_))));
-        assert!(matches!(protobuf(&[0x0a, 0xff, 0xff]), Err(DecodeError::Protobuf(_))));
-        assert!(protobuf(b"").expect("an empty message is valid").resource_spans.is_empty());
+        assert!(matches!(protobuf(Bytes::from_static(&[0x0a, 0xff, 0xff])), Err(DecodeError::Strings(_))));
+        assert!(protobuf(Bytes::new()).expect("an empty message is valid").request.resource_spans.is_empty());
     }
 }

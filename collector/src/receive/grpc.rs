@@ -1,27 +1,30 @@
 //! OTLP/gRPC receiver: the `TraceService/Export` method, served by tonic with gzip accepted and
 //! the decode size limit set. Next stop: [`Ingest`].
+//!
+//! The service is written out rather than generated so that requests decode into the
+//! pipeline's zero-copy types (`otlp.rs`); it behaves as the generated one does.
 
+use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use bytes::Buf;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::codec::CompressionEncoding;
+use tonic::codec::{CompressionEncoding, DecodeBuf, EnabledCompressionEncodings};
+use tonic::server::{NamedService, UnaryService};
+use tonic::transport::server::TcpIncoming;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use super::{Ingest, Transport};
+use crate::otlp::{self, Decoded, ExportTracePartialSuccess, ExportTraceServiceResponse};
 
 /// How long a refused client is asked to wait before retrying.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct GrpcReceiver {
     ingest: Ingest,
     max_request_bytes: usize,
@@ -43,7 +46,6 @@ impl GrpcReceiver {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), tonic::transport::Error> {
-        let max_request_bytes = self.max_request_bytes;
         // A bound on the streams of one connection bounds the request bodies HTTP/2 buffers
         // before the memory limit can refuse them; clients queue the rest.
         let mut builder =
@@ -51,14 +53,10 @@ impl GrpcReceiver {
         if let Some(tls) = self.tls.clone() {
             builder = builder.tls_config(tls)?;
         }
-        let service = TraceServiceServer::new(self)
-            .accept_compressed(CompressionEncoding::Gzip)
-            .send_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size(max_request_bytes);
         builder
             .layer(tower::util::MapResponseLayer::new(otlp_status_codes))
-            .add_service(service)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+            .add_service(self)
+            .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)
             .await
     }
 }
@@ -90,11 +88,88 @@ fn otlp_status_codes<B>(mut response: http::Response<B>) -> http::Response<B> {
 const GRPC_STATUS: &str = "grpc-status";
 const AUTHORIZATION: &str = "authorization";
 
-#[tonic::async_trait]
-impl TraceService for GrpcReceiver {
+const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+impl NamedService for GrpcReceiver {
+    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+impl tower::Service<http::Request<tonic::body::Body>> for GrpcReceiver {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        let receiver = self.clone();
+        Box::pin(async move {
+            if request.uri().path() != EXPORT_PATH {
+                return Ok(Status::unimplemented("only TraceService/Export is served").into_http());
+            }
+            let mut gzip = EnabledCompressionEncodings::default();
+            gzip.enable(CompressionEncoding::Gzip);
+            let mut grpc = tonic::server::Grpc::new(RequestCodec)
+                .apply_compression_config(gzip, gzip)
+                .apply_max_message_size_config(Some(receiver.max_request_bytes), None);
+            Ok(grpc.unary(receiver, request).await)
+        })
+    }
+}
+
+impl UnaryService<Decoded> for GrpcReceiver {
+    type Response = ExportTraceServiceResponse;
+    type Future = BoxFuture<Result<Response<ExportTraceServiceResponse>, Status>>;
+
+    fn call(&mut self, request: Request<Decoded>) -> Self::Future {
+        let receiver = self.clone();
+        Box::pin(async move { receiver.export(request).await })
+    }
+}
+
+/// Requests decode into `otlp.rs`'s types (strings as views of the message); answers encode
+/// with prost.
+#[derive(Clone, Copy, Debug, Default)]
+struct RequestCodec;
+
+#[derive(Debug)]
+struct RequestDecoder;
+
+impl tonic::codec::Decoder for RequestDecoder {
+    type Item = Decoded;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Status> {
+        let message = src.copy_to_bytes(src.remaining());
+        otlp::decode(message)
+            .map(Some)
+            .map_err(|error| Status::invalid_argument(format!("invalid ExportTraceServiceRequest: {error}")))
+    }
+}
+
+impl tonic::codec::Codec for RequestCodec {
+    type Encode = ExportTraceServiceResponse;
+    type Decode = Decoded;
+    type Encoder = tonic_prost::ProstEncoder<ExportTraceServiceResponse>;
+    type Decoder = RequestDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        tonic_prost::ProstEncoder::default()
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RequestDecoder
+    }
+}
+
+impl GrpcReceiver {
     async fn export(
         &self,
-        request: Request<ExportTraceServiceRequest>,
+        request: Request<Decoded>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
         let authorization = request.metadata().get(AUTHORIZATION).map(|value| value.as_bytes());
         if !self.ingest.authorized(authorization, Transport::Grpc) {

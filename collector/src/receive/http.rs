@@ -13,6 +13,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
+use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceResponse,
@@ -185,15 +186,15 @@ async fn export_traces(State(state): State<HttpState>, headers: HeaderMap, body:
     let content_encoding =
         headers.get(header::CONTENT_ENCODING).and_then(|value| value.to_str().ok()).map(str::trim);
     let inflated = match content_encoding {
-        None | Some("") | Some("identity") => Ok(raw.to_vec()),
-        Some(gzip) if gzip.eq_ignore_ascii_case("gzip") => decode::gunzip(&raw, limit),
+        None | Some("") | Some("identity") => Ok(raw),
+        Some(gzip) if gzip.eq_ignore_ascii_case("gzip") => decode::gunzip(&raw, limit).map(Bytes::from),
         Some(other) => {
             let message = format!("Content-Encoding {other:?} is not supported; use gzip or none");
             return fail(StatusCode::UNSUPPORTED_MEDIA_TYPE, tonic::Code::InvalidArgument, &message);
         }
     };
     let decoded = inflated.and_then(|bytes| match encoding {
-        Encoding::Protobuf => decode::protobuf(&bytes),
+        Encoding::Protobuf => decode::protobuf(bytes),
         Encoding::Json => decode::json(&bytes),
     });
     let request = match decoded {

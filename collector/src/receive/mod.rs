@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use agentrace_semconv::metric;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use bytes::Bytes;
+
+use crate::otlp::{Decoded, ExportTraceServiceRequest};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::memory::MemoryGuard;
@@ -24,23 +26,51 @@ use crate::unix_now;
 #[derive(Debug)]
 pub struct Batch {
     pub request: ExportTraceServiceRequest,
+    /// The bytes `request` was decoded from (re-encoded if the receiver dropped spans), which
+    /// forwarding reuses for the spans it does not change.
+    pub encoded: Bytes,
     pub spans: usize,
     /// With the persistent queue: answered once the request is on disk, and only then is the
     /// client acknowledged.
-    pub stored: Option<oneshot::Sender<Result<(), Refusal>>>,
+    pub stored: Option<StoreAnswer>,
 }
 
-/// Depth and capacity of one queue, read by `/metrics`.
+/// Tells the receiver whether its request is on disk (with the persistent queue).
+pub type StoreAnswer = oneshot::Sender<Result<(), Refusal>>;
+
+/// Depth and capacity of one queue, read by `/metrics`; for the ingest queue, also the spans
+/// it holds.
 #[derive(Debug)]
 pub struct QueueGauge {
     pub name: &'static str,
     pub capacity: usize,
     depth: AtomicUsize,
+    spans: AtomicUsize,
 }
+
+/// The ingest queue holds at most this many spans per request of its capacity (a queue of
+/// 256 requests: 32 768 spans), so that what it holds in memory is bounded whatever the
+/// request size; a request that arrives at an empty queue always fits.
+pub const QUEUED_SPANS_PER_REQUEST: usize = 128;
 
 impl QueueGauge {
     pub fn new(name: &'static str, capacity: usize) -> Arc<Self> {
-        Arc::new(Self { name, capacity, depth: AtomicUsize::new(0) })
+        Arc::new(Self { name, capacity, depth: AtomicUsize::new(0), spans: AtomicUsize::new(0) })
+    }
+
+    /// Counts `spans` as queued unless that takes the queue past its span bound.
+    fn reserve_spans(&self, spans: usize) -> bool {
+        let limit = self.capacity.saturating_mul(QUEUED_SPANS_PER_REQUEST);
+        self.spans
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |queued| {
+                (queued == 0 || queued + spans <= limit).then_some(queued + spans)
+            })
+            .is_ok()
+    }
+
+    /// Releases spans counted by an accepted request, once the pipeline took it.
+    pub fn release_spans(&self, spans: usize) {
+        self.spans.fetch_sub(spans, Ordering::Relaxed);
     }
 
     pub fn pushed(&self) {
@@ -156,11 +186,8 @@ impl Ingest {
 
     /// Drops spans with invalid ids (reported as partial success), then queues the rest (and,
     /// with the persistent queue, waits until they are on disk).
-    pub async fn accept(
-        &self,
-        mut request: ExportTraceServiceRequest,
-        transport: Transport,
-    ) -> Result<Accepted, Refusal> {
+    pub async fn accept(&self, decoded: Decoded, transport: Transport) -> Result<Accepted, Refusal> {
+        let Decoded { mut request, mut encoded } = decoded;
         let now = unix_now();
         let received: usize = span_count(&request);
         if self.memory.as_ref().is_some_and(|memory| memory.over_limit()) {
@@ -169,6 +196,9 @@ impl Ingest {
             return Err(Refusal::MemoryLimit);
         }
         let invalid = drop_invalid_spans(&mut request);
+        if invalid > 0 {
+            encoded = Bytes::from(prost::Message::encode_to_vec(&request));
+        }
         let spans = received - invalid;
         let (stored, on_disk) = match self.wait_for_store {
             true => {
@@ -177,8 +207,12 @@ impl Ingest {
             }
             false => (None, None),
         };
-        let batch = Batch { request, spans, stored };
-        if let Err(error) = self.queue.try_send(batch) {
+        let batch = Batch { request, encoded, spans, stored };
+        let sent = match self.gauge.reserve_spans(spans) {
+            true => self.queue.try_send(batch).inspect_err(|_| self.gauge.release_spans(spans)),
+            false => Err(mpsc::error::TrySendError::Full(batch)),
+        };
+        if let Err(error) = sent {
             let refusal = match error {
                 mpsc::error::TrySendError::Full(_) => Refusal::QueueFull,
                 mpsc::error::TrySendError::Closed(_) => Refusal::ShuttingDown,
@@ -242,7 +276,7 @@ fn drop_invalid_spans(request: &mut ExportTraceServiceRequest) -> usize {
 mod tests {
     use super::*;
     use crate::metrics::SeriesLimits;
-    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use crate::otlp::{ResourceSpans, ScopeSpans, Span};
 
     fn request(spans: Vec<Span>) -> ExportTraceServiceRequest {
         ExportTraceServiceRequest {
@@ -254,7 +288,12 @@ mod tests {
     }
 
     fn span(trace_id: Vec<u8>, span_id: Vec<u8>) -> Span {
-        Span { trace_id, span_id, ..Default::default() }
+        Span { trace_id: trace_id.into(), span_id: span_id.into(), ..Default::default() }
+    }
+
+    fn decoded(request: ExportTraceServiceRequest) -> Decoded {
+        let encoded = Bytes::from(prost::Message::encode_to_vec(&request));
+        Decoded { request, encoded }
     }
 
     fn ingest(capacity: usize) -> (Ingest, mpsc::Receiver<Batch>, Arc<Registry>) {
@@ -273,7 +312,7 @@ mod tests {
             span(vec![0; 16], vec![1; 8]),
             span(vec![1; 16], vec![0; 8]),
         ];
-        let accepted = ingest.accept(request(spans), Transport::Http).await.expect("queued");
+        let accepted = ingest.accept(decoded(request(spans)), Transport::Http).await.expect("queued");
         assert_eq!(accepted.rejected_spans, 3);
         assert_eq!(receiver.try_recv().expect("queued batch").spans, 1);
         assert_eq!(registry.value(metric::SELF_SPANS_RECEIVED_TOTAL, &["http"]), Some(4.0));
@@ -284,10 +323,24 @@ mod tests {
     async fn a_full_queue_refuses_and_counts() {
         let (ingest, _receiver, registry) = ingest(1);
         let one = || request(vec![span(vec![1; 16], vec![1; 8])]);
-        assert_eq!(ingest.accept(one(), Transport::Grpc).await, Ok(Accepted::default()));
-        assert_eq!(ingest.accept(one(), Transport::Grpc).await, Err(Refusal::QueueFull));
+        assert_eq!(ingest.accept(decoded(one()), Transport::Grpc).await, Ok(Accepted::default()));
+        assert_eq!(ingest.accept(decoded(one()), Transport::Grpc).await, Err(Refusal::QueueFull));
         assert_eq!(registry.value(metric::SELF_SPANS_REFUSED_TOTAL, &["grpc", "queue_full"]), Some(1.0));
         assert_eq!(registry.value(metric::SELF_SPANS_RECEIVED_TOTAL, &["grpc"]), Some(1.0));
+    }
+
+    #[tokio::test]
+    async fn the_queue_is_also_bounded_in_spans() {
+        let (ingest, mut receiver, registry) = ingest(2);
+        let spans = |count: u8| request((0..count).map(|n| span(vec![n + 1; 16], vec![1; 8])).collect());
+        // Capacity 2: two requests, and 256 spans however many requests that is.
+        assert_eq!(ingest.accept(decoded(spans(200)), Transport::Grpc).await, Ok(Accepted::default()));
+        assert_eq!(ingest.accept(decoded(spans(100)), Transport::Grpc).await, Err(Refusal::QueueFull));
+        assert_eq!(registry.value(metric::SELF_SPANS_REFUSED_TOTAL, &["grpc", "queue_full"]), Some(100.0));
+        let taken = receiver.try_recv().expect("queued");
+        ingest.gauge.popped();
+        ingest.gauge.release_spans(taken.spans);
+        assert_eq!(ingest.accept(decoded(spans(250)), Transport::Grpc).await, Ok(Accepted::default()));
     }
 
     #[test]
@@ -312,7 +365,8 @@ mod tests {
     async fn over_the_memory_limit_requests_are_refused() {
         let (ingest, _receiver, registry) = ingest(4);
         let ingest = ingest.with_memory_guard(Some(MemoryGuard::new(1)));
-        let refused = ingest.accept(request(vec![span(vec![1; 16], vec![1; 8])]), Transport::Http).await;
+        let refused =
+            ingest.accept(decoded(request(vec![span(vec![1; 16], vec![1; 8])])), Transport::Http).await;
         assert_eq!(refused, Err(Refusal::MemoryLimit));
         assert_eq!(registry.value(metric::SELF_SPANS_REFUSED_TOTAL, &["http", "memory_limit"]), Some(1.0));
     }
@@ -321,7 +375,8 @@ mod tests {
     async fn a_closed_queue_refuses_as_shutting_down() {
         let (ingest, receiver, _registry) = ingest(1);
         drop(receiver);
-        let refused = ingest.accept(request(vec![span(vec![1; 16], vec![1; 8])]), Transport::Grpc).await;
+        let refused =
+            ingest.accept(decoded(request(vec![span(vec![1; 16], vec![1; 8])])), Transport::Grpc).await;
         assert_eq!(refused, Err(Refusal::ShuttingDown));
     }
 }

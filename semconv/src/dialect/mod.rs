@@ -11,7 +11,9 @@
 mod evaluations;
 mod tables;
 
-use std::collections::{HashMap, HashSet};
+// Looked up once per span attribute: foldhash rather than SipHash (the keys are the tables'
+// own, not attacker-chosen).
+use foldhash::{HashMap, HashMapExt, HashSet};
 
 pub use evaluations::indexed_evaluations;
 pub use tables::{
