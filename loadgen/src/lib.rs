@@ -4,6 +4,13 @@
 //! JSON, gzip optional), either at a fixed request rate or as a closed loop with N requests in
 //! flight, and reports sent, acknowledged and refused counts and latency percentiles. `sink`
 //! accepts OTLP/gRPC and counts spans, for end-to-end accounting.
+//!
+//! Both sides are built to cost little next to the receiver under test: requests are generated
+//! and encoded once, before the clock starts, into a pool that the run cycles through, and the
+//! sink counts spans by walking the protobuf wire format without decoding them. So that a
+//! receiver that groups spans by trace sees each trace once, as in real traffic, a protobuf
+//! request sent again gets fresh trace ids: the 8 bytes of each trace id that hold the
+//! request's sequence number are overwritten with the number of this send.
 
 pub mod workload;
 
@@ -11,11 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use anyhow::Context as _;
 use bytes::Bytes;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -49,6 +53,8 @@ pub struct SendPlan {
     pub pace: Pace,
     pub duration: Duration,
     pub seed: u64,
+    /// Distinct requests generated and encoded before the run; the run cycles through them.
+    pub pool: usize,
 }
 
 /// What a run did.
@@ -71,7 +77,7 @@ pub struct Report {
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 enum Client {
-    Grpc(TraceServiceClient<tonic::transport::Channel>),
+    Grpc(tonic::client::Grpc<tonic::transport::Channel>),
     Http {
         client: hyper_util::client::legacy::Client<
             hyper_util::client::legacy::connect::HttpConnector,
@@ -97,7 +103,7 @@ impl Client {
             Protocol::Grpc => {
                 let channel =
                     tonic::transport::Endpoint::from_shared(plan.endpoint.clone())?.connect().await?;
-                let client = TraceServiceClient::new(channel);
+                let client = tonic::client::Grpc::new(channel);
                 Self::Grpc(if plan.gzip {
                     client.send_compressed(tonic::codec::CompressionEncoding::Gzip)
                 } else {
@@ -119,10 +125,12 @@ impl Client {
         })
     }
 
-    async fn send(&mut self, request: ExportTraceServiceRequest) -> Outcome {
+    /// Sends one pre-encoded request: protobuf for gRPC, the HTTP body (already compressed
+    /// when gzip is on) for HTTP.
+    async fn send(&mut self, body: Bytes) -> Outcome {
         match self {
-            Self::Grpc(client) => match client.export(request).await {
-                Ok(_) => Outcome::Acknowledged,
+            Self::Grpc(client) => match export_encoded(client, body).await {
+                Ok(()) => Outcome::Acknowledged,
                 Err(status)
                     if matches!(status.code(), tonic::Code::Unavailable | tonic::Code::ResourceExhausted) =>
                 {
@@ -131,21 +139,13 @@ impl Client {
                 Err(_) => Outcome::Failed,
             },
             Self::Http { client, url, json, gzip } => {
-                let (content_type, mut body) = if *json {
-                    ("application/json", serde_json::to_vec(&request).unwrap_or_default())
-                } else {
-                    ("application/x-protobuf", request.encode_to_vec())
-                };
+                let content_type = if *json { "application/json" } else { "application/x-protobuf" };
                 let mut builder =
                     http::Request::post(url.clone()).header(http::header::CONTENT_TYPE, content_type);
                 if *gzip {
-                    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                    if std::io::Write::write_all(&mut encoder, &body).is_ok() {
-                        body = encoder.finish().unwrap_or_default();
-                    }
                     builder = builder.header(http::header::CONTENT_ENCODING, "gzip");
                 }
-                let Ok(post) = builder.body(http_body_util::Full::new(Bytes::from(body))) else {
+                let Ok(post) = builder.body(http_body_util::Full::new(body)) else {
                     return Outcome::Failed;
                 };
                 match client.request(post).await {
@@ -155,6 +155,104 @@ impl Client {
                 }
             }
         }
+    }
+}
+
+/// One encoded request of the pool, and where its trace ids' sequence numbers are.
+struct Pooled {
+    body: Bytes,
+    /// Offsets of the first 8 bytes of every trace id (protobuf bodies only).
+    trace_id_offsets: Vec<usize>,
+}
+
+impl Pooled {
+    fn new(plan: &SendPlan, request: &ExportTraceServiceRequest, sequence: u64) -> anyhow::Result<Self> {
+        let body = encode(plan, request)?;
+        let patchable =
+            plan.protocol == Protocol::Grpc || (plan.protocol == Protocol::HttpProtobuf && !plan.gzip);
+        // A trace id field: tag 1, length 16, then the id, whose first 8 bytes are `sequence`.
+        let mut pattern = vec![0x0a, 0x10];
+        pattern.extend_from_slice(&sequence.to_be_bytes());
+        let trace_id_offsets = match patchable {
+            true => body
+                .windows(pattern.len())
+                .enumerate()
+                .filter(|(_, window)| *window == pattern.as_slice())
+                .map(|(offset, _)| offset + 2)
+                .collect(),
+            false => Vec::new(),
+        };
+        Ok(Self { body, trace_id_offsets })
+    }
+
+    /// The body to send as request number `sequence` of the run.
+    fn body(&self, sequence: u64) -> Bytes {
+        if self.trace_id_offsets.is_empty() {
+            return self.body.clone();
+        }
+        let mut body = bytes::BytesMut::from(self.body.as_ref());
+        for offset in &self.trace_id_offsets {
+            body[*offset..*offset + 8].copy_from_slice(&sequence.to_be_bytes());
+        }
+        body.freeze()
+    }
+}
+
+/// The body of one request as `plan` sends it.
+fn encode(plan: &SendPlan, request: &ExportTraceServiceRequest) -> anyhow::Result<Bytes> {
+    let body = match plan.protocol {
+        Protocol::Grpc => return Ok(request.encode_to_vec().into()),
+        Protocol::HttpJson => serde_json::to_vec(request)?,
+        Protocol::HttpProtobuf => request.encode_to_vec(),
+    };
+    if !plan.gzip {
+        return Ok(body.into());
+    }
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut encoder, &body)?;
+    Ok(encoder.finish()?.into())
+}
+
+const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+/// One OTLP/gRPC export of an already encoded request.
+async fn export_encoded(
+    client: &mut tonic::client::Grpc<tonic::transport::Channel>,
+    body: Bytes,
+) -> Result<(), tonic::Status> {
+    client.ready().await.map_err(|error| tonic::Status::unavailable(error.to_string()))?;
+    let path = http::uri::PathAndQuery::from_static(EXPORT_PATH);
+    client.unary(tonic::Request::new(body), path, EncodedCodec).await.map(|_| ())
+}
+
+/// Sends bytes that are already an encoded message; reads the answer with prost.
+#[derive(Clone, Copy, Default)]
+struct EncodedCodec;
+
+struct EncodedEncoder;
+
+impl tonic::codec::Encoder for EncodedEncoder {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        bytes::BufMut::put(dst, item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Codec for EncodedCodec {
+    type Encode = Bytes;
+    type Decode = ExportTraceServiceResponse;
+    type Encoder = EncodedEncoder;
+    type Decoder = tonic_prost::ProstDecoder<ExportTraceServiceResponse>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        EncodedEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        tonic_prost::ProstDecoder::default()
     }
 }
 
@@ -175,16 +273,24 @@ fn unix_nanos() -> u64 {
 pub async fn send(plan: SendPlan) -> anyhow::Result<Report> {
     let tally = Arc::new(Tally::default());
     let next = Arc::new(AtomicU64::new(0));
+    let spans_per_request = plan.workload.spans_per_request() as u64;
+    let now = unix_nanos();
+    let pool: Arc<[Pooled]> = (0..plan.pool.max(1) as u64)
+        .map(|sequence| {
+            let request =
+                Generator::new(plan.workload, plan.seed.wrapping_add(sequence), now).request(sequence);
+            Pooled::new(&plan, &request, sequence)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?
+        .into();
     let started = Instant::now();
     let deadline = started + plan.duration;
-    let spans_per_request = plan.workload.spans_per_request() as u64;
     let mut workers = tokio::task::JoinSet::new();
-    let one = move |mut client: Client, sequence: u64, tally: Arc<Tally>, plan: SendPlan| async move {
-        let request =
-            Generator::new(plan.workload, plan.seed.wrapping_add(sequence), unix_nanos()).request(sequence);
+    let one = move |mut client: Client, sequence: u64, tally: Arc<Tally>, pool: Arc<[Pooled]>| async move {
+        let body = pool[(sequence % pool.len() as u64) as usize].body(sequence);
         tally.requests_sent.fetch_add(1, Ordering::Relaxed);
         let sent_at = Instant::now();
-        let outcome = client.send(request).await;
+        let outcome = client.send(body).await;
         let latency = sent_at.elapsed();
         match outcome {
             Outcome::Acknowledged => {
@@ -205,12 +311,12 @@ pub async fn send(plan: SendPlan) -> anyhow::Result<Report> {
     match plan.pace {
         Pace::InFlight(in_flight) => {
             for _ in 0..in_flight.max(1) {
-                let (plan, tally, next) = (plan.clone(), tally.clone(), next.clone());
+                let (tally, next, pool) = (tally.clone(), next.clone(), pool.clone());
                 let mut client = Client::connect(&plan).await?;
                 workers.spawn(async move {
                     while Instant::now() < deadline {
                         let sequence = next.fetch_add(1, Ordering::Relaxed);
-                        client = one(client, sequence, tally.clone(), plan.clone()).await;
+                        client = one(client, sequence, tally.clone(), pool.clone()).await;
                     }
                 });
             }
@@ -223,7 +329,7 @@ pub async fn send(plan: SendPlan) -> anyhow::Result<Report> {
             while Instant::now() < deadline {
                 ticks.tick().await;
                 let sequence = next.fetch_add(1, Ordering::Relaxed);
-                let request = one(client.clone(), sequence, tally.clone(), plan.clone());
+                let request = one(client.clone(), sequence, tally.clone(), pool.clone());
                 workers.spawn(async move {
                     request.await;
                 });
@@ -258,30 +364,48 @@ pub async fn send(plan: SendPlan) -> anyhow::Result<Report> {
     })
 }
 
+/// What a decode-only run did.
+#[derive(Clone, Debug, Serialize)]
+pub struct DecodeReport {
+    pub spans_decoded: u64,
+    pub elapsed_secs: f64,
+    pub spans_per_sec: f64,
+}
+
+/// Decodes the workload's encoded requests with prost, one after the other, for `duration`:
+/// the most any receiver that decodes its input can do with these bytes on this core.
+pub fn decode_only(
+    workload: Workload,
+    seed: u64,
+    pool: usize,
+    duration: Duration,
+) -> anyhow::Result<DecodeReport> {
+    let pool: Vec<Bytes> = (0..pool.max(1) as u64)
+        .map(|sequence| Generator::new(workload, seed.wrapping_add(sequence), 0).request(sequence))
+        .map(|request| Bytes::from(request.encode_to_vec()))
+        .collect();
+    let started = Instant::now();
+    let mut spans_decoded = 0u64;
+    while started.elapsed() < duration {
+        for body in &pool {
+            let request = ExportTraceServiceRequest::decode(body.clone())?;
+            spans_decoded += std::hint::black_box(&request)
+                .resource_spans
+                .iter()
+                .flat_map(|resource| &resource.scope_spans)
+                .map(|scope| scope.spans.len() as u64)
+                .sum::<u64>();
+        }
+    }
+    let elapsed_secs = started.elapsed().as_secs_f64();
+    Ok(DecodeReport { spans_decoded, elapsed_secs, spans_per_sec: spans_decoded as f64 / elapsed_secs })
+}
+
 /// An OTLP/gRPC endpoint that acknowledges everything and counts spans.
 #[derive(Clone, Debug, Default)]
 pub struct CountingSink {
     pub spans: Arc<AtomicU64>,
     pub requests: Arc<AtomicU64>,
-}
-
-#[tonic::async_trait]
-impl TraceService for CountingSink {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let spans: usize = request
-            .get_ref()
-            .resource_spans
-            .iter()
-            .flat_map(|resource| &resource.scope_spans)
-            .map(|scope| scope.spans.len())
-            .sum();
-        self.spans.fetch_add(spans as u64, Ordering::Relaxed);
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
-    }
 }
 
 impl CountingSink {
@@ -292,12 +416,163 @@ impl CountingSink {
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), tonic::transport::Error> {
         tonic::transport::Server::builder()
-            .add_service(
-                TraceServiceServer::new(self.clone())
-                    .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
-                    .max_decoding_message_size(64 * 1024 * 1024),
+            .add_service(self.clone())
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                shutdown,
             )
-            .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
             .await
+    }
+}
+
+impl tonic::server::NamedService for CountingSink {
+    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+}
+
+impl tonic::server::UnaryService<u64> for CountingSink {
+    type Response = ExportTraceServiceResponse;
+    type Future = std::future::Ready<Result<tonic::Response<Self::Response>, tonic::Status>>;
+
+    fn call(&mut self, request: tonic::Request<u64>) -> Self::Future {
+        self.spans.fetch_add(*request.get_ref(), Ordering::Relaxed);
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        std::future::ready(Ok(tonic::Response::new(ExportTraceServiceResponse::default())))
+    }
+}
+
+impl tower::Service<http::Request<tonic::body::Body>> for CountingSink {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send + 'static>,
+    >;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        let sink = self.clone();
+        Box::pin(async move {
+            if request.uri().path() != EXPORT_PATH {
+                return Ok(tonic::Status::unimplemented("only trace export").into_http());
+            }
+            let mut accept = tonic::codec::EnabledCompressionEncodings::default();
+            accept.enable(tonic::codec::CompressionEncoding::Gzip);
+            let grpc = tonic::server::Grpc::new(CountingCodec)
+                .apply_compression_config(accept, tonic::codec::EnabledCompressionEncodings::default());
+            let mut grpc = grpc.apply_max_message_size_config(Some(64 * 1024 * 1024), None);
+            Ok(grpc.unary(sink, request).await)
+        })
+    }
+}
+
+/// Decodes an export request into its span count only.
+#[derive(Clone, Copy, Default)]
+struct CountingCodec;
+
+struct SpanCounter;
+
+impl tonic::codec::Decoder for SpanCounter {
+    type Item = u64;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<u64>, tonic::Status> {
+        let length = bytes::Buf::remaining(src);
+        let message = bytes::Buf::copy_to_bytes(src, length);
+        count_spans(&message).map(Some).map_err(|error| tonic::Status::invalid_argument(error.to_string()))
+    }
+}
+
+impl tonic::codec::Codec for CountingCodec {
+    type Encode = ExportTraceServiceResponse;
+    type Decode = u64;
+    type Encoder = tonic_prost::ProstEncoder<ExportTraceServiceResponse>;
+    type Decoder = SpanCounter;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        tonic_prost::ProstEncoder::default()
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        SpanCounter
+    }
+}
+
+/// Spans in an encoded `ExportTraceServiceRequest`: the `spans` fields (2) of the
+/// `scope_spans` (2) of the `resource_spans` (1), each counted and skipped, not decoded.
+pub fn count_spans(message: &[u8]) -> anyhow::Result<u64> {
+    // Field numbers of the nested messages that lead to a span, outermost first.
+    const PATH: [u32; 3] = [1, 2, 2];
+    fn walk(mut buf: &[u8], depth: usize) -> anyhow::Result<u64> {
+        use prost::encoding::{decode_key, decode_varint, skip_field, DecodeContext, WireType};
+        let mut count = 0;
+        while !buf.is_empty() {
+            let (tag, wire_type) = decode_key(&mut buf)?;
+            if tag != PATH[depth] || wire_type != WireType::LengthDelimited {
+                skip_field(wire_type, tag, &mut buf, DecodeContext::default())?;
+                continue;
+            }
+            let length = usize::try_from(decode_varint(&mut buf)?)
+                .ok()
+                .filter(|length| *length <= buf.len())
+                .context("length past the end of the message")?;
+            let (field, rest) = buf.split_at(length);
+            count += if depth + 1 == PATH.len() { 1 } else { walk(field, depth + 1)? };
+            buf = rest;
+        }
+        Ok(count)
+    }
+    walk(message, 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(protocol: Protocol) -> SendPlan {
+        SendPlan {
+            endpoint: String::new(),
+            protocol,
+            gzip: false,
+            workload: Workload::W1,
+            pace: Pace::InFlight(1),
+            duration: Duration::ZERO,
+            seed: 1,
+            pool: 1,
+        }
+    }
+
+    #[test]
+    fn a_request_sent_again_carries_fresh_trace_ids_and_nothing_else_changes() {
+        let request = Generator::new(Workload::W1, 1, 0).request(3);
+        let pooled = Pooled::new(&plan(Protocol::Grpc), &request, 3).expect("encodes");
+        assert!(!pooled.trace_id_offsets.is_empty());
+        let again = ExportTraceServiceRequest::decode(pooled.body(1_000_003)).expect("decodes");
+        let spans = |request: &ExportTraceServiceRequest| -> Vec<_> {
+            request.resource_spans.iter().flat_map(|r| &r.scope_spans).flat_map(|s| s.spans.clone()).collect()
+        };
+        let (before, after) = (spans(&request), spans(&again));
+        assert_eq!(before.len(), after.len());
+        for (old, new) in before.iter().zip(&after) {
+            assert_eq!(new.trace_id[..8], 1_000_003u64.to_be_bytes());
+            assert_eq!(new.trace_id[8..], old.trace_id[8..]);
+            assert_eq!(
+                (&new.span_id, &new.name, &new.attributes),
+                (&old.span_id, &old.name, &old.attributes)
+            );
+        }
+    }
+
+    #[test]
+    fn spans_are_counted_without_decoding_them() {
+        for workload in [Workload::W0, Workload::W1, Workload::W2] {
+            let request = Generator::new(workload, 1, 0).request(0);
+            assert_eq!(
+                count_spans(&request.encode_to_vec()).expect("counts"),
+                workload.spans_per_request() as u64
+            );
+        }
+        assert!(count_spans(&[0x0a, 0x05, 0x12]).is_err(), "a length past the end");
     }
 }

@@ -1,11 +1,17 @@
 //! `agentrace-loadgen send …` drives an OTLP receiver with a fixed-seed workload and prints a
 //! JSON report; `agentrace-loadgen sink …` counts the spans it receives and prints the count
-//! every second and at the end.
+//! four times a second and at the end; `agentrace-loadgen decode …` measures prost decoding
+//! the workload's requests, the limit a receiver's throughput is compared with.
 
 use std::time::Duration;
 
-use agentrace_loadgen::{send, CountingSink, Pace, Protocol, SendPlan, Workload};
+use agentrace_loadgen::{decode_only, send, CountingSink, Pace, Protocol, SendPlan, Workload};
 use clap::{Parser, Subcommand};
+
+// The collector's allocator: `decode`, the limit its throughput is compared with, is measured
+// with the same one.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Debug, Parser)]
 #[command(name = "agentrace-loadgen", about = "OTLP load generator and counting sink")]
@@ -35,6 +41,21 @@ enum Command {
         duration_secs: f64,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Distinct requests generated and encoded before the run starts; the run cycles
+        /// through them, so that generating load costs little next to receiving it.
+        #[arg(long, default_value_t = 64)]
+        pool: usize,
+    },
+    /// Decode the workload's encoded requests in a tight loop and report spans per second.
+    Decode {
+        #[arg(long, value_enum, default_value = "w1")]
+        workload: Workload,
+        #[arg(long, default_value_t = 5.0)]
+        duration_secs: f64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 64)]
+        pool: usize,
     },
     /// Accept OTLP/gRPC and count spans.
     Sink {
@@ -49,7 +70,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Send { endpoint, protocol, gzip, workload, rate, in_flight, duration_secs, seed } => {
+        Command::Send { endpoint, protocol, gzip, workload, rate, in_flight, duration_secs, seed, pool } => {
             let pace = rate.map_or(Pace::InFlight(in_flight), Pace::Rate);
             let plan = SendPlan {
                 endpoint,
@@ -59,8 +80,13 @@ async fn main() -> anyhow::Result<()> {
                 pace,
                 duration: Duration::from_secs_f64(duration_secs),
                 seed,
+                pool,
             };
             println!("{}", serde_json::to_string(&send(plan).await?)?);
+        }
+        Command::Decode { workload, duration_secs, seed, pool } => {
+            let report = decode_only(workload, seed, pool, Duration::from_secs_f64(duration_secs))?;
+            println!("{}", serde_json::to_string(&report)?);
         }
         Command::Sink { listen, duration_secs } => {
             let sink = CountingSink::default();
@@ -68,7 +94,7 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("listening {}", listener.local_addr()?);
             let counts = sink.clone();
             tokio::spawn(async move {
-                let mut ticks = tokio::time::interval(Duration::from_secs(1));
+                let mut ticks = tokio::time::interval(Duration::from_millis(250));
                 loop {
                     ticks.tick().await;
                     eprintln!("spans {}", counts.spans.load(std::sync::atomic::Ordering::Relaxed));

@@ -9,7 +9,16 @@ use agentrace_loadgen::{send, CountingSink, Pace, Protocol, SendPlan, Workload};
 use tokio::net::TcpListener;
 
 fn plan(endpoint: String, protocol: Protocol, gzip: bool, workload: Workload, pace: Pace) -> SendPlan {
-    SendPlan { endpoint, protocol, gzip, workload, pace, duration: Duration::from_millis(700), seed: 1 }
+    SendPlan {
+        endpoint,
+        protocol,
+        gzip,
+        workload,
+        pace,
+        duration: Duration::from_millis(700),
+        seed: 1,
+        pool: 4,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
