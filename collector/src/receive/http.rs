@@ -95,6 +95,10 @@ impl HttpReceiver {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        // Without TCP_NODELAY a small answer can wait for the client's delayed ACK (~40 ms).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
+            let _ = stream.set_nodelay(true);
+        });
         axum::serve(listener, self.router()).with_graceful_shutdown(shutdown).await
     }
 
@@ -114,7 +118,10 @@ impl HttpReceiver {
             tokio::select! {
                 accepted = listener.accept() => {
                     let (stream, _) = match accepted {
-                        Ok(accepted) => accepted,
+                        Ok(accepted) => {
+                            let _ = accepted.0.set_nodelay(true);
+                            accepted
+                        }
                         Err(error) => {
                             tracing::debug!(%error, "accept failed");
                             continue;
