@@ -295,37 +295,39 @@ impl Decoded {
 /// The forwarding view of `request`, which must still be the request `encoded` holds but for
 /// the spans at `changed` ([resource, scope, span]) and any resource or scope attributes:
 /// those are taken from `request`.
+///
+/// A span not in `changed` goes out as it came in, fields this version of OTLP does not know
+/// included (a newer client's fields reach the trace endpoint); redaction works on the
+/// attribute fields OTLP defines, and a span it changes is re-encoded.
 pub fn forwarding_view(
     request: &ExportTraceServiceRequest,
     encoded: &Bytes,
     changed: &[[usize; 3]],
 ) -> Result<raw::ExportTraceServiceRequest, prost::DecodeError> {
-    {
-        let mut view = raw::ExportTraceServiceRequest::decode(encoded.clone())?;
-        for (raw_resource, resource) in view.resource_spans.iter_mut().zip(&request.resource_spans) {
-            raw_resource.resource.clone_from(&resource.resource);
-            for (raw_scope, scope) in raw_resource.scope_spans.iter_mut().zip(&resource.scope_spans) {
-                raw_scope.scope.clone_from(&scope.scope);
-            }
+    let mut view = raw::ExportTraceServiceRequest::decode(encoded.clone())?;
+    for (raw_resource, resource) in view.resource_spans.iter_mut().zip(&request.resource_spans) {
+        raw_resource.resource.clone_from(&resource.resource);
+        for (raw_scope, scope) in raw_resource.scope_spans.iter_mut().zip(&resource.scope_spans) {
+            raw_scope.scope.clone_from(&scope.scope);
         }
-        for [resource, scope, span] in changed.iter().copied() {
-            let encoded = request
-                .resource_spans
-                .get(resource)
-                .and_then(|resource_spans| resource_spans.scope_spans.get(scope))
-                .and_then(|scope_spans| scope_spans.spans.get(span))
-                .map(|span| Bytes::from(span.encode_to_vec()));
-            let slot = view
-                .resource_spans
-                .get_mut(resource)
-                .and_then(|resource_spans| resource_spans.scope_spans.get_mut(scope))
-                .and_then(|scope_spans| scope_spans.spans.get_mut(span));
-            if let (Some(encoded), Some(slot)) = (encoded, slot) {
-                *slot = encoded;
-            }
-        }
-        Ok(view)
     }
+    for [resource, scope, span] in changed.iter().copied() {
+        let encoded = request
+            .resource_spans
+            .get(resource)
+            .and_then(|resource_spans| resource_spans.scope_spans.get(scope))
+            .and_then(|scope_spans| scope_spans.spans.get(span))
+            .map(|span| Bytes::from(span.encode_to_vec()));
+        let slot = view
+            .resource_spans
+            .get_mut(resource)
+            .and_then(|resource_spans| resource_spans.scope_spans.get_mut(scope))
+            .and_then(|scope_spans| scope_spans.spans.get_mut(span));
+        if let (Some(encoded), Some(slot)) = (encoded, slot) {
+            *slot = encoded;
+        }
+    }
+    Ok(view)
 }
 
 /// Why a request could not be decoded.

@@ -1,9 +1,10 @@
 //! The processing stage: each queued request is normalized span by span, derived into
 //! observations and applied to the registry; LLM and model-load spans are matched against the
 //! GPU samples of their window; what was learned about a span (cost, GPU picture) is added to
-//! it (`enrich`); content and listed attributes are redacted (`redact`); then the request goes on to the export queue (and waits there when that
-//! queue is full, which backs the receivers up into refusing). A one-second tick flushes the
-//! agent-graph window and expires idle series.
+//! it (`enrich`); content and listed attributes are redacted (`redact`); then the request goes
+//! on to the export queue as its received bytes with only the changed spans re-encoded (and
+//! waits there when that queue is full, which backs the receivers up into refusing). A
+//! one-second tick flushes the agent-graph window and expires idle series.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -220,9 +221,6 @@ fn local_pids(request: &ExportTraceServiceRequest, gpu: &GpuState, now: f64) -> 
         .collect()
 }
 
-/// Normalizes and derives every span of `request` into `out`. Returns, for the spans with
-/// something to add (a cost) or to look up (a GPU window), their facts and queries, in step.
-/// Pure apart from the deriver's agent-graph window.
 /// What is forwarded: the received bytes, with the spans at `changed` re-encoded from
 /// `request` (and resources and scopes taken from it). Should the bytes not decode, which
 /// cannot happen to bytes that decoded once, the whole request is re-encoded.
@@ -234,6 +232,9 @@ fn forwarding_view(
     otlp::forwarding_view(request, encoded, changed).or_else(|_| otlp::convert(request)).unwrap_or_default()
 }
 
+/// Normalizes and derives every span of `request` into `out`. Returns, for the spans with
+/// something to add (a cost) or to look up (a GPU window), their facts and queries, in step.
+/// Pure apart from the deriver's agent-graph window.
 pub fn derive_request<'a>(
     normalizer: &Normalizer,
     deriver: &mut Deriver,

@@ -163,7 +163,9 @@ pub async fn run(
         }
         http.await.context("http receiver task")?.context("otlp http receiver")?;
         processor_stopped.await.context("processor thread ended early")?;
-        let _ = processor_thread.join();
+        if tokio::task::spawn_blocking(move || processor_thread.join()).await.is_err() {
+            tracing::warn!("processor thread did not stop cleanly");
+        }
         // Everything received is now written; the disk exporter may stop once the queue is empty.
         draining.cancel();
         anyhow::Ok(())

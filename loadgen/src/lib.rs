@@ -10,7 +10,8 @@
 //! sink counts spans by walking the protobuf wire format without decoding them. So that a
 //! receiver that groups spans by trace sees each trace once, as in real traffic, a protobuf
 //! request sent again gets fresh trace ids: the 8 bytes of each trace id that hold the
-//! request's sequence number are overwritten with the number of this send.
+//! request's sequence number are overwritten with the number of this send. (Gzip and JSON
+//! bodies are sent again as they are: their trace ids repeat once per pool.)
 
 pub mod workload;
 
@@ -213,7 +214,7 @@ fn encode(plan: &SendPlan, request: &ExportTraceServiceRequest) -> anyhow::Resul
     Ok(encoder.finish()?.into())
 }
 
-const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+use agentrace_semconv::otlp::{GRPC_TRACES_EXPORT_PATH as EXPORT_PATH, GRPC_TRACE_SERVICE};
 
 /// One OTLP/gRPC export of an already encoded request.
 async fn export_encoded(
@@ -426,7 +427,7 @@ impl CountingSink {
 }
 
 impl tonic::server::NamedService for CountingSink {
-    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+    const NAME: &'static str = GRPC_TRACE_SERVICE;
 }
 
 impl tonic::server::UnaryService<u64> for CountingSink {

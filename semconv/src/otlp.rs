@@ -1,7 +1,13 @@
-//! OTLP/HTTP addressing shared by the SDK, the collector and the load generator.
+//! OTLP addressing shared by the SDK, the collector and the load generator.
 
 /// The path of the OTLP/HTTP traces endpoint.
 pub const TRACES_PATH: &str = "/v1/traces";
+
+/// The gRPC method path of a trace export.
+pub const GRPC_TRACES_EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+/// The gRPC service name of trace export.
+pub const GRPC_TRACE_SERVICE: &str = "opentelemetry.proto.collector.trace.v1.TraceService";
 
 /// `http://host:4318` → `http://host:4318/v1/traces`; a URL that has a path is kept.
 pub fn http_traces_url(endpoint: &str) -> String {

@@ -31,7 +31,7 @@ type SpanId = [u8; 8];
 const MAX_CHAIN: usize = 256;
 
 /// Most distinct names (services, agents, graph nodes) kept for sharing; past it, names are
-/// still correct but each span gets its own copy.
+/// still correct but each span gets its own copy until the next tick starts afresh.
 const MAX_SHARED_NAMES: usize = 10_000;
 
 #[derive(Clone, Copy, Debug)]
@@ -235,6 +235,10 @@ impl AgentGraph {
 
     /// Flushes traces idle for the pairing window or older than the maximum age.
     pub fn flush_idle(&mut self, now: f64, out: &mut Vec<Observation>) {
+        // Full of names that may be gone: start sharing afresh (live state keeps its copies).
+        if self.names.len() >= MAX_SHARED_NAMES {
+            self.names.clear();
+        }
         let config = self.config;
         let done: Vec<TraceId> = self
             .traces

@@ -451,8 +451,7 @@ async fn export_grpc(
     request: Bytes,
 ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
     client.ready().await.map_err(|error| tonic::Status::unavailable(format!("not ready: {error}")))?;
-    let path =
-        http::uri::PathAndQuery::from_static("/opentelemetry.proto.collector.trace.v1.TraceService/Export");
+    let path = http::uri::PathAndQuery::from_static(agentrace_semconv::otlp::GRPC_TRACES_EXPORT_PATH);
     client.unary(tonic::Request::new(request), path, EncodedCodec).await
 }
 

@@ -88,10 +88,10 @@ fn otlp_status_codes<B>(mut response: http::Response<B>) -> http::Response<B> {
 const GRPC_STATUS: &str = "grpc-status";
 const AUTHORIZATION: &str = "authorization";
 
-const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+use agentrace_semconv::otlp::{GRPC_TRACES_EXPORT_PATH as EXPORT_PATH, GRPC_TRACE_SERVICE};
 
 impl NamedService for GrpcReceiver {
-    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+    const NAME: &'static str = GRPC_TRACE_SERVICE;
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
