@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use agentrace_semconv::otlp::{GRPC_TRACES_EXPORT_PATH as EXPORT_PATH, GRPC_TRACE_SERVICE};
 use anyhow::Context as _;
 use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::trace::v1::{
@@ -130,8 +131,8 @@ impl Client {
     /// when gzip is on) for HTTP.
     async fn send(&mut self, body: Bytes) -> Outcome {
         match self {
-            Self::Grpc(client) => match export_encoded(client, body).await {
-                Ok(()) => Outcome::Acknowledged,
+            Self::Grpc(client) => match agentrace_collector::export::otlp::export_grpc(client, body).await {
+                Ok(_) => Outcome::Acknowledged,
                 Err(status)
                     if matches!(status.code(), tonic::Code::Unavailable | tonic::Code::ResourceExhausted) =>
                 {
@@ -212,49 +213,6 @@ fn encode(plan: &SendPlan, request: &ExportTraceServiceRequest) -> anyhow::Resul
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     std::io::Write::write_all(&mut encoder, &body)?;
     Ok(encoder.finish()?.into())
-}
-
-use agentrace_semconv::otlp::{GRPC_TRACES_EXPORT_PATH as EXPORT_PATH, GRPC_TRACE_SERVICE};
-
-/// One OTLP/gRPC export of an already encoded request.
-async fn export_encoded(
-    client: &mut tonic::client::Grpc<tonic::transport::Channel>,
-    body: Bytes,
-) -> Result<(), tonic::Status> {
-    client.ready().await.map_err(|error| tonic::Status::unavailable(error.to_string()))?;
-    let path = http::uri::PathAndQuery::from_static(EXPORT_PATH);
-    client.unary(tonic::Request::new(body), path, EncodedCodec).await.map(|_| ())
-}
-
-/// Sends bytes that are already an encoded message; reads the answer with prost.
-#[derive(Clone, Copy, Default)]
-struct EncodedCodec;
-
-struct EncodedEncoder;
-
-impl tonic::codec::Encoder for EncodedEncoder {
-    type Item = Bytes;
-    type Error = tonic::Status;
-
-    fn encode(&mut self, item: Bytes, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
-        bytes::BufMut::put(dst, item);
-        Ok(())
-    }
-}
-
-impl tonic::codec::Codec for EncodedCodec {
-    type Encode = Bytes;
-    type Decode = ExportTraceServiceResponse;
-    type Encoder = EncodedEncoder;
-    type Decoder = tonic_prost::ProstDecoder<ExportTraceServiceResponse>;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        EncodedEncoder
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        tonic_prost::ProstDecoder::default()
-    }
 }
 
 #[derive(Default)]

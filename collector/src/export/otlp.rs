@@ -445,8 +445,8 @@ impl OtlpExporter {
     }
 }
 
-/// `TraceService/Export` of an already encoded request.
-async fn export_grpc(
+/// `TraceService/Export` of an already encoded request (the load generator sends with it too).
+pub async fn export_grpc(
     client: &mut tonic::client::Grpc<Channel>,
     request: Bytes,
 ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {

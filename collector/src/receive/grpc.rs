@@ -10,6 +10,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use agentrace_semconv::otlp::{GRPC_TRACES_EXPORT_PATH as EXPORT_PATH, GRPC_TRACE_SERVICE};
 use bytes::Buf;
 use tokio::net::TcpListener;
 use tonic::codec::{CompressionEncoding, DecodeBuf, EnabledCompressionEncodings};
@@ -87,8 +88,6 @@ fn otlp_status_codes<B>(mut response: http::Response<B>) -> http::Response<B> {
 
 const GRPC_STATUS: &str = "grpc-status";
 const AUTHORIZATION: &str = "authorization";
-
-use agentrace_semconv::otlp::{GRPC_TRACES_EXPORT_PATH as EXPORT_PATH, GRPC_TRACE_SERVICE};
 
 impl NamedService for GrpcReceiver {
     const NAME: &'static str = GRPC_TRACE_SERVICE;
