@@ -282,16 +282,6 @@ pub struct Decoded {
     pub encoded: Bytes,
 }
 
-impl Decoded {
-    /// The forwarding view: see [`forwarding_view`].
-    pub fn forwarding_view(
-        &self,
-        changed: &[[usize; 3]],
-    ) -> Result<raw::ExportTraceServiceRequest, prost::DecodeError> {
-        forwarding_view(&self.request, &self.encoded, changed)
-    }
-}
-
 /// The forwarding view of `request`, which must still be the request `encoded` holds but for
 /// the spans at `changed` ([resource, scope, span]) and any resource or scope attributes:
 /// those are taken from `request`.
@@ -424,7 +414,7 @@ mod tests {
         let decoded = decode(Bytes::from(bytes.clone())).expect("decodes");
         let ours = decoded.request.clone();
         assert_eq!(ours.encode_to_vec(), bytes);
-        let view = decoded.forwarding_view(&[]).expect("raw view");
+        let view = forwarding_view(&decoded.request, &decoded.encoded, &[]).expect("raw view");
         assert_eq!(view.encode_to_vec(), bytes, "the raw view forwards the same bytes");
         assert_eq!(ours.resource_spans[0].scope_spans[0].spans[0].name.text(), "chat m");
         let back: standard::ExportTraceServiceRequest = convert(&ours).expect("converts back");
@@ -437,7 +427,7 @@ mod tests {
         let resource_spans = &mut decoded.request.resource_spans[0];
         resource_spans.resource.as_mut().expect("resource").attributes.clear();
         resource_spans.scope_spans[0].spans[0].attributes.push(KeyValue::string("added", "yes"));
-        let view = decoded.forwarding_view(&[[0, 0, 0]]).expect("raw view");
+        let view = forwarding_view(&decoded.request, &decoded.encoded, &[[0, 0, 0]]).expect("raw view");
         let standard: standard::ExportTraceServiceRequest = convert(&view).expect("standard");
         let ours: standard::ExportTraceServiceRequest = convert(&decoded.request).expect("standard");
         assert_eq!(standard, ours);

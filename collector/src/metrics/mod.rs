@@ -61,12 +61,11 @@ impl<'a> Observation<'a> {
 }
 
 /// A label value of an observation: borrowed from the span it came from, shared with state
-/// that outlives the span (the agent graph's names), or owned.
+/// that outlives the span (the agent graph's names).
 #[derive(Clone, Debug)]
 pub enum Label<'a> {
     Borrowed(&'a str),
     Shared(Arc<str>),
-    Owned(String),
 }
 
 impl Deref for Label<'_> {
@@ -76,16 +75,6 @@ impl Deref for Label<'_> {
         match self {
             Self::Borrowed(text) => text,
             Self::Shared(text) => text,
-            Self::Owned(text) => text,
-        }
-    }
-}
-
-impl Label<'_> {
-    pub fn into_owned(self) -> String {
-        match self {
-            Self::Owned(text) => text,
-            other => other.to_string(),
         }
     }
 }
@@ -124,12 +113,6 @@ impl PartialEq<&str> for Label<'_> {
 impl<'a> From<&'a str> for Label<'a> {
     fn from(text: &'a str) -> Self {
         Self::Borrowed(text)
-    }
-}
-
-impl From<String> for Label<'_> {
-    fn from(text: String) -> Self {
-        Self::Owned(text)
     }
 }
 
@@ -302,7 +285,7 @@ impl Registry {
         }
         let mut series = Series::new(definition.kind, now);
         series.record(definition.kind, value, weight, exemplar, now);
-        state.series.insert(labels.into_iter().map(Label::into_owned).collect(), series);
+        state.series.insert(labels.iter().map(ToString::to_string).collect(), series);
     }
 
     /// Replaces every series of a gauge family with `series` (label values, value): for gauges
