@@ -20,23 +20,30 @@ pub struct Redactor {
 /// are looked up in a set rather than compared one by one.
 #[derive(Clone, Debug, Default)]
 struct Keys {
-    whole: foldhash::HashSet<String>,
-    prefixes: Vec<String>,
+    /// As bytes: keys are matched as they arrived, without reading them as text.
+    whole: foldhash::HashSet<Box<[u8]>>,
+    prefixes: Vec<Box<[u8]>>,
 }
 
 impl Keys {
     fn new(keys: impl IntoIterator<Item = String>) -> Self {
         let (prefixes, whole): (Vec<String>, Vec<String>) =
             keys.into_iter().partition(|key| key.ends_with('.'));
-        Self { whole: whole.into_iter().collect(), prefixes }
+        let bytes = |keys: Vec<String>| keys.into_iter().map(|key| key.into_bytes().into_boxed_slice());
+        Self { whole: bytes(whole).collect(), prefixes: bytes(prefixes).collect() }
     }
 
     fn is_empty(&self) -> bool {
         self.whole.is_empty() && self.prefixes.is_empty()
     }
 
-    fn matches(&self, key: &str) -> bool {
-        self.whole.contains(key) || self.prefixes.iter().any(|prefix| key.starts_with(prefix.as_str()))
+    fn matches(&self, key: &[u8]) -> bool {
+        // A prefix ends with `.`, so a key it starts has a `.` at that place: checking that one
+        // byte first spares comparing most keys with most prefixes.
+        self.whole.contains(key)
+            || self.prefixes.iter().any(|prefix| {
+                key.len() >= prefix.len() && key[prefix.len() - 1] == b'.' && key.starts_with(prefix)
+            })
     }
 }
 
@@ -82,17 +89,22 @@ impl Redactor {
         changed
     }
 
+    /// Applies the rules to attributes the collector is about to add to a span.
+    pub fn redact_added(&self, attributes: &mut Vec<KeyValue>) {
+        self.redact(attributes);
+    }
+
     /// Whether anything was dropped or hashed.
     fn redact(&self, attributes: &mut Vec<KeyValue>) -> bool {
         let mut redacted = false;
-        if attributes.iter().any(|kv| self.dropped.matches(kv.key.text())) {
-            attributes.retain(|kv| !self.dropped.matches(kv.key.text()));
+        if attributes.iter().any(|kv| self.dropped.matches(&kv.key)) {
+            attributes.retain(|kv| !self.dropped.matches(&kv.key));
             redacted = true;
         }
         if self.hashed.is_empty() {
             return redacted;
         }
-        for kv in attributes.iter_mut().filter(|kv| self.hashed.matches(kv.key.text())) {
+        for kv in attributes.iter_mut().filter(|kv| self.hashed.matches(&kv.key)) {
             redacted = true;
             let digest = Sha256::digest(canonical_text(kv.value.as_ref()).as_bytes());
             kv.value = Some(AnyValue {

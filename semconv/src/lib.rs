@@ -12,7 +12,7 @@ pub mod error;
 pub mod metric;
 pub mod otlp;
 
-pub use dialect::{AttrValue, FieldReader, GenAiFields};
+pub use dialect::{AttrValue, Attribute, FieldReader, GenAiFields};
 pub use error::ErrorType;
 
 /// What a span does, as far as the metrics are concerned.

@@ -11,7 +11,7 @@ use crate::otlp::Resource;
 use crate::otlp::{any_value, KeyValue};
 use crate::otlp::{span, status, Span, Text};
 use agentrace_semconv::dialect::{canonical_operation, indexed_evaluations, AttrValue};
-use agentrace_semconv::{attr, ErrorType, FieldReader, GenAiFields, SpanClass};
+use agentrace_semconv::{attr, Attribute, ErrorType, FieldReader, GenAiFields, SpanClass};
 
 /// Service name used when a resource names none, as the OTel SDKs do.
 pub const UNKNOWN_SERVICE: &str = "unknown_service";
@@ -76,7 +76,7 @@ impl Normalizer {
             0 => None,
             _ => Some(span.parent_span_id.as_ref().try_into().ok()?),
         };
-        let attributes = || span.attributes.iter().map(|kv| (kv.key.text(), attr_value(kv)));
+        let attributes = || span.attributes.iter();
         let mut fields = self.reader.read(attributes());
         let class = fields.class.unwrap_or_else(|| infer_class(&fields));
         fill_names(class, span.name.text(), &mut fields);
@@ -196,6 +196,17 @@ pub fn string_attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a
         AttrValue::Str(text) => Some(text),
         _ => None,
     })
+}
+
+/// Keys are compared as bytes; only the values of keys that matter are read.
+impl<'a> Attribute<'a> for &'a KeyValue {
+    fn key(&self) -> &[u8] {
+        &self.key
+    }
+
+    fn value(&self) -> AttrValue<'a> {
+        attr_value(self)
+    }
 }
 
 fn attr_value(kv: &KeyValue) -> AttrValue<'_> {

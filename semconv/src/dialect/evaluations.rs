@@ -5,12 +5,12 @@
 
 use std::collections::BTreeMap;
 
-use super::AttrValue;
+use super::{AttrValue, Attribute};
 use crate::attr::openinference;
 
 /// `(name, score)` of each complete indexed evaluation or annotation, in index order.
-pub fn indexed_evaluations<'a>(
-    attributes: impl IntoIterator<Item = (&'a str, AttrValue<'a>)>,
+pub fn indexed_evaluations<'a, A: Attribute<'a>>(
+    attributes: impl IntoIterator<Item = A>,
 ) -> Vec<(&'a str, f64)> {
     let families = [
         (
@@ -27,19 +27,23 @@ pub fn indexed_evaluations<'a>(
     // (family, index) → (name, score); ordered by family, then index.
     type Partial<'a> = (Option<&'a str>, Option<f64>);
     let mut found: BTreeMap<(usize, u32), Partial<'a>> = BTreeMap::new();
-    for (key, value) in attributes {
+    for attribute in attributes {
+        let key = attribute.key();
         for (family, (prefix, name_suffix, score_suffix)) in families.iter().enumerate() {
-            let Some(rest) = key.strip_prefix(prefix) else { continue };
-            let (index, is_name) = if let Some(index) = rest.strip_suffix(name_suffix) {
+            let Some(rest) = key.strip_prefix(prefix.as_bytes()) else { continue };
+            let (index, is_name) = if let Some(index) = rest.strip_suffix(name_suffix.as_bytes()) {
                 (index, true)
-            } else if let Some(index) = rest.strip_suffix(score_suffix) {
+            } else if let Some(index) = rest.strip_suffix(score_suffix.as_bytes()) {
                 (index, false)
             } else {
                 continue;
             };
-            let Ok(index) = index.parse::<u32>() else { continue };
+            let Some(index) = std::str::from_utf8(index).ok().and_then(|index| index.parse::<u32>().ok())
+            else {
+                continue;
+            };
             let (name, score) = found.entry((family, index)).or_default();
-            match (is_name, value) {
+            match (is_name, attribute.value()) {
                 (true, AttrValue::Str(text)) => *name = Some(text),
                 (false, AttrValue::Double(number)) if number.is_finite() => *score = Some(number),
                 (false, AttrValue::Int(number)) => *score = Some(number as f64),

@@ -35,6 +35,23 @@ pub enum AttrValue<'a> {
     Other,
 }
 
+/// One attribute as the reader sees it: the key as bytes, and the value, which is read (and,
+/// for a string, checked as text) only when the key means something.
+pub trait Attribute<'a> {
+    fn key(&self) -> &[u8];
+    fn value(&self) -> AttrValue<'a>;
+}
+
+impl<'a> Attribute<'a> for (&'a str, AttrValue<'a>) {
+    fn key(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+
+    fn value(&self) -> AttrValue<'a> {
+        self.1
+    }
+}
+
 /// A canonical field that dialects map attributes onto.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Field {
@@ -127,7 +144,8 @@ struct Meaning {
 /// The dialect tables compiled into one lookup from attribute key to what it may mean.
 #[derive(Debug)]
 pub struct FieldReader {
-    slots: HashMap<&'static str, Vec<Meaning>>,
+    /// Keyed by bytes: a span's keys are compared as they arrived, without reading them as text.
+    slots: HashMap<&'static [u8], Vec<Meaning>>,
     implied_providers: Vec<Option<&'static str>>,
     first_token_events: HashSet<&'static str>,
 }
@@ -140,17 +158,21 @@ impl Default for FieldReader {
 
 impl FieldReader {
     pub fn new(dialects: &[&Dialect]) -> Self {
-        let mut slots: HashMap<&'static str, Vec<Meaning>> = HashMap::new();
+        let mut slots: HashMap<&'static [u8], Vec<Meaning>> = HashMap::new();
         let mut rank = 0u32;
         for (position, dialect) in dialects.iter().enumerate() {
             for class_rule in dialect.classes {
                 rank += 1;
                 let slot = Slot::Class(class_rule.value, class_rule.class);
-                slots.entry(class_rule.key).or_default().push(Meaning { slot, rank, dialect: position });
+                slots.entry(class_rule.key.as_bytes()).or_default().push(Meaning {
+                    slot,
+                    rank,
+                    dialect: position,
+                });
             }
             for (field, key) in dialect.fields {
                 rank += 1;
-                slots.entry(key).or_default().push(Meaning {
+                slots.entry(key.as_bytes()).or_default().push(Meaning {
                     slot: Slot::Field(*field),
                     rank,
                     dialect: position,
@@ -174,19 +196,17 @@ impl FieldReader {
     }
 
     /// Reads the canonical fields from one span's attributes in a single pass.
-    pub fn read<'a>(
-        &self,
-        attributes: impl IntoIterator<Item = (&'a str, AttrValue<'a>)>,
-    ) -> GenAiFields<'a> {
+    pub fn read<'a, A: Attribute<'a>>(&self, attributes: impl IntoIterator<Item = A>) -> GenAiFields<'a> {
         let mut fields = GenAiFields::default();
         let mut best_field_rank = [u32::MAX; FIELD_COUNT];
         let mut best_class_rank = u32::MAX;
         // The first (highest-precedence) dialect with an implied provider whose keys matched.
         let mut implied_provider: Option<(usize, &'static str)> = None;
-        for (key, value) in attributes {
-            let Some(meanings) = self.slots.get(key) else {
+        for attribute in attributes {
+            let Some(meanings) = self.slots.get(attribute.key()) else {
                 continue;
             };
+            let value = attribute.value();
             for &Meaning { slot, rank, dialect } in meanings {
                 if let Some(provider) = self.implied_providers[dialect] {
                     if implied_provider.is_none_or(|(best, _)| dialect < best) {
