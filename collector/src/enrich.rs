@@ -6,7 +6,8 @@ use agentrace_semconv::attr;
 use bytes::Bytes;
 
 use crate::gpu::WindowStats;
-use crate::otlp::{any_value, ExportTraceServiceRequest, KeyValue};
+use crate::otlp::{self, any_value, ExportTraceServiceRequest, KeyValue};
+use crate::redact::Redactor;
 
 /// What to add to the span at `[resource, scope, span]` in a request.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -42,26 +43,34 @@ fn attributes(facts: &SpanFacts) -> Vec<KeyValue> {
     attributes
 }
 
-/// Adds each span's facts as attributes, except those the span already carries (an upstream
-/// agentrace collector computed them).
-pub fn apply(request: &mut ExportTraceServiceRequest, all_facts: &[SpanFacts]) {
+/// Each span's facts as attribute fields to append to its encoded bytes
+/// (`otlp::forwarding_view`), except those the span already carries (an upstream agentrace
+/// collector computed them) and those the redaction rules drop; hashed ones are hashed.
+pub fn additions(
+    request: &ExportTraceServiceRequest,
+    all_facts: &[SpanFacts],
+    redactor: &Redactor,
+) -> Vec<([usize; 3], Bytes)> {
+    let mut additions = Vec::with_capacity(all_facts.len());
     for facts in all_facts {
         let [resource, scope, span] = facts.position;
         let Some(span) = request
             .resource_spans
-            .get_mut(resource)
-            .and_then(|resource_spans| resource_spans.scope_spans.get_mut(scope))
-            .and_then(|scope_spans| scope_spans.spans.get_mut(span))
+            .get(resource)
+            .and_then(|resource_spans| resource_spans.scope_spans.get(scope))
+            .and_then(|scope_spans| scope_spans.spans.get(span))
         else {
-            debug_assert!(false, "cost for a span position not in the request");
+            debug_assert!(false, "facts for a span position not in the request");
             continue;
         };
-        for attribute in attributes(facts) {
-            if !span.attributes.iter().any(|kv| kv.key == attribute.key) {
-                span.attributes.push(attribute);
-            }
+        let mut added = attributes(facts);
+        added.retain(|attribute| !span.attributes.iter().any(|kv| kv.key == attribute.key));
+        redactor.redact_added(&mut added);
+        if !added.is_empty() {
+            additions.push((facts.position, otlp::encode_span_attributes(&added)));
         }
     }
+    additions
 }
 
 #[cfg(test)]
@@ -70,23 +79,27 @@ mod tests {
     use crate::otlp::{ResourceSpans, ScopeSpans, Span};
 
     #[test]
-    fn facts_go_on_their_spans_once() {
-        let mut request = ExportTraceServiceRequest {
+    fn facts_go_on_their_spans_once_and_redaction_rules_apply() {
+        let carries_cost =
+            Span { attributes: vec![double(attr::AGENTRACE_COST_USD, 9.0)], ..Default::default() };
+        let request = ExportTraceServiceRequest {
             resource_spans: vec![ResourceSpans {
                 scope_spans: vec![ScopeSpans {
-                    spans: vec![Span::default(), Span::default()],
+                    spans: vec![Span::default(), Span::default(), carries_cost],
                     ..Default::default()
                 }],
                 ..Default::default()
             }],
         };
-        let facts = SpanFacts { position: [0, 0, 1], cost_usd: Some(0.5), gpu: None };
-        apply(&mut request, std::slice::from_ref(&facts));
-        apply(&mut request, &[SpanFacts { cost_usd: Some(9.0), ..facts }]);
-        let spans = &request.resource_spans[0].scope_spans[0].spans;
-        assert!(spans[0].attributes.is_empty());
-        assert_eq!(spans[1].attributes.len(), 1);
-        let value = spans[1].attributes[0].value.as_ref().and_then(|value| value.value.clone());
-        assert_eq!(value, Some(any_value::Value::DoubleValue(0.5)));
+        let facts = |span| SpanFacts { position: [0, 0, span], cost_usd: Some(0.5), gpu: None };
+        let keep_all = Redactor::new(true, Vec::new(), Vec::new());
+        let added = additions(&request, &[facts(1), facts(2)], &keep_all);
+        assert_eq!(added.len(), 1, "the span that already has a cost gets none");
+        assert_eq!(
+            added[0],
+            ([0, 0, 1], otlp::encode_span_attributes(&[double(attr::AGENTRACE_COST_USD, 0.5)]))
+        );
+        let no_cost = Redactor::new(true, vec![attr::AGENTRACE_COST_USD.to_owned()], Vec::new());
+        assert!(additions(&request, &[facts(1)], &no_cost).is_empty());
     }
 }

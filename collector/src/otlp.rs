@@ -284,17 +284,26 @@ pub struct Decoded {
 
 /// The forwarding view of `request`, which must still be the request `encoded` holds but for
 /// the spans at `changed` ([resource, scope, span]) and any resource or scope attributes:
-/// those are taken from `request`.
+/// those are taken from `request`. `added` holds, for some spans, encoded attribute fields
+/// to append to them.
 ///
 /// A span not in `changed` goes out as it came in, fields this version of OTLP does not know
 /// included (a newer client's fields reach the trace endpoint); redaction works on the
-/// attribute fields OTLP defines, and a span it changes is re-encoded.
+/// attribute fields OTLP defines, and a span it changes is re-encoded. Attributes are added by
+/// appending their fields to the span's bytes: a repeated field may come in several runs, and
+/// decoders join them in order, so nothing else of the span is encoded again. Should
+/// `encoded` not decode, which cannot happen to bytes that decoded once, the whole request is
+/// encoded from `request`.
 pub fn forwarding_view(
     request: &ExportTraceServiceRequest,
     encoded: &Bytes,
     changed: &[[usize; 3]],
-) -> Result<raw::ExportTraceServiceRequest, prost::DecodeError> {
-    let mut view = raw::ExportTraceServiceRequest::decode(encoded.clone())?;
+    added: &[([usize; 3], Bytes)],
+) -> raw::ExportTraceServiceRequest {
+    let mut view = match raw::ExportTraceServiceRequest::decode(encoded.clone()) {
+        Ok(view) => view,
+        Err(_) => convert(request).unwrap_or_default(),
+    };
     for (raw_resource, resource) in view.resource_spans.iter_mut().zip(&request.resource_spans) {
         raw_resource.resource.clone_from(&resource.resource);
         for (raw_scope, scope) in raw_resource.scope_spans.iter_mut().zip(&resource.scope_spans) {
@@ -308,17 +317,42 @@ pub fn forwarding_view(
             .and_then(|resource_spans| resource_spans.scope_spans.get(scope))
             .and_then(|scope_spans| scope_spans.spans.get(span))
             .map(|span| Bytes::from(span.encode_to_vec()));
-        let slot = view
-            .resource_spans
-            .get_mut(resource)
-            .and_then(|resource_spans| resource_spans.scope_spans.get_mut(scope))
-            .and_then(|scope_spans| scope_spans.spans.get_mut(span));
-        if let (Some(encoded), Some(slot)) = (encoded, slot) {
+        if let (Some(encoded), Some(slot)) = (encoded, raw_span(&mut view, [resource, scope, span])) {
             *slot = encoded;
         }
     }
-    Ok(view)
+    for (position, fields) in added {
+        if let Some(slot) = raw_span(&mut view, *position) {
+            let mut joined = Vec::with_capacity(slot.len() + fields.len());
+            joined.extend_from_slice(slot);
+            joined.extend_from_slice(fields);
+            *slot = Bytes::from(joined);
+        }
+    }
+    view
 }
+
+fn raw_span(
+    view: &mut raw::ExportTraceServiceRequest,
+    [resource, scope, span]: [usize; 3],
+) -> Option<&mut Bytes> {
+    view.resource_spans
+        .get_mut(resource)
+        .and_then(|resource_spans| resource_spans.scope_spans.get_mut(scope))
+        .and_then(|scope_spans| scope_spans.spans.get_mut(span))
+}
+
+/// `attributes` encoded as the attribute fields of a span, to append to its bytes.
+pub fn encode_span_attributes(attributes: &[KeyValue]) -> Bytes {
+    let mut fields = Vec::new();
+    for attribute in attributes {
+        prost::encoding::message::encode(SPAN_ATTRIBUTES_FIELD, attribute, &mut fields);
+    }
+    Bytes::from(fields)
+}
+
+/// `Span.attributes`' field number.
+const SPAN_ATTRIBUTES_FIELD: u32 = 9;
 
 /// Why a request could not be decoded.
 #[derive(Debug, thiserror::Error)]
@@ -414,7 +448,7 @@ mod tests {
         let decoded = decode(Bytes::from(bytes.clone())).expect("decodes");
         let ours = decoded.request.clone();
         assert_eq!(ours.encode_to_vec(), bytes);
-        let view = forwarding_view(&decoded.request, &decoded.encoded, &[]).expect("raw view");
+        let view = forwarding_view(&decoded.request, &decoded.encoded, &[], &[]);
         assert_eq!(view.encode_to_vec(), bytes, "the raw view forwards the same bytes");
         assert_eq!(ours.resource_spans[0].scope_spans[0].spans[0].name.text(), "chat m");
         let back: standard::ExportTraceServiceRequest = convert(&ours).expect("converts back");
@@ -427,11 +461,34 @@ mod tests {
         let resource_spans = &mut decoded.request.resource_spans[0];
         resource_spans.resource.as_mut().expect("resource").attributes.clear();
         resource_spans.scope_spans[0].spans[0].attributes.push(KeyValue::string("added", "yes"));
-        let view = forwarding_view(&decoded.request, &decoded.encoded, &[[0, 0, 0]]).expect("raw view");
+        let view = forwarding_view(&decoded.request, &decoded.encoded, &[[0, 0, 0]], &[]);
         let standard: standard::ExportTraceServiceRequest = convert(&view).expect("standard");
         let ours: standard::ExportTraceServiceRequest = convert(&decoded.request).expect("standard");
         assert_eq!(standard, ours);
         assert!(standard.resource_spans[0].resource.as_ref().expect("resource").attributes.is_empty());
+    }
+
+    #[test]
+    fn appended_attribute_fields_decode_as_the_span_s_last_attributes() {
+        let decoded = decode(Bytes::from(standard_request().encode_to_vec())).expect("decodes");
+        let added =
+            encode_span_attributes(&[KeyValue::string("added", "yes"), KeyValue::string("more", "too")]);
+        let view = forwarding_view(&decoded.request, &decoded.encoded, &[], &[([0, 0, 0], added)]);
+        let forwarded: standard::ExportTraceServiceRequest = convert(&view).expect("standard");
+        let mut expected = standard_request();
+        let attributes = &mut expected.resource_spans[0].scope_spans[0].spans[0].attributes;
+        for (key, value) in [("added", "yes"), ("more", "too")] {
+            attributes.push(opentelemetry_proto::tonic::common::v1::KeyValue {
+                key: key.to_owned(),
+                value: Some(opentelemetry_proto::tonic::common::v1::AnyValue {
+                    value: Some(opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
+                        value.to_owned(),
+                    )),
+                }),
+                ..Default::default()
+            });
+        }
+        assert_eq!(forwarded, expected);
     }
 
     #[test]

@@ -43,6 +43,15 @@ pub struct Processor {
     pub disk: Option<Arc<DiskQueue>>,
     /// When the last "queue full" warning was logged (Unix seconds): once per interval.
     pub disk_full_logged_at: Option<f64>,
+    /// Empty between requests; kept so that each request reuses its room.
+    pub observations: Vec<Observation<'static>>,
+}
+
+/// An empty vector of observations with the room of `used`, for borrows of another lifetime.
+fn recycle<'to>(mut used: Vec<Observation<'_>>) -> Vec<Observation<'to>> {
+    used.clear();
+    // Collecting an empty vector in place keeps its allocation.
+    used.into_iter().filter_map(|_| None).collect()
 }
 
 impl Processor {
@@ -72,11 +81,12 @@ impl Processor {
     /// Derives the batch's metrics; when traces are forwarded, enriches and redacts them and
     /// returns what to forward, with the sender waiting for the persistent queue.
     fn process(&mut self, mut batch: Batch) -> (Option<Forward>, Option<StoreAnswer>) {
-        // Observations borrow their label values from the request, so they live for one.
-        let observations = &mut Vec::with_capacity(batch.spans * 4);
+        // Observations borrow their label values from the request, so they live for one; the
+        // vector's room is kept for the next.
+        let mut observations = recycle(std::mem::take(&mut self.observations));
         let now = unix_now();
         let (mut facts, queries) =
-            derive_request(&self.normalizer, &mut self.deriver, &batch.request, now, observations);
+            derive_request(&self.normalizer, &mut self.deriver, &batch.request, now, &mut observations);
         if let Some(gpu) = &self.gpu {
             let pids = local_pids(&batch.request, gpu, now);
             for (facts, query) in facts.iter_mut().zip(&queries) {
@@ -84,7 +94,7 @@ impl Processor {
                 let pid = pids.get(facts.position[0]).copied().flatten();
                 match gpu.window(query.start, query.end, pid) {
                     Ok(stats) => {
-                        count_gpu_time(query, stats.gpu_seconds, stats.energy_joules, observations);
+                        count_gpu_time(query, stats.gpu_seconds, stats.energy_joules, &mut observations);
                         facts.gpu = Some(stats);
                     }
                     Err(skip) => self.registry.add(
@@ -96,14 +106,16 @@ impl Processor {
                 }
             }
         }
-        self.registry.apply(observations, now);
+        self.registry.apply(&mut observations, now);
+        self.observations = recycle(observations);
+        // The queries borrow the request, which is changed next.
+        drop(queries);
         if self.export.is_none() && self.disk.is_none() {
             return (None, batch.stored);
         }
-        enrich::apply(&mut batch.request, &facts);
-        let mut changed = self.redactor.apply(&mut batch.request);
-        changed.extend(facts.iter().map(|facts| facts.position));
-        let request = forwarding_view(&batch.request, &batch.encoded, &changed);
+        let changed = self.redactor.apply(&mut batch.request);
+        let added = enrich::additions(&batch.request, &facts, &self.redactor);
+        let request = otlp::forwarding_view(&batch.request, &batch.encoded, &changed, &added);
         (Some(Forward { request, spans: batch.spans }), batch.stored)
     }
 
@@ -219,17 +231,6 @@ fn local_pids(request: &ExportTraceServiceRequest, gpu: &GpuState, now: f64) -> 
             Some(pid)
         })
         .collect()
-}
-
-/// What is forwarded: the received bytes, with the spans at `changed` re-encoded from
-/// `request` (and resources and scopes taken from it). Should the bytes not decode, which
-/// cannot happen to bytes that decoded once, the whole request is re-encoded.
-fn forwarding_view(
-    request: &ExportTraceServiceRequest,
-    encoded: &bytes::Bytes,
-    changed: &[[usize; 3]],
-) -> otlp::raw::ExportTraceServiceRequest {
-    otlp::forwarding_view(request, encoded, changed).or_else(|_| otlp::convert(request)).unwrap_or_default()
 }
 
 /// Normalizes and derives every span of `request` into `out`. Returns, for the spans with

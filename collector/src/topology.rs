@@ -110,6 +110,7 @@ pub async fn run(
         redactor: config.redactor.clone(),
         disk: disk.clone(),
         disk_full_logged_at: None,
+        observations: Vec::new(),
     };
     // Its own thread: deriving a large request takes milliseconds without an await, and on a
     // runtime with one worker (one core) that would hold up the receivers' acknowledgements;

@@ -12,6 +12,7 @@
 //! Bounded: at most `max_traces` traces and `max_spans_per_trace` nodes each; the oldest
 //! trace is flushed early to make room.
 
+use std::collections::hash_map::Entry;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -23,6 +24,7 @@ use agentrace_semconv::SpanClass;
 use super::{exemplar_of, truncated};
 use crate::metrics::{Exemplar, Label, Observation};
 use crate::normalize::CanonicalSpan;
+use smallvec::smallvec;
 
 type TraceId = [u8; 16];
 type SpanId = [u8; 8];
@@ -162,17 +164,21 @@ impl AgentGraph {
 
     /// Records one span. Edges are emitted by [`Self::resolve_touched`], once per batch.
     pub fn insert(&mut self, span: &CanonicalSpan<'_>, now: f64, out: &mut Vec<Observation>) {
-        if !self.traces.contains_key(&span.trace_id) {
+        if self.traces.len() >= self.config.max_traces && !self.traces.contains_key(&span.trace_id) {
             while self.traces.len() >= self.config.max_traces {
                 let Some(oldest) = self.opened.pop_front() else { break };
                 if let Some(trace) = self.traces.remove(&oldest) {
                     flush(trace, out);
                 }
             }
-            self.traces.insert(span.trace_id, TraceState::new(now));
-            self.opened.push_back(span.trace_id);
         }
-        let Some(trace) = self.traces.get_mut(&span.trace_id) else { return };
+        let trace = match self.traces.entry(span.trace_id) {
+            Entry::Occupied(open) => open.into_mut(),
+            Entry::Vacant(new) => {
+                self.opened.push_back(span.trace_id);
+                new.insert(TraceState::new(now))
+            }
+        };
         trace.last_seen = now;
         if trace.nodes.len() < self.config.max_spans_per_trace {
             let agent = (span.class == SpanClass::Agent).then(|| agent_name(span));
@@ -305,7 +311,7 @@ fn resolve_pending(trace: &mut TraceState, out: &mut Vec<Observation>) {
 }
 
 fn emit_edge(client: Arc<str>, edge: &PendingEdge, out: &mut Vec<Observation>) {
-    let labels = vec![Label::Shared(client), Label::Shared(edge.server.clone()), Label::Borrowed("")];
+    let labels = smallvec![Label::Shared(client), Label::Shared(edge.server.clone()), Label::Borrowed("")];
     let observation = |metric, value| Observation {
         metric,
         labels: labels.clone(),
@@ -326,7 +332,7 @@ fn flush(mut trace: TraceState, out: &mut Vec<Observation>) {
     if !trace.pending.is_empty() {
         out.push(Observation::new(
             metric::SELF_GRAPH_UNPAIRED_TOTAL,
-            Vec::new(),
+            smallvec![],
             trace.pending.len() as f64,
             None,
         ));
@@ -344,7 +350,8 @@ fn flush(mut trace: TraceState, out: &mut Vec<Observation>) {
     }
     for (span_id, (llm_calls, tool_calls, tokens)) in totals {
         let Some(invocation) = trace.invocations.get(&span_id) else { continue };
-        let labels = vec![Label::Shared(invocation.service.clone()), Label::Shared(invocation.agent.clone())];
+        let labels =
+            smallvec![Label::Shared(invocation.service.clone()), Label::Shared(invocation.agent.clone())];
         for (metric, value) in [
             (metric::AGENT_INVOCATION_LLM_CALLS, f64::from(llm_calls)),
             (metric::AGENT_INVOCATION_TOOL_CALLS, f64::from(tool_calls)),

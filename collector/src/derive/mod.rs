@@ -17,8 +17,9 @@ use graph::AgentGraph;
 pub use graph::GraphConfig;
 
 use crate::cost::{PriceTable, Usage};
-use crate::metrics::{Exemplar, Label, Observation};
+use crate::metrics::{Exemplar, Label, Labels, Observation};
 use crate::normalize::CanonicalSpan;
+use smallvec::smallvec;
 
 /// Label values longer than this are cut (at a character boundary): a label is for grouping,
 /// and a runaway value must not bloat every scrape.
@@ -52,7 +53,7 @@ pub struct GpuQuery<'a> {
     pub start: f64,
     pub end: f64,
     /// service, agent, model: the labels of `llm_gpu_seconds_total` and its energy twin.
-    pub labels: Vec<Label<'a>>,
+    pub labels: Labels<'a>,
     pub weight: f64,
     pub exemplar: Exemplar,
 }
@@ -76,7 +77,7 @@ impl Deriver {
             outcome.gpu = Some(GpuQuery {
                 start: span.start_unix_nano as f64 / 1e9,
                 end: span.end_seconds(),
-                labels: vec![label(span.service), field(span.fields.agent), field(span.fields.model)],
+                labels: smallvec![label(span.service), field(span.fields.agent), field(span.fields.model)],
                 weight: span.weight,
                 exemplar: exemplar_of(span, span.duration_seconds()),
             });
@@ -133,7 +134,7 @@ pub(crate) fn exemplar_of(span: &CanonicalSpan<'_>, value: f64) -> Exemplar {
 fn push<'a>(
     out: &mut Vec<Observation<'a>>,
     metric: &'static str,
-    labels: Vec<Label<'a>>,
+    labels: Labels<'a>,
     value: f64,
     span: &CanonicalSpan<'a>,
 ) {
@@ -161,7 +162,8 @@ fn llm_call<'a>(
     out: &mut Vec<Observation<'a>>,
 ) -> Option<f64> {
     let fields = &span.fields;
-    let base = vec![label(span.service), field(fields.agent), field(fields.provider), field(fields.model)];
+    let base =
+        smallvec![label(span.service), field(fields.agent), field(fields.provider), field(fields.model)];
     let with = |extra: Label<'a>| {
         let mut labels = base.clone();
         labels.push(extra);
@@ -211,12 +213,12 @@ fn llm_call<'a>(
 
 fn evaluations<'a>(span: &CanonicalSpan<'a>, out: &mut Vec<Observation<'a>>) {
     for (name, score) in &span.evaluations {
-        push(out, metric::LLM_EVALUATION_SCORE, vec![label(span.service), label(name)], *score, span);
+        push(out, metric::LLM_EVALUATION_SCORE, smallvec![label(span.service), label(name)], *score, span);
     }
 }
 
 fn model_load<'a>(span: &CanonicalSpan<'a>, out: &mut Vec<Observation<'a>>) {
-    let labels = vec![label(span.service), field(span.fields.model)];
+    let labels = smallvec![label(span.service), field(span.fields.model)];
     out.push(Observation::new(metric::LLM_MODEL_LOAD_TIME_SECONDS, labels, span.duration_seconds(), None));
 }
 
@@ -226,22 +228,28 @@ fn agent_invocation<'a>(span: &CanonicalSpan<'a>, out: &mut Vec<Observation<'a>>
     push(
         out,
         metric::AGENT_INVOCATIONS_TOTAL,
-        vec![service.clone(), agent.clone(), status_of(span)],
+        smallvec![service.clone(), agent.clone(), status_of(span)],
         1.0,
         span,
     );
-    push(out, metric::AGENT_INVOCATION_DURATION_SECONDS, vec![service, agent], span.duration_seconds(), span);
+    push(
+        out,
+        metric::AGENT_INVOCATION_DURATION_SECONDS,
+        smallvec![service, agent],
+        span.duration_seconds(),
+        span,
+    );
 }
 
 fn agent_step<'a>(span: &CanonicalSpan<'a>, out: &mut Vec<Observation<'a>>) {
-    let labels = vec![label(span.service), field(span.fields.agent), field(span.fields.step)];
+    let labels = smallvec![label(span.service), field(span.fields.agent), field(span.fields.step)];
     push(out, metric::AGENT_STEPS_TOTAL, labels.clone(), 1.0, span);
     push(out, metric::AGENT_STEP_DURATION_SECONDS, labels, span.duration_seconds(), span);
 }
 
 fn tool_call<'a>(span: &CanonicalSpan<'a>, out: &mut Vec<Observation<'a>>) {
     let labels =
-        vec![label(span.service), field(span.fields.agent), field(span.fields.tool), status_of(span)];
+        smallvec![label(span.service), field(span.fields.agent), field(span.fields.tool), status_of(span)];
     push(out, metric::AGENT_TOOL_CALLS_TOTAL, labels.clone(), 1.0, span);
     push(out, metric::AGENT_TOOL_CALL_DURATION_SECONDS, labels, span.duration_seconds(), span);
 }
@@ -262,7 +270,7 @@ fn span_metrics<'a>(span: &CanonicalSpan<'a>, out: &mut Vec<Observation<'a>>) {
         span_status::StatusCode::Error => "STATUS_CODE_ERROR",
     };
     let labels =
-        vec![label(span.service), label(span.name), Label::Borrowed(kind), Label::Borrowed(status_code)];
+        smallvec![label(span.service), label(span.name), Label::Borrowed(kind), Label::Borrowed(status_code)];
     push(out, metric::SPANMETRICS_CALLS_TOTAL, labels.clone(), 1.0, span);
     push(out, metric::SPANMETRICS_LATENCY, labels, span.duration_seconds(), span);
 }

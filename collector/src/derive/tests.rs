@@ -76,7 +76,7 @@ fn an_llm_call_yields_requests_latency_tokens_and_speed() {
     let base = strings(&["svc", "researcher", "openai", "gpt-4o"]);
     let requests = find(&out, metric::LLM_REQUESTS_TOTAL);
     assert_eq!(requests.len(), 1);
-    assert_eq!(requests[0].labels, strings(&["svc", "researcher", "openai", "gpt-4o", "chat", "ok"]));
+    assert_eq!(requests[0].labels[..], strings(&["svc", "researcher", "openai", "gpt-4o", "chat", "ok"]));
     assert_eq!(find(&out, metric::LLM_INFERENCE_LATENCY_SECONDS)[0].value, 2.0);
     let prompt = find(&out, metric::LLM_PROMPT_TOKENS_TOTAL);
     assert_eq!((texts(&prompt[0].labels), prompt[0].value), (base.clone(), 100.0));
@@ -99,7 +99,7 @@ fn a_failed_call_counts_its_error_type() {
     let mut out = Vec::new();
     Deriver::default().observe(&failing, 0.0, &mut out);
     let errors = find(&out, metric::LLM_INFERENCE_ERRORS_TOTAL);
-    assert_eq!(errors[0].labels, strings(&["svc", "researcher", "openai", "gpt-4o", "timeout"]));
+    assert_eq!(errors[0].labels[..], strings(&["svc", "researcher", "openai", "gpt-4o", "timeout"]));
     assert_eq!(find(&out, metric::LLM_REQUESTS_TOTAL)[0].labels[5], "error");
 }
 
@@ -118,10 +118,10 @@ fn agents_steps_tools_and_model_loads() {
     for span in [agent(1, None, "planner"), step, tool(4, Some(1), "calculator"), load] {
         deriver.observe(&span, 0.0, &mut out);
     }
-    assert_eq!(find(&out, metric::AGENT_INVOCATIONS_TOTAL)[0].labels, strings(&["svc", "planner", "ok"]));
-    assert_eq!(find(&out, metric::AGENT_STEPS_TOTAL)[0].labels, strings(&["svc", "planner", "plan"]));
+    assert_eq!(find(&out, metric::AGENT_INVOCATIONS_TOTAL)[0].labels[..], strings(&["svc", "planner", "ok"]));
+    assert_eq!(find(&out, metric::AGENT_STEPS_TOTAL)[0].labels[..], strings(&["svc", "planner", "plan"]));
     assert_eq!(
-        find(&out, metric::AGENT_TOOL_CALLS_TOTAL)[0].labels,
+        find(&out, metric::AGENT_TOOL_CALLS_TOTAL)[0].labels[..],
         strings(&["svc", "researcher", "calculator", "ok"])
     );
     let load_time = find(&out, metric::LLM_MODEL_LOAD_TIME_SECONDS);
@@ -190,7 +190,7 @@ fn a_failed_callee_counts_a_failed_edge() {
     deriver.end_batch(&mut out);
     let failed = find(&out, metric::SERVICE_GRAPH_REQUEST_FAILED_TOTAL);
     assert_eq!(failed.len(), 1);
-    assert_eq!(failed[0].labels, strings(&["researcher", "tool:web_search", ""]));
+    assert_eq!(failed[0].labels[..], strings(&["researcher", "tool:web_search", ""]));
 }
 
 #[test]
@@ -253,7 +253,7 @@ fn an_llm_call_costs_its_tokens_at_the_table_price() {
     let expected = 475.0 / 1e6;
     assert!((outcome.cost_usd.expect("cost") - expected).abs() < 1e-12);
     let cost = find(&out, metric::LLM_COST_USD_TOTAL);
-    assert_eq!(cost[0].labels, strings(&["svc", "researcher", "openai", "gpt-4o"]));
+    assert_eq!(cost[0].labels[..], strings(&["svc", "researcher", "openai", "gpt-4o"]));
     assert!((cost[0].value - expected).abs() < 1e-12);
 }
 

@@ -218,13 +218,13 @@ mod tests {
         let mut observations = vec![
             Observation::new(
                 metric::AGENT_INVOCATIONS_TOTAL,
-                vec!["svc".into(), "plan\"ner".into(), "ok".into()],
+                smallvec::smallvec!["svc".into(), "plan\"ner".into(), "ok".into()],
                 1.0,
                 Some(exemplar),
             ),
             Observation::new(
                 metric::AGENT_INVOCATION_DURATION_SECONDS,
-                vec!["svc".into(), "planner".into()],
+                smallvec::smallvec!["svc".into(), "planner".into()],
                 0.5,
                 Some(exemplar),
             ),

@@ -44,7 +44,7 @@ pub struct Exemplar {
 pub struct Observation<'a> {
     pub metric: &'static str,
     /// Values in the order of the family's label names.
-    pub labels: Vec<Label<'a>>,
+    pub labels: Labels<'a>,
     pub value: f64,
     /// How many spans this one stands for (the sampling adjusted count; 1 when unsampled):
     /// counters add `value × weight`, histograms count the sample `weight` times. Gauges
@@ -55,10 +55,18 @@ pub struct Observation<'a> {
 
 impl<'a> Observation<'a> {
     /// An observation of weight 1.
-    pub fn new(metric: &'static str, labels: Vec<Label<'a>>, value: f64, exemplar: Option<Exemplar>) -> Self {
+    pub fn new(metric: &'static str, labels: Labels<'a>, value: f64, exemplar: Option<Exemplar>) -> Self {
         Self { metric, labels, value, weight: 1.0, exemplar }
     }
 }
+
+/// The label values of one observation, held inline: no family has more than
+/// [`MAX_LABELS`], and a span yields several observations, so a heap vector for each would be
+/// most of what deriving allocates.
+pub type Labels<'a> = smallvec::SmallVec<[Label<'a>; MAX_LABELS]>;
+
+/// The most labels a family of the catalogue has.
+pub const MAX_LABELS: usize = 6;
 
 /// A label value of an observation: borrowed from the span it came from, shared with state
 /// that outlives the span (the agent graph's names).
@@ -232,6 +240,10 @@ struct Family {
 pub struct Registry {
     families: Vec<Family>,
     index: HashMap<&'static str, usize>,
+    /// The same positions by the address and length of the catalogue's name strings: the
+    /// metric names derive passes are those same constants, so most lookups are of a pointer
+    /// instead of a 30-byte name. A name at another address falls back to `index`.
+    by_address: HashMap<(usize, usize), usize>,
     limits: SeriesLimits,
 }
 
@@ -244,7 +256,12 @@ impl Registry {
             .enumerate()
             .map(|(position, family)| (family.definition.name, position))
             .collect();
-        Self { families, index, limits }
+        let by_address = families
+            .iter()
+            .enumerate()
+            .map(|(position, family)| (address(family.definition.name), position))
+            .collect();
+        Self { families, index, by_address, limits }
     }
 
     /// Applies and drains `observations`. An observation for an unknown metric or with the
@@ -263,7 +280,7 @@ impl Registry {
 
     fn record(&self, observation: Observation<'_>, now: f64) {
         let Observation { metric, labels, value, weight, exemplar } = observation;
-        let Some(family) = self.index.get(metric).map(|position| &self.families[*position]) else {
+        let Some(family) = self.family(metric) else {
             debug_assert!(false, "unknown metric {metric}");
             return;
         };
@@ -286,6 +303,14 @@ impl Registry {
         let mut series = Series::new(definition.kind, now);
         series.record(definition.kind, value, weight, exemplar, now);
         state.series.insert(labels.iter().map(ToString::to_string).collect(), series);
+    }
+
+    fn family(&self, metric: &str) -> Option<&Family> {
+        let position = match self.by_address.get(&address(metric)) {
+            Some(position) => position,
+            None => self.index.get(metric)?,
+        };
+        Some(&self.families[*position])
     }
 
     /// Replaces every series of a gauge family with `series` (label values, value): for gauges
@@ -346,6 +371,11 @@ impl Registry {
             state.series.len() + usize::from(state.overflow.is_some())
         })
     }
+}
+
+/// Where a string is and how long: equal for two strings only if they are the same bytes.
+fn address(text: &str) -> (usize, usize) {
+    (text.as_ptr() as usize, text.len())
 }
 
 /// A poisoned lock only means another thread panicked mid-update of plain numbers; the
