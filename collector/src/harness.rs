@@ -34,7 +34,7 @@ fn derive_and_render(request: &ExportTraceServiceRequest) {
     let registry = Registry::new(SeriesLimits { max_series_per_metric: 50, idle_timeout_secs: 60.0 });
     let mut deriver = Deriver::default();
     let mut observations = Vec::new();
-    derive_request(&Normalizer::default(), &mut deriver, request, 0.0, &mut observations);
+    derive_request(&Normalizer::default(), &mut deriver, &registry, request, 0.0, &mut observations);
     deriver.tick(1e9, &mut observations);
     registry.apply(&mut observations, 0.0);
     let _ = registry.render(Format::OpenMetrics);
@@ -119,7 +119,7 @@ impl Pipeline {
         let Ok(decoded) = decode::protobuf(body) else { return false };
         let request = decoded.request;
         let mut observations = Vec::new();
-        derive_request(&self.normalizer, &mut self.deriver, &request, now, &mut observations);
+        derive_request(&self.normalizer, &mut self.deriver, &self.registry, &request, now, &mut observations);
         self.registry.apply(&mut observations, now);
         true
     }

@@ -25,6 +25,8 @@ use crate::redact::Redactor;
 use crate::unix_now;
 
 const TICK: Duration = Duration::from_secs(1);
+/// Observations derived before they are applied to the registry: a few spans' worth.
+const APPLY_EVERY: usize = 64;
 const DISK_FULL_LOG_INTERVAL_SECS: f64 = 60.0;
 
 pub struct Processor {
@@ -85,8 +87,14 @@ impl Processor {
         // vector's room is kept for the next.
         let mut observations = recycle(std::mem::take(&mut self.observations));
         let now = unix_now();
-        let (mut facts, queries) =
-            derive_request(&self.normalizer, &mut self.deriver, &batch.request, now, &mut observations);
+        let (mut facts, queries) = derive_request(
+            &self.normalizer,
+            &mut self.deriver,
+            &self.registry,
+            &batch.request,
+            now,
+            &mut observations,
+        );
         if let Some(gpu) = &self.gpu {
             let pids = local_pids(&batch.request, gpu, now);
             for (facts, query) in facts.iter_mut().zip(&queries) {
@@ -233,12 +241,14 @@ fn local_pids(request: &ExportTraceServiceRequest, gpu: &GpuState, now: f64) -> 
         .collect()
 }
 
-/// Normalizes and derives every span of `request` into `out`. Returns, for the spans with
-/// something to add (a cost) or to look up (a GPU window), their facts and queries, in step.
-/// Pure apart from the deriver's agent-graph window.
+/// Normalizes and derives every span of `request`, applying the observations to `registry`
+/// every [`APPLY_EVERY`] of them (so that they are still in cache when applied; `out` is
+/// empty on return). Returns, for the spans with something to add (a cost) or to look up
+/// (a GPU window), their facts and queries, in step.
 pub fn derive_request<'a>(
     normalizer: &Normalizer,
     deriver: &mut Deriver,
+    registry: &Registry,
     request: &'a ExportTraceServiceRequest,
     now: f64,
     out: &mut Vec<Observation<'a>>,
@@ -251,6 +261,9 @@ pub fn derive_request<'a>(
             for (span_index, span) in scope_spans.spans.iter().enumerate() {
                 let Some(canonical) = normalizer.normalize(service, span) else { continue };
                 let outcome = deriver.observe(&canonical, now, out);
+                if out.len() >= APPLY_EVERY {
+                    registry.apply(out, now);
+                }
                 if outcome.cost_usd.is_some() || outcome.gpu.is_some() {
                     let position = [resource_index, scope_index, span_index];
                     facts.push(SpanFacts { position, cost_usd: outcome.cost_usd, gpu: None });
@@ -260,5 +273,6 @@ pub fn derive_request<'a>(
         }
     }
     deriver.end_batch(out);
+    registry.apply(out, now);
     (facts, queries)
 }

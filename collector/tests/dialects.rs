@@ -41,7 +41,7 @@ fn render(dialect: &str) -> Vec<String> {
     let registry = Registry::new(SeriesLimits::default());
     let now = 1_700_000_010.0;
     let mut observations = Vec::new();
-    derive_request(&Normalizer::default(), &mut deriver, &request, now, &mut observations);
+    derive_request(&Normalizer::default(), &mut deriver, &registry, &request, now, &mut observations);
     deriver.tick(now + 3600.0, &mut observations);
     registry.apply(&mut observations, now);
     let mut lines: Vec<String> = registry.render(Format::Classic).lines().map(str::to_owned).collect();

@@ -267,19 +267,20 @@ impl Registry {
     /// Applies and drains `observations`. An observation for an unknown metric or with the
     /// wrong number of labels is a bug in derive: it is skipped (and asserted in debug).
     pub fn apply(&self, observations: &mut Vec<Observation<'_>>, now: f64) {
-        for observation in observations.drain(..) {
+        for observation in observations.iter() {
             self.record(observation, now);
         }
+        observations.clear();
     }
 
     /// Adds `by` to a counter, or sets a gauge, with the given label values.
     pub fn add(&self, metric: &'static str, labels: &[&str], by: f64, now: f64) {
         let labels = labels.iter().map(|value| Label::Borrowed(value)).collect();
-        self.record(Observation::new(metric, labels, by, None), now);
+        self.record(&Observation::new(metric, labels, by, None), now);
     }
 
-    fn record(&self, observation: Observation<'_>, now: f64) {
-        let Observation { metric, labels, value, weight, exemplar } = observation;
+    fn record(&self, observation: &Observation<'_>, now: f64) {
+        let Observation { metric, ref labels, value, weight, exemplar } = *observation;
         let Some(family) = self.family(metric) else {
             debug_assert!(false, "unknown metric {metric}");
             return;
@@ -290,7 +291,7 @@ impl Registry {
             return;
         }
         let mut state = lock(&family.state);
-        if let Some(series) = state.series.get_mut(&LabelsRef(&labels)) {
+        if let Some(series) = state.series.get_mut(&LabelsRef(labels)) {
             series.record(definition.kind, value, weight, exemplar, now);
             return;
         }
