@@ -22,7 +22,14 @@ pub struct Redactor {
 struct Keys {
     /// As bytes: keys are matched as they arrived, without reading them as text.
     whole: foldhash::HashSet<Box<[u8]>>,
+    /// Bit `n` set when a whole key is `n` bytes long (the last bit: 63 bytes or more), so
+    /// that most keys are passed over without hashing them.
+    whole_lengths: u64,
     prefixes: Vec<Box<[u8]>>,
+}
+
+fn length_bit(length: usize) -> u64 {
+    1 << length.min(63)
 }
 
 impl Keys {
@@ -30,7 +37,8 @@ impl Keys {
         let (prefixes, whole): (Vec<String>, Vec<String>) =
             keys.into_iter().partition(|key| key.ends_with('.'));
         let bytes = |keys: Vec<String>| keys.into_iter().map(|key| key.into_bytes().into_boxed_slice());
-        Self { whole: bytes(whole).collect(), prefixes: bytes(prefixes).collect() }
+        let whole_lengths = whole.iter().fold(0, |bits, key| bits | length_bit(key.len()));
+        Self { whole: bytes(whole).collect(), whole_lengths, prefixes: bytes(prefixes).collect() }
     }
 
     fn is_empty(&self) -> bool {
@@ -40,7 +48,7 @@ impl Keys {
     fn matches(&self, key: &[u8]) -> bool {
         // A prefix ends with `.`, so a key it starts has a `.` at that place: checking that one
         // byte first spares comparing most keys with most prefixes.
-        self.whole.contains(key)
+        (self.whole_lengths & length_bit(key.len()) != 0 && self.whole.contains(key))
             || self.prefixes.iter().any(|prefix| {
                 key.len() >= prefix.len() && key[prefix.len() - 1] == b'.' && key.starts_with(prefix)
             })

@@ -246,18 +246,11 @@ impl AgentGraph {
             self.names.clear();
         }
         let config = self.config;
-        let done: Vec<TraceId> = self
-            .traces
-            .iter()
-            .filter(|(_, trace)| {
-                now - trace.last_seen >= config.wait_secs || now - trace.first_seen >= config.max_age_secs
-            })
-            .map(|(trace_id, _)| *trace_id)
-            .collect();
-        for trace_id in done {
-            if let Some(trace) = self.traces.remove(&trace_id) {
-                flush(trace, out);
-            }
+        let done = self.traces.extract_if(|_, trace| {
+            now - trace.last_seen >= config.wait_secs || now - trace.first_seen >= config.max_age_secs
+        });
+        for (_, trace) in done {
+            flush(trace, out);
         }
         if self.opened.len() > 2 * self.traces.len() + 1024 {
             let traces = &self.traces;
