@@ -354,6 +354,32 @@ pub fn encode_span_attributes(attributes: &[KeyValue]) -> Bytes {
 /// `Span.attributes`' field number.
 const SPAN_ATTRIBUTES_FIELD: u32 = 9;
 
+/// Spans in an encoded `ExportTraceServiceRequest`: the `spans` fields (2) of the
+/// `scope_spans` (2) of the `resource_spans` (1), each counted and stepped over, not decoded.
+/// `None` for bytes that are not such a message.
+pub fn count_spans(message: &[u8]) -> Option<u64> {
+    // Field numbers of the nested messages that lead to a span, outermost first.
+    const PATH: [u32; 3] = [1, 2, 2];
+    fn walk(mut buf: &[u8], depth: usize) -> Option<u64> {
+        use prost::encoding::{decode_key, decode_varint, skip_field, DecodeContext, WireType};
+        let mut count = 0;
+        while !buf.is_empty() {
+            let (tag, wire_type) = decode_key(&mut buf).ok()?;
+            if tag != PATH[depth] || wire_type != WireType::LengthDelimited {
+                skip_field(wire_type, tag, &mut buf, DecodeContext::default()).ok()?;
+                continue;
+            }
+            let length =
+                usize::try_from(decode_varint(&mut buf).ok()?).ok().filter(|length| *length <= buf.len())?;
+            let (field, rest) = buf.split_at(length);
+            count += if depth + 1 == PATH.len() { 1 } else { walk(field, depth + 1)? };
+            buf = rest;
+        }
+        Some(count)
+    }
+    walk(message, 0)
+}
+
 /// Why a request could not be decoded.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {

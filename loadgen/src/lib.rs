@@ -458,31 +458,10 @@ impl tonic::codec::Codec for CountingCodec {
     }
 }
 
-/// Spans in an encoded `ExportTraceServiceRequest`: the `spans` fields (2) of the
-/// `scope_spans` (2) of the `resource_spans` (1), each counted and skipped, not decoded.
+/// Spans in an encoded `ExportTraceServiceRequest`, counted without decoding it (the
+/// collector's own walk, which it also uses to count what it refuses undecoded).
 pub fn count_spans(message: &[u8]) -> anyhow::Result<u64> {
-    // Field numbers of the nested messages that lead to a span, outermost first.
-    const PATH: [u32; 3] = [1, 2, 2];
-    fn walk(mut buf: &[u8], depth: usize) -> anyhow::Result<u64> {
-        use prost::encoding::{decode_key, decode_varint, skip_field, DecodeContext, WireType};
-        let mut count = 0;
-        while !buf.is_empty() {
-            let (tag, wire_type) = decode_key(&mut buf)?;
-            if tag != PATH[depth] || wire_type != WireType::LengthDelimited {
-                skip_field(wire_type, tag, &mut buf, DecodeContext::default())?;
-                continue;
-            }
-            let length = usize::try_from(decode_varint(&mut buf)?)
-                .ok()
-                .filter(|length| *length <= buf.len())
-                .context("length past the end of the message")?;
-            let (field, rest) = buf.split_at(length);
-            count += if depth + 1 == PATH.len() { 1 } else { walk(field, depth + 1)? };
-            buf = rest;
-        }
-        Ok(count)
-    }
-    walk(message, 0)
+    agentrace_collector::otlp::count_spans(message).context("not an ExportTraceServiceRequest")
 }
 
 #[cfg(test)]

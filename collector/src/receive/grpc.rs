@@ -110,9 +110,15 @@ impl tower::Service<http::Request<tonic::body::Body>> for GrpcReceiver {
             if request.uri().path() != EXPORT_PATH {
                 return Ok(Status::unimplemented("only TraceService/Export is served").into_http());
             }
+            // Before the body is read: an unauthenticated request costs no decoding.
+            let authorization = request.headers().get(AUTHORIZATION).map(|value| value.as_bytes());
+            if !receiver.ingest.authorized(authorization, Transport::Grpc) {
+                return Ok(Status::unauthenticated("a valid bearer token is required").into_http());
+            }
             let mut gzip = EnabledCompressionEncodings::default();
             gzip.enable(CompressionEncoding::Gzip);
-            let mut grpc = tonic::server::Grpc::new(RequestCodec)
+            let codec = RequestCodec { ingest: receiver.ingest.clone() };
+            let mut grpc = tonic::server::Grpc::new(codec)
                 .apply_compression_config(gzip, gzip)
                 .apply_max_message_size_config(Some(receiver.max_request_bytes), None);
             Ok(grpc.unary(receiver, request).await)
@@ -131,12 +137,16 @@ impl UnaryService<Decoded> for GrpcReceiver {
 }
 
 /// Requests decode into `otlp.rs`'s types (strings as views of the message); answers encode
-/// with prost.
-#[derive(Clone, Copy, Debug, Default)]
-struct RequestCodec;
+/// with prost. When the ingest queue is full, a request is refused before it is decoded.
+#[derive(Clone, Debug)]
+struct RequestCodec {
+    ingest: Ingest,
+}
 
 #[derive(Debug)]
-struct RequestDecoder;
+struct RequestDecoder {
+    ingest: Ingest,
+}
 
 impl tonic::codec::Decoder for RequestDecoder {
     type Item = Decoded;
@@ -144,6 +154,13 @@ impl tonic::codec::Decoder for RequestDecoder {
 
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Status> {
         let message = src.copy_to_bytes(src.remaining());
+        if self.ingest.queue_full() {
+            // Counting spans walks the message without decoding it; a message that cannot be
+            // walked is decoded, and refused as invalid.
+            if let Some(spans) = otlp::count_spans(&message).filter(|spans| *spans > 0) {
+                return Err(unavailable(self.ingest.refuse_full(spans, Transport::Grpc)));
+            }
+        }
         otlp::decode(message)
             .map(Some)
             .map_err(|error| Status::invalid_argument(format!("invalid ExportTraceServiceRequest: {error}")))
@@ -161,7 +178,7 @@ impl tonic::codec::Codec for RequestCodec {
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        RequestDecoder
+        RequestDecoder { ingest: self.ingest.clone() }
     }
 }
 
@@ -170,10 +187,6 @@ impl GrpcReceiver {
         &self,
         request: Request<Decoded>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let authorization = request.metadata().get(AUTHORIZATION).map(|value| value.as_bytes());
-        if !self.ingest.authorized(authorization, Transport::Grpc) {
-            return Err(Status::unauthenticated("a valid bearer token is required"));
-        }
         match self.ingest.accept(request.into_inner(), Transport::Grpc).await {
             Ok(accepted) if accepted.rejected_spans == 0 => {
                 Ok(Response::new(ExportTraceServiceResponse::default()))
@@ -184,11 +197,16 @@ impl GrpcReceiver {
                     error_message: accepted.message,
                 }),
             })),
-            Err(refusal) => Err(Status::with_error_details(
-                Code::Unavailable,
-                refusal.to_string(),
-                ErrorDetails::with_retry_info(Some(RETRY_AFTER)),
-            )),
+            Err(refusal) => Err(unavailable(refusal)),
         }
     }
+}
+
+/// A retryable refusal, with how long to wait.
+fn unavailable(refusal: super::Refusal) -> Status {
+    Status::with_error_details(
+        Code::Unavailable,
+        refusal.to_string(),
+        ErrorDetails::with_retry_info(Some(RETRY_AFTER)),
+    )
 }

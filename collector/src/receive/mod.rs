@@ -184,6 +184,22 @@ impl Ingest {
         matches
     }
 
+    /// Whether the queue would refuse a request with spans now. The gRPC receiver asks before
+    /// decoding, so that a collector at its limit does not spend its core decoding requests it
+    /// then refuses (which would lower what it accepts below the limit).
+    pub fn queue_full(&self) -> bool {
+        let span_limit = self.gauge.capacity.saturating_mul(QUEUED_SPANS_PER_REQUEST);
+        self.queue.capacity() == 0 || self.gauge.spans.load(Ordering::Relaxed) >= span_limit
+    }
+
+    /// Refuses a request of `spans` spans, counted in spans, before it was decoded because the
+    /// queue is full.
+    pub fn refuse_full(&self, spans: u64, transport: Transport) -> Refusal {
+        let labels = [transport.as_str(), Refusal::QueueFull.reason()];
+        self.registry.add(metric::SELF_SPANS_REFUSED_TOTAL, &labels, spans as f64, unix_now());
+        Refusal::QueueFull
+    }
+
     /// Drops spans with invalid ids (reported as partial success), then queues the rest (and,
     /// with the persistent queue, waits until they are on disk).
     pub async fn accept(&self, decoded: Decoded, transport: Transport) -> Result<Accepted, Refusal> {
@@ -317,6 +333,21 @@ mod tests {
         assert_eq!(receiver.try_recv().expect("queued batch").spans, 1);
         assert_eq!(registry.value(metric::SELF_SPANS_RECEIVED_TOTAL, &["http"]), Some(4.0));
         assert_eq!(registry.value(metric::SELF_SPANS_DROPPED_TOTAL, &["invalid_span_id"]), Some(3.0));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_is_known_before_decoding() {
+        let (ingest, mut receiver, registry) = ingest(1);
+        assert!(!ingest.queue_full());
+        let one = request(vec![span(vec![1; 16], vec![1; 8])]);
+        assert_eq!(ingest.accept(decoded(one), Transport::Grpc).await, Ok(Accepted::default()));
+        assert!(ingest.queue_full(), "one request fills a queue of one");
+        assert_eq!(ingest.refuse_full(3, Transport::Grpc), Refusal::QueueFull);
+        assert_eq!(registry.value(metric::SELF_SPANS_REFUSED_TOTAL, &["grpc", "queue_full"]), Some(3.0));
+        let taken = receiver.try_recv().expect("queued");
+        ingest.gauge.popped();
+        ingest.gauge.release_spans(taken.spans);
+        assert!(!ingest.queue_full());
     }
 
     #[tokio::test]
