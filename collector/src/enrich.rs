@@ -65,7 +65,7 @@ pub fn additions(
         };
         let mut added = attributes(facts);
         added.retain(|attribute| !span.attributes.iter().any(|kv| kv.key == attribute.key));
-        redactor.redact_added(&mut added);
+        redactor.redact(&mut added);
         if !added.is_empty() {
             additions.push((facts.position, otlp::encode_span_attributes(&added)));
         }

@@ -120,7 +120,6 @@ impl Pipeline {
         let request = decoded.request;
         let mut observations = Vec::new();
         derive_request(&self.normalizer, &mut self.deriver, &self.registry, &request, now, &mut observations);
-        self.registry.apply(&mut observations, now);
         true
     }
 

@@ -97,13 +97,9 @@ impl Redactor {
         changed
     }
 
-    /// Applies the rules to attributes the collector is about to add to a span.
-    pub fn redact_added(&self, attributes: &mut Vec<KeyValue>) {
-        self.redact(attributes);
-    }
-
-    /// Whether anything was dropped or hashed.
-    fn redact(&self, attributes: &mut Vec<KeyValue>) -> bool {
+    /// Applies the rules to one attribute list (also to attributes the collector is about to
+    /// add to a span); returns whether anything was dropped or hashed.
+    pub fn redact(&self, attributes: &mut Vec<KeyValue>) -> bool {
         let mut redacted = false;
         if attributes.iter().any(|kv| self.dropped.matches(&kv.key)) {
             attributes.retain(|kv| !self.dropped.matches(&kv.key));

@@ -281,4 +281,10 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn label_values_fit_inline() {
+        let most = CATALOGUE.iter().map(|definition| definition.labels.len()).max();
+        assert_eq!(most, Some(crate::metrics::MAX_LABELS), "MAX_LABELS is the catalogue's widest family");
+    }
 }

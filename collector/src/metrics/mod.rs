@@ -240,10 +240,6 @@ struct Family {
 pub struct Registry {
     families: Vec<Family>,
     index: HashMap<&'static str, usize>,
-    /// The same positions by the address and length of the catalogue's name strings: the
-    /// metric names derive passes are those same constants, so most lookups are of a pointer
-    /// instead of a 30-byte name. A name at another address falls back to `index`.
-    by_address: HashMap<(usize, usize), usize>,
     limits: SeriesLimits,
 }
 
@@ -256,12 +252,7 @@ impl Registry {
             .enumerate()
             .map(|(position, family)| (family.definition.name, position))
             .collect();
-        let by_address = families
-            .iter()
-            .enumerate()
-            .map(|(position, family)| (address(family.definition.name), position))
-            .collect();
-        Self { families, index, by_address, limits }
+        Self { families, index, limits }
     }
 
     /// Applies and drains `observations`. An observation for an unknown metric or with the
@@ -307,17 +298,13 @@ impl Registry {
     }
 
     fn family(&self, metric: &str) -> Option<&Family> {
-        let position = match self.by_address.get(&address(metric)) {
-            Some(position) => position,
-            None => self.index.get(metric)?,
-        };
-        Some(&self.families[*position])
+        self.index.get(metric).map(|position| &self.families[*position])
     }
 
     /// Replaces every series of a gauge family with `series` (label values, value): for gauges
     /// that a sampler rewrites whole, so that a process that went away leaves no series.
     pub fn replace_gauges(&self, metric: &str, series: Vec<(Vec<String>, f64)>, now: f64) {
-        let Some(family) = self.index.get(metric).map(|position| &self.families[*position]) else {
+        let Some(family) = self.family(metric) else {
             debug_assert!(false, "unknown metric {metric}");
             return;
         };
@@ -372,11 +359,6 @@ impl Registry {
             state.series.len() + usize::from(state.overflow.is_some())
         })
     }
-}
-
-/// Where a string is and how long: equal for two strings only if they are the same bytes.
-fn address(text: &str) -> (usize, usize) {
-    (text.as_ptr() as usize, text.len())
 }
 
 /// A poisoned lock only means another thread panicked mid-update of plain numbers; the
