@@ -176,33 +176,35 @@ async fn fake_nvml_samples_become_gauges_span_attributes_and_gpu_seconds() {
         (value(&metrics, &series) == Some(8.0 * GIB)).then_some(metrics)
     })
     .await;
-    // By hand: GPU-seconds = 0.2 × 1 s + 0.8 × 1 s = 1.0 (one sample interval of 0.05 s may
-    // fall either side of the step: ± 0.6 × 0.05); energy = 300 W × 2 s = 600 J, from the
-    // energy counter, read a few microseconds after each sample's timestamp (± 0.5 J).
+    // By hand: GPU-seconds = 0.2 × 1 s + 0.8 × 1 s = 1.0. The last 20 % sample holds until the
+    // next one, up to one interval (0.05 s) plus scheduling delay after the step; ± 0.6 × 0.15
+    // allows a sample 100 ms late on a loaded machine. Energy = 300 W × 2 s = 600 J, from the
+    // energy counter, read a few microseconds after each sample's timestamp; ± 3 J allows that
+    // read to be 10 ms late at 300 W.
     let labels = "{service=\"vllm-server\",agent=\"writer\",model=\"llama-3.1-8b-instruct\"}";
     close(
         value(&metrics, &format!("llm_gpu_seconds_total{labels}")).expect("gpu seconds"),
         1.0,
-        0.03,
+        0.09,
         "gpu-seconds",
     );
     close(
         value(&metrics, &format!("llm_gpu_energy_joules_total{labels}")).expect("energy"),
         600.0,
-        0.5,
+        3.0,
         "energy",
     );
     let batch = "{service=\"batch\",agent=\"writer\",model=\"llama-3.1-8b-instruct\"}";
     close(
         value(&metrics, &format!("llm_gpu_seconds_total{batch}")).expect("gpu seconds"),
         1.2,
-        0.03,
+        0.09,
         "host gpu-seconds",
     );
     close(
         value(&metrics, &format!("llm_gpu_energy_joules_total{batch}")).expect("energy"),
         800.0,
-        0.5,
+        3.0,
         "host energy",
     );
     assert_eq!(

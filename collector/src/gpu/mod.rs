@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use agentrace_semconv::metric;
 
@@ -134,10 +134,13 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    /// Blocks, sampling every interval, until `stop` receives or its sender is dropped.
+    /// Blocks, sampling every interval, until `stop` receives or its sender is dropped. Ticks
+    /// are fixed-rate: the time a sample takes does not stretch the period, and a sampler that
+    /// fell behind samples at once instead of bursting to catch up.
     pub fn run(mut self, stop: Receiver<()>) {
         let mut containers: HashMap<u32, String> = HashMap::new();
         let mut failures = 0u64;
+        let mut next_tick = Instant::now();
         loop {
             let at = unix_now();
             match self.source.sample() {
@@ -154,7 +157,10 @@ impl Sampler {
                     }
                 }
             }
-            match stop.recv_timeout(self.config.interval) {
+            next_tick += self.config.interval;
+            let now = Instant::now();
+            next_tick = next_tick.max(now);
+            match stop.recv_timeout(next_tick - now) {
                 Err(RecvTimeoutError::Timeout) => {}
                 Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
             }
