@@ -23,7 +23,8 @@ use tokio::net::TcpListener;
 use tokio_rustls::rustls;
 
 use super::decode::{self, DecodeError};
-use super::{Ingest, Transport};
+use crate::otlp;
+use super::{Ingest, Refusal, Transport};
 
 pub use agentrace_semconv::otlp::TRACES_PATH;
 
@@ -200,6 +201,15 @@ async fn export_traces(State(state): State<HttpState>, headers: HeaderMap, body:
             return fail(StatusCode::UNSUPPORTED_MEDIA_TYPE, tonic::Code::InvalidArgument, &message);
         }
     };
+    // As over gRPC: while the queue is full, a protobuf body is refused before it is decoded,
+    // its spans counted by walking the message (a JSON body has to be parsed to be counted).
+    if let (Encoding::Protobuf, Ok(bytes)) = (encoding, &inflated) {
+        if state.ingest.queue_full() {
+            if let Some(spans) = otlp::count_spans(bytes).filter(|spans| *spans > 0) {
+                return refused(encoding, state.ingest.refuse_full(spans, Transport::Http));
+            }
+        }
+    }
     let decoded = inflated.and_then(|bytes| match encoding {
         Encoding::Protobuf => decode::protobuf(bytes),
         Encoding::Json => decode::json(&bytes),
@@ -219,13 +229,16 @@ async fn export_traces(State(state): State<HttpState>, headers: HeaderMap, body:
             });
             encoded(encoding, StatusCode::OK, &ExportTraceServiceResponse { partial_success })
         }
-        Err(refusal) => {
-            let mut response =
-                fail(StatusCode::SERVICE_UNAVAILABLE, tonic::Code::Unavailable, &refusal.to_string());
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
-            response
-        }
+        Err(refusal) => refused(encoding, refusal),
     }
+}
+
+/// 503 with Retry-After: the client should send the same request again later.
+fn refused(encoding: Encoding, refusal: Refusal) -> Response {
+    let mut response =
+        status_response(encoding, StatusCode::SERVICE_UNAVAILABLE, tonic::Code::Unavailable, &refusal.to_string());
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+    response
 }
 
 fn encoded(encoding: Encoding, status: StatusCode, response: &ExportTraceServiceResponse) -> Response {
