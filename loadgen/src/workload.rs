@@ -81,21 +81,22 @@ impl Generator {
         }
     }
 
-    /// A trace id for `group` of request `sequence`, and the span id of span `index`: unique
-    /// across a run (up to 65 536 spans a request).
-    fn ids(&mut self, sequence: u64, group: usize, index: usize) -> (Vec<u8>, Vec<u8>) {
+    /// The trace id of trace `group` of request `sequence` (`salt`, drawn once per request,
+    /// fills the rest), and the span id of span `index`: unique across a run (up to 65 536
+    /// spans a request).
+    fn ids(sequence: u64, salt: u64, group: usize, index: usize) -> (Vec<u8>, Vec<u8>) {
         let mut trace_id = [0u8; 16];
         trace_id[..8].copy_from_slice(&sequence.to_be_bytes());
-        trace_id[8..]
-            .copy_from_slice(&(((group as u64) << 48) | (self.rng.random::<u64>() >> 16) | 1).to_be_bytes());
+        trace_id[8..].copy_from_slice(&(((group as u64) << 48) | (salt >> 16) | 1).to_be_bytes());
         let span_id = ((sequence << 16) | index as u64 | 1 << 63).to_be_bytes().to_vec();
         (trace_id.to_vec(), span_id)
     }
 
     fn minimal(&mut self, sequence: u64, count: usize) -> ExportTraceServiceRequest {
+        let salt = self.rng.random::<u64>();
         let spans = (0..count)
             .map(|index| {
-                let (trace_id, span_id) = self.ids(sequence, index, index);
+                let (trace_id, span_id) = Self::ids(sequence, salt, index, index);
                 Span {
                     trace_id,
                     span_id,
@@ -137,8 +138,10 @@ impl Generator {
             })
             .collect();
         let mut parent = Vec::new();
+        let salt = self.rng.random::<u64>();
         for index in 0..Workload::W1.spans_per_request() {
-            let (trace_id, span_id) = self.ids(sequence, index / 8, index);
+            // Eight spans a trace: an agent invocation, a tool call and six chat calls under it.
+            let (trace_id, span_id) = Self::ids(sequence, salt, index / 8, index);
             let agent = AGENTS[self.rng.random_range(0..AGENTS.len())];
             let model = MODELS[self.rng.random_range(0..MODELS.len())];
             let start = self.now_nanos + self.rng.random_range(0..1_000_000_000u64);
@@ -242,6 +245,16 @@ mod tests {
         let attributes: usize = spans(&w1).iter().map(|span| span.attributes.len()).sum();
         let average = attributes as f64 / 512.0;
         assert!((14.0..=20.0).contains(&average), "about 20 attributes per span: {average}");
+        // 64 traces of 8 spans; every child's parent is the agent span of its own trace.
+        let by_id: std::collections::HashMap<&[u8], &Span> =
+            spans(&w1).into_iter().map(|span| (span.span_id.as_slice(), span)).collect();
+        let traces: std::collections::HashSet<&[u8]> = by_id.values().map(|span| span.trace_id.as_slice()).collect();
+        assert_eq!(traces.len(), 64);
+        for span in by_id.values().filter(|span| !span.parent_span_id.is_empty()) {
+            let parent = by_id[span.parent_span_id.as_slice()];
+            assert_eq!(parent.trace_id, span.trace_id, "{} is in its parent's trace", span.name);
+            assert!(parent.name.starts_with("invoke_agent "), "{}", parent.name);
+        }
     }
 
     #[test]
