@@ -248,7 +248,8 @@ mod tests {
         // 64 traces of 8 spans; every child's parent is the agent span of its own trace.
         let by_id: std::collections::HashMap<&[u8], &Span> =
             spans(&w1).into_iter().map(|span| (span.span_id.as_slice(), span)).collect();
-        let traces: std::collections::HashSet<&[u8]> = by_id.values().map(|span| span.trace_id.as_slice()).collect();
+        let traces: std::collections::HashSet<&[u8]> =
+            by_id.values().map(|span| span.trace_id.as_slice()).collect();
         assert_eq!(traces.len(), 64);
         for span in by_id.values().filter(|span| !span.parent_span_id.is_empty()) {
             let parent = by_id[span.parent_span_id.as_slice()];

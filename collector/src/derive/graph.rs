@@ -4,19 +4,22 @@
 //!
 //! Every span of a trace is kept as a small node (its parent, and its agent name when it is
 //! an agent span) while the trace is active. An edge is emitted as soon as the chain from a
-//! span up to an agent (or to the trace root) is complete; children usually arrive before
-//! the agent span that encloses them, so edges wait for it. A trace is flushed once no span
-//! of it arrived for the pairing window: edges still waiting are counted as unpaired, and
-//! each agent invocation's roll-up (LLM calls, tool calls, tokens) is emitted.
+//! span up to an agent (or to the trace root) is complete, and an LLM or tool call is added to
+//! its agent's roll-up at the same moment; children usually arrive before the agent span that
+//! encloses them, so both wait for it. A trace is flushed once no span of it arrived for the
+//! pairing window: edges still waiting are counted as unpaired, and each agent invocation's
+//! roll-up (LLM calls, tool calls, tokens) is emitted. A span id seen again in its trace (a
+//! resend) counts in the graph once.
 //!
-//! Bounded: at most `max_traces` traces and `max_spans_per_trace` nodes each; the oldest
-//! trace is flushed early to make room.
+//! Bounded: at most `max_traces` traces and `max_spans_per_trace` spans each (the spans past it
+//! still count in the single-span metrics, not in the graph); the oldest trace is flushed
+//! early to make room.
 
 use std::collections::hash_map::Entry;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use foldhash::{HashMap, HashMapExt};
+use foldhash::HashMap;
 
 use agentrace_semconv::metric::{self, graph_node};
 use agentrace_semconv::SpanClass;
@@ -24,7 +27,7 @@ use agentrace_semconv::SpanClass;
 use super::{exemplar_of, truncated};
 use crate::metrics::{Exemplar, Label, Observation};
 use crate::normalize::CanonicalSpan;
-use smallvec::smallvec;
+use smallvec::{smallvec, SmallVec};
 
 type TraceId = [u8; 16];
 type SpanId = [u8; 8];
@@ -87,16 +90,73 @@ struct Invocation {
     service: Arc<str>,
     agent: Arc<str>,
     exemplar: Exemplar,
+    llm_calls: u32,
+    tool_calls: u32,
+    tokens: u64,
+}
+
+/// Below this many spans a trace's nodes are a vector searched in order: most traces are this
+/// small, and one allocation in arrival order costs far less than a map per trace.
+const FEW_NODES: usize = 32;
+
+/// A trace's spans by id.
+#[derive(Debug)]
+enum Nodes {
+    Few(Vec<(SpanId, Node)>),
+    Many(HashMap<SpanId, Node>),
+}
+
+impl Nodes {
+    fn len(&self) -> usize {
+        match self {
+            Self::Few(nodes) => nodes.len(),
+            Self::Many(nodes) => nodes.len(),
+        }
+    }
+
+    fn get(&self, span_id: &SpanId) -> Option<&Node> {
+        match self {
+            Self::Few(nodes) => nodes.iter().find(|(id, _)| id == span_id).map(|(_, node)| node),
+            Self::Many(nodes) => nodes.get(span_id),
+        }
+    }
+
+    /// Adds a span; false (and nothing changes) when the id is already there.
+    fn insert(&mut self, span_id: SpanId, node: Node) -> bool {
+        match self {
+            Self::Few(nodes) if nodes.iter().any(|(id, _)| *id == span_id) => false,
+            Self::Few(nodes) if nodes.len() < FEW_NODES => {
+                nodes.push((span_id, node));
+                true
+            }
+            Self::Few(nodes) => {
+                let mut many: HashMap<SpanId, Node> = std::mem::take(nodes).into_iter().collect();
+                many.insert(span_id, node);
+                *self = Self::Many(many);
+                true
+            }
+            Self::Many(nodes) => match nodes.entry(span_id) {
+                Entry::Occupied(_) => false,
+                Entry::Vacant(new) => {
+                    new.insert(node);
+                    true
+                }
+            },
+        }
+    }
 }
 
 #[derive(Debug)]
 struct TraceState {
     first_seen: f64,
     last_seen: f64,
-    nodes: HashMap<SpanId, Node>,
+    nodes: Nodes,
+    /// Edges whose caller has not arrived.
     pending: Vec<PendingEdge>,
+    /// Calls whose agent has not arrived.
     members: Vec<Member>,
-    invocations: HashMap<SpanId, Invocation>,
+    /// Agent spans; usually one a trace, so held inline.
+    invocations: SmallVec<[(SpanId, Invocation); 1]>,
 }
 
 impl TraceState {
@@ -104,10 +164,10 @@ impl TraceState {
         Self {
             first_seen: now,
             last_seen: now,
-            nodes: HashMap::new(),
+            nodes: Nodes::Few(Vec::new()),
             pending: Vec::new(),
             members: Vec::new(),
-            invocations: HashMap::new(),
+            invocations: SmallVec::new(),
         }
     }
 }
@@ -121,7 +181,7 @@ enum Caller<'a> {
 }
 
 /// Walks up from `start` to the nearest agent span.
-fn nearest_agent(nodes: &HashMap<SpanId, Node>, start: Option<SpanId>) -> Caller<'_> {
+fn nearest_agent(nodes: &Nodes, start: Option<SpanId>) -> Caller<'_> {
     let mut current = start;
     for _ in 0..MAX_CHAIN {
         let Some(span_id) = current else {
@@ -180,27 +240,27 @@ impl AgentGraph {
             }
         };
         trace.last_seen = now;
-        if trace.nodes.len() < self.config.max_spans_per_trace {
-            let agent = (span.class == SpanClass::Agent).then(|| agent_name(span));
-            trace.nodes.insert(
-                span.span_id,
-                Node {
-                    parent: span.parent_span_id,
-                    agent: agent.map(|agent| shared(&mut self.names, agent)),
-                },
-            );
+        if trace.nodes.len() >= self.config.max_spans_per_trace {
+            return;
+        }
+        let agent = (span.class == SpanClass::Agent).then(|| shared(&mut self.names, agent_name(span)));
+        if !trace.nodes.insert(span.span_id, Node { parent: span.parent_span_id, agent: agent.clone() }) {
+            return;
         }
         let exemplar = exemplar_of(span, span.duration_seconds());
-        if span.class == SpanClass::Agent {
-            trace.invocations.insert(
+        if let Some(agent) = agent {
+            trace.invocations.push((
                 span.span_id,
                 Invocation {
                     weight: span.weight,
                     service: shared(&mut self.names, truncated(span.service)),
-                    agent: shared(&mut self.names, agent_name(span)),
+                    agent,
                     exemplar,
+                    llm_calls: 0,
+                    tool_calls: 0,
+                    tokens: 0,
                 },
-            );
+            ));
         }
         let is_llm = matches!(span.class, SpanClass::Llm | SpanClass::Embedding);
         let is_tool = span.class == SpanClass::Tool;
@@ -290,6 +350,8 @@ fn server_node<'s>(span: &CanonicalSpan<'s>, scratch: &'s mut String) -> Option<
     Some(scratch.as_str())
 }
 
+/// Emits the edges and adds the calls to their roll-ups whose chain up to an agent (or the
+/// root) is complete; the rest keep waiting. What no longer waits gives its room back.
 fn resolve_pending(trace: &mut TraceState, out: &mut Vec<Observation>) {
     let nodes = &trace.nodes;
     trace.pending.retain(|edge| {
@@ -301,6 +363,27 @@ fn resolve_pending(trace: &mut TraceState, out: &mut Vec<Observation>) {
         emit_edge(client, edge, out);
         false
     });
+    let invocations = &mut trace.invocations;
+    trace.members.retain(|member| {
+        let agent_span = match nearest_agent(nodes, member.parent) {
+            Caller::Agent(agent_span, _) => agent_span,
+            // No agent above it: it belongs to no invocation.
+            Caller::Root => return false,
+            Caller::Missing => return true,
+        };
+        if let Some((_, invocation)) = invocations.iter_mut().find(|(span_id, _)| *span_id == agent_span) {
+            invocation.llm_calls += member.llm_calls;
+            invocation.tool_calls += member.tool_calls;
+            invocation.tokens += member.tokens;
+        }
+        false
+    });
+    if trace.pending.is_empty() {
+        trace.pending = Vec::new();
+    }
+    if trace.members.is_empty() {
+        trace.members = Vec::new();
+    }
 }
 
 fn emit_edge(client: Arc<str>, edge: &PendingEdge, out: &mut Vec<Observation>) {
@@ -330,25 +413,13 @@ fn flush(mut trace: TraceState, out: &mut Vec<Observation>) {
             None,
         ));
     }
-    let mut totals: HashMap<SpanId, (u32, u32, u64)> =
-        trace.invocations.keys().map(|span_id| (*span_id, (0, 0, 0))).collect();
-    for member in &trace.members {
-        if let Caller::Agent(agent_span, _) = nearest_agent(&trace.nodes, member.parent) {
-            if let Some(total) = totals.get_mut(&agent_span) {
-                total.0 += member.llm_calls;
-                total.1 += member.tool_calls;
-                total.2 += member.tokens;
-            }
-        }
-    }
-    for (span_id, (llm_calls, tool_calls, tokens)) in totals {
-        let Some(invocation) = trace.invocations.get(&span_id) else { continue };
+    for (_, invocation) in &trace.invocations {
         let labels =
             smallvec![Label::Shared(invocation.service.clone()), Label::Shared(invocation.agent.clone())];
         for (metric, value) in [
-            (metric::AGENT_INVOCATION_LLM_CALLS, f64::from(llm_calls)),
-            (metric::AGENT_INVOCATION_TOOL_CALLS, f64::from(tool_calls)),
-            (metric::AGENT_INVOCATION_TOKENS, tokens as f64),
+            (metric::AGENT_INVOCATION_LLM_CALLS, f64::from(invocation.llm_calls)),
+            (metric::AGENT_INVOCATION_TOOL_CALLS, f64::from(invocation.tool_calls)),
+            (metric::AGENT_INVOCATION_TOKENS, invocation.tokens as f64),
         ] {
             let exemplar = Exemplar { value, ..invocation.exemplar };
             out.push(Observation {

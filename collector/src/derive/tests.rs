@@ -235,6 +235,39 @@ fn the_window_is_bounded_by_trace_count() {
     assert_eq!(unpaired, 7.0, "evicted traces count their waiting edges");
 }
 
+/// An agent with 200 LLM calls, past the few spans a trace's nodes hold in a vector. Sent
+/// twice, the second copy changes nothing in the graph. With a cap of 50 spans a trace, the
+/// agent span (sent last) does not get in, so the 50 calls that did never pair.
+#[test]
+fn a_large_trace_pairs_every_child_once_and_stops_at_its_span_cap() {
+    let calls: Vec<CanonicalSpan<'static>> = (0..200u8).map(|id| llm(id + 2, Some(1))).collect();
+    let run = |graph: GraphConfig, rounds: usize| {
+        let mut deriver = graph_deriver(graph);
+        let mut out = Vec::new();
+        for _ in 0..rounds {
+            for call in &calls {
+                deriver.observe(call, 0.0, &mut out);
+            }
+            deriver.observe(&agent(1, None, "researcher"), 0.0, &mut out);
+            deriver.end_batch(&mut out);
+        }
+        deriver.tick(100.0, &mut out);
+        let total =
+            |metric: &str| find(&out, metric).iter().map(|observation| observation.value).sum::<f64>();
+        (
+            total(metric::SERVICE_GRAPH_REQUEST_TOTAL),
+            total(metric::AGENT_INVOCATION_LLM_CALLS),
+            total(metric::SELF_GRAPH_UNPAIRED_TOTAL),
+        )
+    };
+    // 200 model edges and the root edge; 200 calls in the roll-up.
+    assert_eq!(run(GraphConfig::default(), 1), (201.0, 200.0, 0.0));
+    assert_eq!(run(GraphConfig::default(), 2), (201.0, 200.0, 0.0), "a resend counts once");
+    // The first 50 spans are calls whose agent never gets in: 50 unpaired edges, no roll-up.
+    let capped = GraphConfig { max_spans_per_trace: 50, ..GraphConfig::default() };
+    assert_eq!(run(capped, 1), (0.0, 0.0, 50.0));
+}
+
 #[test]
 fn long_label_values_are_cut_at_a_character_boundary() {
     let long = "é".repeat(100);

@@ -23,8 +23,8 @@ use tokio::net::TcpListener;
 use tokio_rustls::rustls;
 
 use super::decode::{self, DecodeError};
-use crate::otlp;
 use super::{Ingest, Refusal, Transport};
+use crate::otlp;
 
 pub use agentrace_semconv::otlp::TRACES_PATH;
 
@@ -235,8 +235,12 @@ async fn export_traces(State(state): State<HttpState>, headers: HeaderMap, body:
 
 /// 503 with Retry-After: the client should send the same request again later.
 fn refused(encoding: Encoding, refusal: Refusal) -> Response {
-    let mut response =
-        status_response(encoding, StatusCode::SERVICE_UNAVAILABLE, tonic::Code::Unavailable, &refusal.to_string());
+    let mut response = status_response(
+        encoding,
+        StatusCode::SERVICE_UNAVAILABLE,
+        tonic::Code::Unavailable,
+        &refusal.to_string(),
+    );
     response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
     response
 }
