@@ -341,8 +341,7 @@ impl Registry {
 
     /// The current value of one counter or gauge series, or a histogram's sample count.
     pub fn value(&self, metric: &str, labels: &[&str]) -> Option<f64> {
-        let family = &self.families[*self.index.get(metric)?];
-        let state = lock(&family.state);
+        let state = lock(&self.family(metric)?.state);
         let labels: Vec<String> = labels.iter().map(|value| (*value).to_owned()).collect();
         let series = state.series.get(&labels)?;
         Some(match &series.value {
@@ -354,8 +353,8 @@ impl Registry {
 
     /// Number of series of one family, the overflow series included.
     pub fn series_count(&self, metric: &str) -> usize {
-        self.index.get(metric).map_or(0, |position| {
-            let state = lock(&self.families[*position].state);
+        self.family(metric).map_or(0, |family| {
+            let state = lock(&family.state);
             state.series.len() + usize::from(state.overflow.is_some())
         })
     }

@@ -58,9 +58,14 @@ impl QueueGauge {
         Arc::new(Self { name, capacity, depth: AtomicUsize::new(0), spans: AtomicUsize::new(0) })
     }
 
+    /// The most spans the queue holds (a request that arrives at an empty queue still fits).
+    fn span_limit(&self) -> usize {
+        self.capacity.saturating_mul(QUEUED_SPANS_PER_REQUEST)
+    }
+
     /// Counts `spans` as queued unless that takes the queue past its span bound.
     fn reserve_spans(&self, spans: usize) -> bool {
-        let limit = self.capacity.saturating_mul(QUEUED_SPANS_PER_REQUEST);
+        let limit = self.span_limit();
         self.spans
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |queued| {
                 (queued == 0 || queued + spans <= limit).then_some(queued + spans)
@@ -184,20 +189,24 @@ impl Ingest {
         matches
     }
 
-    /// Whether the queue would refuse a request with spans now. The gRPC receiver asks before
+    /// Whether the queue would refuse a request with spans now. The receivers ask before
     /// decoding, so that a collector at its limit does not spend its core decoding requests it
     /// then refuses (which would lower what it accepts below the limit).
     pub fn queue_full(&self) -> bool {
-        let span_limit = self.gauge.capacity.saturating_mul(QUEUED_SPANS_PER_REQUEST);
-        self.queue.capacity() == 0 || self.gauge.spans.load(Ordering::Relaxed) >= span_limit
+        self.queue.capacity() == 0 || self.gauge.spans.load(Ordering::Relaxed) >= self.gauge.span_limit()
     }
 
     /// Refuses a request of `spans` spans, counted in spans, before it was decoded because the
     /// queue is full.
     pub fn refuse_full(&self, spans: u64, transport: Transport) -> Refusal {
-        let labels = [transport.as_str(), Refusal::QueueFull.reason()];
-        self.registry.add(metric::SELF_SPANS_REFUSED_TOTAL, &labels, spans as f64, unix_now());
-        Refusal::QueueFull
+        self.refuse(Refusal::QueueFull, spans as f64, transport)
+    }
+
+    /// Counts a refused request's spans under the refusal's reason, and returns the refusal.
+    fn refuse(&self, refusal: Refusal, spans: f64, transport: Transport) -> Refusal {
+        let labels = [transport.as_str(), refusal.reason()];
+        self.registry.add(metric::SELF_SPANS_REFUSED_TOTAL, &labels, spans, unix_now());
+        refusal
     }
 
     /// Drops spans with invalid ids (reported as partial success), then queues the rest (and,
@@ -207,9 +216,7 @@ impl Ingest {
         let now = unix_now();
         let received: usize = span_count(&request);
         if self.memory.as_ref().is_some_and(|memory| memory.over_limit()) {
-            let labels = [transport.as_str(), Refusal::MemoryLimit.reason()];
-            self.registry.add(metric::SELF_SPANS_REFUSED_TOTAL, &labels, received as f64, now);
-            return Err(Refusal::MemoryLimit);
+            return Err(self.refuse(Refusal::MemoryLimit, received as f64, transport));
         }
         let invalid = drop_invalid_spans(&mut request);
         if invalid > 0 {
@@ -233,17 +240,13 @@ impl Ingest {
                 mpsc::error::TrySendError::Full(_) => Refusal::QueueFull,
                 mpsc::error::TrySendError::Closed(_) => Refusal::ShuttingDown,
             };
-            let labels = [transport.as_str(), refusal.reason()];
-            self.registry.add(metric::SELF_SPANS_REFUSED_TOTAL, &labels, received as f64, now);
-            return Err(refusal);
+            return Err(self.refuse(refusal, received as f64, transport));
         }
         self.gauge.pushed();
         if let Some(on_disk) = on_disk {
             let stored = on_disk.await.unwrap_or(Err(Refusal::ShuttingDown));
             if let Err(refusal) = stored {
-                let labels = [transport.as_str(), refusal.reason()];
-                self.registry.add(metric::SELF_SPANS_REFUSED_TOTAL, &labels, received as f64, unix_now());
-                return Err(refusal);
+                return Err(self.refuse(refusal, received as f64, transport));
             }
         }
         self.registry.add(metric::SELF_SPANS_RECEIVED_TOTAL, &[transport.as_str()], received as f64, now);
