@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer};
 
+use crate::args::ArgError;
+
 const BUILT_IN: &str = include_str!("../prices/default.toml");
 const TOKENS_PER_PRICE_UNIT: f64 = 1_000_000.0;
 
@@ -60,6 +62,25 @@ pub struct Usage {
     pub cached_input: u64,
 }
 
+#[derive(Clone, Debug, Default, clap::Args)]
+#[command(next_help_heading = "Cost")]
+#[group(id = "cost")]
+pub struct Args {
+    /// TOML price table (USD per million tokens per model) that overrides and extends the
+    /// built-in prices.
+    #[arg(long, env = "AGENTRACE_PRICE_FILE", value_name = "PATH")]
+    pub price_file: Option<PathBuf>,
+}
+
+impl Args {
+    pub fn validate(self) -> Result<PriceTable, ArgError> {
+        match &self.price_file {
+            Some(path) => PriceTable::with_file(path).map_err(ArgError::file),
+            None => Ok(PriceTable::built_in()),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PriceTable {
     /// Lowercased model name → price.
@@ -87,7 +108,7 @@ impl PriceTable {
     fn parse(text: &str, path: &Path) -> Result<Self, PriceError> {
         let file: PriceFile = toml::from_str(text).map_err(|error| PriceError::Parse {
             path: path.to_owned(),
-            message: crate::config::one_line_toml_error(text, &error),
+            message: crate::args::one_line_toml_error(text, &error),
         })?;
         let models = file.models.into_iter().map(|(model, price)| (model.to_lowercase(), price)).collect();
         Ok(Self { models })

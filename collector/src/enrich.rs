@@ -1,20 +1,209 @@
-//! Enrich: attributes the collector computed, added to the spans before they are forwarded,
-//! so Tempo shows them: `agentrace.cost.usd` on LLM calls, `agentrace.gpu.*` on LLM and
-//! model-load spans.
+//! Enrich: the span as it leaves the collector. What derive learned about a span is added to
+//! it (`agentrace.cost.usd` on LLM calls, `agentrace.gpu.*` on LLM and model-load spans), so
+//! Tempo shows it; and what must not leave is taken away: message content unless
+//! `--keep-content`, the attributes listed in `--redact-attributes`, and those in
+//! `--hash-attributes` replaced by `sha256:<hex>` of their value, so equal values (a user id, a
+//! session id) still group in Tempo without being readable. Keys ending in `.` match as
+//! prefixes. Redaction applies to resource, span, event and link attributes.
+//!
+//! The result is the request's forwarding view (`wire::raw`): a span that nothing changed goes
+//! out as the bytes it arrived in, fields this version of OTLP does not know included; a span
+//! that redaction changed is re-encoded; added attributes are appended to the span's bytes (a
+//! repeated field may come in several runs, and decoders join them in order). Next stop: the
+//! export queue.
 
 use agentrace_semconv::attr;
 use bytes::Bytes;
+use prost::Message;
+use sha2::{Digest, Sha256};
 
-use crate::gpu::WindowStats;
-use crate::otlp::{self, any_value, ExportTraceServiceRequest, KeyValue};
-use crate::redact::Redactor;
+use crate::args;
+use crate::derive::SpanFacts;
+use crate::wire::{self, any_value, raw, AnyValue, ExportTraceServiceRequest, KeyValue, SpanPos, Text};
 
-/// What to add to the span at `[resource, scope, span]` in a request.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct SpanFacts {
-    pub position: [usize; 3],
-    pub cost_usd: Option<f64>,
-    pub gpu: Option<WindowStats>,
+#[derive(Clone, Debug, Default, clap::Args)]
+#[command(next_help_heading = "Forwarded spans")]
+#[group(id = "forwarded_spans")]
+pub struct Args {
+    /// Forward prompt and completion content (`gen_ai.input.messages` and the like). By
+    /// default it is dropped before spans leave the collector.
+    #[arg(long, env = "AGENTRACE_KEEP_CONTENT", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub keep_content: Option<bool>,
+
+    /// Attribute keys to drop from forwarded spans (comma-separated; `prefix.` matches a prefix).
+    #[arg(long, env = "AGENTRACE_REDACT_ATTRIBUTES", value_delimiter = ',', value_name = "KEYS")]
+    pub redact_attributes: Option<Vec<String>>,
+
+    /// Attribute keys whose values are replaced by their SHA-256 in forwarded spans.
+    #[arg(long, env = "AGENTRACE_HASH_ATTRIBUTES", value_delimiter = ',', value_name = "KEYS")]
+    pub hash_attributes: Option<Vec<String>>,
+}
+
+impl Args {
+    pub fn validate(self) -> Enricher {
+        Enricher::new(
+            self.keep_content.unwrap_or(false),
+            args::list(self.redact_attributes),
+            args::list(self.hash_attributes),
+        )
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Enricher {
+    dropped: Keys,
+    hashed: Keys,
+}
+
+/// Attribute keys to match, as `attr::matches_key` reads a list: whole keys, and prefixes
+/// (entries ending in `.`). Every attribute of every forwarded span is checked, so whole keys
+/// are looked up in a set rather than compared one by one.
+#[derive(Clone, Debug, Default)]
+struct Keys {
+    /// As bytes: keys are matched as they arrived, without reading them as text.
+    whole: foldhash::HashSet<Box<[u8]>>,
+    /// Bit `n` set when a whole key is `n` bytes long (the last bit: 63 bytes or more), so
+    /// that most keys are passed over without hashing them.
+    whole_lengths: u64,
+    prefixes: Vec<Box<[u8]>>,
+}
+
+fn length_bit(length: usize) -> u64 {
+    1 << length.min(63)
+}
+
+impl Keys {
+    fn new(keys: impl IntoIterator<Item = String>) -> Self {
+        let (prefixes, whole): (Vec<String>, Vec<String>) =
+            keys.into_iter().partition(|key| key.ends_with('.'));
+        let bytes = |keys: Vec<String>| keys.into_iter().map(|key| key.into_bytes().into_boxed_slice());
+        let whole_lengths = whole.iter().fold(0, |bits, key| bits | length_bit(key.len()));
+        Self { whole: bytes(whole).collect(), whole_lengths, prefixes: bytes(prefixes).collect() }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.whole.is_empty() && self.prefixes.is_empty()
+    }
+
+    fn matches(&self, key: &[u8]) -> bool {
+        // A prefix ends with `.`, so a key it starts has a `.` at that place: checking that one
+        // byte first spares comparing most keys with most prefixes.
+        (self.whole_lengths & length_bit(key.len()) != 0 && self.whole.contains(key))
+            || self.prefixes.iter().any(|prefix| {
+                key.len() >= prefix.len() && key[prefix.len() - 1] == b'.' && key.starts_with(prefix)
+            })
+    }
+}
+
+impl Enricher {
+    pub fn new(keep_content: bool, dropped: Vec<String>, hashed: Vec<String>) -> Self {
+        let mut all_dropped: Vec<String> = dropped;
+        if !keep_content {
+            all_dropped.extend(attr::CONTENT_KEYS.iter().map(|key| (*key).to_owned()));
+        }
+        Self { dropped: Keys::new(all_dropped), hashed: Keys::new(hashed) }
+    }
+
+    /// The request as it is forwarded: redacted, with `facts` added to their spans. `request`
+    /// must still be what `encoded` holds; it is redacted in place.
+    pub fn outgoing(
+        &self,
+        request: &mut ExportTraceServiceRequest,
+        encoded: &Bytes,
+        facts: &[SpanFacts],
+    ) -> raw::ExportTraceServiceRequest {
+        let changed = self.redact_request(request);
+        let added = self.additions(request, facts);
+        forwarding_view(request, encoded, &changed, &added)
+    }
+
+    fn is_noop(&self) -> bool {
+        self.dropped.is_empty() && self.hashed.is_empty()
+    }
+
+    /// Redacts every attribute list of the request in place. Returns the positions of the spans
+    /// it changed.
+    fn redact_request(&self, request: &mut ExportTraceServiceRequest) -> Vec<SpanPos> {
+        if self.is_noop() {
+            return Vec::new();
+        }
+        for resource in
+            request.resource_spans.iter_mut().filter_map(|resource_spans| resource_spans.resource.as_mut())
+        {
+            self.redact(&mut resource.attributes);
+        }
+        let mut changed = Vec::new();
+        for (pos, span) in request.spans_mut() {
+            let mut redacted = self.redact(&mut span.attributes);
+            for event in &mut span.events {
+                redacted |= self.redact(&mut event.attributes);
+            }
+            for link in &mut span.links {
+                redacted |= self.redact(&mut link.attributes);
+            }
+            if redacted {
+                changed.push(pos);
+            }
+        }
+        changed
+    }
+
+    /// Applies the rules to one attribute list; returns whether anything was dropped or hashed.
+    fn redact(&self, attributes: &mut Vec<KeyValue>) -> bool {
+        let mut redacted = false;
+        if attributes.iter().any(|kv| self.dropped.matches(&kv.key)) {
+            attributes.retain(|kv| !self.dropped.matches(&kv.key));
+            redacted = true;
+        }
+        if self.hashed.is_empty() {
+            return redacted;
+        }
+        for kv in attributes.iter_mut().filter(|kv| self.hashed.matches(&kv.key)) {
+            redacted = true;
+            let digest = Sha256::digest(canonical_text(kv.value.as_ref()).as_bytes());
+            kv.value = Some(AnyValue {
+                value: Some(any_value::Value::StringValue(format!("sha256:{}", hex::encode(digest)).into())),
+            });
+        }
+        redacted
+    }
+
+    /// Each span's facts as attribute fields to append to its encoded bytes, except those the
+    /// span already carries (an upstream agentrace collector computed them) and those the
+    /// redaction rules drop; hashed ones are hashed.
+    fn additions(
+        &self,
+        request: &ExportTraceServiceRequest,
+        all_facts: &[SpanFacts],
+    ) -> Vec<(SpanPos, Bytes)> {
+        let mut additions = Vec::with_capacity(all_facts.len());
+        for facts in all_facts {
+            let Some(span) = request.span_at(facts.pos) else {
+                debug_assert!(false, "facts for a span position not in the request");
+                continue;
+            };
+            let mut added = attributes(facts);
+            added.retain(|attribute| !span.attributes.iter().any(|kv| kv.key == attribute.key));
+            self.redact(&mut added);
+            if !added.is_empty() {
+                additions.push((facts.pos, encode_span_attributes(&added)));
+            }
+        }
+        additions
+    }
+}
+
+/// A stable text form of a value to hash.
+fn canonical_text(value: Option<&AnyValue>) -> String {
+    match value.and_then(|value| value.value.as_ref()) {
+        Some(any_value::Value::StringValue(text)) => text.text().to_owned(),
+        Some(any_value::Value::IntValue(number)) => number.to_string(),
+        Some(any_value::Value::DoubleValue(number)) => number.to_string(),
+        Some(any_value::Value::BoolValue(flag)) => flag.to_string(),
+        Some(any_value::Value::BytesValue(bytes)) => hex::encode(bytes),
+        Some(other) => format!("{other:?}"),
+        None => String::new(),
+    }
 }
 
 fn key(name: &'static str) -> Bytes {
@@ -25,6 +214,7 @@ fn double(name: &'static str, value: f64) -> KeyValue {
     KeyValue::new(key(name), any_value::Value::DoubleValue(value))
 }
 
+/// The attributes that carry a span's facts.
 fn attributes(facts: &SpanFacts) -> Vec<KeyValue> {
     let mut attributes = Vec::new();
     if let Some(usd) = facts.cost_usd {
@@ -43,63 +233,55 @@ fn attributes(facts: &SpanFacts) -> Vec<KeyValue> {
     attributes
 }
 
-/// Each span's facts as attribute fields to append to its encoded bytes
-/// (`otlp::forwarding_view`), except those the span already carries (an upstream agentrace
-/// collector computed them) and those the redaction rules drop; hashed ones are hashed.
-pub fn additions(
+/// The forwarding view of `request`, which must still be the request `encoded` holds but for
+/// the spans at `changed` and any resource or scope attributes: those are taken from
+/// `request`. `added` holds, for some spans, encoded attribute fields to append to them.
+/// Should `encoded` not decode, which cannot happen to bytes that decoded once, the whole
+/// request is encoded from `request`.
+fn forwarding_view(
     request: &ExportTraceServiceRequest,
-    all_facts: &[SpanFacts],
-    redactor: &Redactor,
-) -> Vec<([usize; 3], Bytes)> {
-    let mut additions = Vec::with_capacity(all_facts.len());
-    for facts in all_facts {
-        let [resource, scope, span] = facts.position;
-        let Some(span) = request
-            .resource_spans
-            .get(resource)
-            .and_then(|resource_spans| resource_spans.scope_spans.get(scope))
-            .and_then(|scope_spans| scope_spans.spans.get(span))
-        else {
-            debug_assert!(false, "facts for a span position not in the request");
-            continue;
-        };
-        let mut added = attributes(facts);
-        added.retain(|attribute| !span.attributes.iter().any(|kv| kv.key == attribute.key));
-        redactor.redact(&mut added);
-        if !added.is_empty() {
-            additions.push((facts.position, otlp::encode_span_attributes(&added)));
+    encoded: &Bytes,
+    changed: &[SpanPos],
+    added: &[(SpanPos, Bytes)],
+) -> raw::ExportTraceServiceRequest {
+    let mut view = match raw::ExportTraceServiceRequest::decode(encoded.clone()) {
+        Ok(view) => view,
+        Err(_) => wire::convert(request).unwrap_or_default(),
+    };
+    for (raw_resource, resource) in view.resource_spans.iter_mut().zip(&request.resource_spans) {
+        raw_resource.resource.clone_from(&resource.resource);
+        for (raw_scope, scope) in raw_resource.scope_spans.iter_mut().zip(&resource.scope_spans) {
+            raw_scope.scope.clone_from(&scope.scope);
         }
     }
-    additions
+    for pos in changed.iter().copied() {
+        let encoded = request.span_at(pos).map(|span| Bytes::from(span.encode_to_vec()));
+        if let (Some(encoded), Some(slot)) = (encoded, view.span_at_mut(pos)) {
+            *slot = encoded;
+        }
+    }
+    for (pos, fields) in added {
+        if let Some(slot) = view.span_at_mut(*pos) {
+            let mut joined = Vec::with_capacity(slot.len() + fields.len());
+            joined.extend_from_slice(slot);
+            joined.extend_from_slice(fields);
+            *slot = Bytes::from(joined);
+        }
+    }
+    view
 }
+
+/// `attributes` encoded as the attribute fields of a span, to append to its bytes.
+fn encode_span_attributes(attributes: &[KeyValue]) -> Bytes {
+    let mut fields = Vec::new();
+    for attribute in attributes {
+        prost::encoding::message::encode(SPAN_ATTRIBUTES_FIELD, attribute, &mut fields);
+    }
+    Bytes::from(fields)
+}
+
+/// `Span.attributes`' field number.
+const SPAN_ATTRIBUTES_FIELD: u32 = 9;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::otlp::{ResourceSpans, ScopeSpans, Span};
-
-    #[test]
-    fn facts_go_on_their_spans_once_and_redaction_rules_apply() {
-        let carries_cost =
-            Span { attributes: vec![double(attr::AGENTRACE_COST_USD, 9.0)], ..Default::default() };
-        let request = ExportTraceServiceRequest {
-            resource_spans: vec![ResourceSpans {
-                scope_spans: vec![ScopeSpans {
-                    spans: vec![Span::default(), Span::default(), carries_cost],
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        };
-        let facts = |span| SpanFacts { position: [0, 0, span], cost_usd: Some(0.5), gpu: None };
-        let keep_all = Redactor::new(true, Vec::new(), Vec::new());
-        let added = additions(&request, &[facts(1), facts(2)], &keep_all);
-        assert_eq!(added.len(), 1, "the span that already has a cost gets none");
-        assert_eq!(
-            added[0],
-            ([0, 0, 1], otlp::encode_span_attributes(&[double(attr::AGENTRACE_COST_USD, 0.5)]))
-        );
-        let no_cost = Redactor::new(true, vec![attr::AGENTRACE_COST_USD.to_owned()], Vec::new());
-        assert!(additions(&request, &[facts(1)], &no_cost).is_empty());
-    }
-}
+mod tests;

@@ -1,12 +1,17 @@
-//! Entry points for the fuzz targets (`fuzz/`) and their corpus replay in the tests: arbitrary
-//! bytes in, through the same code a request takes, and no panic out. [`Pipeline`] and
-//! [`decode_only`] are the entry points of the benchmarks (`loadgen/benches/pipeline.rs`).
+//! Entry points from outside the collector's own code:
+//! - [`InProcess`]: a whole collector in this process, on loopback ports it bound itself, for
+//!   the end-to-end tests of this crate, the demo and the load generator;
+//! - the fuzz targets (`fuzz/`) and their corpus replay in the tests: arbitrary bytes in,
+//!   through the same code a request takes, and no panic out;
+//! - [`Pipeline`] and [`decode_only`], the entry points of the benchmarks
+//!   (`loadgen/benches/pipeline.rs`).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::otlp::ExportTraceServiceRequest;
 use axum::body::Body;
-use tokio::sync::mpsc;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
 use tower::ServiceExt;
 
 use crate::derive::Deriver;
@@ -15,6 +20,75 @@ use crate::normalize::Normalizer;
 use crate::process::derive_request;
 use crate::receive::http::{HttpReceiver, TRACES_PATH};
 use crate::receive::{decode, Batch, Ingest, QueueGauge};
+use crate::wire::ExportTraceServiceRequest;
+use crate::{Listeners, Options};
+
+/// A collector running in this process on `127.0.0.1` ports it bound itself.
+pub struct InProcess {
+    pub grpc: SocketAddr,
+    pub http: SocketAddr,
+    pub metrics: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl InProcess {
+    /// Starts a collector configured by `args`, as on its command line (without the program
+    /// name). It listens where `args` say, and on fresh loopback ports otherwise.
+    pub async fn start(args: &[&str]) -> anyhow::Result<Self> {
+        let argv = std::iter::once("agentrace-collector").chain(args.iter().copied());
+        let config = Options::load(argv).and_then(Options::validate)?;
+        let named = |flag: &str| args.iter().any(|arg| arg.starts_with(flag));
+        let bind = |flag: &str, address: SocketAddr| {
+            let address = if named(flag) { address } else { SocketAddr::from(([127, 0, 0, 1], 0)) };
+            TcpListener::bind(address)
+        };
+        let listeners = Listeners {
+            otlp_grpc: bind("--otlp-grpc-addr", config.receive.grpc_addr).await?,
+            otlp_http: bind("--otlp-http-addr", config.receive.http_addr).await?,
+            metrics: bind("--metrics-addr", config.metrics_addr).await?,
+        };
+        let grpc = listeners.otlp_grpc.local_addr()?;
+        let http = listeners.otlp_http.local_addr()?;
+        let metrics = listeners.metrics.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(crate::run(config, listeners, async {
+            let _ = stopped.await;
+        }));
+        Ok(Self { grpc, http, metrics, stop: Some(stop), task: Some(task) })
+    }
+
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}", self.grpc)
+    }
+
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.http)
+    }
+
+    pub fn metrics_url(&self) -> String {
+        format!("http://{}/metrics", self.metrics)
+    }
+
+    /// Shuts the collector down as SIGTERM does, and waits until it has drained.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
 
 /// Decodes OTLP protobuf and, when it decodes, runs normalize, derive and exposition on it.
 pub fn protobuf_request(data: &[u8]) {
@@ -34,10 +108,35 @@ fn derive_and_render(request: &ExportTraceServiceRequest) {
     let registry = Registry::new(SeriesLimits { max_series_per_metric: 50, idle_timeout_secs: 60.0 });
     let mut deriver = Deriver::default();
     let mut observations = Vec::new();
-    derive_request(&Normalizer::default(), &mut deriver, &registry, request, 0.0, &mut observations);
+    derive_request(&Normalizer::default(), &mut deriver, &registry, None, request, 0.0, &mut observations);
     deriver.tick(1e9, &mut observations);
     registry.apply(&mut observations, 0.0);
     let _ = registry.render(Format::OpenMetrics);
+}
+
+/// Runs OTLP/JSON requests, in order, through normalize and derive at `now` (with the built-in
+/// prices and those of `price_file`), closes the agent-graph window, and renders `/metrics` in
+/// the classic format: what the golden tests compare.
+pub fn replay_json(
+    bodies: &[Vec<u8>],
+    price_file: Option<&std::path::Path>,
+    now: f64,
+) -> Result<String, String> {
+    let prices = match price_file {
+        Some(path) => crate::cost::PriceTable::with_file(path).map_err(|error| error.to_string())?,
+        None => crate::cost::PriceTable::built_in(),
+    };
+    let mut deriver = Deriver::new(crate::GraphConfig::default(), Arc::new(prices));
+    let registry = Registry::new(SeriesLimits::default());
+    let normalizer = Normalizer::default();
+    for body in bodies {
+        let request = decode::json(body).map_err(|error| error.to_string())?.request;
+        derive_request(&normalizer, &mut deriver, &registry, None, &request, now, &mut Vec::new());
+    }
+    let mut observations = Vec::new();
+    deriver.tick(now + 3600.0, &mut observations);
+    registry.apply(&mut observations, now);
+    Ok(registry.render(Format::Classic))
 }
 
 /// The OTLP/HTTP handler with a 64 KiB limit. The first byte picks the content type and
@@ -119,7 +218,15 @@ impl Pipeline {
         let Ok(decoded) = decode::protobuf(body) else { return false };
         let request = decoded.request;
         let mut observations = Vec::new();
-        derive_request(&self.normalizer, &mut self.deriver, &self.registry, &request, now, &mut observations);
+        derive_request(
+            &self.normalizer,
+            &mut self.deriver,
+            &self.registry,
+            None,
+            &request,
+            now,
+            &mut observations,
+        );
         true
     }
 

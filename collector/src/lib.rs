@@ -2,39 +2,37 @@
 //! metrics, serves them to Prometheus with exemplars and forwards the traces.
 //!
 //! `topology.rs` shows how the stages connect; a span travels
-//! `receive` → `process` (`normalize` → `derive` → `metrics`) → `export`.
+//! `receive` → `process` (`normalize` → `derive` → `metrics`, then `enrich`) → `export`.
+//! Everything is private to the crate but what the binary, the load generator, the fuzz
+//! targets and the tests use.
 
-pub mod config;
-pub mod cost;
-pub mod derive;
-pub mod enrich;
-pub mod export;
-pub mod gpu;
+#![warn(clippy::too_many_lines)]
+
+mod args;
+mod config;
+mod cost;
+mod derive;
+mod enrich;
+mod events;
+mod export;
+mod gpu;
 pub mod harness;
-pub mod memory;
-pub mod metrics;
-pub mod normalize;
-pub mod otlp;
-pub mod process;
-pub mod receive;
-pub mod redact;
-pub mod tls;
-pub mod topology;
+mod memory;
+mod metrics;
+mod normalize;
+mod process;
+mod receive;
+mod tls;
+mod topology;
+mod wire;
 
-use std::future::Future;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-pub use config::{Config, Options};
-pub use topology::Listeners;
-
-/// Runs the collector on bound listeners until `shutdown` resolves, then drains.
-pub async fn run(
-    config: Config,
-    listeners: Listeners,
-    shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
-    topology::run(config, listeners, shutdown).await
-}
+pub use config::{first_line, Config, ConfigError, Options};
+pub use derive::GraphConfig;
+pub use export::otlp::export_grpc;
+pub use receive::decode::count_spans;
+pub use topology::{run, Listeners};
 
 /// Wall-clock seconds since the Unix epoch; read at the edges, passed into derive.
 pub fn unix_now() -> f64 {

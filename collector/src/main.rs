@@ -1,8 +1,7 @@
 //! `agentrace-collector`: parse the configuration, set up logging, bind the listeners, run.
 
-use agentrace_collector::{Listeners, Options};
+use agentrace_collector::{first_line, ConfigError, Listeners, Options};
 use anyhow::Context;
-use clap::Parser;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -12,14 +11,11 @@ use tracing_subscriber::EnvFilter;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    let options = match Options::try_parse() {
-        Ok(options) => options,
-        Err(error) if !error.use_stderr() => error.exit(),
-        Err(error) => return usage_error(&first_line(&error.to_string())),
-    };
-    let config = match options.with_file().and_then(Options::validate) {
+    let loaded = Options::load(std::env::args_os()).and_then(Options::validate);
+    let config = match loaded {
         Ok(config) => config,
-        Err(error) => return usage_error(&error.to_string()),
+        Err(ConfigError::Usage(error)) if !error.use_stderr() => error.exit(),
+        Err(error) => return usage_error(&first_line(&error.to_string())),
     };
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_env("AGENTRACE_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
@@ -44,13 +40,8 @@ fn main() -> std::process::ExitCode {
 
 /// A configuration error, on one line that names the flag (or file and line).
 fn usage_error(message: &str) -> std::process::ExitCode {
-    eprintln!("agentrace-collector: {}", message.strip_prefix("error: ").unwrap_or(message));
+    eprintln!("agentrace-collector: {message}");
     std::process::ExitCode::from(2)
-}
-
-/// clap adds a blank line and a `--help` hint; the first line says it all.
-fn first_line(text: &str) -> String {
-    text.lines().next().unwrap_or_default().to_owned()
 }
 
 async fn serve(config: agentrace_collector::Config) -> anyhow::Result<()> {

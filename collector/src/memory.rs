@@ -4,11 +4,14 @@
 //! under it. The remaining 20 % absorbs what arrives between two reads and the requests
 //! already being decoded, so the resident set stays under the limit itself.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
+
+use crate::events::MemoryUse;
+use crate::metrics::{Registry, Reported};
 
 const POLL: Duration = Duration::from_millis(100);
 
@@ -16,13 +19,11 @@ const POLL: Duration = Duration::from_millis(100);
 pub struct MemoryGuard {
     limit_bytes: u64,
     over: AtomicBool,
-    rss_bytes: AtomicU64,
 }
 
 impl MemoryGuard {
     pub fn new(limit_bytes: u64) -> Arc<Self> {
-        let guard =
-            Arc::new(Self { limit_bytes, over: AtomicBool::new(false), rss_bytes: AtomicU64::new(0) });
+        let guard = Arc::new(Self { limit_bytes, over: AtomicBool::new(false) });
         guard.check();
         guard
     }
@@ -41,13 +42,8 @@ impl MemoryGuard {
         self.limit_bytes / 5 * 4
     }
 
-    pub fn rss_bytes(&self) -> u64 {
-        self.rss_bytes.load(Ordering::Relaxed)
-    }
-
     fn check(&self) {
         if let Some(rss) = resident_bytes() {
-            self.rss_bytes.store(rss, Ordering::Relaxed);
             self.over.store(rss > self.refusal_threshold_bytes(), Ordering::Relaxed);
         }
     }
@@ -64,6 +60,18 @@ impl MemoryGuard {
     }
 }
 
+/// The process's resident memory and, when set, its limit, as `/metrics` reports them.
+pub struct ProcessMemory {
+    pub guard: Option<Arc<MemoryGuard>>,
+}
+
+impl Reported for ProcessMemory {
+    fn report(&self, registry: &Registry) {
+        let limit_bytes = self.guard.as_ref().map(|guard| guard.limit_bytes());
+        registry.emit(MemoryUse { rss_bytes: resident_bytes(), limit_bytes });
+    }
+}
+
 /// The resident set size, from `/proc/self/status` (`VmRSS`, in kB).
 pub fn resident_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -72,35 +80,9 @@ pub fn resident_bytes() -> Option<u64> {
     Some(kilobytes * 1024)
 }
 
-/// Parses `512MiB`, `2GiB`, `300M`, `1048576` (bytes; K/M/G and KiB/MiB/GiB are powers of 1024).
-pub fn parse_size(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let split = text.find(|character: char| !character.is_ascii_digit()).unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let number: u64 = digits.parse().ok()?;
-    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => return None,
-    };
-    number.checked_mul(multiplier)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_parse_with_binary_units() {
-        assert_eq!(parse_size("1048576"), Some(1 << 20));
-        assert_eq!(parse_size("512MiB"), Some(512 << 20));
-        assert_eq!(parse_size("2G"), Some(2 << 30));
-        assert_eq!(parse_size("64 kb"), Some(64 << 10));
-        assert_eq!(parse_size("lots"), None);
-        assert_eq!(parse_size("5TB"), None);
-    }
 
     #[test]
     fn the_guard_reads_this_process() {

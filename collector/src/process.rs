@@ -1,52 +1,49 @@
-//! The processing stage: each queued request is normalized span by span, derived into
-//! observations and applied to the registry; LLM and model-load spans are matched against the
-//! GPU samples of their window; what was learned about a span (cost, GPU picture) is added to
-//! it (`enrich`); content and listed attributes are redacted (`redact`); then the request goes
-//! on to the export queue as its received bytes with only the changed spans re-encoded (and
-//! waits there when that queue is full, which backs the receivers up into refusing). A
+//! The processing stage, on a thread of its own: each request from the ingest queue is
+//! normalized span by span (`normalize`), derived into observations (`derive`), which go to the
+//! registry (`metrics`) a few spans at a time; LLM and model-load spans are matched against
+//! the GPU samples of their window. When traces are forwarded, the request then leaves as its
+//! forwarding view (`enrich`: facts added, content redacted) through the export queue, and
+//! waits there when that queue is full, which backs the receivers up into refusing. A
 //! one-second tick flushes the agent-graph window and expires idle series.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentrace_semconv::{attr, metric};
+use agentrace_semconv::attr;
 use tokio::sync::mpsc;
 
-use crate::derive::{Deriver, GpuQuery};
-use crate::enrich::{self, SpanFacts};
-use crate::export::queue::DiskQueue;
-use crate::export::Forward;
+use crate::derive::{self, Deriver, SpanFacts};
+use crate::enrich::Enricher;
+use crate::events::GpuEnrichmentSkipped;
+use crate::export::queue::{Forward, QueueSender};
 use crate::gpu::GpuState;
 use crate::metrics::{Observation, Registry};
 use crate::normalize::{service_name, string_attribute, Normalizer};
-use crate::otlp::{self, any_value, ExportTraceServiceRequest, Text};
-use crate::receive::{Batch, QueueGauge, Refusal, StoreAnswer};
-use crate::redact::Redactor;
+use crate::receive::{Batch, QueueGauge};
 use crate::unix_now;
+use crate::wire::{any_value, ExportTraceServiceRequest, Text};
 
 const TICK: Duration = Duration::from_secs(1);
 /// Observations derived before they are applied to the registry: a few spans' worth.
 const APPLY_EVERY: usize = 64;
-const DISK_FULL_LOG_INTERVAL_SECS: f64 = 60.0;
+
+/// Where processed requests go when traces are forwarded.
+pub struct Forwarding {
+    pub enricher: Enricher,
+    pub queue: QueueSender,
+}
 
 pub struct Processor {
-    pub normalizer: Normalizer,
-    pub deriver: Deriver,
-    pub registry: Arc<Registry>,
-    pub input_gauge: Arc<QueueGauge>,
-    /// `None` when traces are not forwarded.
-    pub export: Option<(mpsc::Sender<Forward>, Arc<QueueGauge>)>,
+    normalizer: Normalizer,
+    deriver: Deriver,
+    registry: Arc<Registry>,
+    input_gauge: Arc<QueueGauge>,
     /// `None` when GPU sampling is off or NVML is unavailable.
-    pub gpu: Option<Arc<GpuState>>,
-    /// Applied to forwarded spans after enrichment.
-    pub redactor: Redactor,
-    /// The persistent export queue: requests are written there (and then acknowledged)
-    /// instead of going to the export channel.
-    pub disk: Option<Arc<DiskQueue>>,
-    /// When the last "queue full" warning was logged (Unix seconds): once per interval.
-    pub disk_full_logged_at: Option<f64>,
+    gpu: Option<Arc<GpuState>>,
+    /// `None` when traces are not forwarded.
+    forwarding: Option<Forwarding>,
     /// Empty between requests; kept so that each request reuses its room.
-    pub observations: Vec<Observation<'static>>,
+    observations: Vec<Observation<'static>>,
 }
 
 /// An empty vector of observations with the room of `used`, for borrows of another lifetime.
@@ -60,8 +57,26 @@ fn recycle<'to>(mut used: Vec<Observation<'_>>) -> Vec<Observation<'to>> {
 }
 
 impl Processor {
+    pub fn new(
+        deriver: Deriver,
+        registry: Arc<Registry>,
+        input_gauge: Arc<QueueGauge>,
+        gpu: Option<Arc<GpuState>>,
+        forwarding: Option<Forwarding>,
+    ) -> Self {
+        Self {
+            normalizer: Normalizer::default(),
+            deriver,
+            registry,
+            input_gauge,
+            gpu,
+            forwarding,
+            observations: Vec::new(),
+        }
+    }
+
     /// Runs until the input closes (the receivers are gone), then returns, dropping the
-    /// export sender so that the exporter drains in turn.
+    /// export queue's sender so that the exporter drains in turn.
     pub async fn run(mut self, mut input: mpsc::Receiver<Batch>) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -71,11 +86,9 @@ impl Processor {
                     let Some(batch) = batch else { break };
                     self.input_gauge.popped();
                     self.input_gauge.release_spans(batch.spans);
-                    let (forward, stored) = self.process(batch);
-                    match (&self.disk, forward) {
-                        (Some(disk), Some(forward)) => self.store(disk.clone(), forward, stored).await,
-                        (None, Some(forward)) => self.forward(forward).await,
-                        (_, None) => {}
+                    let forward = self.process(batch);
+                    if let (Some(forward), Some(forwarding)) = (forward, &mut self.forwarding) {
+                        forwarding.queue.push(forward).await;
                     }
                 }
                 _ = tick.tick() => self.tick(),
@@ -83,109 +96,26 @@ impl Processor {
         }
     }
 
-    /// Derives the batch's metrics; when traces are forwarded, enriches and redacts them and
-    /// returns what to forward, with the sender waiting for the persistent queue.
-    fn process(&mut self, mut batch: Batch) -> (Option<Forward>, Option<StoreAnswer>) {
+    /// Derives the batch's metrics; when traces are forwarded, returns the request to forward.
+    fn process(&mut self, mut batch: Batch) -> Option<Forward> {
         // Observations borrow their label values from the request, so they live for one; the
         // vector's room is kept for the next.
         let mut observations = recycle(std::mem::take(&mut self.observations));
         let now = unix_now();
-        let (mut facts, queries) = derive_request(
+        let gpu = self.gpu.as_deref();
+        let facts = derive_request(
             &self.normalizer,
             &mut self.deriver,
             &self.registry,
+            gpu,
             &batch.request,
             now,
             &mut observations,
         );
-        if let Some(gpu) = &self.gpu {
-            let pids = local_pids(&batch.request, gpu, now);
-            for (facts, query) in facts.iter_mut().zip(&queries) {
-                let Some(query) = query else { continue };
-                let pid = pids.get(facts.position[0]).copied().flatten();
-                match gpu.window(query.start, query.end, pid) {
-                    Ok(stats) => {
-                        count_gpu_time(query, stats.gpu_seconds, stats.energy_joules, &mut observations);
-                        facts.gpu = Some(stats);
-                    }
-                    Err(skip) => self.registry.add(
-                        metric::SELF_GPU_ENRICHMENT_SKIPPED_TOTAL,
-                        &[skip.reason()],
-                        query.weight,
-                        now,
-                    ),
-                }
-            }
-        }
-        self.registry.apply(&mut observations, now);
         self.observations = recycle(observations);
-        // The queries borrow the request, which is changed next.
-        drop(queries);
-        if self.export.is_none() && self.disk.is_none() {
-            return (None, batch.stored);
-        }
-        let changed = self.redactor.apply(&mut batch.request);
-        let added = enrich::additions(&batch.request, &facts, &self.redactor);
-        let request = otlp::forwarding_view(&batch.request, &batch.encoded, &changed, &added);
-        (Some(Forward { request, spans: batch.spans }), batch.stored)
-    }
-
-    /// Writes the batch to the persistent queue (off the runtime: it fsyncs), then lets the
-    /// receiver acknowledge it, or refuse it if the write failed.
-    async fn store(&mut self, disk: Arc<DiskQueue>, forward: Forward, stored: Option<StoreAnswer>) {
-        let Forward { request, spans } = forward;
-        let outcome = if spans == 0 {
-            Ok(())
-        } else {
-            match tokio::task::spawn_blocking(move || disk.append(&request, spans)).await {
-                Ok(Ok(0)) => Ok(()),
-                Ok(Ok(dropped)) => {
-                    let now = unix_now();
-                    self.registry.add(
-                        metric::SELF_SPANS_DROPPED_TOTAL,
-                        &["queue_disk_full"],
-                        dropped as f64,
-                        now,
-                    );
-                    if self
-                        .disk_full_logged_at
-                        .is_none_or(|logged| now - logged >= DISK_FULL_LOG_INTERVAL_SECS)
-                    {
-                        tracing::warn!(
-                            dropped,
-                            "persistent queue full, dropping its oldest spans (logged once per minute)"
-                        );
-                        self.disk_full_logged_at = Some(now);
-                    }
-                    Ok(())
-                }
-                Ok(Err(error)) => {
-                    tracing::warn!(%error, "cannot write to the persistent queue, refusing the request");
-                    Err(Refusal::StoreFailed)
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "persistent queue writer failed, refusing the request");
-                    Err(Refusal::StoreFailed)
-                }
-            }
-        };
-        if let Some(stored) = stored {
-            let _ = stored.send(outcome);
-        }
-    }
-
-    async fn forward(&self, batch: Forward) {
-        let Some((export, gauge)) = &self.export else { return };
-        if batch.spans == 0 {
-            return;
-        }
-        gauge.pushed();
-        if export.send(batch).await.is_err() {
-            // The exporter only stops before us when its hard deadline passed; it has counted
-            // what it dropped, and this batch joins them.
-            gauge.popped();
-            tracing::debug!("export queue closed, batch not forwarded");
-        }
+        let enricher = &self.forwarding.as_ref()?.enricher;
+        let request = enricher.outgoing(&mut batch.request, &batch.encoded, &facts);
+        Some(Forward { request, spans: batch.spans, stored: batch.stored })
     }
 
     fn tick(&mut self) {
@@ -197,23 +127,51 @@ impl Processor {
     }
 }
 
-fn count_gpu_time<'a>(
-    query: &GpuQuery<'a>,
-    gpu_seconds: f64,
-    energy_joules: f64,
+/// Normalizes and derives every span of `request`, applying the observations to `registry`
+/// every [`APPLY_EVERY`] of them (so that they are still in cache when applied; `out` is empty
+/// on return), and looks up the GPU window of the spans that have one. Returns what the
+/// forwarded spans are to carry.
+pub fn derive_request<'a>(
+    normalizer: &Normalizer,
+    deriver: &mut Deriver,
+    registry: &Registry,
+    gpu: Option<&GpuState>,
+    request: &'a ExportTraceServiceRequest,
+    now: f64,
     out: &mut Vec<Observation<'a>>,
-) {
-    for (metric, value) in
-        [(metric::LLM_GPU_SECONDS_TOTAL, gpu_seconds), (metric::LLM_GPU_ENERGY_JOULES_TOTAL, energy_joules)]
-    {
-        out.push(Observation {
-            metric,
-            labels: query.labels.clone(),
-            value,
-            weight: query.weight,
-            exemplar: Some(query.exemplar),
+) -> Vec<SpanFacts> {
+    let pids = gpu.map(|gpu| local_pids(request, gpu, now)).unwrap_or_default();
+    let mut facts = Vec::new();
+    let mut service = (usize::MAX, "");
+    for found in request.spans() {
+        if found.pos.resource != service.0 {
+            service = (found.pos.resource, service_name(found.resource));
+        }
+        let Some(canonical) = normalizer.normalize(service.1, found.span) else { continue };
+        let outcome = deriver.observe(&canonical, now, out);
+        let window = gpu.zip(outcome.gpu).and_then(|(gpu, query)| {
+            let pid = pids.get(found.pos.resource).copied().flatten();
+            match gpu.window(query.start, query.end, pid) {
+                Ok(stats) => {
+                    derive::gpu_time(&query, &stats, out);
+                    Some(stats)
+                }
+                Err(reason) => {
+                    registry.emit(GpuEnrichmentSkipped { reason, weight: query.weight });
+                    None
+                }
+            }
         });
+        if outcome.cost_usd.is_some() || window.is_some() {
+            facts.push(SpanFacts { pos: found.pos, cost_usd: outcome.cost_usd, gpu: window });
+        }
+        if out.len() >= APPLY_EVERY {
+            registry.apply(out, now);
+        }
     }
+    deriver.end_batch(out);
+    registry.apply(out, now);
+    facts
 }
 
 /// Per resource of the request, the `process.pid` it names when the process is on this host;
@@ -244,38 +202,71 @@ fn local_pids(request: &ExportTraceServiceRequest, gpu: &GpuState, now: f64) -> 
         .collect()
 }
 
-/// Normalizes and derives every span of `request`, applying the observations to `registry`
-/// every [`APPLY_EVERY`] of them (so that they are still in cache when applied; `out` is
-/// empty on return). Returns, for the spans with something to add (a cost) or to look up
-/// (a GPU window), their facts and queries, in step.
-pub fn derive_request<'a>(
-    normalizer: &Normalizer,
-    deriver: &mut Deriver,
-    registry: &Registry,
-    request: &'a ExportTraceServiceRequest,
-    now: f64,
-    out: &mut Vec<Observation<'a>>,
-) -> (Vec<SpanFacts>, Vec<Option<GpuQuery<'a>>>) {
-    let mut facts = Vec::new();
-    let mut queries = Vec::new();
-    for (resource_index, resource_spans) in request.resource_spans.iter().enumerate() {
-        let service = service_name(resource_spans.resource.as_ref());
-        for (scope_index, scope_spans) in resource_spans.scope_spans.iter().enumerate() {
-            for (span_index, span) in scope_spans.spans.iter().enumerate() {
-                let Some(canonical) = normalizer.normalize(service, span) else { continue };
-                let outcome = deriver.observe(&canonical, now, out);
-                if out.len() >= APPLY_EVERY {
-                    registry.apply(out, now);
-                }
-                if outcome.cost_usd.is_some() || outcome.gpu.is_some() {
-                    let position = [resource_index, scope_index, span_index];
-                    facts.push(SpanFacts { position, cost_usd: outcome.cost_usd, gpu: None });
-                    queries.push(outcome.gpu);
-                }
-            }
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::enrich::Enricher;
+    use crate::export::queue;
+    use crate::metrics::SeriesLimits;
+    use crate::receive::decode;
+    use crate::wire;
+    use agentrace_semconv::metric;
+    use opentelemetry_proto::tonic::collector::trace::v1 as standard;
+
+    /// One LLM call of `gpt-4o` by `planner`, with its prompt in an attribute.
+    fn batch() -> Batch {
+        let json = br#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"svc"}}]},
+            "scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"chat gpt-4o",
+            "kind":3,"startTimeUnixNano":"1000000000","endTimeUnixNano":"3000000000","attributes":[
+            {"key":"gen_ai.operation.name","value":{"stringValue":"chat"}},{"key":"gen_ai.agent.name","value":{"stringValue":"planner"}},
+            {"key":"gen_ai.provider.name","value":{"stringValue":"openai"}},
+            {"key":"gen_ai.usage.input_tokens","value":{"intValue":"1000"}},{"key":"gen_ai.usage.output_tokens","value":{"intValue":"100"}},
+            {"key":"gen_ai.input.messages","value":{"stringValue":"a secret prompt"}}]}]}]}]}"#;
+        let decoded = decode::json(json).expect("valid OTLP/JSON");
+        Batch { request: decoded.request, encoded: decoded.encoded, spans: 1, stored: None }
     }
-    deriver.end_batch(out);
-    registry.apply(out, now);
-    (facts, queries)
+
+    #[tokio::test]
+    async fn a_request_in_becomes_metrics_and_an_enriched_redacted_request_out() {
+        let registry = Arc::new(Registry::new(SeriesLimits::default()));
+        let (sender, mut receiver, _) = queue::memory(registry.clone());
+        let forwarding = Forwarding { enricher: Enricher::new(false, Vec::new(), Vec::new()), queue: sender };
+        let gauge = QueueGauge::new("ingest", 4);
+        let processor = Processor::new(Deriver::default(), registry.clone(), gauge, None, Some(forwarding));
+        let (input, queued) = mpsc::channel(4);
+        let running = tokio::spawn(processor.run(queued));
+        input.send(batch()).await.expect("queued");
+        drop(input);
+
+        let batch = receiver.next_batch(100).await.expect("a batch out");
+        assert!(receiver.next_batch(100).await.is_none(), "the queue closes once the processor is done");
+        running.await.expect("processor");
+        assert_eq!(batch.spans, 1);
+        let forwarded =
+            wire::convert::<_, standard::ExportTraceServiceRequest>(&wire::raw::ExportTraceServiceRequest {
+                resource_spans: batch.resource_spans,
+            })
+            .expect("standard request");
+        let span = &forwarded.resource_spans[0].scope_spans[0].spans[0];
+        let keys: Vec<&str> = span.attributes.iter().map(|kv| kv.key.as_str()).collect();
+        assert!(!keys.contains(&attr::GEN_AI_INPUT_MESSAGES), "content redacted: {keys:?}");
+        assert_eq!(keys.last(), Some(&attr::AGENTRACE_COST_USD), "cost added: {keys:?}");
+        let llm = ["svc", "planner", "openai", "gpt-4o"];
+        assert_eq!(registry.value(metric::LLM_PROMPT_TOKENS_TOTAL, &llm), Some(1000.0));
+        assert_eq!(registry.value(metric::LLM_RESPONSE_TOKENS_TOTAL, &llm), Some(100.0));
+    }
+
+    #[tokio::test]
+    async fn without_forwarding_only_metrics_come_out() {
+        let registry = Arc::new(Registry::new(SeriesLimits::default()));
+        let processor =
+            Processor::new(Deriver::default(), registry.clone(), QueueGauge::new("ingest", 4), None, None);
+        let (input, queued) = mpsc::channel(4);
+        let running = tokio::spawn(processor.run(queued));
+        input.send(batch()).await.expect("queued");
+        drop(input);
+        running.await.expect("the processor stops when its input closes");
+        let requests = ["svc", "planner", "openai", "gpt-4o", "chat", "ok"];
+        assert_eq!(registry.value(metric::LLM_REQUESTS_TOTAL, &requests), Some(1.0));
+    }
 }

@@ -1,50 +1,56 @@
-//! Wiring: the only place channels are created and tasks spawned.
+//! Wiring: the only place channels are created and tasks spawned. [`Topology::start`] builds
+//! the stages and starts them; [`Topology::shutdown`] drains them front to back.
 //!
 //! ```text
-//!  OTLP/gRPC ─┐                  ingest queue                      export queue
+//!  OTLP/gRPC ─┐ receive/grpc.rs    ingest queue                     export queue (memory or disk)
 //!  OTLP/HTTP ─┴─▶ Ingest ──(bounded, refuse when full)──▶ Processor ──(bounded)──▶ OtlpExporter ──▶ trace endpoint
-//!                                 normalize → derive → Registry ◀── GET /metrics
-//!                                 enrich (cost, gpu.* from the GPU sampler thread) → redact
-//!
-//!  with --queue-dir:   Processor ──▶ DiskQueue (redb, fsync) ──▶ OtlpExporter; the receiver
-//!                      acknowledges once the request is on disk
+//!   receive/http.rs                  (its own thread)       │                        export/otlp/
+//!                          normalize → derive → Registry ◀── GET /metrics (export/prometheus.rs)
+//!                          GPU window ◀── gpu sampler thread
+//!                          enrich: facts added, content redacted → forwarding view
 //! ```
 //!
-//! Shutdown drains front to back: the receivers stop accepting and finish their calls, which
+//! A span's walk, twelve files, none twice: `receive/grpc.rs` (the call) →
+//! `receive/decode.rs` (bytes to the `wire.rs` types) → `receive/mod.rs` (`Ingest`: ids
+//! checked, queued, acknowledged) → `process.rs` → `normalize/mod.rs` → `derive/mod.rs` →
+//! `derive/graph.rs` (the agent graph) → `metrics/mod.rs` (the registry that `/metrics`
+//! renders) → `enrich.rs` (facts added, content redacted) → `export/queue/mod.rs` →
+//! `export/otlp/mod.rs` → `export/otlp/transport.rs`. Not stages, and not counted: the types
+//! (`wire.rs`), the self-metric events (`events.rs`), and the lookups along the way (the
+//! dialect tables in `agentrace-semconv`, the price table in `cost.rs`, the GPU history).
+//!
+//! With `--queue-dir` the export queue is on disk and the receiver acknowledges a request once
+//! it is written there. Shutdown: the receivers stop accepting and finish their calls, which
 //! drops every ingest sender; the processor empties its queue and returns, dropping the export
-//! sender; the exporter sends what is left and returns. If that takes longer than the shutdown
-//! timeout, the exporter is told to give up (and counts what it drops; with the disk queue,
-//! what is left stays on disk for the next start).
+//! queue's sender; the exporter sends what is left and returns. If that takes longer than the
+//! shutdown timeout, the exporter is told to give up (and counts what it drops; on disk, what
+//! is left stays for the next start).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentrace_semconv::metric;
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::derive::Deriver;
+use crate::events::{BuildInfo, GpuAvailable};
 use crate::export::otlp::OtlpExporter;
 use crate::export::prometheus::MetricsServer;
-use crate::export::queue::DiskQueue;
+use crate::export::queue::{self, DiskQueue};
 use crate::gpu::{GpuConfig, GpuState, NvmlSource, Sampler};
-use crate::memory::MemoryGuard;
-use crate::metrics::Registry;
-use crate::normalize::Normalizer;
-use crate::process::Processor;
+use crate::memory::{MemoryGuard, ProcessMemory};
+use crate::metrics::{Registry, Reported};
+use crate::process::{Forwarding, Processor};
 use crate::receive::grpc::GrpcReceiver;
 use crate::receive::http::HttpReceiver;
-use crate::receive::{Ingest, QueueGauge};
-use crate::unix_now;
+use crate::receive::{Batch, Ingest, QueueGauge};
 
-/// Batches between the processor and the exporter. When full, the processor waits, the ingest
-/// queue fills, and the receivers refuse with a retryable answer.
-const EXPORT_QUEUE_CAPACITY: usize = 64;
 /// Grace given to the exporter to count what it drops after the shutdown deadline.
 const HARD_STOP_GRACE: Duration = Duration::from_secs(2);
 
@@ -56,151 +62,202 @@ pub struct Listeners {
     pub metrics: TcpListener,
 }
 
+/// Runs the collector on bound listeners until `shutdown` resolves, then drains.
 pub async fn run(
     config: Config,
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let registry = Arc::new(Registry::new(config.series));
-    registry.add(metric::SELF_BUILD_INFO, &[env!("CARGO_PKG_VERSION")], 1.0, unix_now());
+    let topology = Topology::start(config, listeners).await?;
+    shutdown.await;
+    topology.shutdown().await
+}
 
-    // Full: receivers refuse with gRPC UNAVAILABLE / HTTP 503 + Retry-After, counted as refused.
-    let (ingest_sender, ingest_receiver) = mpsc::channel(config.receive.queue_capacity);
-    let ingest_gauge = QueueGauge::new("ingest", config.receive.queue_capacity);
-    let mut queues = vec![ingest_gauge.clone()];
+/// The running stages.
+pub struct Topology {
+    shutdown_timeout: Duration,
+    ready: Arc<AtomicBool>,
+    stop_receiving: CancellationToken,
+    /// Cancelled when the shutdown deadline passes: the exporter gives up.
+    hard_stop: CancellationToken,
+    stop_after_drain: CancellationToken,
+    grpc: JoinHandle<Result<(), tonic::transport::Error>>,
+    http: JoinHandle<std::io::Result<()>>,
+    processor: (oneshot::Receiver<()>, std::thread::JoinHandle<()>),
+    exporter: Option<JoinHandle<()>>,
+    gpu_sampler: Option<SamplerHandle>,
+    metrics: JoinHandle<std::io::Result<()>>,
+}
 
-    let hard_stop = CancellationToken::new();
-    let draining = CancellationToken::new();
-    let disk = match config.export.as_ref().and_then(|args| args.persistent.as_ref()) {
-        None => None,
-        Some(queue) => Some(Arc::new(
-            DiskQueue::open(&queue.dir, queue.max_bytes, queue.fsync).context("open the persistent queue")?,
-        )),
-    };
-    let (export, exporter) = match &config.export {
-        None => (None, None),
-        Some(args) if disk.is_some() => {
-            // The queue is on disk, bounded by its byte budget; the exporter reads it.
-            let gauge = QueueGauge::new("export", EXPORT_QUEUE_CAPACITY);
-            let exporter = OtlpExporter::new(args.clone(), registry.clone(), gauge, hard_stop.clone())
-                .context("create otlp trace exporter")?;
-            let queue = disk.clone().context("persistent queue")?;
-            (None, Some(tokio::spawn(exporter.run_from_disk(queue, draining.clone()))))
+type SamplerHandle = (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>);
+
+impl Topology {
+    /// Builds every stage and starts it, serving on `listeners`.
+    pub async fn start(config: Config, listeners: Listeners) -> anyhow::Result<Self> {
+        let registry = Arc::new(Registry::new(config.series));
+        registry.emit(BuildInfo);
+        let mut reported: Vec<Arc<dyn Reported>> = Vec::new();
+
+        // Full: receivers refuse with gRPC UNAVAILABLE / HTTP 503 + Retry-After, counted as refused.
+        let (ingest_sender, ingest_receiver) = mpsc::channel(config.receive.queue_capacity);
+        let ingest_gauge = QueueGauge::new("ingest", config.receive.queue_capacity);
+        reported.push(ingest_gauge.clone());
+
+        let hard_stop = CancellationToken::new();
+        let durable = config.export.as_ref().is_some_and(|export| export.persistent.is_some());
+        let (forwarding, exporter) = start_export(&config, &registry, &hard_stop, &mut reported)?;
+        let (gpu, gpu_sampler) = start_gpu(&config.gpu, &registry).await;
+        let deriver = Deriver::new(config.graph, config.prices.clone());
+        let processor = Processor::new(deriver, registry.clone(), ingest_gauge.clone(), gpu, forwarding);
+        let processor = start_processor(processor, ingest_receiver)?;
+
+        let stop_after_drain = CancellationToken::new();
+        let memory = config.receive.memory_limit_bytes.map(MemoryGuard::new);
+        if let Some(guard) = &memory {
+            tokio::spawn(guard.clone().run(stop_after_drain.clone()));
         }
-        Some(args) => {
-            // Full: the processor waits, which fills the ingest queue (see above).
-            let (sender, receiver) = mpsc::channel(EXPORT_QUEUE_CAPACITY);
-            let gauge = QueueGauge::new("export", EXPORT_QUEUE_CAPACITY);
-            queues.push(gauge.clone());
-            let exporter =
-                OtlpExporter::new(args.clone(), registry.clone(), gauge.clone(), hard_stop.clone())
-                    .context("create otlp trace exporter")?;
-            (Some((sender, gauge)), Some(tokio::spawn(exporter.run(receiver))))
+        reported.push(Arc::new(ProcessMemory { guard: memory.clone() }));
+        let ingest = Ingest::new(ingest_sender, ingest_gauge, registry.clone())
+            .with_token(config.receive.auth_token.clone())
+            .with_memory_guard(memory)
+            .waiting_for_store(durable);
+        let stop_receiving = CancellationToken::new();
+        let (grpc, http) =
+            start_receivers(&config, ingest, listeners.otlp_grpc, listeners.otlp_http, &stop_receiving)?;
+
+        let ready = Arc::new(AtomicBool::new(false));
+        let metrics_server = MetricsServer { registry, reported, ready: ready.clone() };
+        let metrics =
+            tokio::spawn(metrics_server.run(listeners.metrics, stop_after_drain.clone().cancelled_owned()));
+        ready.store(true, Ordering::Relaxed);
+        Ok(Self {
+            shutdown_timeout: config.shutdown_timeout,
+            ready,
+            stop_receiving,
+            hard_stop,
+            stop_after_drain,
+            grpc,
+            http,
+            processor,
+            exporter,
+            gpu_sampler,
+            metrics,
+        })
+    }
+
+    /// Drains front to back within the shutdown timeout, then stops the rest.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        tracing::info!(timeout_secs = self.shutdown_timeout.as_secs_f64(), "shutting down, draining queues");
+        self.ready.store(false, Ordering::Relaxed);
+        self.stop_receiving.cancel();
+        let (grpc, http, processor, exporter) = (self.grpc, self.http, self.processor, self.exporter);
+        let drain = async move {
+            if let Err(error) = grpc.await.context("grpc receiver task")? {
+                tracing::warn!(%error, "otlp grpc receiver ended with an error");
+            }
+            http.await.context("http receiver task")?.context("otlp http receiver")?;
+            let (processor_stopped, processor_thread) = processor;
+            processor_stopped.await.context("processor thread ended early")?;
+            if tokio::task::spawn_blocking(move || processor_thread.join()).await.is_err() {
+                tracing::warn!("processor thread did not stop cleanly");
+            }
+            if let Some(exporter) = exporter {
+                exporter.await.context("exporter task")?;
+            }
+            anyhow::Ok(())
+        };
+        match tokio::time::timeout(self.shutdown_timeout, drain).await {
+            Ok(result) => result?,
+            Err(_) => {
+                tracing::warn!("shutdown timeout passed before the queues drained");
+                self.hard_stop.cancel();
+                tokio::time::sleep(HARD_STOP_GRACE).await;
+            }
+        }
+        if let Some((stop, thread)) = self.gpu_sampler {
+            drop(stop);
+            if tokio::task::spawn_blocking(move || thread.join()).await.is_err() {
+                tracing::warn!("gpu sampler thread did not stop cleanly");
+            }
+        }
+        self.stop_after_drain.cancel();
+        self.metrics.await.context("metrics server task")?.context("metrics server")?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// The export queue (in memory, or on disk with `--queue-dir`) and the exporter reading it;
+/// nothing when traces are not forwarded.
+fn start_export(
+    config: &Config,
+    registry: &Arc<Registry>,
+    hard_stop: &CancellationToken,
+    reported: &mut Vec<Arc<dyn Reported>>,
+) -> anyhow::Result<(Option<Forwarding>, Option<JoinHandle<()>>)> {
+    let Some(export) = &config.export else { return Ok((None, None)) };
+    let (sender, receiver) = match &export.persistent {
+        Some(persistent) => {
+            let disk = DiskQueue::open(&persistent.dir, persistent.max_bytes, persistent.fsync)
+                .context("open the persistent queue")?;
+            let disk = Arc::new(disk);
+            reported.push(disk.clone());
+            queue::disk(disk, registry.clone(), hard_stop.clone())
+        }
+        None => {
+            let (sender, receiver, gauge) = queue::memory(registry.clone());
+            reported.push(gauge);
+            (sender, receiver)
         }
     };
+    let exporter = OtlpExporter::new(export.clone(), registry.clone(), hard_stop.clone())
+        .context("create otlp trace exporter")?;
+    let forwarding = Forwarding { enricher: config.enricher.clone(), queue: sender };
+    Ok((Some(forwarding), Some(tokio::spawn(exporter.run(receiver)))))
+}
 
-    let (gpu, gpu_sampler) = start_gpu(&config.gpu, &registry).await;
-    let processor = Processor {
-        normalizer: Normalizer::default(),
-        deriver: Deriver::new(config.graph, config.prices.clone()),
-        registry: registry.clone(),
-        input_gauge: ingest_gauge.clone(),
-        export,
-        gpu,
-        redactor: config.redactor.clone(),
-        disk: disk.clone(),
-        disk_full_logged_at: None,
-        observations: Vec::new(),
-    };
-    // Its own thread: deriving a large request takes milliseconds without an await, and on a
-    // runtime with one worker (one core) that would hold up the receivers' acknowledgements;
-    // as a thread of its own, the OS shares the core between them.
-    let (processor_done, processor_stopped) = tokio::sync::oneshot::channel::<()>();
-    let processor_thread = std::thread::Builder::new().name("agentrace-process".into()).spawn(move || {
+/// The processor runs on a thread of its own: deriving a large request takes milliseconds
+/// without an await, and on a runtime with one worker (one core) that would hold up the
+/// receivers' acknowledgements; as a thread of its own, the OS shares the core between them.
+fn start_processor(
+    processor: Processor,
+    input: mpsc::Receiver<Batch>,
+) -> anyhow::Result<(oneshot::Receiver<()>, std::thread::JoinHandle<()>)> {
+    let (done, stopped) = oneshot::channel::<()>();
+    let thread = std::thread::Builder::new().name("agentrace-process".into()).spawn(move || {
         match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(runtime) => runtime.block_on(processor.run(ingest_receiver)),
+            Ok(runtime) => runtime.block_on(processor.run(input)),
             Err(error) => tracing::error!(%error, "cannot start the processing runtime"),
         }
-        let _ = processor_done.send(());
+        let _ = done.send(());
     })?;
+    Ok((stopped, thread))
+}
 
-    let ready = Arc::new(AtomicBool::new(false));
-    let stop_receiving = CancellationToken::new();
-    let stop_metrics = CancellationToken::new();
-    let memory = config.receive.memory_limit_bytes.map(MemoryGuard::new);
-    let stop_memory = CancellationToken::new();
-    if let Some(guard) = &memory {
-        tokio::spawn(guard.clone().run(stop_memory.clone()));
-    }
-    let ingest = Ingest::new(ingest_sender, ingest_gauge, registry.clone())
-        .with_token(config.receive.auth_token.clone())
-        .with_memory_guard(memory.clone())
-        .waiting_for_store(disk.is_some());
+type ReceiverTasks = (JoinHandle<Result<(), tonic::transport::Error>>, JoinHandle<std::io::Result<()>>);
+
+fn start_receivers(
+    config: &Config,
+    ingest: Ingest,
+    grpc_listener: TcpListener,
+    http_listener: TcpListener,
+    stop: &CancellationToken,
+) -> anyhow::Result<ReceiverTasks> {
     let max_bytes = config.receive.max_request_bytes;
     let tls = config.receive.tls.clone();
     let grpc_tls = tls.as_ref().map(|tls| tls.grpc());
     let grpc = tokio::spawn(
         GrpcReceiver::new(ingest.clone(), max_bytes, grpc_tls)
-            .run(listeners.otlp_grpc, stop_receiving.clone().cancelled_owned()),
+            .run(grpc_listener, stop.clone().cancelled_owned()),
     );
-    let http_receiver = HttpReceiver::new(ingest, max_bytes);
-    let http_shutdown = stop_receiving.clone().cancelled_owned();
+    let receiver = HttpReceiver::new(ingest, max_bytes);
+    let shutdown = stop.clone().cancelled_owned();
     let http = match tls.map(|tls| tls.rustls()).transpose().context("tls for the otlp http receiver")? {
-        Some(rustls) => tokio::spawn(http_receiver.run_tls(listeners.otlp_http, rustls, http_shutdown)),
-        None => tokio::spawn(http_receiver.run(listeners.otlp_http, http_shutdown)),
+        Some(rustls) => tokio::spawn(receiver.run_tls(http_listener, rustls, shutdown)),
+        None => tokio::spawn(receiver.run(http_listener, shutdown)),
     };
-    let metrics_server = MetricsServer { registry, queues, memory, disk, ready: ready.clone() };
-    let metrics = tokio::spawn(metrics_server.run(listeners.metrics, stop_metrics.clone().cancelled_owned()));
-    ready.store(true, Ordering::Relaxed);
-
-    shutdown.await;
-    tracing::info!(timeout_secs = config.shutdown_timeout.as_secs_f64(), "shutting down, draining queues");
-    ready.store(false, Ordering::Relaxed);
-    stop_receiving.cancel();
-
-    let drain = async {
-        if let Err(error) = grpc.await.context("grpc receiver task")? {
-            tracing::warn!(%error, "otlp grpc receiver ended with an error");
-        }
-        http.await.context("http receiver task")?.context("otlp http receiver")?;
-        processor_stopped.await.context("processor thread ended early")?;
-        if tokio::task::spawn_blocking(move || processor_thread.join()).await.is_err() {
-            tracing::warn!("processor thread did not stop cleanly");
-        }
-        // Everything received is now written; the disk exporter may stop once the queue is empty.
-        draining.cancel();
-        anyhow::Ok(())
-    };
-    let drained = tokio::time::timeout(config.shutdown_timeout, async {
-        drain.await?;
-        if let Some(exporter) = exporter {
-            exporter.await.context("exporter task")?;
-        }
-        anyhow::Ok(())
-    })
-    .await;
-    match drained {
-        Ok(result) => result?,
-        Err(_) => {
-            tracing::warn!("shutdown timeout passed before the queues drained");
-            hard_stop.cancel();
-            tokio::time::sleep(HARD_STOP_GRACE).await;
-        }
-    }
-    if let Some((stop, thread)) = gpu_sampler {
-        drop(stop);
-        if tokio::task::spawn_blocking(move || thread.join()).await.is_err() {
-            tracing::warn!("gpu sampler thread did not stop cleanly");
-        }
-    }
-    stop_memory.cancel();
-    stop_metrics.cancel();
-    metrics.await.context("metrics server task")?.context("metrics server")?;
-    tracing::info!("stopped");
-    Ok(())
+    Ok((grpc, http))
 }
-
-type SamplerHandle = (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>);
 
 /// Loads NVML (off the runtime: it blocks) and starts the sampler thread. Without NVML, says so
 /// once and runs on; `agentrace_gpu_available` tells which happened.
@@ -208,14 +265,13 @@ async fn start_gpu(
     config: &GpuConfig,
     registry: &Arc<Registry>,
 ) -> (Option<Arc<GpuState>>, Option<SamplerHandle>) {
-    registry.add(metric::SELF_GPU_AVAILABLE, &[], 0.0, unix_now());
+    registry.emit(GpuAvailable { available: false });
     if !config.enabled {
         tracing::info!("gpu sampling off");
         return (None, None);
     }
     let library = config.library.clone();
-    let opened = tokio::task::spawn_blocking(move || NvmlSource::open(library.as_deref())).await;
-    let source = match opened {
+    let source = match tokio::task::spawn_blocking(move || NvmlSource::open(library.as_deref())).await {
         Ok(Ok(source)) => source,
         Ok(Err(error)) => {
             tracing::warn!(%error, "no gpu sampling: NVML is not available; everything else runs");
@@ -234,11 +290,9 @@ async fn start_gpu(
         registry: registry.clone(),
     };
     let (stop, stopped) = std::sync::mpsc::channel();
-    let spawned =
-        std::thread::Builder::new().name("agentrace-gpu".to_owned()).spawn(move || sampler.run(stopped));
-    match spawned {
+    match std::thread::Builder::new().name("agentrace-gpu".to_owned()).spawn(move || sampler.run(stopped)) {
         Ok(thread) => {
-            registry.add(metric::SELF_GPU_AVAILABLE, &[], 1.0, unix_now());
+            registry.emit(GpuAvailable { available: true });
             tracing::info!(interval_secs = config.interval.as_secs_f64(), "gpu sampling on");
             (Some(state), Some((stop, thread)))
         }

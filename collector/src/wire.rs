@@ -6,13 +6,12 @@
 //! so a request of 512 spans with 20 attributes each costs a few vectors per span instead of
 //! two allocations and copies per attribute; dropping it is as cheap. Encoding is prost's as
 //! well, so what is forwarded is byte-compatible with the standard types (the tests decode it
-//! with them). Strings are checked to be UTF-8 once, when a request is decoded ([`decode`]),
-//! as prost does for `String` fields.
+//! with them). The receivers decode (`receive/decode.rs`) and check that strings are UTF-8
+//! once, as prost does for `String` fields.
 //!
 //! [`raw`] is the forwarding view of the same bytes: resources and scopes decoded, each span
-//! left as its encoded bytes. The processor reads the decoded request, then forwards the raw
-//! view with only the spans it changed re-encoded, so forwarding costs a copy, not an encoding
-//! of every attribute.
+//! left as its encoded bytes (`enrich.rs` builds it). [`SpanPos`] names a span's place in a
+//! request, the same in both.
 
 use bytes::Bytes;
 use prost::Message;
@@ -196,6 +195,8 @@ pub struct AnyValue {
 pub mod any_value {
     use bytes::Bytes;
 
+    /// Variants named as in the OTLP proto, as `opentelemetry-proto` names them.
+    #[allow(clippy::enum_variant_names)]
     #[derive(Clone, PartialEq, prost::Oneof)]
     pub enum Value {
         #[prost(bytes = "bytes", tag = "1")]
@@ -275,128 +276,76 @@ pub mod raw {
     }
 }
 
+/// Where a span sits in a request: the indexes of its resource, its scope and itself, the same
+/// in the decoded request and in its forwarding view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SpanPos {
+    pub resource: usize,
+    pub scope: usize,
+    pub span: usize,
+}
+
+/// One span of a request, with what it belongs to.
+#[derive(Clone, Copy, Debug)]
+pub struct SpanRef<'a> {
+    pub pos: SpanPos,
+    pub resource: Option<&'a Resource>,
+    pub scope: Option<&'a InstrumentationScope>,
+    pub span: &'a Span,
+}
+
+impl ExportTraceServiceRequest {
+    pub fn span_at(&self, pos: SpanPos) -> Option<&Span> {
+        self.resource_spans.get(pos.resource)?.scope_spans.get(pos.scope)?.spans.get(pos.span)
+    }
+
+    /// Every span, in the order of the request.
+    pub fn spans(&self) -> impl Iterator<Item = SpanRef<'_>> {
+        self.resource_spans.iter().enumerate().flat_map(|(resource, resource_spans)| {
+            resource_spans.scope_spans.iter().enumerate().flat_map(move |(scope, scope_spans)| {
+                scope_spans.spans.iter().enumerate().map(move |(index, span)| SpanRef {
+                    pos: SpanPos { resource, scope, span: index },
+                    resource: resource_spans.resource.as_ref(),
+                    scope: scope_spans.scope.as_ref(),
+                    span,
+                })
+            })
+        })
+    }
+
+    /// Every span, mutably, with its position.
+    pub fn spans_mut(&mut self) -> impl Iterator<Item = (SpanPos, &mut Span)> {
+        self.resource_spans.iter_mut().enumerate().flat_map(|(resource, resource_spans)| {
+            resource_spans.scope_spans.iter_mut().enumerate().flat_map(move |(scope, scope_spans)| {
+                scope_spans
+                    .spans
+                    .iter_mut()
+                    .enumerate()
+                    .map(move |(index, span)| (SpanPos { resource, scope, span: index }, span))
+            })
+        })
+    }
+
+    pub fn span_count(&self) -> usize {
+        self.resource_spans
+            .iter()
+            .flat_map(|resource_spans| &resource_spans.scope_spans)
+            .map(|scope_spans| scope_spans.spans.len())
+            .sum()
+    }
+}
+
+impl raw::ExportTraceServiceRequest {
+    pub fn span_at_mut(&mut self, pos: SpanPos) -> Option<&mut Bytes> {
+        self.resource_spans.get_mut(pos.resource)?.scope_spans.get_mut(pos.scope)?.spans.get_mut(pos.span)
+    }
+}
+
 /// A decoded request and the bytes it was decoded from (which forwarding reuses).
 #[derive(Clone, Debug, Default)]
 pub struct Decoded {
     pub request: ExportTraceServiceRequest,
     pub encoded: Bytes,
-}
-
-/// The forwarding view of `request`, which must still be the request `encoded` holds but for
-/// the spans at `changed` ([resource, scope, span]) and any resource or scope attributes:
-/// those are taken from `request`. `added` holds, for some spans, encoded attribute fields
-/// to append to them.
-///
-/// A span not in `changed` goes out as it came in, fields this version of OTLP does not know
-/// included (a newer client's fields reach the trace endpoint); redaction works on the
-/// attribute fields OTLP defines, and a span it changes is re-encoded. Attributes are added by
-/// appending their fields to the span's bytes: a repeated field may come in several runs, and
-/// decoders join them in order, so nothing else of the span is encoded again. Should
-/// `encoded` not decode, which cannot happen to bytes that decoded once, the whole request is
-/// encoded from `request`.
-pub fn forwarding_view(
-    request: &ExportTraceServiceRequest,
-    encoded: &Bytes,
-    changed: &[[usize; 3]],
-    added: &[([usize; 3], Bytes)],
-) -> raw::ExportTraceServiceRequest {
-    let mut view = match raw::ExportTraceServiceRequest::decode(encoded.clone()) {
-        Ok(view) => view,
-        Err(_) => convert(request).unwrap_or_default(),
-    };
-    for (raw_resource, resource) in view.resource_spans.iter_mut().zip(&request.resource_spans) {
-        raw_resource.resource.clone_from(&resource.resource);
-        for (raw_scope, scope) in raw_resource.scope_spans.iter_mut().zip(&resource.scope_spans) {
-            raw_scope.scope.clone_from(&scope.scope);
-        }
-    }
-    for [resource, scope, span] in changed.iter().copied() {
-        let encoded = request
-            .resource_spans
-            .get(resource)
-            .and_then(|resource_spans| resource_spans.scope_spans.get(scope))
-            .and_then(|scope_spans| scope_spans.spans.get(span))
-            .map(|span| Bytes::from(span.encode_to_vec()));
-        if let (Some(encoded), Some(slot)) = (encoded, raw_span(&mut view, [resource, scope, span])) {
-            *slot = encoded;
-        }
-    }
-    for (position, fields) in added {
-        if let Some(slot) = raw_span(&mut view, *position) {
-            let mut joined = Vec::with_capacity(slot.len() + fields.len());
-            joined.extend_from_slice(slot);
-            joined.extend_from_slice(fields);
-            *slot = Bytes::from(joined);
-        }
-    }
-    view
-}
-
-fn raw_span(
-    view: &mut raw::ExportTraceServiceRequest,
-    [resource, scope, span]: [usize; 3],
-) -> Option<&mut Bytes> {
-    view.resource_spans
-        .get_mut(resource)
-        .and_then(|resource_spans| resource_spans.scope_spans.get_mut(scope))
-        .and_then(|scope_spans| scope_spans.spans.get_mut(span))
-}
-
-/// `attributes` encoded as the attribute fields of a span, to append to its bytes.
-pub fn encode_span_attributes(attributes: &[KeyValue]) -> Bytes {
-    let mut fields = Vec::new();
-    for attribute in attributes {
-        prost::encoding::message::encode(SPAN_ATTRIBUTES_FIELD, attribute, &mut fields);
-    }
-    Bytes::from(fields)
-}
-
-/// `Span.attributes`' field number.
-const SPAN_ATTRIBUTES_FIELD: u32 = 9;
-
-/// Spans in an encoded `ExportTraceServiceRequest`: the `spans` fields (2) of the
-/// `scope_spans` (2) of the `resource_spans` (1), each counted and stepped over, not decoded.
-/// `None` for bytes that are not such a message.
-pub fn count_spans(message: &[u8]) -> Option<u64> {
-    // Field numbers of the nested messages that lead to a span, outermost first.
-    const PATH: [u32; 3] = [1, 2, 2];
-    fn walk(mut buf: &[u8], depth: usize) -> Option<u64> {
-        use prost::encoding::{decode_key, decode_varint, skip_field, DecodeContext, WireType};
-        let mut count = 0;
-        while !buf.is_empty() {
-            let (tag, wire_type) = decode_key(&mut buf).ok()?;
-            if tag != PATH[depth] || wire_type != WireType::LengthDelimited {
-                skip_field(wire_type, tag, &mut buf, DecodeContext::default()).ok()?;
-                continue;
-            }
-            let length =
-                usize::try_from(decode_varint(&mut buf).ok()?).ok().filter(|length| *length <= buf.len())?;
-            let (field, rest) = buf.split_at(length);
-            count += if depth + 1 == PATH.len() { 1 } else { walk(field, depth + 1)? };
-            buf = rest;
-        }
-        Some(count)
-    }
-    walk(message, 0)
-}
-
-/// Why a request could not be decoded.
-#[derive(Debug, thiserror::Error)]
-pub enum DecodeError {
-    #[error(transparent)]
-    Protobuf(#[from] prost::DecodeError),
-    #[error("a string field is not valid UTF-8")]
-    Utf8,
-}
-
-/// Decodes a request, its strings as views into `bytes`, and checks that they are UTF-8.
-pub fn decode(bytes: Bytes) -> Result<Decoded, DecodeError> {
-    let request = ExportTraceServiceRequest::decode(bytes.clone())?;
-    if request.resource_spans.iter().all(utf8_resource_spans) {
-        Ok(Decoded { request, encoded: bytes })
-    } else {
-        Err(DecodeError::Utf8)
-    }
 }
 
 /// The same message in the standard types, or the other way round: both sides share the
@@ -405,123 +354,38 @@ pub fn convert<From: Message, To: Message + Default>(message: &From) -> Result<T
     To::decode(Bytes::from(message.encode_to_vec()))
 }
 
-fn utf8(bytes: &Bytes) -> bool {
-    std::str::from_utf8(bytes).is_ok()
-}
-
-fn utf8_resource_spans(resource_spans: &ResourceSpans) -> bool {
-    utf8(&resource_spans.schema_url)
-        && resource_spans.resource.as_ref().is_none_or(|resource| {
-            utf8_attributes(&resource.attributes)
-                && resource.entity_refs.iter().all(|entity| {
-                    utf8(&entity.schema_url)
-                        && utf8(&entity.r#type)
-                        && entity.id_keys.iter().chain(&entity.description_keys).all(utf8)
-                })
-        })
-        && resource_spans.scope_spans.iter().all(|scope_spans| {
-            utf8(&scope_spans.schema_url)
-                && scope_spans.scope.as_ref().is_none_or(|scope| {
-                    utf8(&scope.name) && utf8(&scope.version) && utf8_attributes(&scope.attributes)
-                })
-                && scope_spans.spans.iter().all(utf8_span)
-        })
-}
-
-fn utf8_span(span: &Span) -> bool {
-    utf8(&span.trace_state)
-        && utf8(&span.name)
-        && utf8_attributes(&span.attributes)
-        && span.events.iter().all(|event| utf8(&event.name) && utf8_attributes(&event.attributes))
-        && span.links.iter().all(|link| utf8(&link.trace_state) && utf8_attributes(&link.attributes))
-        && span.status.as_ref().is_none_or(|status| utf8(&status.message))
-}
-
-fn utf8_attributes(attributes: &[KeyValue]) -> bool {
-    attributes.iter().all(|kv| utf8(&kv.key) && kv.value.as_ref().is_none_or(utf8_value))
-}
-
-fn utf8_value(value: &AnyValue) -> bool {
-    match &value.value {
-        Some(any_value::Value::StringValue(text)) => utf8(text),
-        Some(any_value::Value::ArrayValue(array)) => array.values.iter().all(utf8_value),
-        Some(any_value::Value::KvlistValue(list)) => utf8_attributes(&list.values),
-        _ => true,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry_proto::tonic::collector::trace::v1 as standard;
-
-    fn standard_request() -> standard::ExportTraceServiceRequest {
-        let json = br#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"svc"}}],"droppedAttributesCount":1},
-            "scopeSpans":[{"scope":{"name":"s","version":"1"},"schemaUrl":"u","spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174",
-            "parentSpanId":"eee19b7ec3c1b173","traceState":"a=b","flags":257,"name":"chat m","kind":3,"startTimeUnixNano":"1","endTimeUnixNano":"2",
-            "attributes":[{"key":"n","value":{"intValue":"12"}},{"key":"a","value":{"arrayValue":{"values":[{"doubleValue":0.5},{"boolValue":true}]}}},
-            {"key":"m","value":{"kvlistValue":{"values":[{"key":"k","value":{"bytesValue":"AAE="}}]}}}],
-            "events":[{"timeUnixNano":"3","name":"e","attributes":[{"key":"x","value":{"stringValue":"y"}}]}],
-            "links":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b170","flags":1}],
-            "droppedLinksCount":2,"status":{"code":2,"message":"boom"}}]}]}]}"#;
-        serde_json::from_slice(json).expect("valid OTLP/JSON")
-    }
 
     #[test]
-    fn a_round_trip_through_the_standard_types_keeps_every_byte() {
-        let standard = standard_request();
-        let bytes = standard.encode_to_vec();
-        let decoded = decode(Bytes::from(bytes.clone())).expect("decodes");
-        let ours = decoded.request.clone();
-        assert_eq!(ours.encode_to_vec(), bytes);
-        let view = forwarding_view(&decoded.request, &decoded.encoded, &[], &[]);
-        assert_eq!(view.encode_to_vec(), bytes, "the raw view forwards the same bytes");
-        assert_eq!(ours.resource_spans[0].scope_spans[0].spans[0].name.text(), "chat m");
-        let back: standard::ExportTraceServiceRequest = convert(&ours).expect("converts back");
-        assert_eq!(back, standard);
-    }
-
-    #[test]
-    fn the_raw_view_carries_changed_spans_and_resources() {
-        let mut decoded = decode(Bytes::from(standard_request().encode_to_vec())).expect("decodes");
-        let resource_spans = &mut decoded.request.resource_spans[0];
-        resource_spans.resource.as_mut().expect("resource").attributes.clear();
-        resource_spans.scope_spans[0].spans[0].attributes.push(KeyValue::string("added", "yes"));
-        let view = forwarding_view(&decoded.request, &decoded.encoded, &[[0, 0, 0]], &[]);
-        let standard: standard::ExportTraceServiceRequest = convert(&view).expect("standard");
-        let ours: standard::ExportTraceServiceRequest = convert(&decoded.request).expect("standard");
-        assert_eq!(standard, ours);
-        assert!(standard.resource_spans[0].resource.as_ref().expect("resource").attributes.is_empty());
-    }
-
-    #[test]
-    fn appended_attribute_fields_decode_as_the_span_s_last_attributes() {
-        let decoded = decode(Bytes::from(standard_request().encode_to_vec())).expect("decodes");
-        let added =
-            encode_span_attributes(&[KeyValue::string("added", "yes"), KeyValue::string("more", "too")]);
-        let view = forwarding_view(&decoded.request, &decoded.encoded, &[], &[([0, 0, 0], added)]);
-        let forwarded: standard::ExportTraceServiceRequest = convert(&view).expect("standard");
-        let mut expected = standard_request();
-        let attributes = &mut expected.resource_spans[0].scope_spans[0].spans[0].attributes;
-        for (key, value) in [("added", "yes"), ("more", "too")] {
-            attributes.push(opentelemetry_proto::tonic::common::v1::KeyValue {
-                key: key.to_owned(),
-                value: Some(opentelemetry_proto::tonic::common::v1::AnyValue {
-                    value: Some(opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
-                        value.to_owned(),
-                    )),
-                }),
-                ..Default::default()
-            });
+    fn positions_name_the_same_span_in_every_view() {
+        let span = |id: u8| Span { span_id: vec![id; 8].into(), ..Default::default() };
+        let scope = |spans: Vec<Span>| ScopeSpans { spans, ..Default::default() };
+        let mut request = ExportTraceServiceRequest {
+            resource_spans: vec![
+                ResourceSpans {
+                    scope_spans: vec![scope(vec![span(1)]), scope(vec![])],
+                    ..Default::default()
+                },
+                ResourceSpans { scope_spans: vec![scope(vec![span(2), span(3)])], ..Default::default() },
+            ],
+        };
+        let positions: Vec<(SpanPos, u8)> =
+            request.spans().map(|found| (found.pos, found.span.span_id[0])).collect();
+        let at = |resource, scope, span| SpanPos { resource, scope, span };
+        assert_eq!(positions, vec![(at(0, 0, 0), 1), (at(1, 0, 0), 2), (at(1, 0, 1), 3)]);
+        assert_eq!(request.span_count(), 3);
+        for (pos, id) in positions {
+            assert_eq!(request.span_at(pos).expect("there").span_id[0], id);
         }
-        assert_eq!(forwarded, expected);
-    }
-
-    #[test]
-    fn strings_that_are_not_utf8_are_refused() {
-        let mut request = decode(Bytes::from(standard_request().encode_to_vec())).expect("decodes").request;
-        request.resource_spans[0].scope_spans[0].spans[0].attributes[0].key =
-            Bytes::from_static(&[0xff, 0xfe]);
-        assert!(matches!(decode(Bytes::from(request.encode_to_vec())), Err(DecodeError::Utf8)));
+        assert!(request.span_at(at(0, 1, 0)).is_none());
+        let mutated: Vec<SpanPos> = request.spans_mut().map(|(pos, _)| pos).collect();
+        assert_eq!(mutated.len(), 3);
+        let mut view: raw::ExportTraceServiceRequest = convert(&request).expect("same wire format");
+        assert_eq!(
+            Span::decode(view.span_at_mut(at(1, 0, 1)).expect("there").clone()).expect("span").span_id[0],
+            3
+        );
     }
 }

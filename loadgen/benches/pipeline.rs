@@ -13,8 +13,8 @@
 
 use std::hint::black_box;
 
-use agentrace_collector::derive::GraphConfig;
 use agentrace_collector::harness::{self, Pipeline};
+use agentrace_collector::GraphConfig;
 use agentrace_loadgen::{Generator, Workload};
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

@@ -131,7 +131,7 @@ impl Client {
     /// when gzip is on) for HTTP.
     async fn send(&mut self, body: Bytes) -> Outcome {
         match self {
-            Self::Grpc(client) => match agentrace_collector::export::otlp::export_grpc(client, body).await {
+            Self::Grpc(client) => match agentrace_collector::export_grpc(client, body).await {
                 Ok(_) => Outcome::Acknowledged,
                 Err(status)
                     if matches!(status.code(), tonic::Code::Unavailable | tonic::Code::ResourceExhausted) =>
@@ -461,7 +461,7 @@ impl tonic::codec::Codec for CountingCodec {
 /// Spans in an encoded `ExportTraceServiceRequest`, counted without decoding it (the
 /// collector's own walk, which it also uses to count what it refuses undecoded).
 pub fn count_spans(message: &[u8]) -> anyhow::Result<u64> {
-    agentrace_collector::otlp::count_spans(message).context("not an ExportTraceServiceRequest")
+    agentrace_collector::count_spans(message).context("not an ExportTraceServiceRequest")
 }
 
 #[cfg(test)]

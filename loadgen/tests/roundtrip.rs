@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use agentrace_collector::{Listeners, Options};
+use agentrace_collector::harness::InProcess;
 use agentrace_loadgen::{send, CountingSink, Pace, Protocol, SendPlan, Workload};
 use tokio::net::TcpListener;
 
@@ -51,15 +51,8 @@ async fn acknowledged_spans_are_the_spans_the_sink_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn otlp_http_protobuf_gzip_and_json_reach_the_collector() {
-    let bind = || async { TcpListener::bind("127.0.0.1:0").await.expect("bind") };
-    let listeners = Listeners { otlp_grpc: bind().await, otlp_http: bind().await, metrics: bind().await };
-    let http = listeners.otlp_http.local_addr().expect("address");
-    let metrics = listeners.metrics.local_addr().expect("address");
-    let config = Options::default().validate().expect("config");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let collector = tokio::spawn(agentrace_collector::run(config, listeners, async {
-        let _ = stopped.await;
-    }));
+    let collector = InProcess::start(&[]).await.expect("the collector starts");
+    let (http, metrics) = (collector.http, collector.metrics);
 
     let mut acknowledged = 0;
     for (protocol, gzip) in [(Protocol::HttpProtobuf, true), (Protocol::HttpJson, false)] {
@@ -74,6 +67,5 @@ async fn otlp_http_protobuf_gzip_and_json_reach_the_collector() {
         reqwest::get(format!("http://{metrics}/metrics")).await.expect("scrape").text().await.expect("text");
     let expected = format!("agentrace_spans_received_total{{transport=\"http\"}} {acknowledged}\n");
     assert!(text.contains(&expected), "{expected}");
-    let _ = stop.send(());
-    collector.await.expect("collector task").expect("collector stops");
+    collector.stop().await.expect("collector stops");
 }

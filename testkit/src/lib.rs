@@ -87,6 +87,7 @@ pub fn unix_nanos() -> u64 {
 pub struct Prometheus {
     child: Child,
     pub address: SocketAddr,
+    _reserved: ReservedAddress,
     _data: tempfile::TempDir,
 }
 
@@ -101,7 +102,8 @@ impl Prometheus {
         );
         let config_path = data.path().join("prometheus.yml");
         std::fs::write(&config_path, config).expect("write prometheus config");
-        let address = free_address();
+        let reserved = reserve_address();
+        let address = reserved.address;
         let child = Command::new(&binary)
             .arg(format!("--config.file={}", config_path.display()))
             .arg(format!("--storage.tsdb.path={}", data.path().join("tsdb").display()))
@@ -113,7 +115,7 @@ impl Prometheus {
             .unwrap_or_else(|error| {
                 panic!("cannot start {binary:?} ({error}); install Debian's prometheus package (scripts/test does)")
             });
-        let prometheus = Self { child, address, _data: data };
+        let prometheus = Self { child, address, _reserved: reserved, _data: data };
         let client = reqwest::Client::new();
         let ready_url = format!("http://{address}/-/ready");
         eventually("prometheus ready", async || {
@@ -190,9 +192,18 @@ impl Drop for Prometheus {
     }
 }
 
-/// A loopback address whose port was free a moment ago (for programs that cannot report
-/// the port they bound).
-pub fn free_address() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local address")
+/// A loopback port held for a program that binds it later: bound with SO_REUSEADDR but not
+/// listening, so nothing else takes it, connections to it are refused until the program
+/// listens, and the program (which sets SO_REUSEADDR too, as tokio and Go do) can bind it.
+pub struct ReservedAddress {
+    pub address: SocketAddr,
+    _socket: tokio::net::TcpSocket,
+}
+
+pub fn reserve_address() -> ReservedAddress {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.set_reuseaddr(true).expect("SO_REUSEADDR");
+    socket.bind(SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind a free port");
+    let address = socket.local_addr().expect("local address");
+    ReservedAddress { address, _socket: socket }
 }

@@ -39,6 +39,11 @@ const MAX_CHAIN: usize = 256;
 /// still correct but each span gets its own copy until the next tick starts afresh.
 const MAX_SHARED_NAMES: usize = 10_000;
 
+pub const DEFAULT_WAIT_SECS: f64 = 10.0;
+pub const DEFAULT_MAX_TRACES: usize = 50_000;
+const DEFAULT_MAX_AGE_SECS: f64 = 600.0;
+const DEFAULT_MAX_SPANS_PER_TRACE: usize = 10_000;
+
 #[derive(Clone, Copy, Debug)]
 pub struct GraphConfig {
     /// Seconds a trace stays open after its last span arrived.
@@ -51,7 +56,12 @@ pub struct GraphConfig {
 
 impl Default for GraphConfig {
     fn default() -> Self {
-        Self { wait_secs: 10.0, max_age_secs: 600.0, max_traces: 50_000, max_spans_per_trace: 10_000 }
+        Self {
+            wait_secs: DEFAULT_WAIT_SECS,
+            max_age_secs: DEFAULT_MAX_AGE_SECS,
+            max_traces: DEFAULT_MAX_TRACES,
+            max_spans_per_trace: DEFAULT_MAX_SPANS_PER_TRACE,
+        }
     }
 }
 

@@ -9,14 +9,47 @@ mod graph;
 
 use std::sync::Arc;
 
-use crate::otlp::{span, status as span_status};
+use crate::wire::{span, status as span_status, SpanPos};
 use agentrace_semconv::metric::{self, status};
 use agentrace_semconv::SpanClass;
 
 use graph::AgentGraph;
 pub use graph::GraphConfig;
 
+use crate::args::{self, ArgError};
+
+#[derive(Clone, Debug, Default, clap::Args)]
+#[command(next_help_heading = "Agent graph")]
+#[group(id = "agent_graph")]
+pub struct Args {
+    /// Seconds a trace stays open for agent-graph pairing after its last span [default: 10].
+    #[arg(long, env = "AGENTRACE_GRAPH_WAIT_SECS", value_name = "SECS")]
+    pub graph_wait_secs: Option<f64>,
+
+    /// Most traces held open for agent-graph pairing [default: 50000].
+    #[arg(long, env = "AGENTRACE_GRAPH_MAX_TRACES", value_name = "N")]
+    pub graph_max_traces: Option<usize>,
+}
+
+impl Args {
+    pub fn validate(self) -> Result<GraphConfig, ArgError> {
+        Ok(GraphConfig {
+            wait_secs: args::seconds(
+                "graph-wait-secs",
+                self.graph_wait_secs.unwrap_or(graph::DEFAULT_WAIT_SECS),
+            )?
+            .as_secs_f64(),
+            max_traces: args::positive(
+                "graph-max-traces",
+                self.graph_max_traces.unwrap_or(graph::DEFAULT_MAX_TRACES),
+            )?,
+            ..GraphConfig::default()
+        })
+    }
+}
+
 use crate::cost::{PriceTable, Usage};
+use crate::gpu::WindowStats;
 use crate::metrics::{Exemplar, Label, Labels, Observation};
 use crate::normalize::CanonicalSpan;
 use smallvec::smallvec;
@@ -45,6 +78,16 @@ pub struct SpanOutcome<'a> {
     /// The LLM call's cost in USD, for `agentrace.cost.usd`.
     pub cost_usd: Option<f64>,
     pub gpu: Option<GpuQuery<'a>>,
+}
+
+/// What the forwarded copy of a span carries besides what arrived (`enrich` adds it).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpanFacts {
+    pub pos: SpanPos,
+    /// `agentrace.cost.usd`.
+    pub cost_usd: Option<f64>,
+    /// `agentrace.gpu.*`.
+    pub gpu: Option<WindowStats>,
 }
 
 /// A span's window, to be matched against GPU samples, and how to count what it finds.
@@ -107,6 +150,23 @@ impl Deriver {
 
     pub fn open_traces(&self) -> usize {
         self.graph.open_traces()
+    }
+}
+
+/// GPU time and energy in an LLM or model-load span's window, counted for its service, agent
+/// and model.
+pub fn gpu_time<'a>(query: &GpuQuery<'a>, stats: &WindowStats, out: &mut Vec<Observation<'a>>) {
+    for (metric, value) in [
+        (metric::LLM_GPU_SECONDS_TOTAL, stats.gpu_seconds),
+        (metric::LLM_GPU_ENERGY_JOULES_TOTAL, stats.energy_joules),
+    ] {
+        out.push(Observation {
+            metric,
+            labels: query.labels.clone(),
+            value,
+            weight: query.weight,
+            exemplar: Some(query.exemplar),
+        });
     }
 }
 

@@ -6,7 +6,6 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use agentrace_semconv::metric;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -14,18 +13,13 @@ use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 
-use crate::export::queue::DiskQueue;
-use crate::memory::MemoryGuard;
-use crate::metrics::{Format, Registry};
-use crate::receive::QueueGauge;
-use crate::unix_now;
+use crate::metrics::{Format, Registry, Reported};
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct MetricsServer {
     pub registry: Arc<Registry>,
-    pub queues: Vec<Arc<QueueGauge>>,
-    pub memory: Option<Arc<MemoryGuard>>,
-    pub disk: Option<Arc<DiskQueue>>,
+    /// States read at each scrape: the queues' fill, the process's memory.
+    pub reported: Vec<Arc<dyn Reported>>,
     pub ready: Arc<AtomicBool>,
 }
 
@@ -48,20 +42,8 @@ impl MetricsServer {
 }
 
 async fn metrics(State(server): State<MetricsServer>, headers: HeaderMap) -> impl IntoResponse {
-    let now = unix_now();
-    for queue in &server.queues {
-        server.registry.add(metric::SELF_QUEUE_DEPTH, &[queue.name], queue.depth() as f64, now);
-        server.registry.add(metric::SELF_QUEUE_CAPACITY, &[queue.name], queue.capacity as f64, now);
-    }
-    if let Some(disk) = &server.disk {
-        server.registry.add(metric::SELF_QUEUE_DEPTH, &["disk"], disk.len() as f64, now);
-        server.registry.add(metric::SELF_QUEUE_DISK_BYTES, &[], disk.bytes() as f64, now);
-    }
-    if let Some(rss) = crate::memory::resident_bytes() {
-        server.registry.add(metric::SELF_MEMORY_RSS_BYTES, &[], rss as f64, now);
-    }
-    if let Some(memory) = &server.memory {
-        server.registry.add(metric::SELF_MEMORY_LIMIT_BYTES, &[], memory.limit_bytes() as f64, now);
+    for reported in &server.reported {
+        reported.report(&server.registry);
     }
     let accept = headers.get(header::ACCEPT).and_then(|value| value.to_str().ok());
     let format = Format::from_accept(accept);

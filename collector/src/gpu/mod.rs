@@ -21,8 +21,9 @@ use agentrace_semconv::metric;
 
 pub use history::{History, Skip, WindowStats};
 pub use nvml::NvmlSource;
-pub use processes::{container_id, local_host_name, ProcessServices};
+pub use processes::{local_host_name, ProcessServices};
 
+use crate::args::{self, ArgError};
 use crate::metrics::Registry;
 use crate::unix_now;
 
@@ -82,15 +83,68 @@ pub struct GpuConfig {
     pub proc_root: PathBuf,
 }
 
+pub const DEFAULT_SAMPLE_INTERVAL_SECS: f64 = 1.0;
+pub const DEFAULT_HISTORY_SECS: f64 = 600.0;
+pub const DEFAULT_PROC_ROOT: &str = "/proc";
+
 impl Default for GpuConfig {
     fn default() -> Self {
         Self {
             enabled: true,
             library: None,
-            interval: Duration::from_secs(1),
-            history: Duration::from_secs(600),
-            proc_root: PathBuf::from("/proc"),
+            interval: Duration::from_secs_f64(DEFAULT_SAMPLE_INTERVAL_SECS),
+            history: Duration::from_secs_f64(DEFAULT_HISTORY_SECS),
+            proc_root: PathBuf::from(DEFAULT_PROC_ROOT),
         }
+    }
+}
+
+#[derive(Clone, Debug, Default, clap::Args)]
+#[command(next_help_heading = "GPU")]
+#[group(id = "gpu_sampling")]
+pub struct Args {
+    /// GPU sampling through NVML: `on` or `off` [default: on].
+    #[arg(long, env = "AGENTRACE_GPU", value_name = "on|off")]
+    pub gpu: Option<String>,
+
+    /// NVML library to load (default: the system's libnvidia-ml.so).
+    #[arg(long, env = "AGENTRACE_NVML_LIB", value_name = "PATH")]
+    pub nvml_lib: Option<PathBuf>,
+
+    /// Seconds between GPU samples [default: 1].
+    #[arg(long, env = "AGENTRACE_GPU_SAMPLE_INTERVAL", value_name = "SECS")]
+    pub gpu_sample_interval: Option<f64>,
+
+    /// Seconds of GPU samples kept for enriching spans; older spans are forwarded without
+    /// [default: 600].
+    #[arg(long, env = "AGENTRACE_GPU_HISTORY_SECS", value_name = "SECS")]
+    pub gpu_history_secs: Option<f64>,
+
+    /// Where the process table is read, for container ids of GPU processes [default: /proc].
+    #[arg(long, env = "AGENTRACE_PROC_ROOT", value_name = "PATH")]
+    pub proc_root: Option<PathBuf>,
+}
+
+impl Args {
+    pub fn validate(self) -> Result<GpuConfig, ArgError> {
+        let enabled = match self.gpu.as_deref().map(str::trim) {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => return Err(ArgError::invalid("gpu", format!("{other:?} is neither on nor off"))),
+        };
+        Ok(GpuConfig {
+            enabled,
+            library: self.nvml_lib,
+            interval: args::seconds(
+                "gpu-sample-interval",
+                self.gpu_sample_interval.unwrap_or(DEFAULT_SAMPLE_INTERVAL_SECS),
+            )?,
+            history: args::seconds(
+                "gpu-history-secs",
+                self.gpu_history_secs.unwrap_or(DEFAULT_HISTORY_SECS),
+            )?,
+            proc_root: self.proc_root.unwrap_or_else(|| PathBuf::from(DEFAULT_PROC_ROOT)),
+        })
     }
 }
 

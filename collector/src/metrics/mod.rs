@@ -25,6 +25,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use hashbrown::{Equivalent, HashMap};
 
 pub use catalogue::{Definition, Kind, CATALOGUE};
+
+use crate::args::{self, ArgError};
 pub use encode::Format;
 
 /// A link from a sample to the span that produced it.
@@ -140,6 +142,48 @@ impl Equivalent<Vec<String>> for LabelsRef<'_, '_> {
     }
 }
 
+pub const DEFAULT_MAX_SERIES_PER_METRIC: usize = 2000;
+pub const DEFAULT_SERIES_IDLE_TIMEOUT_SECS: u64 = 900;
+
+#[derive(Clone, Debug, Default, clap::Args)]
+#[command(next_help_heading = "Metric series")]
+#[group(id = "metric_series")]
+pub struct Args {
+    /// Most series per metric; further label sets go to the overflow series [default: 2000].
+    #[arg(long, env = "AGENTRACE_MAX_SERIES_PER_METRIC", value_name = "N")]
+    pub max_series_per_metric: Option<usize>,
+
+    /// Seconds without an update after which a derived series is dropped [default: 900].
+    #[arg(long, env = "AGENTRACE_SERIES_IDLE_TIMEOUT_SECS", value_name = "SECS")]
+    pub series_idle_timeout_secs: Option<u64>,
+}
+
+impl Args {
+    pub fn validate(self) -> Result<SeriesLimits, ArgError> {
+        Ok(SeriesLimits {
+            max_series_per_metric: args::positive(
+                "max-series-per-metric",
+                self.max_series_per_metric.unwrap_or(DEFAULT_MAX_SERIES_PER_METRIC),
+            )?,
+            idle_timeout_secs: args::positive(
+                "series-idle-timeout-secs",
+                self.series_idle_timeout_secs.unwrap_or(DEFAULT_SERIES_IDLE_TIMEOUT_SECS),
+            )? as f64,
+        })
+    }
+}
+
+/// Something that happened in the collector itself, counted in its own metrics; each kind is
+/// a type in `events.rs` that knows its metric and labels.
+pub trait Event {
+    fn emit(self, registry: &Registry, now: f64);
+}
+
+/// Reports a state that a scrape reads (a queue's depth, the resident memory) as events.
+pub trait Reported: Send + Sync {
+    fn report(&self, registry: &Registry);
+}
+
 /// Limits that keep the registry bounded whatever the input.
 #[derive(Clone, Copy, Debug)]
 pub struct SeriesLimits {
@@ -150,7 +194,10 @@ pub struct SeriesLimits {
 
 impl Default for SeriesLimits {
     fn default() -> Self {
-        Self { max_series_per_metric: 2000, idle_timeout_secs: 900.0 }
+        Self {
+            max_series_per_metric: DEFAULT_MAX_SERIES_PER_METRIC,
+            idle_timeout_secs: DEFAULT_SERIES_IDLE_TIMEOUT_SECS as f64,
+        }
     }
 }
 
@@ -264,6 +311,11 @@ impl Registry {
         observations.clear();
     }
 
+    /// Counts one of the collector's own events (`events.rs`).
+    pub fn emit(&self, event: impl Event) {
+        event.emit(self, crate::unix_now());
+    }
+
     /// Adds `by` to a counter, or sets a gauge, with the given label values.
     pub fn add(&self, metric: &'static str, labels: &[&str], by: f64, now: f64) {
         let labels = labels.iter().map(|value| Label::Borrowed(value)).collect();
@@ -340,6 +392,7 @@ impl Registry {
     }
 
     /// The current value of one counter or gauge series, or a histogram's sample count.
+    #[cfg(test)]
     pub fn value(&self, metric: &str, labels: &[&str]) -> Option<f64> {
         let state = lock(&self.family(metric)?.state);
         let labels: Vec<String> = labels.iter().map(|value| (*value).to_owned()).collect();
@@ -352,6 +405,7 @@ impl Registry {
     }
 
     /// Number of series of one family, the overflow series included.
+    #[cfg(test)]
     pub fn series_count(&self, metric: &str) -> usize {
         self.family(metric).map_or(0, |family| {
             let state = lock(&family.state);
@@ -367,78 +421,4 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use agentrace_semconv::metric;
-
-    fn registry(max_series_per_metric: usize) -> Registry {
-        Registry::new(SeriesLimits { max_series_per_metric, idle_timeout_secs: 60.0 })
-    }
-
-    #[test]
-    fn counters_add_and_gauges_set() {
-        let registry = registry(10);
-        registry.add(metric::AGENT_INVOCATIONS_TOTAL, &["svc", "planner", "ok"], 1.0, 0.0);
-        registry.add(metric::AGENT_INVOCATIONS_TOTAL, &["svc", "planner", "ok"], 2.0, 1.0);
-        registry.add(metric::LLM_MODEL_LOAD_TIME_SECONDS, &["svc", "llama"], 4.0, 0.0);
-        registry.add(metric::LLM_MODEL_LOAD_TIME_SECONDS, &["svc", "llama"], 3.0, 0.0);
-        assert_eq!(registry.value(metric::AGENT_INVOCATIONS_TOTAL, &["svc", "planner", "ok"]), Some(3.0));
-        assert_eq!(registry.value(metric::LLM_MODEL_LOAD_TIME_SECONDS, &["svc", "llama"]), Some(3.0));
-    }
-
-    #[test]
-    fn new_series_past_the_cap_go_to_the_overflow_series() {
-        let registry = registry(2);
-        for agent in ["a", "b", "c", "d"] {
-            registry.add(metric::AGENT_INVOCATIONS_TOTAL, &["svc", agent, "ok"], 1.0, 0.0);
-        }
-        registry.add(metric::AGENT_INVOCATIONS_TOTAL, &["svc", "a", "ok"], 1.0, 0.0);
-        assert_eq!(registry.series_count(metric::AGENT_INVOCATIONS_TOTAL), 3);
-        assert_eq!(registry.value(metric::AGENT_INVOCATIONS_TOTAL, &["svc", "a", "ok"]), Some(2.0));
-        assert_eq!(registry.value(metric::AGENT_INVOCATIONS_TOTAL, &["svc", "c", "ok"]), None);
-    }
-
-    #[test]
-    fn idle_derived_series_expire_and_own_counters_stay() {
-        let registry = registry(10);
-        registry.add(metric::AGENT_INVOCATIONS_TOTAL, &["svc", "old", "ok"], 1.0, 0.0);
-        registry.add(metric::AGENT_INVOCATIONS_TOTAL, &["svc", "fresh", "ok"], 1.0, 50.0);
-        registry.add(metric::SELF_SPANS_RECEIVED_TOTAL, &["grpc"], 1.0, 0.0);
-        registry.expire(100.0);
-        assert_eq!(registry.value(metric::AGENT_INVOCATIONS_TOTAL, &["svc", "old", "ok"]), None);
-        assert_eq!(registry.value(metric::AGENT_INVOCATIONS_TOTAL, &["svc", "fresh", "ok"]), Some(1.0));
-        assert_eq!(registry.value(metric::SELF_SPANS_RECEIVED_TOTAL, &["grpc"]), Some(1.0));
-    }
-
-    #[test]
-    fn replacing_gauges_drops_the_series_not_given_again() {
-        let registry = registry(10);
-        let series = |pids: &[&str]| -> Vec<(Vec<String>, f64)> {
-            pids.iter()
-                .map(|pid| (vec!["0".into(), (*pid).into(), String::new(), String::new()], 1.0))
-                .collect()
-        };
-        registry.replace_gauges(metric::GPU_PROCESS_MEMORY_USED_BYTES, series(&["1", "2"]), 0.0);
-        registry.replace_gauges(metric::GPU_PROCESS_MEMORY_USED_BYTES, series(&["2"]), 1.0);
-        assert_eq!(registry.series_count(metric::GPU_PROCESS_MEMORY_USED_BYTES), 1);
-        assert_eq!(registry.value(metric::GPU_PROCESS_MEMORY_USED_BYTES, &["0", "2", "", ""]), Some(1.0));
-    }
-
-    #[test]
-    fn histogram_samples_land_in_the_first_bucket_not_below_them() {
-        let registry = registry(10);
-        let labels = ["svc", "planner"];
-        for seconds in [0.1, 0.15, 500.0] {
-            registry.add(metric::AGENT_INVOCATION_DURATION_SECONDS, &labels, seconds, 0.0);
-        }
-        let family = &registry.families[registry.index[metric::AGENT_INVOCATION_DURATION_SECONDS]];
-        let state = lock(&family.state);
-        let series = &state.series[&vec!["svc".to_owned(), "planner".to_owned()]];
-        let Value::Histogram { counts, sum, count, .. } = &series.value else { panic!("not a histogram") };
-        assert_eq!(counts[0], 1.0, "0.1 is in le=0.1");
-        assert_eq!(counts[1], 1.0, "0.15 is in le=0.2");
-        assert_eq!(*counts.last().expect("+Inf bucket"), 1.0);
-        assert_eq!(*count, 3.0);
-        assert!((sum - 500.25).abs() < 1e-9);
-    }
-}
+mod tests;

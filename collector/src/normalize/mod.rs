@@ -7,9 +7,9 @@
 
 mod sampling;
 
-use crate::otlp::Resource;
-use crate::otlp::{any_value, KeyValue};
-use crate::otlp::{span, status, Span, Text};
+use crate::wire::Resource;
+use crate::wire::{any_value, KeyValue};
+use crate::wire::{span, status, Span, Text};
 use agentrace_semconv::dialect::{canonical_operation, indexed_evaluations, AttrValue};
 use agentrace_semconv::{attr, Attribute, ErrorType, FieldReader, GenAiFields, SpanClass};
 
@@ -222,8 +222,8 @@ fn attr_value(kv: &KeyValue) -> AttrValue<'_> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::otlp::AnyValue;
-    use crate::otlp::Status;
+    use crate::wire::AnyValue;
+    use crate::wire::Status;
 
     pub(crate) fn kv(key: &str, value: any_value::Value) -> KeyValue {
         KeyValue {

@@ -1,5 +1,5 @@
 //! Turns request bodies into requests: gzip with a size limit on the inflated bytes, then
-//! protobuf (prost, into the pipeline's zero-copy types of `otlp.rs`) or OTLP/JSON (the serde
+//! protobuf (prost, into the pipeline's zero-copy types of `wire.rs`, strings checked to be UTF-8) or OTLP/JSON (the serde
 //! support of `opentelemetry-proto`, which knows OTLP's hex ids and string-encoded 64-bit
 //! integers, then converted).
 
@@ -7,7 +7,9 @@ use std::io::Read;
 
 use bytes::Bytes;
 
-use crate::otlp::{self, Decoded};
+use prost::Message;
+
+use crate::wire::{any_value, AnyValue, Decoded, ExportTraceServiceRequest, KeyValue, ResourceSpans, Span};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
@@ -17,8 +19,8 @@ pub enum DecodeError {
     Gzip(std::io::Error),
     #[error("invalid protobuf ExportTraceServiceRequest: {0}")]
     Protobuf(#[from] prost::DecodeError),
-    #[error("invalid protobuf ExportTraceServiceRequest: {0}")]
-    Strings(#[from] otlp::DecodeError),
+    #[error("invalid protobuf ExportTraceServiceRequest: a string field is not valid UTF-8")]
+    Utf8,
     #[error("invalid OTLP/JSON ExportTraceServiceRequest: {0}")]
     Json(#[from] serde_json::Error),
 }
@@ -34,15 +36,93 @@ pub fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
     Ok(inflated)
 }
 
-pub fn protobuf(body: Bytes) -> Result<Decoded, DecodeError> {
-    Ok(otlp::decode(body)?)
-}
-
 pub fn json(body: &[u8]) -> Result<Decoded, DecodeError> {
     let standard: opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest =
         serde_json::from_slice(body)?;
     let encoded = Bytes::from(prost::Message::encode_to_vec(&standard));
-    Ok(otlp::decode(encoded)?)
+    protobuf(encoded)
+}
+
+/// Decodes a protobuf request, its strings as views into `body`, and checks that they are
+/// UTF-8.
+pub fn protobuf(body: Bytes) -> Result<Decoded, DecodeError> {
+    let request = ExportTraceServiceRequest::decode(body.clone())?;
+    if request.resource_spans.iter().all(utf8_resource_spans) {
+        Ok(Decoded { request, encoded: body })
+    } else {
+        Err(DecodeError::Utf8)
+    }
+}
+
+fn utf8(bytes: &Bytes) -> bool {
+    std::str::from_utf8(bytes).is_ok()
+}
+
+fn utf8_resource_spans(resource_spans: &ResourceSpans) -> bool {
+    utf8(&resource_spans.schema_url)
+        && resource_spans.resource.as_ref().is_none_or(|resource| {
+            utf8_attributes(&resource.attributes)
+                && resource.entity_refs.iter().all(|entity| {
+                    utf8(&entity.schema_url)
+                        && utf8(&entity.r#type)
+                        && entity.id_keys.iter().chain(&entity.description_keys).all(utf8)
+                })
+        })
+        && resource_spans.scope_spans.iter().all(|scope_spans| {
+            utf8(&scope_spans.schema_url)
+                && scope_spans.scope.as_ref().is_none_or(|scope| {
+                    utf8(&scope.name) && utf8(&scope.version) && utf8_attributes(&scope.attributes)
+                })
+                && scope_spans.spans.iter().all(utf8_span)
+        })
+}
+
+fn utf8_span(span: &Span) -> bool {
+    utf8(&span.trace_state)
+        && utf8(&span.name)
+        && utf8_attributes(&span.attributes)
+        && span.events.iter().all(|event| utf8(&event.name) && utf8_attributes(&event.attributes))
+        && span.links.iter().all(|link| utf8(&link.trace_state) && utf8_attributes(&link.attributes))
+        && span.status.as_ref().is_none_or(|status| utf8(&status.message))
+}
+
+fn utf8_attributes(attributes: &[KeyValue]) -> bool {
+    attributes.iter().all(|kv| utf8(&kv.key) && kv.value.as_ref().is_none_or(utf8_value))
+}
+
+fn utf8_value(value: &AnyValue) -> bool {
+    match &value.value {
+        Some(any_value::Value::StringValue(text)) => utf8(text),
+        Some(any_value::Value::ArrayValue(array)) => array.values.iter().all(utf8_value),
+        Some(any_value::Value::KvlistValue(list)) => utf8_attributes(&list.values),
+        _ => true,
+    }
+}
+
+/// Spans in an encoded `ExportTraceServiceRequest`: the `spans` fields (2) of the
+/// `scope_spans` (2) of the `resource_spans` (1), each counted and stepped over, not decoded.
+/// `None` for bytes that are not such a message.
+pub fn count_spans(message: &[u8]) -> Option<u64> {
+    // Field numbers of the nested messages that lead to a span, outermost first.
+    const PATH: [u32; 3] = [1, 2, 2];
+    fn walk(mut buf: &[u8], depth: usize) -> Option<u64> {
+        use prost::encoding::{decode_key, decode_varint, skip_field, DecodeContext, WireType};
+        let mut count = 0;
+        while !buf.is_empty() {
+            let (tag, wire_type) = decode_key(&mut buf).ok()?;
+            if tag != PATH[depth] || wire_type != WireType::LengthDelimited {
+                skip_field(wire_type, tag, &mut buf, DecodeContext::default()).ok()?;
+                continue;
+            }
+            let length =
+                usize::try_from(decode_varint(&mut buf).ok()?).ok().filter(|length| *length <= buf.len())?;
+            let (field, rest) = buf.split_at(length);
+            count += if depth + 1 == PATH.len() { 1 } else { walk(field, depth + 1)? };
+            buf = rest;
+        }
+        Some(count)
+    }
+    walk(message, 0)
 }
 
 #[cfg(test)]
@@ -80,14 +160,14 @@ mod tests {
         assert_eq!(span.kind, 3);
         assert_eq!(span.status.as_ref().map(|status| status.code), Some(2));
         let value = span.attributes[0].value.as_ref().and_then(|value| value.value.clone());
-        assert_eq!(value, Some(crate::otlp::any_value::Value::IntValue(12)));
+        assert_eq!(value, Some(crate::wire::any_value::Value::IntValue(12)));
     }
 
     #[test]
     fn malformed_bodies_are_errors() {
         assert!(matches!(json(b"{\"resourceSpans\": [}"), Err(DecodeError::Json(_))));
         assert!(matches!(json(b""), Err(DecodeError::Json(_))));
-        assert!(matches!(protobuf(Bytes::from_static(&[0x0a, 0xff, 0xff])), Err(DecodeError::Strings(_))));
+        assert!(matches!(protobuf(Bytes::from_static(&[0x0a, 0xff, 0xff])), Err(DecodeError::Protobuf(_))));
         assert!(protobuf(Bytes::new()).expect("an empty message is valid").request.resource_spans.is_empty());
     }
 }

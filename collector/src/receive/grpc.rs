@@ -2,7 +2,7 @@
 //! the decode size limit set. Next stop: [`Ingest`].
 //!
 //! The service is written out rather than generated so that requests decode into the
-//! pipeline's zero-copy types (`otlp.rs`); it behaves as the generated one does.
+//! pipeline's zero-copy types (`wire.rs`); it behaves as the generated one does.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -19,8 +19,9 @@ use tonic::transport::server::TcpIncoming;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+use super::decode;
 use super::{Ingest, Transport};
-use crate::otlp::{self, Decoded, ExportTracePartialSuccess, ExportTraceServiceResponse};
+use crate::wire::{Decoded, ExportTracePartialSuccess, ExportTraceServiceResponse};
 
 /// How long a refused client is asked to wait before retrying.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -136,7 +137,7 @@ impl UnaryService<Decoded> for GrpcReceiver {
     }
 }
 
-/// Requests decode into `otlp.rs`'s types (strings as views of the message); answers encode
+/// Requests decode into `wire.rs`'s types (strings as views of the message); answers encode
 /// with prost. When the ingest queue is full, a request is refused before it is decoded.
 #[derive(Clone, Debug)]
 struct RequestCodec {
@@ -157,13 +158,11 @@ impl tonic::codec::Decoder for RequestDecoder {
         if self.ingest.queue_full() {
             // Counting spans walks the message without decoding it; a message that cannot be
             // walked is decoded, and refused as invalid.
-            if let Some(spans) = otlp::count_spans(&message).filter(|spans| *spans > 0) {
+            if let Some(spans) = decode::count_spans(&message).filter(|spans| *spans > 0) {
                 return Err(unavailable(self.ingest.refuse_full(spans, Transport::Grpc)));
             }
         }
-        otlp::decode(message)
-            .map(Some)
-            .map_err(|error| Status::invalid_argument(format!("invalid ExportTraceServiceRequest: {error}")))
+        decode::protobuf(message).map(Some).map_err(|error| Status::invalid_argument(error.to_string()))
     }
 }
 

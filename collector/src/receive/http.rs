@@ -24,7 +24,6 @@ use tokio_rustls::rustls;
 
 use super::decode::{self, DecodeError};
 use super::{Ingest, Refusal, Transport};
-use crate::otlp;
 
 pub use agentrace_semconv::otlp::TRACES_PATH;
 
@@ -205,7 +204,7 @@ async fn export_traces(State(state): State<HttpState>, headers: HeaderMap, body:
     // its spans counted by walking the message (a JSON body has to be parsed to be counted).
     if let (Encoding::Protobuf, Ok(bytes)) = (encoding, &inflated) {
         if state.ingest.queue_full() {
-            if let Some(spans) = otlp::count_spans(bytes).filter(|spans| *spans > 0) {
+            if let Some(spans) = decode::count_spans(bytes).filter(|spans| *spans > 0) {
                 return refused(encoding, state.ingest.refuse_full(spans, Transport::Http));
             }
         }

@@ -5,6 +5,7 @@
 //! receivers refuse with a retryable answer (gRPC UNAVAILABLE, HTTP 503 with Retry-After), so
 //! the client keeps the data and tries again; nothing acknowledged is dropped here.
 
+mod args;
 pub mod decode;
 pub mod grpc;
 pub mod http;
@@ -12,15 +13,17 @@ pub mod http;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use agentrace_semconv::metric;
 use bytes::Bytes;
-
-use crate::otlp::{Decoded, ExportTraceServiceRequest};
 use tokio::sync::{mpsc, oneshot};
 
+pub use self::args::{Args, ReceiveConfig};
+pub use crate::events::Transport;
+use crate::events::{
+    DropReason, RefuseReason, RequestUnauthenticated, SpansDropped, SpansReceived, SpansRefused,
+};
 use crate::memory::MemoryGuard;
-use crate::metrics::Registry;
-use crate::unix_now;
+use crate::metrics::{Registry, Reported};
+use crate::wire::{Decoded, ExportTraceServiceRequest};
 
 /// A decoded request on its way through the pipeline.
 #[derive(Debug)]
@@ -91,18 +94,13 @@ impl QueueGauge {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Transport {
-    Grpc,
-    Http,
-}
-
-impl Transport {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Grpc => "grpc",
-            Self::Http => "http",
-        }
+impl Reported for QueueGauge {
+    fn report(&self, registry: &Registry) {
+        registry.emit(crate::events::QueueFill {
+            queue: self.name,
+            depth: self.depth(),
+            capacity: self.capacity,
+        });
     }
 }
 
@@ -127,12 +125,12 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    fn reason(&self) -> &'static str {
+    fn reason(&self) -> RefuseReason {
         match self {
-            Self::QueueFull => "queue_full",
-            Self::ShuttingDown => "shutting_down",
-            Self::MemoryLimit => "memory_limit",
-            Self::StoreFailed => "store_failed",
+            Self::QueueFull => RefuseReason::QueueFull,
+            Self::ShuttingDown => RefuseReason::ShuttingDown,
+            Self::MemoryLimit => RefuseReason::MemoryLimit,
+            Self::StoreFailed => RefuseReason::StoreFailed,
         }
     }
 }
@@ -179,12 +177,7 @@ impl Ingest {
         let presented = authorization.and_then(|value| value.strip_prefix(b"Bearer ")).unwrap_or_default();
         let matches: bool = subtle::ConstantTimeEq::ct_eq(presented, token.as_bytes()).into();
         if !matches {
-            self.registry.add(
-                metric::SELF_REQUESTS_UNAUTHENTICATED_TOTAL,
-                &[transport.as_str()],
-                1.0,
-                unix_now(),
-            );
+            self.registry.emit(RequestUnauthenticated { transport });
         }
         matches
     }
@@ -199,13 +192,12 @@ impl Ingest {
     /// Refuses a request of `spans` spans, counted in spans, before it was decoded because the
     /// queue is full.
     pub fn refuse_full(&self, spans: u64, transport: Transport) -> Refusal {
-        self.refuse(Refusal::QueueFull, spans as f64, transport)
+        self.refuse(Refusal::QueueFull, spans, transport)
     }
 
     /// Counts a refused request's spans under the refusal's reason, and returns the refusal.
-    fn refuse(&self, refusal: Refusal, spans: f64, transport: Transport) -> Refusal {
-        let labels = [transport.as_str(), refusal.reason()];
-        self.registry.add(metric::SELF_SPANS_REFUSED_TOTAL, &labels, spans, unix_now());
+    fn refuse(&self, refusal: Refusal, spans: u64, transport: Transport) -> Refusal {
+        self.registry.emit(SpansRefused { transport, reason: refusal.reason(), spans });
         refusal
     }
 
@@ -213,23 +205,16 @@ impl Ingest {
     /// with the persistent queue, waits until they are on disk).
     pub async fn accept(&self, decoded: Decoded, transport: Transport) -> Result<Accepted, Refusal> {
         let Decoded { mut request, mut encoded } = decoded;
-        let now = unix_now();
-        let received: usize = span_count(&request);
+        let received = request.span_count();
         if self.memory.as_ref().is_some_and(|memory| memory.over_limit()) {
-            return Err(self.refuse(Refusal::MemoryLimit, received as f64, transport));
+            return Err(self.refuse(Refusal::MemoryLimit, received as u64, transport));
         }
         let invalid = drop_invalid_spans(&mut request);
         if invalid > 0 {
             encoded = Bytes::from(prost::Message::encode_to_vec(&request));
         }
         let spans = received - invalid;
-        let (stored, on_disk) = match self.wait_for_store {
-            true => {
-                let (sender, receiver) = oneshot::channel();
-                (Some(sender), Some(receiver))
-            }
-            false => (None, None),
-        };
+        let (stored, on_disk) = self.wait_for_store.then(oneshot::channel).unzip();
         let batch = Batch { request, encoded, spans, stored };
         let sent = match self.gauge.reserve_spans(spans) {
             true => self.queue.try_send(batch).inspect_err(|_| self.gauge.release_spans(spans)),
@@ -240,34 +225,25 @@ impl Ingest {
                 mpsc::error::TrySendError::Full(_) => Refusal::QueueFull,
                 mpsc::error::TrySendError::Closed(_) => Refusal::ShuttingDown,
             };
-            return Err(self.refuse(refusal, received as f64, transport));
+            return Err(self.refuse(refusal, received as u64, transport));
         }
         self.gauge.pushed();
         if let Some(on_disk) = on_disk {
             let stored = on_disk.await.unwrap_or(Err(Refusal::ShuttingDown));
             if let Err(refusal) = stored {
-                return Err(self.refuse(refusal, received as f64, transport));
+                return Err(self.refuse(refusal, received as u64, transport));
             }
         }
-        self.registry.add(metric::SELF_SPANS_RECEIVED_TOTAL, &[transport.as_str()], received as f64, now);
+        self.registry.emit(SpansReceived { transport, spans: received });
         if invalid == 0 {
             return Ok(Accepted::default());
         }
-        self.registry.add(metric::SELF_SPANS_DROPPED_TOTAL, &["invalid_span_id"], invalid as f64, now);
+        self.registry.emit(SpansDropped { reason: DropReason::InvalidSpanId, spans: invalid });
         Ok(Accepted {
             rejected_spans: invalid as i64,
             message: format!("{invalid} span(s) rejected: trace_id must be 16 bytes and span_id 8 bytes, not all zero; parent_span_id empty or 8 bytes"),
         })
     }
-}
-
-pub fn span_count(request: &ExportTraceServiceRequest) -> usize {
-    request
-        .resource_spans
-        .iter()
-        .flat_map(|resource_spans| &resource_spans.scope_spans)
-        .map(|scope_spans| scope_spans.spans.len())
-        .sum()
 }
 
 fn valid_id(id: &[u8], length: usize) -> bool {
@@ -295,7 +271,8 @@ fn drop_invalid_spans(request: &mut ExportTraceServiceRequest) -> usize {
 mod tests {
     use super::*;
     use crate::metrics::SeriesLimits;
-    use crate::otlp::{ResourceSpans, ScopeSpans, Span};
+    use crate::wire::{ResourceSpans, ScopeSpans, Span};
+    use agentrace_semconv::metric;
 
     fn request(spans: Vec<Span>) -> ExportTraceServiceRequest {
         ExportTraceServiceRequest {

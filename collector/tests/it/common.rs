@@ -1,36 +1,91 @@
-//! Fixtures for the collector's end-to-end tests: a collector process on free ports and
-//! builders for GenAI-convention traces. The sink, Prometheus and polling come from
-//! `agentrace-testkit`.
-#![allow(dead_code, unused_imports)]
+//! Fixtures for the collector's end-to-end tests: a collector in this process or as a process of
+//! its own, and builders for GenAI-convention traces. The sink, Prometheus and polling come
+//! from `agentrace-testkit`.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
-pub use agentrace_testkit::{eventually, free_address, unix_nanos, Prometheus, Sink};
+pub use agentrace_testkit::{eventually, unix_nanos, Prometheus, Sink};
 
+use agentrace_collector::harness::InProcess;
 use agentrace_semconv::attr;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{span, status, ResourceSpans, ScopeSpans, Span, Status};
 
-/// A collector binary running on ports it picked itself; killed on drop.
+/// A collector in this process, on ports it bound itself unless `args` name them.
 pub struct Collector {
-    child: Child,
+    inner: InProcess,
     pub grpc: SocketAddr,
     pub http: SocketAddr,
     pub metrics: SocketAddr,
 }
 
 impl Collector {
+    pub async fn start(args: &[&str]) -> Self {
+        let inner = InProcess::start(args).await.expect("the collector starts");
+        Self { grpc: inner.grpc, http: inner.http, metrics: inner.metrics, inner }
+    }
+
+    pub fn grpc_url(&self) -> String {
+        self.inner.grpc_url()
+    }
+
+    /// The `/metrics` text (classic format).
+    pub async fn scrape(&self) -> String {
+        scrape(self.metrics).await
+    }
+
+    /// POSTs `body` to `/v1/traces`; returns the status, the body and the Retry-After header.
+    pub async fn post(
+        &self,
+        content_type: &str,
+        encoding: Option<&str>,
+        body: Vec<u8>,
+    ) -> (u16, Vec<u8>, Option<String>) {
+        let mut builder = reqwest::Client::new()
+            .post(format!("http://{}/v1/traces", self.http))
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(encoding) = encoding {
+            builder = builder.header("content-encoding", encoding);
+        }
+        let response = builder.send().await.expect("the collector answers");
+        let status = response.status().as_u16();
+        let retry_after =
+            response.headers().get("retry-after").map(|value| value.to_str().unwrap_or_default().to_owned());
+        (status, response.bytes().await.expect("body").to_vec(), retry_after)
+    }
+
+    /// Shuts down as on SIGTERM, draining its queues.
+    pub async fn stop(self) {
+        self.inner.stop().await.expect("the collector drains and stops cleanly");
+    }
+}
+
+async fn scrape(metrics: SocketAddr) -> String {
+    reqwest::get(format!("http://{metrics}/metrics")).await.expect("scrape").text().await.expect("text")
+}
+
+/// The collector binary as a process of its own, for what needs one: a kill -9, its own
+/// resident memory, environment for the fake NVML. Killed on drop.
+pub struct CollectorProcess {
+    child: Child,
+    pub grpc: SocketAddr,
+    pub http: SocketAddr,
+    pub metrics: SocketAddr,
+}
+
+impl CollectorProcess {
     pub fn spawn(extra_args: &[&str]) -> Self {
         Self::spawn_with_env(extra_args, &[])
     }
 
-    /// Like [`Self::spawn`], with extra environment variables for the collector process.
+    /// Like [`Self::spawn`], with extra environment variables for the collector process. It
+    /// binds port 0 unless the arguments name an address, and says where in its log.
     pub fn spawn_with_env(extra_args: &[&str], env: &[(&str, &str)]) -> Self {
-        // Listen on free ports unless the caller names an address.
         let named = |flag: &str| extra_args.iter().any(|arg| arg.starts_with(flag));
         let mut args: Vec<&str> = Vec::new();
         for flag in ["--otlp-grpc-addr", "--otlp-http-addr", "--metrics-addr"] {
@@ -90,33 +145,7 @@ impl Collector {
 
     /// The `/metrics` text (classic format).
     pub async fn scrape(&self) -> String {
-        reqwest::get(format!("http://{}/metrics", self.metrics))
-            .await
-            .expect("scrape")
-            .text()
-            .await
-            .expect("text")
-    }
-
-    /// POSTs `body` to `/v1/traces`; returns the status, the body and the Retry-After header.
-    pub async fn post(
-        &self,
-        content_type: &str,
-        encoding: Option<&str>,
-        body: Vec<u8>,
-    ) -> (u16, Vec<u8>, Option<String>) {
-        let mut builder = reqwest::Client::new()
-            .post(format!("http://{}/v1/traces", self.http))
-            .header("content-type", content_type)
-            .body(body);
-        if let Some(encoding) = encoding {
-            builder = builder.header("content-encoding", encoding);
-        }
-        let response = builder.send().await.expect("the collector answers");
-        let status = response.status().as_u16();
-        let retry_after =
-            response.headers().get("retry-after").map(|value| value.to_str().unwrap_or_default().to_owned());
-        (status, response.bytes().await.expect("body").to_vec(), retry_after)
+        scrape(self.metrics).await
     }
 
     /// SIGTERM, then waits for a clean exit.
@@ -125,9 +154,15 @@ impl Collector {
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         self.child.wait().expect("wait for collector")
     }
+
+    /// SIGKILL: no chance to drain.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
-impl Drop for Collector {
+impl Drop for CollectorProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -335,7 +370,7 @@ pub async fn export_once(
     expected_calls: usize,
     calls: impl Fn() -> Vec<(std::time::Instant, usize)>,
 ) -> ExportOutcome {
-    let collector = Collector::spawn(args);
+    let collector = Collector::start(args).await;
     let mut client =
         opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient::connect(
             collector.grpc_url(),

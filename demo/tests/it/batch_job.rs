@@ -3,12 +3,9 @@
 //! drop), with the service name, resource attributes, pid and host name from the SDK, and
 //! message content only when the environment asks for it.
 
-mod common;
-
-use agentrace_collector::Options;
+use crate::common::InProcessCollector;
 use agentrace_semconv::attr;
 use agentrace_testkit::eventually;
-use common::InProcessCollector;
 use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
 
 fn value_of<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a any_value::Value> {
@@ -18,8 +15,7 @@ fn value_of<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a any_value::
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_job_loses_no_span_over_grpc_or_http() {
     // The collector keeps content here, so the sink shows what the SDK captured.
-    let collector =
-        InProcessCollector::start_with(Options { keep_content: Some(true), ..Options::default() }).await;
+    let collector = InProcessCollector::start_with(&["--keep-content"]).await;
     let runs = [
         ("nightly-eval-grpc", "grpc", format!("http://{}", collector.grpc), Some("true")),
         ("nightly-eval-http", "http/protobuf", format!("http://{}", collector.http), None),

@@ -5,14 +5,11 @@
 //! needs a GPU. Tempo targets (the node graph, the trace table) need Tempo, which does not run
 //! here: they are counted and listed, not queried.
 
-mod common;
-
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use agentrace_collector::Options;
+use crate::common::InProcessCollector;
 use agentrace_testkit::{Prometheus, DEADLINE};
-use common::InProcessCollector;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -76,12 +73,10 @@ async fn label_values(prometheus: &Prometheus, label: &str, matcher: &str) -> us
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_dashboard_query_returns_data_from_demo_traffic() {
-    let collector = InProcessCollector::start_with(Options {
-        nvml_lib: Some(fake_nvml()),
-        gpu_sample_interval: Some(0.2),
-        ..Options::default()
-    })
-    .await;
+    let library = fake_nvml();
+    let library = library.to_str().expect("utf-8 path");
+    let collector =
+        InProcessCollector::start_with(&["--nvml-lib", library, "--gpu-sample-interval", "0.2"]).await;
     let dcgm = dcgm_exporter_recording().await;
     let prometheus = Prometheus::start(&[collector.metrics, dcgm]).await;
 

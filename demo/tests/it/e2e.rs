@@ -2,13 +2,11 @@
 //! error counters equal what the demo reports it sent, the agent-graph edges exist, and one
 //! trace holds spans from both demo processes (read at a sink the collector forwards to).
 
-mod common;
-
 use std::collections::BTreeSet;
 
+use crate::common::InProcessCollector;
 use agentrace_semconv::attr;
 use agentrace_testkit::{eventually, Prometheus};
-use common::InProcessCollector;
 use opentelemetry_proto::tonic::common::v1::any_value;
 
 fn service_of(resource: Option<&opentelemetry_proto::tonic::resource::v1::Resource>) -> Option<String> {

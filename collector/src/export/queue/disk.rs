@@ -1,17 +1,19 @@
-//! The persistent export queue (`--queue-dir`), in a redb database: the processing stage
-//! writes each request here (after enrichment and redaction) before the receiver acknowledges
-//! it, the exporter sends the oldest first and deletes what it has sent or given up on, and a
-//! restart — also after `kill -9` — carries on with whatever was left.
+//! The persistent export queue's storage (`--queue-dir`), a redb database: requests in
+//! arrival order under sequence numbers, each with its span count. A restart — also after
+//! `kill -9` — finds whatever was left.
 //!
-//! Bounded by `--queue-max-bytes`: past it the oldest requests are dropped and counted. Each
-//! write is fsynced unless `--queue-fsync false`.
+//! Bounded by `--queue-max-bytes`: past it the oldest requests are dropped (the caller counts
+//! them). Each write is fsynced unless `--queue-fsync false`.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use crate::otlp::raw::ExportTraceServiceRequest;
 use prost::Message;
+
+use crate::events::DiskQueueFill;
+use crate::metrics::{Registry, Reported};
+use crate::wire::raw::ExportTraceServiceRequest;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 /// Key: sequence number; value: span count (u32, little endian) then the protobuf request.
@@ -46,7 +48,9 @@ pub struct DiskQueue {
     next_key: AtomicU64,
     /// Bytes of stored values; kept in step with the table by every write.
     bytes: Mutex<u64>,
-    /// Wakes the exporter when something was written.
+    /// Set when the processing stage is gone: nothing more will be written.
+    closed: AtomicBool,
+    /// Wakes the exporter when something was written, or the queue closed.
     pub written: tokio::sync::Notify,
 }
 
@@ -73,6 +77,7 @@ impl DiskQueue {
             fsync,
             next_key: AtomicU64::new(next_key),
             bytes: Mutex::new(bytes),
+            closed: AtomicBool::new(false),
             written: Default::default(),
         })
     }
@@ -165,12 +170,24 @@ impl DiskQueue {
             .unwrap_or(0)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     pub fn bytes(&self) -> u64 {
         self.bytes.lock().map_or(0, |bytes| *bytes)
+    }
+
+    /// Nothing more will be written; wakes the reader.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.written.notify_one();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+impl Reported for DiskQueue {
+    fn report(&self, registry: &Registry) {
+        registry.emit(DiskQueueFill { requests: self.len(), bytes: self.bytes() });
     }
 }
 
@@ -184,8 +201,8 @@ fn span_count(value: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::otlp::raw::{ResourceSpans, ScopeSpans};
-    use crate::otlp::Span;
+    use crate::wire::raw::{ResourceSpans, ScopeSpans};
+    use crate::wire::Span;
     use prost::Message;
 
     fn request(spans: u8) -> ExportTraceServiceRequest {

@@ -1,0 +1,158 @@
+use super::*;
+use crate::receive::decode;
+use crate::wire::{span, Resource, ResourceSpans, ScopeSpans, Span};
+use opentelemetry_proto::tonic::collector::trace::v1 as standard;
+
+fn text(key: &str, value: &str) -> KeyValue {
+    KeyValue::string(key.to_owned(), value.to_owned())
+}
+
+fn request() -> ExportTraceServiceRequest {
+    let span = Span {
+        attributes: vec![
+            text(attr::GEN_AI_INPUT_MESSAGES, "[{\"role\":\"user\"}]"),
+            text("llm.input_messages.0.message.content", "secret prompt"),
+            text("gen_ai.prompt.0.content", "secret prompt"),
+            text("input.value", "secret"),
+            text(attr::GEN_AI_REQUEST_MODEL, "gpt-4o"),
+            text("user.id", "alice"),
+            text("internal.ticket", "T-1"),
+        ],
+        events: vec![span::Event {
+            name: "gen_ai.choice".to_owned().into(),
+            attributes: vec![text(attr::GEN_AI_OUTPUT_MESSAGES, "secret answer"), text("index", "0")],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource { attributes: vec![text("user.id", "alice")], ..Default::default() }),
+            scope_spans: vec![ScopeSpans { spans: vec![span], ..Default::default() }],
+            ..Default::default()
+        }],
+    }
+}
+
+fn keys(attributes: &[KeyValue]) -> Vec<&str> {
+    attributes.iter().map(|kv| kv.key.text()).collect()
+}
+
+#[test]
+fn content_is_dropped_by_default_and_listed_keys_are_dropped_or_hashed() {
+    let mut request = request();
+    let enricher = Enricher::new(false, vec!["internal.".to_owned()], vec!["user.id".to_owned()]);
+    assert_eq!(enricher.redact_request(&mut request), vec![SpanPos { resource: 0, scope: 0, span: 0 }]);
+    let resource_spans = &request.resource_spans[0];
+    let span = &resource_spans.scope_spans[0].spans[0];
+    assert_eq!(keys(&span.attributes), vec![attr::GEN_AI_REQUEST_MODEL, "user.id"]);
+    assert_eq!(keys(&span.events[0].attributes), vec!["index"]);
+    let hashed = |kv: &KeyValue| match kv.value.as_ref().and_then(|value| value.value.clone()) {
+        Some(any_value::Value::StringValue(text)) => text,
+        other => panic!("{other:?}"),
+    };
+    // sha256("alice")
+    let alice = "sha256:2bd806c97f0e00af1a1fc3328fa763a9269723c8db8fac4f93af71db186d6e90";
+    assert_eq!(hashed(&span.attributes[1]), alice);
+    let resource = resource_spans.resource.as_ref().expect("resource");
+    assert_eq!(hashed(&resource.attributes[0]), alice, "resources too, and equal values hash equal");
+}
+
+#[test]
+fn keep_content_keeps_it() {
+    let mut request = request();
+    let enricher = Enricher::new(true, Vec::new(), Vec::new());
+    assert!(enricher.is_noop());
+    let before = request.clone();
+    assert!(enricher.redact_request(&mut request).is_empty());
+    assert_eq!(request, before);
+}
+
+#[test]
+fn facts_go_on_their_spans_once_and_redaction_rules_apply() {
+    let carries_cost = Span { attributes: vec![double(attr::AGENTRACE_COST_USD, 9.0)], ..Default::default() };
+    let request = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: vec![Span::default(), Span::default(), carries_cost],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let at = |span| SpanPos { resource: 0, scope: 0, span };
+    let facts = |span| SpanFacts { pos: at(span), cost_usd: Some(0.5), gpu: None };
+    let keep_all = Enricher::new(true, Vec::new(), Vec::new());
+    let added = keep_all.additions(&request, &[facts(1), facts(2)]);
+    assert_eq!(added.len(), 1, "the span that already has a cost gets none");
+    assert_eq!(added[0], (at(1), encode_span_attributes(&[double(attr::AGENTRACE_COST_USD, 0.5)])));
+    let no_cost = Enricher::new(true, vec![attr::AGENTRACE_COST_USD.to_owned()], Vec::new());
+    assert!(no_cost.additions(&request, &[facts(1)]).is_empty());
+}
+
+fn standard_request() -> standard::ExportTraceServiceRequest {
+    let json = br#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"svc"}}],"droppedAttributesCount":1},
+        "scopeSpans":[{"scope":{"name":"s","version":"1"},"schemaUrl":"u","spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174",
+        "parentSpanId":"eee19b7ec3c1b173","traceState":"a=b","flags":257,"name":"chat m","kind":3,"startTimeUnixNano":"1","endTimeUnixNano":"2",
+        "attributes":[{"key":"n","value":{"intValue":"12"}},{"key":"a","value":{"arrayValue":{"values":[{"doubleValue":0.5},{"boolValue":true}]}}},
+        {"key":"m","value":{"kvlistValue":{"values":[{"key":"k","value":{"bytesValue":"AAE="}}]}}}],
+        "events":[{"timeUnixNano":"3","name":"e","attributes":[{"key":"x","value":{"stringValue":"y"}}]}],
+        "links":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b170","flags":1}],
+        "droppedLinksCount":2,"status":{"code":2,"message":"boom"}}]}]}]}"#;
+    serde_json::from_slice(json).expect("valid OTLP/JSON")
+}
+
+fn decoded() -> wire::Decoded {
+    decode::protobuf(Bytes::from(standard_request().encode_to_vec())).expect("decodes")
+}
+
+#[test]
+fn a_round_trip_through_the_standard_types_keeps_every_byte() {
+    let standard = standard_request();
+    let bytes = standard.encode_to_vec();
+    let decoded = decoded();
+    let ours = decoded.request.clone();
+    assert_eq!(ours.encode_to_vec(), bytes);
+    let view = forwarding_view(&decoded.request, &decoded.encoded, &[], &[]);
+    assert_eq!(view.encode_to_vec(), bytes, "the raw view forwards the same bytes");
+    assert_eq!(ours.resource_spans[0].scope_spans[0].spans[0].name.text(), "chat m");
+    let back: standard::ExportTraceServiceRequest = wire::convert(&ours).expect("converts back");
+    assert_eq!(back, standard);
+}
+
+#[test]
+fn the_raw_view_carries_changed_spans_and_resources() {
+    let mut decoded = decoded();
+    let resource_spans = &mut decoded.request.resource_spans[0];
+    resource_spans.resource.as_mut().expect("resource").attributes.clear();
+    resource_spans.scope_spans[0].spans[0].attributes.push(KeyValue::string("added", "yes"));
+    let first = SpanPos { resource: 0, scope: 0, span: 0 };
+    let view = forwarding_view(&decoded.request, &decoded.encoded, &[first], &[]);
+    let standard: standard::ExportTraceServiceRequest = wire::convert(&view).expect("standard");
+    let ours: standard::ExportTraceServiceRequest = wire::convert(&decoded.request).expect("standard");
+    assert_eq!(standard, ours);
+    assert!(standard.resource_spans[0].resource.as_ref().expect("resource").attributes.is_empty());
+}
+
+#[test]
+fn appended_attribute_fields_decode_as_the_span_s_last_attributes() {
+    let decoded = decoded();
+    let added = encode_span_attributes(&[KeyValue::string("added", "yes"), KeyValue::string("more", "too")]);
+    let first = SpanPos { resource: 0, scope: 0, span: 0 };
+    let view = forwarding_view(&decoded.request, &decoded.encoded, &[], &[(first, added)]);
+    let forwarded: standard::ExportTraceServiceRequest = wire::convert(&view).expect("standard");
+    let mut expected = standard_request();
+    let attributes = &mut expected.resource_spans[0].scope_spans[0].spans[0].attributes;
+    for (key, value) in [("added", "yes"), ("more", "too")] {
+        attributes.push(opentelemetry_proto::tonic::common::v1::KeyValue {
+            key: key.to_owned(),
+            value: Some(opentelemetry_proto::tonic::common::v1::AnyValue {
+                value: Some(opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
+                    value.to_owned(),
+                )),
+            }),
+            ..Default::default()
+        });
+    }
+    assert_eq!(forwarded, expected);
+}

@@ -1,0 +1,249 @@
+//! The collector's own metrics (`agentrace_*`), written as events: one small type per thing
+//! that happened, with named fields, that knows its metric and the order of its labels. A stage
+//! says `registry.emit(SpansDropped { reason: DropReason::TooLarge, spans })`: a missing or
+//! misplaced label is a compile error, and each metric's labels are written once, here.
+//!
+//! The span-derived metrics are not events: `derive` builds them as observations.
+
+use agentrace_semconv::metric;
+
+use crate::gpu::Skip;
+use crate::metrics::{Event, Registry};
+
+/// How a request reached the collector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Grpc,
+    Http,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Grpc => "grpc",
+            Self::Http => "http",
+        }
+    }
+}
+
+/// Why a whole request was refused, retryably (the client keeps its spans).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefuseReason {
+    QueueFull,
+    ShuttingDown,
+    MemoryLimit,
+    StoreFailed,
+}
+
+/// Why spans the collector had taken were given up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// Ids of the wrong length or all zero, told to the client as a partial success.
+    InvalidSpanId,
+    /// The persistent queue made room for newer requests.
+    QueueDiskFull,
+    /// A single span over the trace endpoint's size limit.
+    TooLarge,
+    /// The endpoint took the request but rejected these spans (partial success).
+    RejectedByEndpoint,
+    /// The endpoint refused with an answer that retrying cannot change.
+    ExportRefused,
+    /// Retried for `--export-max-retry-secs` without success.
+    ExportRetriesExhausted,
+    /// Still unsent when the shutdown deadline passed.
+    Shutdown,
+}
+
+impl DropReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidSpanId => "invalid_span_id",
+            Self::QueueDiskFull => "queue_disk_full",
+            Self::TooLarge => "too_large",
+            Self::RejectedByEndpoint => "rejected_by_endpoint",
+            Self::ExportRefused => "export_refused",
+            Self::ExportRetriesExhausted => "export_retries_exhausted",
+            Self::Shutdown => "shutdown",
+        }
+    }
+}
+
+impl RefuseReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::QueueFull => "queue_full",
+            Self::ShuttingDown => "shutting_down",
+            Self::MemoryLimit => "memory_limit",
+            Self::StoreFailed => "store_failed",
+        }
+    }
+}
+
+pub struct BuildInfo;
+
+impl Event for BuildInfo {
+    fn emit(self, registry: &Registry, now: f64) {
+        registry.add(metric::SELF_BUILD_INFO, &[env!("CARGO_PKG_VERSION")], 1.0, now);
+    }
+}
+
+pub struct SpansReceived {
+    pub transport: Transport,
+    pub spans: usize,
+}
+
+impl Event for SpansReceived {
+    fn emit(self, registry: &Registry, now: f64) {
+        registry.add(metric::SELF_SPANS_RECEIVED_TOTAL, &[self.transport.as_str()], self.spans as f64, now);
+    }
+}
+
+pub struct SpansRefused {
+    pub transport: Transport,
+    pub reason: RefuseReason,
+    pub spans: u64,
+}
+
+impl Event for SpansRefused {
+    fn emit(self, registry: &Registry, now: f64) {
+        let labels = [self.transport.as_str(), self.reason.as_str()];
+        registry.add(metric::SELF_SPANS_REFUSED_TOTAL, &labels, self.spans as f64, now);
+    }
+}
+
+pub struct RequestUnauthenticated {
+    pub transport: Transport,
+}
+
+impl Event for RequestUnauthenticated {
+    fn emit(self, registry: &Registry, now: f64) {
+        registry.add(metric::SELF_REQUESTS_UNAUTHENTICATED_TOTAL, &[self.transport.as_str()], 1.0, now);
+    }
+}
+
+pub struct SpansDropped {
+    pub reason: DropReason,
+    pub spans: usize,
+}
+
+impl Event for SpansDropped {
+    fn emit(self, registry: &Registry, now: f64) {
+        registry.add(metric::SELF_SPANS_DROPPED_TOTAL, &[self.reason.as_str()], self.spans as f64, now);
+    }
+}
+
+pub struct SpansExported {
+    pub spans: usize,
+}
+
+impl Event for SpansExported {
+    fn emit(self, registry: &Registry, now: f64) {
+        registry.add(metric::SELF_SPANS_EXPORTED_TOTAL, &[], self.spans as f64, now);
+    }
+}
+
+pub struct ExportRetried;
+
+impl Event for ExportRetried {
+    fn emit(self, registry: &Registry, now: f64) {
+        registry.add(metric::SELF_EXPORT_RETRIES_TOTAL, &[], 1.0, now);
+    }
+}
+
+/// A queue's fill, as a scrape reads it.
+pub struct QueueFill {
+    pub queue: &'static str,
+    pub depth: usize,
+    pub capacity: usize,
+}
+
+impl Event for QueueFill {
+    fn emit(self, registry: &Registry, now: f64) {
+        registry.add(metric::SELF_QUEUE_DEPTH, &[self.queue], self.depth as f64, now);
+        registry.add(metric::SELF_QUEUE_CAPACITY, &[self.queue], self.capacity as f64, now);
+    }
+}
+
+/// The persistent queue's contents, as a scrape reads them.
+pub struct DiskQueueFill {
+    pub requests: u64,
+    pub bytes: u64,
+}
+
+impl Event for DiskQueueFill {
+    fn emit(self, registry: &Registry, now: f64) {
+        registry.add(metric::SELF_QUEUE_DEPTH, &["disk"], self.requests as f64, now);
+        registry.add(metric::SELF_QUEUE_DISK_BYTES, &[], self.bytes as f64, now);
+    }
+}
+
+/// The process's memory, as a scrape reads it.
+pub struct MemoryUse {
+    pub rss_bytes: Option<u64>,
+    pub limit_bytes: Option<u64>,
+}
+
+impl Event for MemoryUse {
+    fn emit(self, registry: &Registry, now: f64) {
+        if let Some(rss) = self.rss_bytes {
+            registry.add(metric::SELF_MEMORY_RSS_BYTES, &[], rss as f64, now);
+        }
+        if let Some(limit) = self.limit_bytes {
+            registry.add(metric::SELF_MEMORY_LIMIT_BYTES, &[], limit as f64, now);
+        }
+    }
+}
+
+pub struct GpuAvailable {
+    pub available: bool,
+}
+
+impl Event for GpuAvailable {
+    fn emit(self, registry: &Registry, now: f64) {
+        registry.add(metric::SELF_GPU_AVAILABLE, &[], f64::from(u8::from(self.available)), now);
+    }
+}
+
+/// An LLM or model-load span forwarded without its GPU picture.
+pub struct GpuEnrichmentSkipped {
+    pub reason: Skip,
+    /// The span's sampling weight.
+    pub weight: f64,
+}
+
+impl Event for GpuEnrichmentSkipped {
+    fn emit(self, registry: &Registry, now: f64) {
+        registry.add(metric::SELF_GPU_ENRICHMENT_SKIPPED_TOTAL, &[self.reason.reason()], self.weight, now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{Format, SeriesLimits};
+
+    /// Every event once: the registry asserts (in debug builds) that each metric exists and
+    /// gets as many labels as it has.
+    #[test]
+    fn every_event_fits_its_metric() {
+        let registry = Registry::new(SeriesLimits::default());
+        registry.emit(BuildInfo);
+        registry.emit(SpansReceived { transport: Transport::Grpc, spans: 3 });
+        registry.emit(SpansRefused { transport: Transport::Http, reason: RefuseReason::QueueFull, spans: 2 });
+        registry.emit(RequestUnauthenticated { transport: Transport::Http });
+        registry.emit(SpansDropped { reason: DropReason::Shutdown, spans: 1 });
+        registry.emit(SpansExported { spans: 3 });
+        registry.emit(ExportRetried);
+        registry.emit(QueueFill { queue: "ingest", depth: 1, capacity: 4 });
+        registry.emit(DiskQueueFill { requests: 2, bytes: 100 });
+        registry.emit(MemoryUse { rss_bytes: Some(10), limit_bytes: Some(20) });
+        registry.emit(GpuAvailable { available: true });
+        registry.emit(GpuEnrichmentSkipped { reason: Skip::NoSamples, weight: 1.0 });
+        assert_eq!(registry.value(metric::SELF_SPANS_RECEIVED_TOTAL, &["grpc"]), Some(3.0));
+        assert_eq!(registry.value(metric::SELF_SPANS_REFUSED_TOTAL, &["http", "queue_full"]), Some(2.0));
+        assert_eq!(registry.value(metric::SELF_SPANS_DROPPED_TOTAL, &["shutdown"]), Some(1.0));
+        assert_eq!(registry.value(metric::SELF_QUEUE_DEPTH, &["disk"]), Some(2.0));
+        assert_eq!(registry.value(metric::SELF_GPU_AVAILABLE, &[]), Some(1.0));
+        assert!(registry.render(Format::OpenMetrics).contains("agentrace_build_info"));
+    }
+}

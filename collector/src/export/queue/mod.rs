@@ -1,0 +1,379 @@
+//! The export queue between the processing stage and the exporter: one sender and one receiver
+//! type in front of either an in-memory channel or the persistent queue on disk (`disk.rs`), so
+//! that neither stage branches on which one it is.
+//!
+//! - In memory: bounded in requests. When it is full, `push` waits, the ingest queue fills, and
+//!   the receivers refuse with a retryable answer. A batch still unsent at the hard stop is
+//!   dropped and counted.
+//! - On disk: `push` writes the request (fsynced) and only then lets the receiver acknowledge
+//!   it; past the disk budget the oldest requests are dropped and counted. The exporter reads
+//!   the oldest first, `ack` deletes what it sent or gave up on, and what is left at the hard
+//!   stop stays for the next start.
+//!
+//! Either way the exporter takes batches with `next_batch` until it answers `None`: the sender
+//! is gone and everything was taken (or, on disk, the hard stop came).
+
+mod disk;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+pub use self::disk::DiskQueue;
+use crate::events::{DropReason, SpansDropped};
+use crate::metrics::Registry;
+use crate::receive::{QueueGauge, Refusal, StoreAnswer};
+use crate::wire::raw;
+
+/// Requests between the processor and the exporter, in memory. When full, the processor
+/// waits, which fills the ingest queue, and the receivers refuse retryably.
+pub const MEMORY_CAPACITY: usize = 64;
+/// How long a partial batch waits for more requests before it is sent.
+const BATCH_WINDOW: Duration = Duration::from_millis(200);
+const DISK_FULL_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+/// A processed request on its way to the trace endpoint: its forwarding view (spans as encoded
+/// bytes) and how many spans it holds.
+#[derive(Debug)]
+pub struct Forward {
+    pub request: raw::ExportTraceServiceRequest,
+    pub spans: usize,
+    /// Answered once the request is durable (the persistent queue): the receiver acknowledges
+    /// the client then, or refuses if it could not be stored.
+    pub stored: Option<StoreAnswer>,
+}
+
+/// Spans taken from the queue together, to send as one request.
+#[derive(Debug)]
+pub struct Batch {
+    pub resource_spans: Vec<raw::ResourceSpans>,
+    pub spans: usize,
+    pub receipt: Receipt,
+}
+
+/// What the queue needs back to forget a batch: the stored requests' keys (none in memory).
+#[derive(Debug, Default)]
+pub struct Receipt {
+    keys: Vec<u64>,
+}
+
+/// The in-memory queue, and its gauge for `/metrics`.
+pub fn memory(registry: Arc<Registry>) -> (QueueSender, QueueReceiver, Arc<QueueGauge>) {
+    let (sender, receiver) = mpsc::channel(MEMORY_CAPACITY);
+    let gauge = QueueGauge::new("export", MEMORY_CAPACITY);
+    let sender = QueueSender(Sender::Memory { sender, gauge: gauge.clone() });
+    let receiver = QueueReceiver { inner: Receiver::Memory { receiver, gauge: gauge.clone() }, registry };
+    (sender, receiver, gauge)
+}
+
+/// The persistent queue over `queue`; the receiver ends at `hard_stop`, leaving the rest on disk.
+pub fn disk(
+    queue: Arc<DiskQueue>,
+    registry: Arc<Registry>,
+    hard_stop: CancellationToken,
+) -> (QueueSender, QueueReceiver) {
+    let sender =
+        QueueSender(Sender::Disk { queue: queue.clone(), registry: registry.clone(), full_logged: None });
+    let receiver = QueueReceiver { inner: Receiver::Disk { queue, hard_stop }, registry };
+    (sender, receiver)
+}
+
+/// The processing stage's end of the queue. Dropping it closes the queue.
+#[derive(Debug)]
+pub struct QueueSender(Sender);
+
+#[derive(Debug)]
+enum Sender {
+    Memory {
+        sender: mpsc::Sender<Forward>,
+        gauge: Arc<QueueGauge>,
+    },
+    Disk {
+        queue: Arc<DiskQueue>,
+        registry: Arc<Registry>,
+        /// When "queue full" was last logged: once per interval.
+        full_logged: Option<Instant>,
+    },
+}
+
+impl QueueSender {
+    /// Queues a request: in memory, waiting while the queue is full; on disk, writing it (off
+    /// the runtime: it fsyncs) and then answering `forward.stored`.
+    pub async fn push(&mut self, forward: Forward) {
+        match &mut self.0 {
+            Sender::Memory { sender, gauge } => {
+                if forward.spans == 0 {
+                    return;
+                }
+                gauge.pushed();
+                if sender.send(forward).await.is_err() {
+                    // The exporter only stops first when its hard deadline passed; it has
+                    // counted what it dropped, and this request joins them.
+                    gauge.popped();
+                    tracing::debug!("export queue closed, request not forwarded");
+                }
+            }
+            Sender::Disk { queue, registry, full_logged } => {
+                let Forward { request, spans, stored } = forward;
+                let outcome = store(queue, registry, full_logged, request, spans).await;
+                if let Some(stored) = stored {
+                    let _ = stored.send(outcome);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for QueueSender {
+    fn drop(&mut self) {
+        if let Sender::Disk { queue, .. } = &self.0 {
+            queue.close();
+        }
+    }
+}
+
+/// Writes one request to disk; the oldest requests dropped to make room are counted.
+async fn store(
+    queue: &Arc<DiskQueue>,
+    registry: &Registry,
+    full_logged: &mut Option<Instant>,
+    request: raw::ExportTraceServiceRequest,
+    spans: usize,
+) -> Result<(), Refusal> {
+    if spans == 0 {
+        return Ok(());
+    }
+    let writer = queue.clone();
+    match tokio::task::spawn_blocking(move || writer.append(&request, spans)).await {
+        Ok(Ok(0)) => Ok(()),
+        Ok(Ok(dropped)) => {
+            registry.emit(SpansDropped { reason: DropReason::QueueDiskFull, spans: dropped });
+            if full_logged.is_none_or(|logged| logged.elapsed() >= DISK_FULL_LOG_INTERVAL) {
+                tracing::warn!(
+                    dropped,
+                    "persistent queue full, dropping its oldest spans (logged once per minute)"
+                );
+                *full_logged = Some(Instant::now());
+            }
+            Ok(())
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "cannot write to the persistent queue, refusing the request");
+            Err(Refusal::StoreFailed)
+        }
+        Err(error) => {
+            tracing::warn!(%error, "persistent queue writer failed, refusing the request");
+            Err(Refusal::StoreFailed)
+        }
+    }
+}
+
+/// The exporter's end of the queue.
+#[derive(Debug)]
+pub struct QueueReceiver {
+    inner: Receiver,
+    registry: Arc<Registry>,
+}
+
+#[derive(Debug)]
+enum Receiver {
+    Memory { receiver: mpsc::Receiver<Forward>, gauge: Arc<QueueGauge> },
+    Disk { queue: Arc<DiskQueue>, hard_stop: CancellationToken },
+}
+
+impl QueueReceiver {
+    /// The next batch: the oldest requests, up to `max_spans` spans (at least one request), or
+    /// in memory whatever arrived within the batch window. `None` once the sender is gone and
+    /// everything was taken, and on disk also at the hard stop.
+    pub async fn next_batch(&mut self, max_spans: usize) -> Option<Batch> {
+        match &mut self.inner {
+            Receiver::Memory { receiver, gauge } => next_in_memory(receiver, gauge, max_spans).await,
+            Receiver::Disk { queue, hard_stop } => next_on_disk(queue, hard_stop, max_spans).await,
+        }
+    }
+
+    /// The batch was sent, or given up on and counted: it leaves the queue.
+    pub async fn ack(&self, receipt: Receipt) {
+        let Receiver::Disk { queue, .. } = &self.inner else { return };
+        let writer = queue.clone();
+        match tokio::task::spawn_blocking(move || writer.remove(&receipt.keys)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "cannot delete sent requests from the persistent queue"),
+            Err(error) => tracing::warn!(%error, "persistent queue writer failed"),
+        }
+    }
+
+    /// The hard stop came before `spans` of the batch were sent: in memory they are dropped and
+    /// counted; on disk the batch stays for the next start.
+    pub fn abandon(&self, _receipt: Receipt, spans: usize) {
+        match &self.inner {
+            Receiver::Memory { .. } => {
+                tracing::warn!(spans, "shutdown deadline passed, dropping unexported spans");
+                self.registry.emit(SpansDropped { reason: DropReason::Shutdown, spans });
+            }
+            Receiver::Disk { .. } => {
+                tracing::info!(
+                    spans,
+                    "shutdown deadline passed, unexported spans stay in the persistent queue"
+                );
+            }
+        }
+    }
+}
+
+async fn next_in_memory(
+    receiver: &mut mpsc::Receiver<Forward>,
+    gauge: &QueueGauge,
+    max_spans: usize,
+) -> Option<Batch> {
+    let first = receiver.recv().await?;
+    gauge.popped();
+    let mut spans = first.spans;
+    let mut resource_spans = first.request.resource_spans;
+    let window_end = Instant::now() + BATCH_WINDOW;
+    while spans < max_spans {
+        match tokio::time::timeout_at(window_end, receiver.recv()).await {
+            Ok(Some(next)) => {
+                gauge.popped();
+                spans += next.spans;
+                resource_spans.extend(next.request.resource_spans);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    Some(Batch { resource_spans, spans, receipt: Receipt::default() })
+}
+
+async fn next_on_disk(
+    queue: &Arc<DiskQueue>,
+    hard_stop: &CancellationToken,
+    max_spans: usize,
+) -> Option<Batch> {
+    loop {
+        if hard_stop.is_cancelled() {
+            return None;
+        }
+        // Closed before the read means every write is in what the read finds.
+        let closed = queue.is_closed();
+        let reader = queue.clone();
+        let stored = match tokio::task::spawn_blocking(move || reader.oldest(max_spans)).await {
+            Ok(Ok(stored)) => stored,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "cannot read the persistent queue");
+                Vec::new()
+            }
+            Err(error) => {
+                tracing::warn!(%error, "persistent queue reader failed");
+                Vec::new()
+            }
+        };
+        if !stored.is_empty() {
+            let keys = stored.iter().map(|stored| stored.key).collect();
+            let spans = stored.iter().map(|stored| stored.spans).sum();
+            let resource_spans =
+                stored.into_iter().flat_map(|stored| stored.request.resource_spans).collect();
+            return Some(Batch { resource_spans, spans, receipt: Receipt { keys } });
+        }
+        if closed {
+            return None;
+        }
+        tokio::select! {
+            _ = queue.written.notified() => {}
+            _ = tokio::time::sleep(BATCH_WINDOW) => {}
+            _ = hard_stop.cancelled() => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::SeriesLimits;
+    use crate::wire::Span;
+    use agentrace_semconv::metric;
+    use prost::Message;
+
+    fn forward(spans: u8, stored: Option<StoreAnswer>) -> Forward {
+        let span = |n: u8| {
+            bytes::Bytes::from(Span { span_id: vec![n + 1; 8].into(), ..Default::default() }.encode_to_vec())
+        };
+        let scope = raw::ScopeSpans { spans: (0..spans).map(span).collect(), ..Default::default() };
+        let request = raw::ExportTraceServiceRequest {
+            resource_spans: vec![raw::ResourceSpans { scope_spans: vec![scope], ..Default::default() }],
+        };
+        Forward { request, spans: usize::from(spans), stored }
+    }
+
+    fn registry() -> Arc<Registry> {
+        Arc::new(Registry::new(SeriesLimits::default()))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn in_memory_requests_within_the_batch_window_go_out_together() {
+        let (mut sender, mut receiver, gauge) = memory(registry());
+        sender.push(forward(2, None)).await;
+        sender.push(forward(3, None)).await;
+        assert_eq!(gauge.depth(), 2);
+        let started = Instant::now();
+        let batch = receiver.next_batch(100).await.expect("a batch");
+        assert_eq!((batch.spans, batch.resource_spans.len()), (5, 2), "both requests, one batch");
+        assert_eq!(started.elapsed(), BATCH_WINDOW, "it waited the window for more");
+        assert_eq!(gauge.depth(), 0);
+
+        sender.push(forward(4, None)).await;
+        sender.push(forward(4, None)).await;
+        let batch = receiver.next_batch(4).await.expect("a batch");
+        assert_eq!(batch.spans, 4, "a full batch goes without waiting for more");
+        let late = tokio::spawn(async move {
+            tokio::time::sleep(BATCH_WINDOW * 2).await;
+            sender.push(forward(1, None)).await;
+        });
+        assert_eq!(receiver.next_batch(100).await.expect("a batch").spans, 4, "the window closed first");
+        late.await.expect("late sender");
+        assert_eq!(receiver.next_batch(100).await.expect("a batch").spans, 1);
+        assert!(receiver.next_batch(100).await.is_none(), "sender gone, queue empty: the end");
+    }
+
+    #[tokio::test]
+    async fn unsent_spans_at_the_hard_stop_are_counted_in_memory() {
+        let registry = registry();
+        let (_sender, receiver, _) = memory(registry.clone());
+        receiver.abandon(Receipt::default(), 7);
+        assert_eq!(registry.value(metric::SELF_SPANS_DROPPED_TOTAL, &["shutdown"]), Some(7.0));
+    }
+
+    #[tokio::test]
+    async fn on_disk_a_request_is_answered_once_stored_and_leaves_when_acknowledged() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let disk = Arc::new(DiskQueue::open(dir.path(), 1 << 20, true).expect("open"));
+        let hard_stop = CancellationToken::new();
+        let (mut sender, mut receiver) = self::disk(disk.clone(), registry(), hard_stop.clone());
+        let (stored, on_disk) = tokio::sync::oneshot::channel();
+        sender.push(forward(3, Some(stored))).await;
+        assert_eq!(on_disk.await.expect("answered"), Ok(()));
+        let batch = receiver.next_batch(100).await.expect("a batch");
+        assert_eq!(batch.spans, 3);
+        receiver.abandon(batch.receipt, 3);
+        assert_eq!(disk.len(), 1, "abandoned on disk: kept for the next start");
+        let batch = receiver.next_batch(100).await.expect("the same batch again");
+        receiver.ack(batch.receipt).await;
+        assert_eq!(disk.len(), 0, "acknowledged: gone");
+        drop(sender);
+        assert!(receiver.next_batch(100).await.is_none(), "sender gone, queue empty: the end");
+    }
+
+    #[tokio::test]
+    async fn on_disk_the_hard_stop_ends_the_reader_and_leaves_the_rest() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let disk = Arc::new(DiskQueue::open(dir.path(), 1 << 20, true).expect("open"));
+        let hard_stop = CancellationToken::new();
+        let (mut sender, mut receiver) = self::disk(disk.clone(), registry(), hard_stop.clone());
+        sender.push(forward(2, None)).await;
+        hard_stop.cancel();
+        assert!(receiver.next_batch(100).await.is_none());
+        assert_eq!(disk.len(), 1);
+    }
+}

@@ -1,0 +1,118 @@
+//! The receivers' flags and their validated settings.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::args::{self, ArgError};
+use crate::tls::ServerTls;
+
+pub const DEFAULT_GRPC_ADDR: SocketAddr = loopback(4317);
+pub const DEFAULT_HTTP_ADDR: SocketAddr = loopback(4318);
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+pub const DEFAULT_QUEUE_CAPACITY: usize = 256;
+
+const fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), port)
+}
+
+#[derive(Clone, Debug, Default, clap::Args)]
+#[command(next_help_heading = "Receivers")]
+#[group(id = "receivers")]
+pub struct Args {
+    /// OTLP/gRPC listen address [default: 127.0.0.1:4317].
+    #[arg(long, env = "AGENTRACE_OTLP_GRPC_ADDR", value_name = "ADDR")]
+    pub otlp_grpc_addr: Option<SocketAddr>,
+
+    /// OTLP/HTTP listen address [default: 127.0.0.1:4318].
+    #[arg(long, env = "AGENTRACE_OTLP_HTTP_ADDR", value_name = "ADDR")]
+    pub otlp_http_addr: Option<SocketAddr>,
+
+    /// Largest request body accepted, in bytes, after decompression [default: 16 MiB].
+    #[arg(long, env = "AGENTRACE_MAX_REQUEST_BYTES", value_name = "BYTES")]
+    pub max_request_bytes: Option<usize>,
+
+    /// PEM certificate (chain) for TLS on the OTLP receivers; needs --tls-key-file.
+    #[arg(long, env = "AGENTRACE_TLS_CERT_FILE", value_name = "PATH")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// PEM private key for --tls-cert-file.
+    #[arg(long, env = "AGENTRACE_TLS_KEY_FILE", value_name = "PATH")]
+    pub tls_key_file: Option<PathBuf>,
+
+    /// PEM CA certificates; when set, clients must present a certificate they signed (mTLS).
+    #[arg(long, env = "AGENTRACE_TLS_CLIENT_CA_FILE", value_name = "PATH")]
+    pub tls_client_ca_file: Option<PathBuf>,
+
+    /// File holding a bearer token that every OTLP request must present
+    /// (`Authorization: Bearer <token>`); without it the receivers are open.
+    #[arg(long, env = "AGENTRACE_AUTH_TOKEN_FILE", value_name = "PATH")]
+    pub auth_token_file: Option<PathBuf>,
+
+    /// Resident memory the collector stays under, e.g. `512MiB`: above 80 % of it the
+    /// receivers refuse (retryably) until usage falls. Unset: no limit.
+    #[arg(long, env = "AGENTRACE_MEMORY_LIMIT", value_name = "SIZE")]
+    pub memory_limit: Option<String>,
+
+    /// Requests waiting between the receivers and the pipeline, holding at most 128 spans per
+    /// request of capacity. When full, receivers answer with a retryable refusal [default: 256].
+    #[arg(long, env = "AGENTRACE_QUEUE_CAPACITY", value_name = "REQUESTS")]
+    pub queue_capacity: Option<usize>,
+}
+
+/// The receivers' settings.
+#[derive(Clone, Debug)]
+pub struct ReceiveConfig {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub max_request_bytes: usize,
+    pub queue_capacity: usize,
+    pub auth_token: Option<Arc<str>>,
+    pub memory_limit_bytes: Option<u64>,
+    pub tls: Option<ServerTls>,
+}
+
+impl Args {
+    pub fn validate(self) -> Result<ReceiveConfig, ArgError> {
+        Ok(ReceiveConfig {
+            grpc_addr: self.otlp_grpc_addr.unwrap_or(DEFAULT_GRPC_ADDR),
+            http_addr: self.otlp_http_addr.unwrap_or(DEFAULT_HTTP_ADDR),
+            max_request_bytes: args::positive(
+                "max-request-bytes",
+                self.max_request_bytes.unwrap_or(DEFAULT_MAX_REQUEST_BYTES),
+            )?,
+            queue_capacity: args::positive(
+                "queue-capacity",
+                self.queue_capacity.unwrap_or(DEFAULT_QUEUE_CAPACITY),
+            )?,
+            memory_limit_bytes: self
+                .memory_limit
+                .as_deref()
+                .map(|text| args::size("memory-limit", text, "512MiB"))
+                .transpose()?,
+            auth_token: self
+                .auth_token_file
+                .as_deref()
+                .map(|path| args::read_secret("auth-token-file", path))
+                .transpose()?,
+            tls: self.tls()?,
+        })
+    }
+
+    fn tls(&self) -> Result<Option<ServerTls>, ArgError> {
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(certificate), Some(key)) => {
+                ServerTls::read(certificate, key, self.tls_client_ca_file.as_deref())
+                    .map(Some)
+                    .map_err(ArgError::file)
+            }
+            (Some(_), None) => Err(ArgError::invalid("tls-key-file", "needed with --tls-cert-file")),
+            (None, Some(_)) => Err(ArgError::invalid("tls-cert-file", "needed with --tls-key-file")),
+            (None, None) if self.tls_client_ca_file.is_some() => Err(ArgError::invalid(
+                "tls-client-ca-file",
+                "client certificates need TLS: set --tls-cert-file and --tls-key-file",
+            )),
+            (None, None) => Ok(None),
+        }
+    }
+}

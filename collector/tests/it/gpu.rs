@@ -1,0 +1,256 @@
+//! GPU sampling through the real `nvml-wrapper` loading a scripted `libnvidia-ml.so`
+//! (`testkit/fake-nvml`): the gauges show the scripted values, the per-process metric carries
+//! the container id from a fixture cgroup file and the service of the spans that process
+//! sent, spans get the `agentrace.gpu.*` picture of their window, and GPU-seconds and energy
+//! equal a hand computation. Without NVML the collector still serves.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::common::{int, request, text, Collector, CollectorProcess, Sink};
+use agentrace_semconv::attr;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::common::v1::any_value;
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+const GIB: f64 = (1u64 << 30) as f64;
+const CONTAINER: &str = "8a1f3c5e7b9d2046e8f0a1b2c3d4e5f60718293a4b5c6d7e8f9012a3b4c5d6e7";
+const GPU0: &str = "GPU-fa4e0000-0000-0000-0000-000000000000";
+const GPU1: &str = "GPU-fa4e0000-0000-0000-0000-000000000001";
+
+fn fake_nvml() -> PathBuf {
+    let path = std::env::var_os("AGENTRACE_FAKE_NVML")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/libfake_nvml.so"));
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build -p fake-nvml` (scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_millis() as u64
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").expect("host name").trim().to_owned()
+}
+
+use crate::common::metric_value as value;
+
+/// An LLM call by agent `writer` over `[start_ms, end_ms]`.
+fn llm_span(id: u8, start_ms: u64, end_ms: u64) -> Span {
+    Span {
+        trace_id: vec![0x77; 16],
+        span_id: vec![id; 8],
+        name: "chat llama-3.1-8b-instruct".to_owned(),
+        start_time_unix_nano: start_ms * 1_000_000,
+        end_time_unix_nano: end_ms * 1_000_000,
+        attributes: vec![
+            text(attr::GEN_AI_OPERATION_NAME, "chat"),
+            text(attr::GEN_AI_REQUEST_MODEL, "llama-3.1-8b-instruct"),
+            text(attr::GEN_AI_AGENT_NAME, "writer"),
+            int(attr::GEN_AI_USAGE_INPUT_TOKENS, 10),
+        ],
+        ..Default::default()
+    }
+}
+
+fn resource(service: &str, pid: Option<i64>) -> Resource {
+    let mut attributes = vec![text(attr::SERVICE_NAME, service), text(attr::HOST_NAME, &host_name())];
+    if let Some(pid) = pid {
+        attributes.push(int(attr::PROCESS_PID, pid));
+    }
+    Resource { attributes, ..Default::default() }
+}
+
+fn double_attribute(span: &Span, key: &str) -> f64 {
+    match span.attributes.iter().find(|kv| kv.key == key).and_then(|kv| kv.value.as_ref()?.value.clone()) {
+        Some(any_value::Value::DoubleValue(number)) => number,
+        Some(any_value::Value::IntValue(number)) => number as f64,
+        other => panic!("{key} on {}: {other:?}", hex::encode(&span.span_id)),
+    }
+}
+
+fn string_attribute(span: &Span, key: &str) -> String {
+    match span.attributes.iter().find(|kv| kv.key == key).and_then(|kv| kv.value.as_ref()?.value.clone()) {
+        Some(any_value::Value::StringValue(text)) => text,
+        other => panic!("{key}: {other:?}"),
+    }
+}
+
+fn close(actual: f64, expected: f64, tolerance: f64, what: &str) {
+    assert!((actual - expected).abs() <= tolerance, "{what}: {actual} is not {expected} ± {tolerance}");
+}
+
+fn assert_device_gauges(metrics: &str) {
+    assert_eq!(value(metrics, "agentrace_gpu_available"), Some(1.0));
+    let gpu1 = format!("{{gpu=\"1\",uuid=\"{GPU1}\",name=\"Fake H200 B\"}}");
+    assert_eq!(value(metrics, &format!("gpu_utilization_ratio{gpu1}")), Some(0.1));
+    assert_eq!(value(metrics, &format!("gpu_memory_used_bytes{gpu1}")), Some(10.0 * GIB));
+    assert_eq!(value(metrics, &format!("gpu_memory_total_bytes{gpu1}")), Some(141.0 * GIB));
+    assert_eq!(value(metrics, &format!("gpu_temperature_celsius{gpu1}")), Some(38.0));
+    assert_eq!(value(metrics, &format!("gpu_power_watts{gpu1}")), Some(100.0));
+}
+
+/// Process on GPU 0: 1 s at 20 %, 1 s at 80 %; 300 W; its own 8 GiB. Unknown process: both
+/// GPUs. A span older than the ring: not enriched.
+async fn assert_enriched_spans(sink: &Sink) {
+    let spans = crate::common::eventually("3 spans at the sink", async || {
+        let spans = sink.spans();
+        (spans.len() == 3).then_some(spans)
+    })
+    .await;
+    let span =
+        |id: u8| spans.iter().map(|(_, span)| span).find(|span| span.span_id == vec![id; 8]).expect("span");
+    // Process on GPU 0: 1 s at 20 %, 1 s at 80 %; 300 W; its own 8 GiB.
+    let attributed = span(1);
+    assert_eq!(string_attribute(attributed, attr::AGENTRACE_GPU_UUID), GPU0);
+    close(double_attribute(attributed, attr::AGENTRACE_GPU_UTILIZATION_AVG), 0.5, 0.05, "average");
+    assert_eq!(double_attribute(attributed, attr::AGENTRACE_GPU_UTILIZATION_MAX), 0.8);
+    assert_eq!(double_attribute(attributed, attr::AGENTRACE_GPU_MEMORY_USED_MAX_BYTES), 8.0 * GIB);
+    close(double_attribute(attributed, attr::AGENTRACE_GPU_POWER_AVG_WATTS), 300.0, 1e-6, "power");
+    // Unknown process: both GPUs; (0.5 + 0.1) / 2; 300 W + 100 W.
+    let host_wide = span(2);
+    assert_eq!(string_attribute(host_wide, attr::AGENTRACE_GPU_UUID), format!("{GPU0},{GPU1}"));
+    close(double_attribute(host_wide, attr::AGENTRACE_GPU_UTILIZATION_AVG), 0.3, 0.05, "host average");
+    close(double_attribute(host_wide, attr::AGENTRACE_GPU_POWER_AVG_WATTS), 400.0, 1e-6, "host power");
+    assert!(
+        !span(3).attributes.iter().any(|kv| kv.key.starts_with("agentrace.gpu.")),
+        "late span not enriched"
+    );
+}
+
+/// GPU-seconds and energy per service, agent and model, within what a loaded machine's timing
+/// allows.
+fn assert_gpu_time(metrics: &str) {
+    // By hand: GPU-seconds = 0.2 × 1 s + 0.8 × 1 s = 1.0. The last 20 % sample holds until the
+    // next one, up to one interval (0.05 s) plus scheduling delay after the step; ± 0.6 × 0.15
+    // allows a sample 100 ms late on a loaded machine. Energy = 300 W × 2 s = 600 J, from the
+    // energy counter, read a few microseconds after each sample's timestamp; ± 3 J allows that
+    // read to be 10 ms late at 300 W.
+    let labels = "{service=\"vllm-server\",agent=\"writer\",model=\"llama-3.1-8b-instruct\"}";
+    close(
+        value(metrics, &format!("llm_gpu_seconds_total{labels}")).expect("gpu seconds"),
+        1.0,
+        0.09,
+        "gpu-seconds",
+    );
+    close(
+        value(metrics, &format!("llm_gpu_energy_joules_total{labels}")).expect("energy"),
+        600.0,
+        3.0,
+        "energy",
+    );
+    let batch = "{service=\"batch\",agent=\"writer\",model=\"llama-3.1-8b-instruct\"}";
+    close(
+        value(metrics, &format!("llm_gpu_seconds_total{batch}")).expect("gpu seconds"),
+        1.2,
+        0.09,
+        "host gpu-seconds",
+    );
+    close(
+        value(metrics, &format!("llm_gpu_energy_joules_total{batch}")).expect("energy"),
+        800.0,
+        3.0,
+        "host energy",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_nvml_samples_become_gauges_span_attributes_and_gpu_seconds() {
+    let sink = Sink::default();
+    let sink_address = sink.start().await;
+    let library = fake_nvml();
+    let proc_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/proc");
+    // GPU 0 steps from 20 % to 80 % utilization two seconds from now.
+    let step_ms = unix_ms() + 2_000;
+    let step = step_ms.to_string();
+    let collector = CollectorProcess::spawn_with_env(
+        &[
+            "--nvml-lib",
+            library.to_str().expect("utf-8 path"),
+            "--gpu-sample-interval",
+            "0.05",
+            "--proc-root",
+            proc_root.to_str().expect("utf-8 path"),
+            "--traces-endpoint",
+            &format!("http://{sink_address}"),
+        ],
+        &[("FAKE_NVML_STEP_UNIX_MS", step.as_str()), ("FAKE_NVML_PID", "4242")],
+    );
+
+    let metrics = crate::common::eventually("gpu 0 at 80 % a second after the step", async || {
+        let metrics = collector.scrape().await;
+        let stepped = value(
+            &metrics,
+            &format!("gpu_utilization_ratio{{gpu=\"0\",uuid=\"{GPU0}\",name=\"Fake H200 A\"}}"),
+        );
+        (stepped == Some(0.8) && unix_ms() > step_ms + 1_100).then_some(metrics)
+    })
+    .await;
+    assert_device_gauges(&metrics);
+
+    // Two calls over [step − 1 s, step + 1 s]: one from the process on GPU 0, one from a
+    // process NVML does not know. And one that ended an hour ago.
+    let window = (step_ms - 1_000, step_ms + 1_000);
+    let mut client = TraceServiceClient::connect(collector.grpc_url()).await.expect("connect");
+    let resource_spans = |service: &str, pid: Option<i64>, span: Span| ResourceSpans {
+        resource: Some(resource(service, pid)),
+        scope_spans: vec![ScopeSpans { spans: vec![span], ..Default::default() }],
+        ..Default::default()
+    };
+    client
+        .export(request(vec![
+            resource_spans("vllm-server", Some(4242), llm_span(1, window.0, window.1)),
+            resource_spans("batch", None, llm_span(2, window.0, window.1)),
+            resource_spans("batch", None, llm_span(3, window.0 - 3_600_000, window.1 - 3_600_000)),
+        ]))
+        .await
+        .expect("accepted");
+
+    assert_enriched_spans(&sink).await;
+
+    let metrics = crate::common::eventually("the process's service on its GPU memory", async || {
+        let metrics = collector.scrape().await;
+        let series = format!("gpu_process_memory_used_bytes{{gpu=\"0\",pid=\"4242\",container=\"{CONTAINER}\",service=\"vllm-server\"}}");
+        (value(&metrics, &series) == Some(8.0 * GIB)).then_some(metrics)
+    })
+    .await;
+    assert_gpu_time(&metrics);
+    assert_eq!(
+        value(&metrics, "agentrace_gpu_enrichment_skipped_total{reason=\"window_left_ring\"}"),
+        Some(1.0)
+    );
+    let utilization = format!("gpu_process_utilization_ratio{{gpu=\"0\",pid=\"4242\",container=\"{CONTAINER}\",service=\"vllm-server\"}}");
+    assert_eq!(value(&metrics, &utilization), Some(0.8));
+}
+
+#[tokio::test]
+async fn without_nvml_the_collector_serves_and_says_so() {
+    for args in [&["--nvml-lib", "/nonexistent/libnvidia-ml.so.1"][..], &["--gpu", "off"][..]] {
+        let collector = Collector::start(args).await;
+        let mut client = TraceServiceClient::connect(collector.grpc_url()).await.expect("connect");
+        let now = unix_ms();
+        let span = llm_span(1, now - 1_000, now);
+        client
+            .export(request(vec![ResourceSpans {
+                resource: Some(resource("no-gpu", Some(4242))),
+                scope_spans: vec![ScopeSpans { spans: vec![span], ..Default::default() }],
+                ..Default::default()
+            }]))
+            .await
+            .expect("accepted without GPU");
+        let metrics = crate::common::eventually("the call counted", async || {
+            let metrics = collector.scrape().await;
+            metrics.contains("llm_requests_total{service=\"no-gpu\"").then_some(metrics)
+        })
+        .await;
+        assert_eq!(value(&metrics, "agentrace_gpu_available"), Some(0.0), "{args:?}");
+        assert!(!metrics.lines().any(|line| line.starts_with("gpu_")), "{args:?}: no gpu series");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}

@@ -1,0 +1,24 @@
+//! The collector's end-to-end tests, in one test binary: a collector in this process (or, where
+//! the process itself is under test, the binary) on loopback ports of its own, real clients,
+//! a real Prometheus, and a capturing trace endpoint.
+
+#![warn(clippy::too_many_lines)]
+
+mod auth;
+mod backend_down;
+mod cli;
+mod common;
+mod crash;
+mod dialects;
+mod export_retry;
+mod export_retry_http;
+mod forward;
+mod fuzz_corpus;
+mod gpu;
+mod hostile_input;
+mod limits;
+mod overload;
+mod prometheus_e2e;
+mod python_sdk;
+mod receive_status;
+mod tls;
