@@ -62,6 +62,20 @@ pub struct Usage {
     pub cached_input: u64,
 }
 
+impl Usage {
+    /// A call's usage, when it reported any token counts.
+    pub fn of(fields: &agentrace_semconv::GenAiFields<'_>) -> Option<Self> {
+        if fields.input_tokens.is_none() && fields.output_tokens.is_none() {
+            return None;
+        }
+        Some(Self {
+            input: fields.input_tokens.unwrap_or(0),
+            output: fields.output_tokens.unwrap_or(0),
+            cached_input: fields.cached_input_tokens.unwrap_or(0),
+        })
+    }
+}
+
 #[derive(Clone, Debug, Default, clap::Args)]
 #[command(next_help_heading = "Cost")]
 #[group(id = "cost")]

@@ -22,6 +22,7 @@ mod metrics;
 mod normalize;
 mod process;
 mod receive;
+mod small_map;
 mod tls;
 mod topology;
 mod wire;

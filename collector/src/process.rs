@@ -147,21 +147,16 @@ pub fn derive_request<'a>(
         if found.pos.resource != service.0 {
             service = (found.pos.resource, service_name(found.resource));
         }
-        let Some(canonical) = normalizer.normalize(service.1, found.span) else { continue };
-        let outcome = deriver.observe(&canonical, now, out);
-        let window = gpu.zip(outcome.gpu).and_then(|(gpu, query)| {
+        let Some(canonical) = normalizer.normalize(service.1, found.scope, found.span) else { continue };
+        let window = gpu.zip(derive::gpu_window(&canonical)).and_then(|(gpu, (start, end))| {
             let pid = pids.get(found.pos.resource).copied().flatten();
-            match gpu.window(query.start, query.end, pid) {
-                Ok(stats) => {
-                    derive::gpu_time(&query, &stats, out);
-                    Some(stats)
-                }
-                Err(reason) => {
-                    registry.emit(GpuEnrichmentSkipped { reason, weight: query.weight });
-                    None
-                }
-            }
+            gpu.window(start, end, pid)
+                .inspect_err(|reason| {
+                    registry.emit(GpuEnrichmentSkipped { reason: *reason, weight: canonical.weight });
+                })
+                .ok()
         });
+        let outcome = deriver.observe(&canonical, window.as_ref(), now, out);
         if outcome.cost_usd.is_some() || window.is_some() {
             facts.push(SpanFacts { pos: found.pos, cost_usd: outcome.cost_usd, gpu: window });
         }

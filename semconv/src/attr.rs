@@ -17,6 +17,8 @@ pub const GEN_AI_RESPONSE_MODEL: &str = "gen_ai.response.model";
 pub const GEN_AI_RESPONSE_ID: &str = "gen_ai.response.id";
 pub const GEN_AI_RESPONSE_FINISH_REASONS: &str = "gen_ai.response.finish_reasons";
 pub const GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: &str = "gen_ai.response.time_to_first_chunk";
+/// Seconds to the first streamed chunk, as pydantic-ai (2.68) writes it on `chat` spans.
+pub const GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK: &str = "gen_ai.client.operation.time_to_first_chunk";
 pub const GEN_AI_REQUEST_MAX_TOKENS: &str = "gen_ai.request.max_tokens";
 pub const GEN_AI_REQUEST_TEMPERATURE: &str = "gen_ai.request.temperature";
 pub const GEN_AI_REQUEST_TOP_P: &str = "gen_ai.request.top_p";
@@ -104,6 +106,8 @@ pub mod openinference {
     pub const TOKEN_COUNT_REASONING: &str = "llm.token_count.completion_details.reasoning";
     pub const TOOL_NAME: &str = "tool.name";
     pub const AGENT_NAME: &str = "agent.name";
+    /// A node of the agent graph: the agent's name on agent spans (openai-agents, CrewAI).
+    pub const GRAPH_NODE_ID: &str = "graph.node.id";
     pub const SESSION_ID: &str = "session.id";
     pub const USER_ID: &str = "user.id";
     /// Span event the OpenInference instrumentations add on the first streamed chunk.
@@ -120,6 +124,20 @@ pub mod openinference {
 
 /// OpenLLMetry (Traceloop) semantic conventions; its `gen_ai.*` keys are the deprecated GenAI
 /// names.
+/// Attributes that only one agent framework writes, read by the framework rules
+/// (`dialect/frameworks.rs`).
+pub mod framework {
+    /// AG2: what a span records (`agent`, `llm`, `tool`, `usage`).
+    pub const AG2_SPAN_TYPE: &str = "ag2.span.type";
+    pub const AG2_USAGE: &str = "usage";
+    /// LangChain (OpenInference): a JSON object of run metadata on every span.
+    pub const LANGCHAIN_METADATA: &str = "metadata";
+    /// ...which names the agent (a graph made with `create_agent(name=…)`) under this key.
+    pub const LANGCHAIN_AGENT_NAME: &str = "lc_agent_name";
+    /// Strands writes the framework's own name here, not the model provider's.
+    pub const STRANDS_SYSTEM: &str = "strands-agents";
+}
+
 pub mod openllmetry {
     pub const SPAN_KIND: &str = "traceloop.span.kind";
     pub const ENTITY_NAME: &str = "traceloop.entity.name";

@@ -60,6 +60,9 @@ pub const SELF_MEMORY_RSS_BYTES: &str = "agentrace_memory_rss_bytes";
 pub const SELF_MEMORY_LIMIT_BYTES: &str = "agentrace_memory_limit_bytes";
 pub const SELF_GPU_AVAILABLE: &str = "agentrace_gpu_available";
 pub const SELF_GPU_ENRICHMENT_SKIPPED_TOTAL: &str = "agentrace_gpu_enrichment_skipped_total";
+pub const SELF_ATTRIBUTION_PENDING_SPANS: &str = "agentrace_attribution_pending_spans";
+pub const SELF_ATTRIBUTION_UNRESOLVED_TOTAL: &str = "agentrace_attribution_unresolved_total";
+pub const SELF_SPANS_INVALID_TOTAL: &str = "agentrace_spans_invalid_total";
 
 /// Label names. A metric's labels are always a fixed subset of these.
 pub mod label {
@@ -74,6 +77,10 @@ pub mod label {
     pub const STEP: &str = "step";
     pub const CLIENT: &str = "client";
     pub const SERVER: &str = "server";
+    /// The service that runs a graph edge's caller.
+    pub const CLIENT_SERVICE: &str = "client_service";
+    /// The service that runs a graph edge's callee.
+    pub const SERVER_SERVICE: &str = "server_service";
     pub const CONNECTION_TYPE: &str = "connection_type";
     pub const SPAN_NAME: &str = "span_name";
     pub const SPAN_KIND: &str = "span_kind";
@@ -93,6 +100,22 @@ pub mod label {
     pub const OVERFLOW: &str = "otel_metric_overflow";
     pub const TRACE_ID: &str = "trace_id";
     pub const SPAN_ID: &str = "span_id";
+}
+
+/// Why a span's agent stayed unknown (`agentrace_attribution_unresolved_total`).
+pub mod unresolved {
+    /// The parent chain was still incomplete when the attribution wait ran out.
+    pub const WAIT_EXPIRED: &str = "wait_expired";
+    /// The trace was closed early to make room in the window.
+    pub const EVICTED: &str = "evicted";
+    /// The trace had more spans than the window keeps for one trace.
+    pub const SPAN_CAP: &str = "span_cap";
+}
+
+/// Why a figure of a span was not recorded (`agentrace_spans_invalid_total`).
+pub mod invalid {
+    /// A time to first token longer than the call itself.
+    pub const FIRST_TOKEN_AFTER_END: &str = "first_token_after_end";
 }
 
 /// Values of the `status` label.

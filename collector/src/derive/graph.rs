@@ -1,19 +1,21 @@
-//! The agent graph and per-invocation roll-ups, which need more than one span: a child span
-//! is paired with its nearest ancestor agent span, the way Tempo's service-graph processor
-//! pairs a client span with its server span.
+//! The agent graph, the per-invocation roll-ups and attribution: what needs more than one span.
+//! A child span pairs with its nearest ancestor agent span, as Tempo's service graph pairs
+//! client and server spans.
 //!
-//! Every span of a trace is kept as a small node (its parent, and its agent name when it is
-//! an agent span) while the trace is active. An edge is emitted as soon as the chain from a
-//! span up to an agent (or to the trace root) is complete, and an LLM or tool call is added to
-//! its agent's roll-up at the same moment; children usually arrive before the agent span that
-//! encloses them, so both wait for it. A trace is flushed once no span of it arrived for the
-//! pairing window: edges still waiting are counted as unpaired, and each agent invocation's
-//! roll-up (LLM calls, tool calls, tokens) is emitted. A span id seen again in its trace (a
-//! resend) counts in the graph once.
+//! Each span of an active trace is a small node (its parent; for an agent span, the agent and
+//! its service). As soon as the chain from a span up to an agent (or to the root) is complete,
+//! its edge is emitted, an LLM or tool call joins its agent's roll-up, and a call, tool call or
+//! step that does not name its agent is counted for that agent; until then they wait (a
+//! waiting span's series own their labels). Children usually arrive before their agent span.
 //!
-//! Bounded: at most `max_traces` traces and `max_spans_per_trace` spans each (the spans past it
-//! still count in the single-span metrics, not in the graph); the oldest trace is flushed
-//! early to make room.
+//! A trace is flushed once no span of it arrived for the pairing window: waiting edges count as
+//! unpaired, waiting spans with `agent=""` and as unresolved, and each invocation's roll-up is
+//! emitted. A waiting span gives up after the attribution wait, which may be shorter. A span id
+//! seen again in its trace (a resend) counts in the graph once.
+//!
+//! Bounded: `max_traces` traces, `max_spans_per_trace` spans each (a span past it is attributed
+//! from the spans that got in) and `max_pending_spans` waiting spans in all; the oldest trace is
+//! flushed early to make room, its waiting spans counted as unresolved.
 
 use std::collections::hash_map::Entry;
 use std::collections::VecDeque;
@@ -21,55 +23,32 @@ use std::sync::Arc;
 
 use foldhash::HashMap;
 
-use agentrace_semconv::metric::{self, graph_node};
+use agentrace_semconv::metric::{self, graph_node, unresolved};
 use agentrace_semconv::SpanClass;
 
-use super::{exemplar_of, truncated};
-use crate::metrics::{Exemplar, Label, Observation};
+use super::{exemplar_of, roll_up, EdgeLabels, GraphConfig, RollUp, Scoped};
+use crate::metrics::{truncated, Exemplar, Label, Observation, SharedNames};
 use crate::normalize::CanonicalSpan;
+use crate::small_map::SmallMap;
 use smallvec::{smallvec, SmallVec};
 
 type TraceId = [u8; 16];
 type SpanId = [u8; 8];
 
-/// Parent chains longer than this are treated as broken (and guard against cycles).
+/// Parent chains longer than this are broken (and cycles stop).
 const MAX_CHAIN: usize = 256;
 
-/// Most distinct names (services, agents, graph nodes) kept for sharing; past it, names are
-/// still correct but each span gets its own copy until the next tick starts afresh.
-const MAX_SHARED_NAMES: usize = 10_000;
-
-pub const DEFAULT_WAIT_SECS: f64 = 10.0;
-pub const DEFAULT_MAX_TRACES: usize = 50_000;
-const DEFAULT_MAX_AGE_SECS: f64 = 600.0;
-const DEFAULT_MAX_SPANS_PER_TRACE: usize = 10_000;
-
-#[derive(Clone, Copy, Debug)]
-pub struct GraphConfig {
-    /// Seconds a trace stays open after its last span arrived.
-    pub wait_secs: f64,
-    /// Seconds after which a trace is flushed even while spans keep arriving.
-    pub max_age_secs: f64,
-    pub max_traces: usize,
-    pub max_spans_per_trace: usize,
-}
-
-impl Default for GraphConfig {
-    fn default() -> Self {
-        Self {
-            wait_secs: DEFAULT_WAIT_SECS,
-            max_age_secs: DEFAULT_MAX_AGE_SECS,
-            max_traces: DEFAULT_MAX_TRACES,
-            max_spans_per_trace: DEFAULT_MAX_SPANS_PER_TRACE,
-        }
-    }
+/// An agent span's node: the agent and the service it runs in.
+#[derive(Debug)]
+struct AgentNode {
+    name: Arc<str>,
+    service: Arc<str>,
 }
 
 #[derive(Debug)]
 struct Node {
     parent: Option<SpanId>,
-    /// Set for agent spans: the agent's name.
-    agent: Option<Arc<str>>,
+    agent: Option<AgentNode>,
 }
 
 /// An edge whose caller is not known yet.
@@ -89,9 +68,16 @@ struct PendingEdge {
 #[derive(Debug)]
 struct Member {
     parent: Option<SpanId>,
-    llm_calls: u32,
-    tool_calls: u32,
-    tokens: u64,
+    calls: RollUp,
+}
+
+/// A span's agent-scoped series, waiting for its agent.
+#[derive(Debug)]
+struct Held {
+    parent: Option<SpanId>,
+    /// When it started waiting (Unix seconds).
+    since: f64,
+    series: Scoped<'static>,
 }
 
 #[derive(Debug)]
@@ -100,63 +86,13 @@ struct Invocation {
     service: Arc<str>,
     agent: Arc<str>,
     exemplar: Exemplar,
-    llm_calls: u32,
-    tool_calls: u32,
-    tokens: u64,
+    calls: RollUp,
 }
-
-/// Below this many spans a trace's nodes are a vector searched in order: most traces are this
-/// small, and one allocation in arrival order costs far less than a map per trace.
-const FEW_NODES: usize = 32;
 
 /// A trace's spans by id.
-#[derive(Debug)]
-enum Nodes {
-    Few(Vec<(SpanId, Node)>),
-    Many(HashMap<SpanId, Node>),
-}
+type Nodes = SmallMap<SpanId, Node>;
 
-impl Nodes {
-    fn len(&self) -> usize {
-        match self {
-            Self::Few(nodes) => nodes.len(),
-            Self::Many(nodes) => nodes.len(),
-        }
-    }
-
-    fn get(&self, span_id: &SpanId) -> Option<&Node> {
-        match self {
-            Self::Few(nodes) => nodes.iter().find(|(id, _)| id == span_id).map(|(_, node)| node),
-            Self::Many(nodes) => nodes.get(span_id),
-        }
-    }
-
-    /// Adds a span; false (and nothing changes) when the id is already there.
-    fn insert(&mut self, span_id: SpanId, node: Node) -> bool {
-        match self {
-            Self::Few(nodes) if nodes.iter().any(|(id, _)| *id == span_id) => false,
-            Self::Few(nodes) if nodes.len() < FEW_NODES => {
-                nodes.push((span_id, node));
-                true
-            }
-            Self::Few(nodes) => {
-                let mut many: HashMap<SpanId, Node> = std::mem::take(nodes).into_iter().collect();
-                many.insert(span_id, node);
-                *self = Self::Many(many);
-                true
-            }
-            Self::Many(nodes) => match nodes.entry(span_id) {
-                Entry::Occupied(_) => false,
-                Entry::Vacant(new) => {
-                    new.insert(node);
-                    true
-                }
-            },
-        }
-    }
-}
-
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct TraceState {
     first_seen: f64,
     last_seen: f64,
@@ -165,25 +101,20 @@ struct TraceState {
     pending: Vec<PendingEdge>,
     /// Calls whose agent has not arrived.
     members: Vec<Member>,
+    /// Spans whose agent-scoped series wait for their agent.
+    held: Vec<Held>,
     /// Agent spans; usually one a trace, so held inline.
     invocations: SmallVec<[(SpanId, Invocation); 1]>,
 }
 
 impl TraceState {
     fn new(now: f64) -> Self {
-        Self {
-            first_seen: now,
-            last_seen: now,
-            nodes: Nodes::Few(Vec::new()),
-            pending: Vec::new(),
-            members: Vec::new(),
-            invocations: SmallVec::new(),
-        }
+        Self { first_seen: now, last_seen: now, ..Self::default() }
     }
 }
 
 enum Caller<'a> {
-    Agent(SpanId, &'a Arc<str>),
+    Agent(SpanId, &'a AgentNode),
     /// The chain reached the trace root without meeting an agent.
     Root,
     /// A span of the chain has not arrived (yet).
@@ -217,8 +148,10 @@ pub struct AgentGraph {
     opened: VecDeque<TraceId>,
     /// Traces that got spans since the last `resolve_touched`.
     touched: Vec<TraceId>,
+    /// Spans held for their agent, in all traces.
+    held: usize,
     /// Names seen, each allocated once and shared by the spans, edges and series that use it.
-    names: hashbrown::HashSet<Arc<str>>,
+    names: SharedNames,
     /// Scratch space for names built from parts (`tool:<name>`).
     scratch: String,
 }
@@ -232,16 +165,16 @@ impl AgentGraph {
         self.traces.len()
     }
 
-    /// Records one span. Edges are emitted by [`Self::resolve_touched`], once per batch.
-    pub fn insert(&mut self, span: &CanonicalSpan<'_>, now: f64, out: &mut Vec<Observation>) {
-        if self.traces.len() >= self.config.max_traces && !self.traces.contains_key(&span.trace_id) {
-            while self.traces.len() >= self.config.max_traces {
-                let Some(oldest) = self.opened.pop_front() else { break };
-                if let Some(trace) = self.traces.remove(&oldest) {
-                    flush(trace, out);
-                }
-            }
-        }
+    /// Records one span, and counts or holds its agent-scoped series (`scoped`). Edges and
+    /// held series whose agent arrives are emitted by [`Self::resolve_touched`], once per batch.
+    pub fn insert<'a>(
+        &mut self,
+        span: &CanonicalSpan<'a>,
+        scoped: Option<Scoped<'a>>,
+        now: f64,
+        out: &mut Vec<Observation<'a>>,
+    ) {
+        self.make_room(span.trace_id, scoped.as_ref().is_some_and(|scoped| scoped.agent.is_none()), out);
         let trace = match self.traces.entry(span.trace_id) {
             Entry::Occupied(open) => open.into_mut(),
             Entry::Vacant(new) => {
@@ -250,78 +183,86 @@ impl AgentGraph {
             }
         };
         trace.last_seen = now;
-        if trace.nodes.len() >= self.config.max_spans_per_trace {
-            return;
-        }
-        let agent = (span.class == SpanClass::Agent).then(|| shared(&mut self.names, agent_name(span)));
-        if !trace.nodes.insert(span.span_id, Node { parent: span.parent_span_id, agent: agent.clone() }) {
-            return;
-        }
-        let exemplar = exemplar_of(span, span.duration_seconds());
-        if let Some(agent) = agent {
-            trace.invocations.push((
-                span.span_id,
-                Invocation {
-                    weight: span.weight,
-                    service: shared(&mut self.names, truncated(span.service)),
-                    agent,
-                    exemplar,
-                    llm_calls: 0,
-                    tool_calls: 0,
-                    tokens: 0,
-                },
-            ));
-        }
-        let is_llm = matches!(span.class, SpanClass::Llm | SpanClass::Embedding);
-        let is_tool = span.class == SpanClass::Tool;
-        if is_llm || is_tool {
-            let tokens = span.fields.input_tokens.unwrap_or(0) + span.fields.output_tokens.unwrap_or(0);
-            trace.members.push(Member {
-                parent: span.parent_span_id,
-                llm_calls: u32::from(is_llm),
-                tool_calls: u32::from(is_tool),
-                tokens,
-            });
-        }
-        if let Some(server) = server_node(span, &mut self.scratch) {
-            let server = shared(&mut self.names, truncated(server));
-            trace.pending.push(PendingEdge {
-                parent: span.parent_span_id,
-                weight: span.weight,
-                service: shared(&mut self.names, truncated(span.service)),
-                server,
-                failed: span.failed(),
-                duration: span.duration_seconds(),
-                exemplar,
-            });
-        }
         self.touched.push(span.trace_id);
+        let in_graph = trace.nodes.len() < self.config.max_spans_per_trace;
+        if in_graph {
+            add_to_graph(trace, span, &mut self.names, &mut self.scratch);
+        }
+        let Some(scoped) = scoped else { return };
+        if let Some(agent) = &scoped.agent {
+            scoped.emit(agent.clone(), out);
+            return;
+        }
+        match nearest_agent(&trace.nodes, span.parent_span_id) {
+            Caller::Agent(_, agent) => scoped.emit(Label::Shared(agent.name.clone()), out),
+            Caller::Root => scoped.emit(Label::Borrowed(""), out),
+            Caller::Missing if !in_graph => {
+                scoped.emit(Label::Borrowed(""), out);
+                out.push(unresolved_count(unresolved::SPAN_CAP, 1));
+            }
+            Caller::Missing => {
+                let names = &mut self.names;
+                let series = scoped.to_owned(&mut |name| names.get(name));
+                trace.held.push(Held { parent: span.parent_span_id, since: now, series });
+                self.held += 1;
+            }
+        }
     }
 
-    /// Emits every edge whose caller is now known, in the traces that changed.
+    /// Flushes the oldest traces while the window is full: for a new trace when it holds
+    /// `max_traces`, and for a span about to be held when `max_pending_spans` are.
+    fn make_room(&mut self, trace_id: TraceId, may_hold: bool, out: &mut Vec<Observation>) {
+        loop {
+            let traces_full =
+                self.traces.len() >= self.config.max_traces && !self.traces.contains_key(&trace_id);
+            let held_full = may_hold && self.held >= self.config.max_pending_spans;
+            if !traces_full && !held_full {
+                return;
+            }
+            let Some(oldest) = self.opened.pop_front() else { return };
+            if let Some(trace) = self.traces.remove(&oldest) {
+                self.held -= trace.held.len();
+                flush(trace, unresolved::EVICTED, out);
+            }
+        }
+    }
+
+    /// Emits every edge and held series whose agent is now known, in the traces that changed.
     pub fn resolve_touched(&mut self, out: &mut Vec<Observation>) {
         self.touched.sort_unstable();
         self.touched.dedup();
         for trace_id in self.touched.drain(..) {
             if let Some(trace) = self.traces.get_mut(&trace_id) {
-                resolve_pending(trace, out);
+                self.held -= resolve_pending(trace, out);
             }
         }
     }
 
-    /// Flushes traces idle for the pairing window or older than the maximum age.
+    /// Flushes traces idle for the pairing window or older than the maximum age, counts held
+    /// spans past the attribution wait as unresolved, and reports how many still wait.
     pub fn flush_idle(&mut self, now: f64, out: &mut Vec<Observation>) {
-        // Full of names that may be gone: start sharing afresh (live state keeps its copies).
-        if self.names.len() >= MAX_SHARED_NAMES {
-            self.names.clear();
-        }
+        self.names.clear_if_full();
         let config = self.config;
         let done = self.traces.extract_if(|_, trace| {
             now - trace.last_seen >= config.wait_secs || now - trace.first_seen >= config.max_age_secs
         });
         for (_, trace) in done {
-            flush(trace, out);
+            self.held -= trace.held.len();
+            flush(trace, unresolved::WAIT_EXPIRED, out);
         }
+        if self.held > 0 {
+            let oldest_kept = now - config.attribution_wait_secs;
+            for trace in self.traces.values_mut() {
+                self.held -=
+                    release_held(trace, |held| held.since <= oldest_kept, unresolved::WAIT_EXPIRED, out);
+            }
+        }
+        out.push(Observation::new(
+            metric::SELF_ATTRIBUTION_PENDING_SPANS,
+            smallvec![],
+            self.held as f64,
+            None,
+        ));
         if self.opened.len() > 2 * self.traces.len() + 1024 {
             let traces = &self.traces;
             self.opened.retain(|trace_id| traces.contains_key(trace_id));
@@ -329,16 +270,51 @@ impl AgentGraph {
     }
 }
 
-/// `name` as a shared string: the one already held, else a new one (kept while there is room).
-fn shared(names: &mut hashbrown::HashSet<Arc<str>>, name: &str) -> Arc<str> {
-    if let Some(known) = names.get(name) {
-        return known.clone();
+/// Adds a span to its trace's graph: its node, and for an agent its invocation, for a call its
+/// roll-up membership, for an edge's callee the edge, waiting for their callers.
+fn add_to_graph(
+    trace: &mut TraceState,
+    span: &CanonicalSpan<'_>,
+    names: &mut SharedNames,
+    scratch: &mut String,
+) {
+    let service = names.get(truncated(span.service));
+    let agent = (span.class == SpanClass::Agent)
+        .then(|| AgentNode { name: names.get(agent_name(span)), service: service.clone() });
+    let agent_name = agent.as_ref().map(|agent| agent.name.clone());
+    if !trace.nodes.insert(span.span_id, Node { parent: span.parent_span_id, agent }) {
+        return;
     }
-    let fresh: Arc<str> = Arc::from(name);
-    if names.len() < MAX_SHARED_NAMES {
-        names.insert(fresh.clone());
+    let exemplar = exemplar_of(span, span.duration_seconds());
+    if let Some(agent) = agent_name {
+        let invocation = Invocation {
+            weight: span.weight,
+            service: service.clone(),
+            agent,
+            exemplar,
+            calls: RollUp::default(),
+        };
+        trace.invocations.push((span.span_id, invocation));
     }
-    fresh
+    let is_llm = matches!(span.class, SpanClass::Llm | SpanClass::Embedding);
+    let is_tool = span.class == SpanClass::Tool;
+    if is_llm || is_tool {
+        let tokens =
+            span.fields.input_tokens.unwrap_or(0).saturating_add(span.fields.output_tokens.unwrap_or(0));
+        let calls = RollUp { llm_calls: u32::from(is_llm), tool_calls: u32::from(is_tool), tokens };
+        trace.members.push(Member { parent: span.parent_span_id, calls });
+    }
+    if let Some(server) = server_node(span, scratch) {
+        trace.pending.push(PendingEdge {
+            parent: span.parent_span_id,
+            weight: span.weight,
+            server: names.get(truncated(server)),
+            service,
+            failed: span.failed(),
+            duration: span.duration_seconds(),
+            exemplar,
+        });
+    }
 }
 
 fn agent_name<'a>(span: &CanonicalSpan<'a>) -> &'a str {
@@ -360,17 +336,24 @@ fn server_node<'s>(span: &CanonicalSpan<'s>, scratch: &'s mut String) -> Option<
     Some(scratch.as_str())
 }
 
-/// Emits the edges and adds the calls to their roll-ups whose chain up to an agent (or the
-/// root) is complete; the rest keep waiting. What no longer waits gives its room back.
-fn resolve_pending(trace: &mut TraceState, out: &mut Vec<Observation>) {
+/// Emits the edges, adds the calls to their roll-ups and counts the held series whose chain up
+/// to an agent (or the root) is complete; the rest keep waiting. What no longer waits gives its
+/// room back. Returns how many held spans were counted.
+fn resolve_pending(trace: &mut TraceState, out: &mut Vec<Observation>) -> usize {
     let nodes = &trace.nodes;
     trace.pending.retain(|edge| {
-        let client = match nearest_agent(nodes, edge.parent) {
-            Caller::Agent(_, agent) => agent.clone(),
-            Caller::Root => edge.service.clone(),
+        let (client, client_service) = match nearest_agent(nodes, edge.parent) {
+            Caller::Agent(_, agent) => (agent.name.clone(), agent.service.clone()),
+            Caller::Root => (edge.service.clone(), edge.service.clone()),
             Caller::Missing => return true,
         };
-        emit_edge(client, edge, out);
+        let labels = EdgeLabels {
+            client,
+            server: edge.server.clone(),
+            client_service,
+            server_service: edge.service.clone(),
+        };
+        super::edge(labels, edge.failed, edge.duration, edge.weight, edge.exemplar, out);
         false
     });
     let invocations = &mut trace.invocations;
@@ -382,39 +365,70 @@ fn resolve_pending(trace: &mut TraceState, out: &mut Vec<Observation>) {
             Caller::Missing => return true,
         };
         if let Some((_, invocation)) = invocations.iter_mut().find(|(span_id, _)| *span_id == agent_span) {
-            invocation.llm_calls += member.llm_calls;
-            invocation.tool_calls += member.tool_calls;
-            invocation.tokens += member.tokens;
+            invocation.calls.add(member.calls);
         }
         false
     });
-    if trace.pending.is_empty() {
-        trace.pending = Vec::new();
-    }
-    if trace.members.is_empty() {
-        trace.members = Vec::new();
+    let before = trace.held.len();
+    trace.held.retain(|held| {
+        let agent = match nearest_agent(nodes, held.parent) {
+            Caller::Agent(_, agent) => Label::Shared(agent.name.clone()),
+            Caller::Root => Label::Borrowed(""),
+            Caller::Missing => return true,
+        };
+        held.series.emit(agent, out);
+        false
+    });
+    shrink_if_empty(&mut trace.pending);
+    shrink_if_empty(&mut trace.members);
+    shrink_if_empty(&mut trace.held);
+    before - trace.held.len()
+}
+
+/// Gives a list's room back once it is empty.
+fn shrink_if_empty<T>(list: &mut Vec<T>) {
+    if list.is_empty() {
+        *list = Vec::new();
     }
 }
 
-fn emit_edge(client: Arc<str>, edge: &PendingEdge, out: &mut Vec<Observation>) {
-    let labels = smallvec![Label::Shared(client), Label::Shared(edge.server.clone()), Label::Borrowed("")];
-    let observation = |metric, value| Observation {
-        metric,
-        labels: labels.clone(),
-        value,
-        weight: edge.weight,
-        exemplar: Some(edge.exemplar),
-    };
-    if edge.failed {
-        out.push(observation(metric::SERVICE_GRAPH_REQUEST_FAILED_TOTAL, 1.0));
+/// Counts the held spans that `expired` picks with `agent=""`, as unresolved for `reason`;
+/// returns how many.
+fn release_held(
+    trace: &mut TraceState,
+    expired: impl Fn(&Held) -> bool,
+    reason: &'static str,
+    out: &mut Vec<Observation>,
+) -> usize {
+    let before = trace.held.len();
+    trace.held.retain(|held| {
+        if !expired(held) {
+            return true;
+        }
+        held.series.emit(Label::Borrowed(""), out);
+        false
+    });
+    let released = before - trace.held.len();
+    if released > 0 {
+        out.push(unresolved_count(reason, released));
     }
-    out.push(observation(metric::SERVICE_GRAPH_REQUEST_SERVER_SECONDS, edge.duration));
-    out.push(observation(metric::SERVICE_GRAPH_REQUEST_TOTAL, 1.0));
+    released
 }
 
-/// Final accounting of a trace: roll-ups per invocation, unpaired edges counted.
-fn flush(mut trace: TraceState, out: &mut Vec<Observation>) {
+fn unresolved_count<'o>(reason: &'static str, spans: usize) -> Observation<'o> {
+    Observation::new(
+        metric::SELF_ATTRIBUTION_UNRESOLVED_TOTAL,
+        smallvec![Label::Borrowed(reason)],
+        spans as f64,
+        None,
+    )
+}
+
+/// Final accounting of a trace: what still waits for an agent counted with `agent=""` as
+/// unresolved (for `reason`), unpaired edges counted, roll-ups per invocation.
+fn flush(mut trace: TraceState, reason: &'static str, out: &mut Vec<Observation>) {
     resolve_pending(&mut trace, out);
+    release_held(&mut trace, |_| true, reason, out);
     if !trace.pending.is_empty() {
         out.push(Observation::new(
             metric::SELF_GRAPH_UNPAIRED_TOTAL,
@@ -424,21 +438,13 @@ fn flush(mut trace: TraceState, out: &mut Vec<Observation>) {
         ));
     }
     for (_, invocation) in &trace.invocations {
-        let labels =
-            smallvec![Label::Shared(invocation.service.clone()), Label::Shared(invocation.agent.clone())];
-        for (metric, value) in [
-            (metric::AGENT_INVOCATION_LLM_CALLS, f64::from(invocation.llm_calls)),
-            (metric::AGENT_INVOCATION_TOOL_CALLS, f64::from(invocation.tool_calls)),
-            (metric::AGENT_INVOCATION_TOKENS, invocation.tokens as f64),
-        ] {
-            let exemplar = Exemplar { value, ..invocation.exemplar };
-            out.push(Observation {
-                metric,
-                labels: labels.clone(),
-                value,
-                weight: invocation.weight,
-                exemplar: Some(exemplar),
-            });
-        }
+        roll_up(
+            &invocation.service,
+            &invocation.agent,
+            &invocation.calls,
+            invocation.weight,
+            invocation.exemplar,
+            out,
+        );
     }
 }

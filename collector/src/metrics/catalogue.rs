@@ -53,7 +53,8 @@ const LLM_LABELS: &[&str] = &[label::SERVICE, label::AGENT, label::PROVIDER, lab
 const LLM_OP_LABELS: &[&str] =
     &[label::SERVICE, label::AGENT, label::PROVIDER, label::MODEL, label::OPERATION];
 const AGENT_LABELS: &[&str] = &[label::SERVICE, label::AGENT];
-const EDGE_LABELS: &[&str] = &[label::CLIENT, label::SERVER, label::CONNECTION_TYPE];
+const EDGE_LABELS: &[&str] =
+    &[label::CLIENT, label::SERVER, label::CONNECTION_TYPE, label::CLIENT_SERVICE, label::SERVER_SERVICE];
 const SPAN_LABELS: &[&str] = &[label::SERVICE, label::SPAN_NAME, label::SPAN_KIND, label::STATUS_CODE];
 
 pub const CATALOGUE: &[Definition] = &[
@@ -264,6 +265,24 @@ pub const CATALOGUE: &[Definition] = &[
         Kind::Counter,
         &[label::REASON],
     ),
+    own(
+        metric::SELF_ATTRIBUTION_PENDING_SPANS,
+        "Spans waiting for their agent span to arrive, to be counted under that agent.",
+        Kind::Gauge,
+        &[],
+    ),
+    own(
+        metric::SELF_ATTRIBUTION_UNRESOLVED_TOTAL,
+        "Spans counted without an agent because their enclosing agent span never arrived, by reason.",
+        Kind::Counter,
+        &[label::REASON],
+    ),
+    own(
+        metric::SELF_SPANS_INVALID_TOTAL,
+        "Figures of spans not recorded because they cannot be true, by reason.",
+        Kind::Counter,
+        &[label::REASON],
+    ),
 ];
 
 #[cfg(test)]
@@ -285,6 +304,10 @@ mod tests {
     #[test]
     fn label_values_fit_inline() {
         let most = CATALOGUE.iter().map(|definition| definition.labels.len()).max();
-        assert_eq!(most, Some(crate::metrics::MAX_LABELS), "MAX_LABELS is the catalogue's widest family");
+        assert_eq!(
+            most,
+            Some(crate::metrics::label::MAX_LABELS),
+            "MAX_LABELS is the catalogue's widest family"
+        );
     }
 }

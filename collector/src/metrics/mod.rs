@@ -11,167 +11,24 @@
 //! and no classic text format, which are the parts this module is mostly about; the
 //! encoding itself is a page of code (`encode.rs`).
 
+mod args;
 mod catalogue;
 mod encode;
+mod label;
 
-use std::hash::{Hash, Hasher};
-use std::ops::Deref;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 // Label values come from spans; hashbrown's default hasher (foldhash) is a fraction of
 // SipHash's cost on short keys, and a flood of distinct values is already bounded by the
 // series cap. hashbrown also finds a series by borrowed label values (`LabelsRef`), so an
 // update allocates nothing.
-use hashbrown::{Equivalent, HashMap};
+use hashbrown::HashMap;
 
-pub use catalogue::{Definition, Kind, CATALOGUE};
-
-use crate::args::{self, ArgError};
-pub use encode::Format;
-
-/// A link from a sample to the span that produced it.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Exemplar {
-    pub trace_id: [u8; 16],
-    pub span_id: [u8; 8],
-    pub value: f64,
-    /// Unix seconds.
-    pub timestamp: f64,
-}
-
-/// One change to one series: a counter increment, a gauge value or a histogram sample,
-/// depending on the family's kind. Label values borrow from the span they came from where they
-/// can; the registry copies them only when it creates a series.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Observation<'a> {
-    pub metric: &'static str,
-    /// Values in the order of the family's label names.
-    pub labels: Labels<'a>,
-    pub value: f64,
-    /// How many spans this one stands for (the sampling adjusted count; 1 when unsampled):
-    /// counters add `value × weight`, histograms count the sample `weight` times. Gauges
-    /// ignore it.
-    pub weight: f64,
-    pub exemplar: Option<Exemplar>,
-}
-
-impl<'a> Observation<'a> {
-    /// An observation of weight 1.
-    pub fn new(metric: &'static str, labels: Labels<'a>, value: f64, exemplar: Option<Exemplar>) -> Self {
-        Self { metric, labels, value, weight: 1.0, exemplar }
-    }
-}
-
-/// The label values of one observation, held inline: no family has more than
-/// [`MAX_LABELS`], and a span yields several observations, so a heap vector for each would be
-/// most of what deriving allocates.
-pub type Labels<'a> = smallvec::SmallVec<[Label<'a>; MAX_LABELS]>;
-
-/// The most labels a family of the catalogue has.
-pub const MAX_LABELS: usize = 6;
-
-/// A label value of an observation: borrowed from the span it came from, shared with state
-/// that outlives the span (the agent graph's names).
-#[derive(Clone, Debug)]
-pub enum Label<'a> {
-    Borrowed(&'a str),
-    Shared(Arc<str>),
-}
-
-impl Deref for Label<'_> {
-    type Target = str;
-
-    fn deref(&self) -> &str {
-        match self {
-            Self::Borrowed(text) => text,
-            Self::Shared(text) => text,
-        }
-    }
-}
-
-impl std::fmt::Display for Label<'_> {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.write_str(self)
-    }
-}
-
-/// Hashes as the `str` (and so as a `String` of the same text).
-impl Hash for Label<'_> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        (**self).hash(state);
-    }
-}
-
-impl PartialEq for Label<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        **self == **other
-    }
-}
-
-impl PartialEq<String> for Label<'_> {
-    fn eq(&self, other: &String) -> bool {
-        **self == **other
-    }
-}
-
-impl PartialEq<&str> for Label<'_> {
-    fn eq(&self, other: &&str) -> bool {
-        **self == **other
-    }
-}
-
-impl<'a> From<&'a str> for Label<'a> {
-    fn from(text: &'a str) -> Self {
-        Self::Borrowed(text)
-    }
-}
-
-/// Borrowed label values that find the series keyed by the same values as owned strings: a
-/// slice of `Label` hashes exactly as a slice of `String` does.
-struct LabelsRef<'s, 'a>(&'s [Label<'a>]);
-
-impl Hash for LabelsRef<'_, '_> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.hash(state);
-    }
-}
-
-impl Equivalent<Vec<String>> for LabelsRef<'_, '_> {
-    fn equivalent(&self, key: &Vec<String>) -> bool {
-        self.0.len() == key.len() && self.0.iter().zip(key).all(|(ours, theirs)| **ours == **theirs)
-    }
-}
-
-pub const DEFAULT_MAX_SERIES_PER_METRIC: usize = 2000;
-pub const DEFAULT_SERIES_IDLE_TIMEOUT_SECS: u64 = 900;
-
-#[derive(Clone, Debug, Default, clap::Args)]
-#[command(next_help_heading = "Metric series")]
-#[group(id = "metric_series")]
-pub struct Args {
-    /// Most series per metric; further label sets go to the overflow series [default: 2000].
-    #[arg(long, env = "AGENTRACE_MAX_SERIES_PER_METRIC", value_name = "N")]
-    pub max_series_per_metric: Option<usize>,
-
-    /// Seconds without an update after which a derived series is dropped [default: 900].
-    #[arg(long, env = "AGENTRACE_SERIES_IDLE_TIMEOUT_SECS", value_name = "SECS")]
-    pub series_idle_timeout_secs: Option<u64>,
-}
-
-impl Args {
-    pub fn validate(self) -> Result<SeriesLimits, ArgError> {
-        Ok(SeriesLimits {
-            max_series_per_metric: args::positive(
-                "max-series-per-metric",
-                self.max_series_per_metric.unwrap_or(DEFAULT_MAX_SERIES_PER_METRIC),
-            )?,
-            idle_timeout_secs: args::positive(
-                "series-idle-timeout-secs",
-                self.series_idle_timeout_secs.unwrap_or(DEFAULT_SERIES_IDLE_TIMEOUT_SECS),
-            )? as f64,
-        })
-    }
-}
+pub use self::args::{Args, SeriesLimits};
+pub use self::catalogue::{Definition, Kind, CATALOGUE};
+pub use self::encode::Format;
+use self::label::LabelsRef;
+pub use self::label::{truncated, Exemplar, Label, Labels, Observation, SharedNames};
 
 /// Something that happened in the collector itself, counted in its own metrics; each kind is
 /// a type in `events.rs` that knows its metric and labels.
@@ -182,23 +39,6 @@ pub trait Event {
 /// Reports a state that a scrape reads (a queue's depth, the resident memory) as events.
 pub trait Reported: Send + Sync {
     fn report(&self, registry: &Registry);
-}
-
-/// Limits that keep the registry bounded whatever the input.
-#[derive(Clone, Copy, Debug)]
-pub struct SeriesLimits {
-    pub max_series_per_metric: usize,
-    /// Seconds without an update after which a derived series is removed.
-    pub idle_timeout_secs: f64,
-}
-
-impl Default for SeriesLimits {
-    fn default() -> Self {
-        Self {
-            max_series_per_metric: DEFAULT_MAX_SERIES_PER_METRIC,
-            idle_timeout_secs: DEFAULT_SERIES_IDLE_TIMEOUT_SECS as f64,
-        }
-    }
 }
 
 #[derive(Clone, Debug)]

@@ -1,16 +1,21 @@
-//! Normalize: one OTLP span (and its resource) in, one [`CanonicalSpan`] out.
+//! Normalize: one OTLP span (with its resource's service and its instrumentation scope) in, one
+//! [`CanonicalSpan`] out.
 //!
-//! The GenAI fields come from the dialect tables in `agentrace-semconv`; this module adds what
-//! the tables cannot say: the fallbacks that read a name out of the span name
-//! (`invoke_agent planner`), the error type from `error.type`, exception events and the span
-//! status, and the identifiers derive needs. Next stop: `derive`.
+//! The GenAI fields come from the dialect tables in `agentrace-semconv`, corrected by the
+//! rules of the span's framework, found by its instrumentation scope (`frameworks.rs` there:
+//! units, wrappers that are not agents, usage records that are not model calls, agents named
+//! only in a span name or a JSON attribute). This module adds what the tables cannot say: the
+//! names read out of the span name when no attribute gives them (`invoke_agent planner` in the
+//! GenAI conventions, the whole name in the others), a model named `provider/model`, the error
+//! type from `error.type`, exception events and the span status, and the identifiers derive
+//! needs. Next stop: `derive`.
 
 mod sampling;
 
-use crate::wire::Resource;
-use crate::wire::{any_value, KeyValue};
+use crate::wire::{any_value, InstrumentationScope, KeyValue, Resource};
 use crate::wire::{span, status, Span, Text};
-use agentrace_semconv::dialect::{canonical_operation, indexed_evaluations, AttrValue};
+use agentrace_semconv::dialect::frameworks::{self, Framework, Rule};
+use agentrace_semconv::dialect::{canonical_operation, indexed_evaluations, AttrValue, SpanNames};
 use agentrace_semconv::{attr, Attribute, ErrorType, FieldReader, GenAiFields, SpanClass};
 
 /// Service name used when a resource names none, as the OTel SDKs do.
@@ -69,7 +74,12 @@ pub fn service_name(resource: Option<&Resource>) -> &str {
 impl Normalizer {
     /// `None` for a span whose ids are not of the OTLP lengths; the receivers reject those
     /// before they are queued, so here it only guards the invariant.
-    pub fn normalize<'a>(&self, service: &'a str, span: &'a Span) -> Option<CanonicalSpan<'a>> {
+    pub fn normalize<'a>(
+        &self,
+        service: &'a str,
+        scope: Option<&'a InstrumentationScope>,
+        span: &'a Span,
+    ) -> Option<CanonicalSpan<'a>> {
         let trace_id: [u8; 16] = span.trace_id.as_ref().try_into().ok()?;
         let span_id: [u8; 8] = span.span_id.as_ref().try_into().ok()?;
         let parent_span_id = match span.parent_span_id.len() {
@@ -78,8 +88,12 @@ impl Normalizer {
         };
         let attributes = || span.attributes.iter();
         let mut fields = self.reader.read(attributes());
-        let class = fields.class.unwrap_or_else(|| infer_class(&fields));
+        let mut class = fields.class.unwrap_or_else(|| infer_class(&fields, span.kind()));
+        if let Some(framework) = scope.and_then(|scope| frameworks::framework(scope.name.text())) {
+            class = apply_framework(framework, span, class, &mut fields);
+        }
         fill_names(class, span.name.text(), &mut fields);
+        strip_provider_prefix(&mut fields);
         fields.operation = canonical_operation(class, fields.operation);
         if fields.time_to_first_token.is_none() {
             fields.time_to_first_token = self.first_token_from_events(span);
@@ -143,22 +157,96 @@ fn evaluation_events(span: &Span) -> Vec<(&str, f64)> {
         .collect()
 }
 
-/// No class attribute: a span that names a model and counts tokens is an LLM call.
-fn infer_class(fields: &GenAiFields<'_>) -> SpanClass {
+/// No class attribute: a call (a CLIENT or SERVER span) that names a model and counts tokens
+/// is an LLM call. An internal span with a model and tokens is a record of a call (a usage
+/// record, an agent's running total), not one.
+fn infer_class(fields: &GenAiFields<'_>, kind: span::SpanKind) -> SpanClass {
     let counts_tokens = fields.input_tokens.is_some() || fields.output_tokens.is_some();
-    if fields.model.is_some() && counts_tokens {
+    let is_call = matches!(kind, span::SpanKind::Client | span::SpanKind::Server);
+    if fields.model.is_some() && counts_tokens && is_call {
         SpanClass::Llm
     } else {
         SpanClass::Other
     }
 }
 
+/// Applies a framework's rules to what the tables read; returns the span's class.
+fn apply_framework<'a>(
+    framework: &Framework,
+    span: &'a Span,
+    mut class: SpanClass,
+    fields: &mut GenAiFields<'a>,
+) -> SpanClass {
+    let name = span.name.text();
+    for rule in framework.rules {
+        match *rule {
+            Rule::FirstTokenMilliseconds(key) => {
+                let milliseconds = number_attribute(&span.attributes, key);
+                if milliseconds.is_some() && fields.time_to_first_token == milliseconds {
+                    fields.time_to_first_token = milliseconds.map(|milliseconds| milliseconds / 1000.0);
+                }
+            }
+            Rule::NotProvider(value) if fields.provider == Some(value) => fields.provider = None,
+            Rule::AgentNameSuffix(suffix) if class == SpanClass::Agent && fields.agent.is_none() => {
+                fields.agent = name.strip_suffix(suffix).filter(|agent| !agent.is_empty());
+            }
+            Rule::NotAnAgent(wrapper)
+                if class == SpanClass::Agent
+                    && fields.agent.is_none()
+                    && fields.name.is_none()
+                    && name == wrapper =>
+            {
+                class = SpanClass::Other;
+            }
+            Rule::UsageRecord { key, value } if string_attribute(&span.attributes, key) == Some(value) => {
+                class = SpanClass::Other;
+            }
+            Rule::AgentInJson { attribute, key } => {
+                let agent =
+                    string_attribute(&span.attributes, attribute).and_then(|json| json_string(json, key));
+                if fields.agent.is_none() {
+                    fields.agent = agent;
+                }
+                if class == SpanClass::Step && agent == Some(name) {
+                    class = SpanClass::Agent;
+                }
+            }
+            _ => {}
+        }
+    }
+    class
+}
+
+/// The first string value of `key` in a JSON object, when it has no escapes (a name
+/// with escapes is left unread rather than copied).
+fn json_string<'a>(json: &'a str, key: &str) -> Option<&'a str> {
+    let quoted_key = format!("\"{key}\"");
+    let after_key = &json[json.find(&quoted_key)? + quoted_key.len()..];
+    let value = after_key.trim_start().strip_prefix(':')?.trim_start().strip_prefix('"')?;
+    let end = value.find(['"', '\\'])?;
+    (value.as_bytes()[end] == b'"' && end > 0).then(|| &value[..end])
+}
+
+/// `openai/gpt-4o` (LiteLLM's `provider/model` form) is `gpt-4o` when the provider is `openai`.
+fn strip_provider_prefix(fields: &mut GenAiFields<'_>) {
+    let (Some(provider), Some(model)) = (fields.provider, fields.model) else { return };
+    if let Some(bare) = model.strip_prefix(provider).and_then(|rest| rest.strip_prefix('/')) {
+        fields.model = Some(bare).filter(|bare| !bare.is_empty()).or(Some(model));
+    }
+}
+
 /// Fills the agent, tool, step or model name when no dedicated attribute gave it: from the
 /// dialect's generic entity name, else from the span name. GenAI span names are
 /// `{operation} {target}` (`chat gpt-4o`, `invoke_agent planner`), so the target is the part
-/// after the space; other dialects name agents, tools and steps by the whole span name.
+/// after the space; other dialects name agents, tools and steps by the whole span name
+/// (`Step 1`, `coordinator.task 0.execute`).
 fn fill_names<'a>(class: SpanClass, span_name: &'a str, fields: &mut GenAiFields<'a>) {
-    let target = span_name.split_once(' ').map(|(_, rest)| rest.trim()).filter(|rest| !rest.is_empty());
+    let target = match fields.span_names {
+        SpanNames::OperationTarget => {
+            span_name.split_once(' ').map(|(_, rest)| rest.trim()).filter(|rest| !rest.is_empty())
+        }
+        SpanNames::Whole => None,
+    };
     let entity = fields.name;
     let (slot, whole_name) = match class {
         SpanClass::Agent => (&mut fields.agent, true),
@@ -191,6 +279,15 @@ fn error_type(span: &Span, status: status::StatusCode, declared: Option<&str>) -
     Some(ErrorType::classify_all(texts.iter().copied()).unwrap_or(ErrorType::Other))
 }
 
+/// A numeric attribute (an int or a double) as a float.
+fn number_attribute(attributes: &[KeyValue], key: &str) -> Option<f64> {
+    attributes.iter().find(|kv| kv.key == key).and_then(|kv| match attr_value(kv) {
+        AttrValue::Double(number) => Some(number),
+        AttrValue::Int(number) => Some(number as f64),
+        _ => None,
+    })
+}
+
 pub fn string_attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a str> {
     attributes.iter().find(|kv| kv.key == key).and_then(|kv| match attr_value(kv) {
         AttrValue::Str(text) => Some(text),
@@ -220,118 +317,4 @@ fn attr_value(kv: &KeyValue) -> AttrValue<'_> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use crate::wire::AnyValue;
-    use crate::wire::Status;
-
-    pub(crate) fn kv(key: &str, value: any_value::Value) -> KeyValue {
-        KeyValue {
-            key: key.to_owned().into(),
-            value: Some(AnyValue { value: Some(value) }),
-            ..Default::default()
-        }
-    }
-
-    pub(crate) fn text(key: &str, value: &str) -> KeyValue {
-        kv(key, any_value::Value::StringValue(value.to_owned().into()))
-    }
-
-    fn span(name: &str, attributes: Vec<KeyValue>) -> Span {
-        Span {
-            trace_id: vec![1; 16].into(),
-            span_id: vec![2; 8].into(),
-            name: name.to_owned().into(),
-            attributes,
-            start_time_unix_nano: 1_000_000_000,
-            end_time_unix_nano: 3_500_000_000,
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn reads_an_llm_call() {
-        let span = span(
-            "chat gpt-4o",
-            vec![
-                text(attr::GEN_AI_OPERATION_NAME, "chat"),
-                text(attr::GEN_AI_PROVIDER_NAME, "openai"),
-                kv(attr::GEN_AI_USAGE_INPUT_TOKENS, any_value::Value::IntValue(10)),
-            ],
-        );
-        let canonical = Normalizer::default().normalize("svc", &span).expect("valid ids");
-        assert_eq!(canonical.class, SpanClass::Llm);
-        assert_eq!(canonical.fields.model, Some("gpt-4o"), "model from the span name");
-        assert_eq!(canonical.fields.input_tokens, Some(10));
-        assert_eq!(canonical.duration_seconds(), 2.5);
-        assert_eq!(canonical.parent_span_id, None);
-        assert_eq!(canonical.error, None);
-    }
-
-    #[test]
-    fn names_come_from_span_names_when_attributes_are_missing() {
-        let normalizer = Normalizer::default();
-        let agent = span("invoke_agent planner", vec![text(attr::GEN_AI_OPERATION_NAME, "invoke_agent")]);
-        let tool = span("execute_tool web_search", vec![text(attr::GEN_AI_OPERATION_NAME, "execute_tool")]);
-        assert_eq!(normalizer.normalize("s", &agent).expect("valid").fields.agent, Some("planner"));
-        assert_eq!(normalizer.normalize("s", &tool).expect("valid").fields.tool, Some("web_search"));
-    }
-
-    #[test]
-    fn error_type_comes_from_the_most_specific_source() {
-        let mut failing = span(
-            "chat m",
-            vec![text(attr::GEN_AI_OPERATION_NAME, "chat"), text(attr::ERROR_TYPE, "openai.BadRequestError")],
-        );
-        failing.events.push(span::Event {
-            name: attr::EXCEPTION_EVENT.to_owned().into(),
-            attributes: vec![text(attr::EXCEPTION_MESSAGE, "maximum context length is 8192 tokens")],
-            ..Default::default()
-        });
-        let canonical = Normalizer::default().normalize("s", &failing).expect("valid");
-        assert_eq!(canonical.error, Some(ErrorType::ContextLengthExceeded));
-    }
-
-    #[test]
-    fn an_error_status_without_detail_is_other_and_ok_is_no_error() {
-        let mut failing = span("chat m", vec![]);
-        failing.status =
-            Some(Status { code: status::StatusCode::Error as i32, message: String::new().into() });
-        let normalizer = Normalizer::default();
-        assert_eq!(normalizer.normalize("s", &failing).expect("valid").error, Some(ErrorType::Other));
-        let fine = span("chat m", vec![]);
-        assert_eq!(normalizer.normalize("s", &fine).expect("valid").error, None);
-    }
-
-    #[test]
-    fn weights_come_from_the_adjusted_count_then_the_tracestate() {
-        let normalizer = Normalizer::default();
-        let mut sampled = span("chat m", vec![]);
-        sampled.trace_state = "ot=th:8".to_owned().into();
-        assert_eq!(normalizer.normalize("s", &sampled).expect("valid").weight, 2.0);
-        sampled.attributes.push(kv(attr::SAMPLING_ADJUSTED_COUNT, any_value::Value::IntValue(10)));
-        assert_eq!(normalizer.normalize("s", &sampled).expect("valid").weight, 10.0);
-        assert_eq!(normalizer.normalize("s", &span("chat m", vec![])).expect("valid").weight, 1.0);
-    }
-
-    #[test]
-    fn first_token_events_give_the_time_to_first_token() {
-        let mut streamed = span("openai.chat", vec![text("llm.request.type", "chat")]);
-        for offset in [900_000_000, 250_000_000] {
-            streamed.events.push(span::Event {
-                name: agentrace_semconv::attr::openllmetry::COMPLETION_CHUNK_EVENT.to_owned().into(),
-                time_unix_nano: streamed.start_time_unix_nano + offset,
-                ..Default::default()
-            });
-        }
-        let canonical = Normalizer::default().normalize("s", &streamed).expect("valid");
-        assert_eq!(canonical.fields.time_to_first_token, Some(0.25));
-    }
-
-    #[test]
-    fn ids_of_the_wrong_length_are_refused() {
-        let mut bad = span("x", vec![]);
-        bad.trace_id = vec![1; 15].into();
-        assert!(Normalizer::default().normalize("s", &bad).is_none());
-    }
-}
+pub(crate) mod tests;

@@ -67,7 +67,8 @@ fn value(lines: &[String], series: &str) -> Option<f64> {
 #[test]
 fn the_golden_observations_are_the_ones_the_fixtures_describe() {
     let lines = render("genai");
-    let llm = "service=\"golden\",agent=\"\",provider=\"vllm\",model=\"llama-3.1-8b-instruct\"";
+    // The fixtures' calls and tool call do not name their agent: the trace does (researcher).
+    let llm = "service=\"golden\",agent=\"researcher\",provider=\"vllm\",model=\"llama-3.1-8b-instruct\"";
     let checks = [
         (format!("llm_prompt_tokens_total{{{llm}}}"), 150.0),
         (format!("llm_response_tokens_total{{{llm}}}"), 40.0),
@@ -77,14 +78,14 @@ fn the_golden_observations_are_the_ones_the_fixtures_describe() {
         (format!("llm_time_to_first_token_seconds_sum{{{llm}}}"), 0.25),
         (format!("llm_output_tokens_per_second_sum{{{llm}}}"), 40.0 / 1.75),
         ("agent_invocations_total{service=\"golden\",agent=\"researcher\",status=\"ok\"}".to_owned(), 1.0),
-        ("agent_tool_calls_total{service=\"golden\",agent=\"\",tool=\"web_search\",status=\"ok\"}".to_owned(), 1.0),
+        ("agent_tool_calls_total{service=\"golden\",agent=\"researcher\",tool=\"web_search\",status=\"ok\"}".to_owned(), 1.0),
         ("agent_invocation_llm_calls_sum{service=\"golden\",agent=\"researcher\"}".to_owned(), 2.0),
         ("agent_invocation_tool_calls_sum{service=\"golden\",agent=\"researcher\"}".to_owned(), 1.0),
         ("agent_invocation_tokens_sum{service=\"golden\",agent=\"researcher\"}".to_owned(), 190.0),
-        ("traces_service_graph_request_total{client=\"golden\",server=\"researcher\",connection_type=\"\"}".to_owned(), 1.0),
-        ("traces_service_graph_request_total{client=\"researcher\",server=\"tool:web_search\",connection_type=\"\"}".to_owned(), 1.0),
+        ("traces_service_graph_request_total{client=\"golden\",server=\"researcher\",connection_type=\"\",client_service=\"golden\",server_service=\"golden\"}".to_owned(), 1.0),
+        ("traces_service_graph_request_total{client=\"researcher\",server=\"tool:web_search\",connection_type=\"\",client_service=\"golden\",server_service=\"golden\"}".to_owned(), 1.0),
         (
-            "traces_service_graph_request_failed_total{client=\"researcher\",server=\"model:llama-3.1-8b-instruct\",connection_type=\"\"}"
+            "traces_service_graph_request_failed_total{client=\"researcher\",server=\"model:llama-3.1-8b-instruct\",connection_type=\"\",client_service=\"golden\",server_service=\"golden\"}"
                 .to_owned(),
             1.0,
         ),
@@ -102,7 +103,8 @@ fn the_cost_of_a_fixture_call_matches_the_price_table_by_hand() {
     let by_hand = (100.0 * 0.20 + 40.0 * 0.60 + 50.0 * 0.20) / 1e6;
     for dialect in DIALECTS {
         let lines = render(dialect);
-        let series = "llm_cost_usd_total{service=\"golden\",agent=\"\",provider=\"vllm\",model=\"llama-3.1-8b-instruct\"}";
+        let series =
+            "llm_cost_usd_total{service=\"golden\",agent=\"researcher\",provider=\"vllm\",model=\"llama-3.1-8b-instruct\"}";
         let cost = value(&lines, series).unwrap_or_else(|| panic!("{dialect}: no cost"));
         assert!((cost - by_hand).abs() < 1e-12, "{dialect}: {cost} ≠ {by_hand}");
     }

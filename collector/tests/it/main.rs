@@ -4,6 +4,8 @@
 
 #![warn(clippy::too_many_lines)]
 
+mod agents_live;
+mod attribution;
 mod auth;
 mod backend_down;
 mod cli;
@@ -13,6 +15,7 @@ mod dialects;
 mod export_retry;
 mod export_retry_http;
 mod forward;
+mod frameworks;
 mod fuzz_corpus;
 mod gpu;
 mod hostile_input;

@@ -34,18 +34,13 @@ async fn genai_spans_become_exact_prometheus_values_with_exemplars() {
     for service in ["e2e-grpc", "e2e-http"] {
         crate::common::expect_agent_trace_metrics(&prometheus, service).await;
     }
-    prometheus
-        .expect_value(
-            "traces_service_graph_request_total{client=\"researcher\",server=\"tool:web_search\"}",
-            2.0,
-        )
-        .await;
-    prometheus
-        .expect_value(
-            "traces_service_graph_request_failed_total{client=\"researcher\",server=\"model:gpt-4o\"}",
-            2.0,
-        )
-        .await;
+    // The same agent in two services: two graph nodes apart, by their service.
+    for service in ["e2e-grpc", "e2e-http"] {
+        let edge = format!("client=\"researcher\",server=\"tool:web_search\",client_service=\"{service}\",server_service=\"{service}\"");
+        prometheus.expect_value(&format!("traces_service_graph_request_total{{{edge}}}"), 1.0).await;
+        let failed = format!("client=\"researcher\",server=\"model:gpt-4o\",client_service=\"{service}\"");
+        prometheus.expect_value(&format!("traces_service_graph_request_failed_total{{{failed}}}"), 1.0).await;
+    }
     prometheus.expect_value("sum(agentrace_spans_received_total)", 8.0).await;
     crate::common::expect_exemplar_trace_ids(
         &prometheus,

@@ -38,7 +38,7 @@ async fn python_sdk_spans_over_grpc_and_http_become_the_right_metrics() {
     }
     prometheus
         .expect_value(
-            "traces_service_graph_request_total{client=\"researcher\",server=\"tool:web_search\"}",
+            "sum(traces_service_graph_request_total{client=\"researcher\",server=\"tool:web_search\"})",
             2.0,
         )
         .await;

@@ -65,7 +65,8 @@ async fn demo_traffic_becomes_matching_metrics_edges_and_cross_process_traces() 
     }
 
     for edge in [
-        "traces_service_graph_request_total{client=\"planner\",server=\"researcher\"}",
+        // Across the process hop: the planner's service calls the researcher's.
+        "traces_service_graph_request_total{client=\"planner\",server=\"researcher\",client_service=\"demo-planner\",server_service=\"demo-researcher\"}",
         "traces_service_graph_request_total{client=\"researcher\",server=\"tool:web_search\"}",
         "traces_service_graph_request_total{client=\"planner\",server=\"model:llama-3.1-8b-instruct\"}",
     ] {

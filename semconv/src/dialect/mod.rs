@@ -9,6 +9,7 @@
 //! over its attributes whatever the number of dialects.
 
 mod evaluations;
+pub mod frameworks;
 mod tables;
 
 // Looked up once per span attribute: foldhash rather than SipHash (the keys are the tables'
@@ -92,10 +93,22 @@ pub struct ClassRule {
     pub class: SpanClass,
 }
 
+/// How a dialect names its spans.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SpanNames {
+    /// `{operation} {target}`: `chat gpt-4o`, `invoke_agent planner` (the GenAI conventions).
+    OperationTarget,
+    /// The span name is the agent's, tool's or step's whole name (`Step 1`, `researcher`).
+    #[default]
+    Whole,
+}
+
 /// One instrumentation's vocabulary.
 #[derive(Debug)]
 pub struct Dialect {
     pub name: &'static str,
+    /// How its spans are named, for the names no attribute gives.
+    pub span_names: SpanNames,
     pub classes: &'static [ClassRule],
     pub fields: &'static [(Field, &'static str)],
     /// Span events whose first occurrence marks the first token, for dialects that record it
@@ -110,6 +123,8 @@ pub struct Dialect {
 pub struct GenAiFields<'a> {
     /// `None` when no class rule matched; the caller decides the fallback.
     pub class: Option<SpanClass>,
+    /// How the span is named: the naming of the dialect whose class rule matched.
+    pub span_names: SpanNames,
     pub operation: Option<&'a str>,
     pub provider: Option<&'a str>,
     pub model: Option<&'a str>,
@@ -147,6 +162,7 @@ pub struct FieldReader {
     /// Keyed by bytes: a span's keys are compared as they arrived, without reading them as text.
     slots: HashMap<&'static [u8], Vec<Meaning>>,
     implied_providers: Vec<Option<&'static str>>,
+    span_names: Vec<SpanNames>,
     first_token_events: HashSet<&'static str>,
 }
 
@@ -182,6 +198,7 @@ impl FieldReader {
         Self {
             slots,
             implied_providers: dialects.iter().map(|dialect| dialect.implied_provider).collect(),
+            span_names: dialects.iter().map(|dialect| dialect.span_names).collect(),
             first_token_events: dialects
                 .iter()
                 .flat_map(|dialect| dialect.first_token_events)
@@ -223,6 +240,7 @@ impl FieldReader {
                         if value_matches && rank < best_class_rank {
                             best_class_rank = rank;
                             fields.class = Some(class);
+                            fields.span_names = self.span_names[dialect];
                         }
                     }
                     Slot::Field(field) => {

@@ -14,7 +14,7 @@
 //! them: OpenLLMetry's and OpenLIT's `gen_ai.system` and `gen_ai.usage.prompt_tokens` are
 //! read by the deprecated-GenAI table.
 
-use super::{ClassRule, Dialect, Field};
+use super::{ClassRule, Dialect, Field, SpanNames};
 use crate::attr::{self, openinference, openlit, openllmetry, operation, vllm};
 use crate::SpanClass;
 
@@ -29,6 +29,7 @@ const fn any_value(key: &'static str, class: SpanClass) -> ClassRule {
 /// OpenTelemetry GenAI semantic conventions, current names, plus agentrace's own keys for what
 /// they leave out (steps, model loads) and the general `sampling.adjusted_count`.
 pub const GENAI: Dialect = Dialect {
+    span_names: SpanNames::OperationTarget,
     name: "genai",
     classes: &[
         rule(attr::GEN_AI_OPERATION_NAME, operation::CHAT, SpanClass::Llm),
@@ -54,6 +55,7 @@ pub const GENAI: Dialect = Dialect {
         (Field::CachedInputTokens, attr::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS),
         (Field::ReasoningTokens, attr::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS),
         (Field::TimeToFirstToken, attr::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK),
+        (Field::TimeToFirstToken, attr::GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK),
         (Field::ErrorType, attr::ERROR_TYPE),
         (Field::AdjustedCount, attr::SAMPLING_ADJUSTED_COUNT),
     ],
@@ -64,6 +66,7 @@ pub const GENAI: Dialect = Dialect {
 /// GenAI names from semantic conventions 1.36 and earlier, still sent by many
 /// instrumentations (OpenLLMetry and OpenLIT among them).
 pub const GENAI_DEPRECATED: Dialect = Dialect {
+    span_names: SpanNames::Whole,
     name: "genai-deprecated",
     classes: &[],
     fields: &[
@@ -80,6 +83,7 @@ pub const GENAI_DEPRECATED: Dialect = Dialect {
 /// OpenInference (Arize Phoenix). CHAIN spans are steps; retrievers and rerankers count as
 /// tools, since an agent calls them like one.
 pub const OPENINFERENCE: Dialect = Dialect {
+    span_names: SpanNames::Whole,
     name: "openinference",
     classes: &[
         rule(openinference::SPAN_KIND, "LLM", SpanClass::Llm),
@@ -103,6 +107,7 @@ pub const OPENINFERENCE: Dialect = Dialect {
         (Field::ReasoningTokens, openinference::TOKEN_COUNT_REASONING),
         (Field::Tool, openinference::TOOL_NAME),
         (Field::Agent, openinference::AGENT_NAME),
+        (Field::Name, openinference::GRAPH_NODE_ID),
     ],
     first_token_events: &[openinference::FIRST_TOKEN_EVENT],
     implied_provider: None,
@@ -111,6 +116,7 @@ pub const OPENINFERENCE: Dialect = Dialect {
 /// OpenLLMetry (Traceloop). A workflow wraps agents, so it is not one itself; tasks are
 /// steps. The entity name is the agent's, tool's or step's name, by class.
 pub const OPENLLMETRY: Dialect = Dialect {
+    span_names: SpanNames::Whole,
     name: "openllmetry",
     classes: &[
         rule(openllmetry::SPAN_KIND, "agent", SpanClass::Agent),
@@ -128,6 +134,7 @@ pub const OPENLLMETRY: Dialect = Dialect {
 /// OpenLIT: GenAI names (current and deprecated) plus its own operation values and
 /// time-to-first-token attribute.
 pub const OPENLIT: Dialect = Dialect {
+    span_names: SpanNames::OperationTarget,
     name: "openlit",
     classes: &[
         rule(attr::GEN_AI_OPERATION_NAME, "embedding", SpanClass::Embedding),
@@ -142,6 +149,7 @@ pub const OPENLIT: Dialect = Dialect {
 /// vLLM's request span: no operation attribute (a span with a model and token counts is an
 /// LLM call), latencies under `gen_ai.latency.*`, and vLLM itself as the provider.
 pub const VLLM: Dialect = Dialect {
+    span_names: SpanNames::Whole,
     name: "vllm",
     classes: &[any_value(vllm::LATENCY_E2E, SpanClass::Llm)],
     fields: &[

@@ -1,0 +1,88 @@
+//! The agent-graph window's flags and settings: how long and how much of each trace is held to
+//! pair calls with their agents and to attribute spans that do not name theirs.
+
+use crate::args::{self, ArgError};
+
+pub const DEFAULT_WAIT_SECS: f64 = 10.0;
+pub const DEFAULT_MAX_TRACES: usize = 50_000;
+pub const DEFAULT_MAX_PENDING_SPANS: usize = 100_000;
+const DEFAULT_MAX_AGE_SECS: f64 = 600.0;
+const DEFAULT_MAX_SPANS_PER_TRACE: usize = 10_000;
+
+#[derive(Clone, Debug, Default, clap::Args)]
+#[command(next_help_heading = "Agent graph and attribution")]
+#[group(id = "agent_graph")]
+pub struct Args {
+    /// Seconds a trace stays open for agent-graph pairing after its last span [default: 10].
+    #[arg(long, env = "AGENTRACE_GRAPH_WAIT_SECS", value_name = "SECS")]
+    pub graph_wait_secs: Option<f64>,
+
+    /// Most traces held open for agent-graph pairing [default: 50000].
+    #[arg(long, env = "AGENTRACE_GRAPH_MAX_TRACES", value_name = "N")]
+    pub graph_max_traces: Option<usize>,
+
+    /// Seconds a span that does not name its agent waits for an enclosing agent span to
+    /// arrive; then it is counted with `agent=""` [default: the graph wait, at most it].
+    #[arg(long, env = "AGENTRACE_ATTRIBUTION_WAIT_SECS", value_name = "SECS")]
+    pub attribution_wait_secs: Option<f64>,
+
+    /// Most spans waiting for their agent at once; past it the oldest traces are closed early
+    /// and their waiting spans counted without an agent [default: 100000].
+    #[arg(long, env = "AGENTRACE_ATTRIBUTION_MAX_PENDING_SPANS", value_name = "N")]
+    pub attribution_max_pending_spans: Option<usize>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct GraphConfig {
+    /// Seconds a trace stays open after its last span arrived.
+    pub wait_secs: f64,
+    /// Seconds after which a trace is flushed even while spans keep arriving.
+    pub max_age_secs: f64,
+    pub max_traces: usize,
+    pub max_spans_per_trace: usize,
+    /// Seconds a span waits for its agent (at most `wait_secs`: the trace closes then).
+    pub attribution_wait_secs: f64,
+    pub max_pending_spans: usize,
+}
+
+impl Default for GraphConfig {
+    fn default() -> Self {
+        Self {
+            wait_secs: DEFAULT_WAIT_SECS,
+            max_age_secs: DEFAULT_MAX_AGE_SECS,
+            max_traces: DEFAULT_MAX_TRACES,
+            max_spans_per_trace: DEFAULT_MAX_SPANS_PER_TRACE,
+            attribution_wait_secs: DEFAULT_WAIT_SECS,
+            max_pending_spans: DEFAULT_MAX_PENDING_SPANS,
+        }
+    }
+}
+
+impl Args {
+    pub fn validate(self) -> Result<GraphConfig, ArgError> {
+        let wait = self.graph_wait_secs.unwrap_or(DEFAULT_WAIT_SECS);
+        let wait_secs = args::seconds("graph-wait-secs", wait)?.as_secs_f64();
+        let attribution_wait_secs =
+            args::seconds("attribution-wait-secs", self.attribution_wait_secs.unwrap_or(wait_secs))?
+                .as_secs_f64();
+        if attribution_wait_secs > wait_secs {
+            return Err(ArgError::invalid(
+                "attribution-wait-secs",
+                format!("{attribution_wait_secs} is longer than --graph-wait-secs ({wait_secs}), which holds the trace"),
+            ));
+        }
+        Ok(GraphConfig {
+            wait_secs,
+            max_traces: args::positive(
+                "graph-max-traces",
+                self.graph_max_traces.unwrap_or(DEFAULT_MAX_TRACES),
+            )?,
+            attribution_wait_secs,
+            max_pending_spans: args::positive(
+                "attribution-max-pending-spans",
+                self.attribution_max_pending_spans.unwrap_or(DEFAULT_MAX_PENDING_SPANS),
+            )?,
+            ..GraphConfig::default()
+        })
+    }
+}

@@ -1,0 +1,189 @@
+//! What an observation carries: label values (borrowed from the span they came from, or
+//! shared with state that outlives it), the value and an exemplar, the link from a sample to
+//! its span.
+
+use std::hash::{Hash, Hasher};
+use std::ops::Deref;
+use std::sync::Arc;
+
+use hashbrown::Equivalent;
+
+/// Label values longer than this are cut (at a character boundary): a label is for grouping,
+/// and a runaway value must not bloat every scrape.
+const MAX_LABEL_BYTES: usize = 128;
+
+/// Most distinct names kept for sharing; past it, names are still correct but each use gets
+/// its own copy until [`SharedNames::clear_if_full`] starts afresh.
+const MAX_SHARED_NAMES: usize = 10_000;
+
+/// A link from a sample to the span that produced it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Exemplar {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    pub value: f64,
+    /// Unix seconds.
+    pub timestamp: f64,
+}
+
+/// One change to one series: a counter increment, a gauge value or a histogram sample,
+/// depending on the family's kind. Label values borrow from the span they came from where they
+/// can; the registry copies them only when it creates a series.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observation<'a> {
+    pub metric: &'static str,
+    /// Values in the order of the family's label names.
+    pub labels: Labels<'a>,
+    pub value: f64,
+    /// How many spans this one stands for (the sampling adjusted count; 1 when unsampled):
+    /// counters add `value × weight`, histograms count the sample `weight` times. Gauges
+    /// ignore it.
+    pub weight: f64,
+    pub exemplar: Option<Exemplar>,
+}
+
+impl<'a> Observation<'a> {
+    /// An observation of weight 1.
+    pub fn new(metric: &'static str, labels: Labels<'a>, value: f64, exemplar: Option<Exemplar>) -> Self {
+        Self { metric, labels, value, weight: 1.0, exemplar }
+    }
+}
+
+/// The label values of one observation, held inline: no family has more than
+/// [`MAX_LABELS`], and a span yields several observations, so a heap vector for each would be
+/// most of what deriving allocates.
+pub type Labels<'a> = smallvec::SmallVec<[Label<'a>; MAX_LABELS]>;
+
+/// The most labels a family of the catalogue has.
+pub const MAX_LABELS: usize = 6;
+
+/// A label value of an observation: borrowed from the span it came from, shared with state
+/// that outlives the span (the agent graph's names).
+#[derive(Clone, Debug)]
+pub enum Label<'a> {
+    Borrowed(&'a str),
+    Shared(Arc<str>),
+}
+
+impl Deref for Label<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            Self::Borrowed(text) => text,
+            Self::Shared(text) => text,
+        }
+    }
+}
+
+impl std::fmt::Display for Label<'_> {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self)
+    }
+}
+
+/// Hashes as the `str` (and so as a `String` of the same text).
+impl Hash for Label<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (**self).hash(state);
+    }
+}
+
+impl PartialEq for Label<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl PartialEq<String> for Label<'_> {
+    fn eq(&self, other: &String) -> bool {
+        **self == **other
+    }
+}
+
+impl PartialEq<&str> for Label<'_> {
+    fn eq(&self, other: &&str) -> bool {
+        **self == **other
+    }
+}
+
+impl<'a> From<&'a str> for Label<'a> {
+    fn from(text: &'a str) -> Self {
+        Self::Borrowed(text)
+    }
+}
+
+/// Borrowed label values that find the series keyed by the same values as owned strings: a
+/// slice of `Label` hashes exactly as a slice of `String` does.
+pub(super) struct LabelsRef<'s, 'a>(pub(super) &'s [Label<'a>]);
+
+impl Hash for LabelsRef<'_, '_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl Equivalent<Vec<String>> for LabelsRef<'_, '_> {
+    fn equivalent(&self, key: &Vec<String>) -> bool {
+        self.0.len() == key.len() && self.0.iter().zip(key).all(|(ours, theirs)| **ours == **theirs)
+    }
+}
+
+impl<'a> Label<'a> {
+    /// `text` as a label value, cut at [`MAX_LABEL_BYTES`] (at a character boundary).
+    pub fn cut(text: &'a str) -> Self {
+        Self::Borrowed(truncated(text))
+    }
+}
+
+/// `text` cut at [`MAX_LABEL_BYTES`] (at a character boundary).
+pub fn truncated(text: &str) -> &str {
+    if text.len() <= MAX_LABEL_BYTES {
+        return text;
+    }
+    let mut end = MAX_LABEL_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// Names (services, agents, graph nodes) allocated once and shared by the state and series
+/// that outlive a request.
+#[derive(Debug, Default)]
+pub struct SharedNames(hashbrown::HashSet<Arc<str>>);
+
+impl SharedNames {
+    /// `name` as a shared string: the one already held, else a new one (kept while there is
+    /// room).
+    pub fn get(&mut self, name: &str) -> Arc<str> {
+        if let Some(known) = self.0.get(name) {
+            return known.clone();
+        }
+        let fresh: Arc<str> = Arc::from(name);
+        if self.0.len() < MAX_SHARED_NAMES {
+            self.0.insert(fresh.clone());
+        }
+        fresh
+    }
+
+    /// Full of names that may be gone: start sharing afresh (live state keeps its copies).
+    pub fn clear_if_full(&mut self) {
+        if self.0.len() >= MAX_SHARED_NAMES {
+            self.0.clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_label_values_are_cut_at_a_character_boundary() {
+        let long = "é".repeat(100);
+        let cut = truncated(&long);
+        assert!(cut.len() <= MAX_LABEL_BYTES);
+        assert!(long.starts_with(cut));
+    }
+}
