@@ -18,7 +18,7 @@ use crate::events::GpuEnrichmentSkipped;
 use crate::export::queue::{Forward, QueueSender};
 use crate::gpu::GpuState;
 use crate::metrics::{Observation, Registry};
-use crate::normalize::{service_name, string_attribute, Normalizer};
+use crate::normalize::{framework_of, service_name, string_attribute, Normalizer};
 use crate::receive::{Batch, QueueGauge};
 use crate::unix_now;
 use crate::wire::{any_value, ExportTraceServiceRequest, Text};
@@ -142,12 +142,17 @@ pub fn derive_request<'a>(
 ) -> Vec<SpanFacts> {
     let pids = gpu.map(|gpu| local_pids(request, gpu, now)).unwrap_or_default();
     let mut facts = Vec::new();
-    let mut service = (usize::MAX, "");
+    // The service and the framework rules change with the resource and the scope, not per span.
+    let (mut resource, mut service, mut scope, mut framework) =
+        (usize::MAX, "", (usize::MAX, usize::MAX), None);
     for found in request.spans() {
-        if found.pos.resource != service.0 {
-            service = (found.pos.resource, service_name(found.resource));
+        if found.pos.resource != resource {
+            (resource, service) = (found.pos.resource, service_name(found.resource));
         }
-        let Some(canonical) = normalizer.normalize(service.1, found.scope, found.span) else { continue };
+        if (found.pos.resource, found.pos.scope) != scope {
+            (scope, framework) = ((found.pos.resource, found.pos.scope), framework_of(found.scope));
+        }
+        let Some(canonical) = normalizer.normalize(service, framework, found.span) else { continue };
         let window = gpu.zip(derive::gpu_window(&canonical)).and_then(|(gpu, (start, end))| {
             let pid = pids.get(found.pos.resource).copied().flatten();
             gpu.window(start, end, pid)

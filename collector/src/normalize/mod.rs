@@ -64,6 +64,11 @@ pub struct Normalizer {
     reader: FieldReader,
 }
 
+/// The framework rules for the spans of an instrumentation scope, if its framework has any.
+pub fn framework_of(scope: Option<&InstrumentationScope>) -> Option<&'static Framework> {
+    scope.and_then(|scope| frameworks::framework(scope.name.text()))
+}
+
 /// The service name of a resource.
 pub fn service_name(resource: Option<&Resource>) -> &str {
     resource
@@ -77,7 +82,7 @@ impl Normalizer {
     pub fn normalize<'a>(
         &self,
         service: &'a str,
-        scope: Option<&'a InstrumentationScope>,
+        framework: Option<&Framework>,
         span: &'a Span,
     ) -> Option<CanonicalSpan<'a>> {
         let trace_id: [u8; 16] = span.trace_id.as_ref().try_into().ok()?;
@@ -89,7 +94,7 @@ impl Normalizer {
         let attributes = || span.attributes.iter();
         let mut fields = self.reader.read(attributes());
         let mut class = fields.class.unwrap_or_else(|| infer_class(&fields, span.kind()));
-        if let Some(framework) = scope.and_then(|scope| frameworks::framework(scope.name.text())) {
+        if let Some(framework) = framework {
             class = apply_framework(framework, span, class, &mut fields);
         }
         fill_names(class, span.name.text(), &mut fields);

@@ -144,7 +144,7 @@ fn framework_rules_apply_by_instrumentation_scope() {
         ],
     );
     let strands_scope = scope("strands.telemetry.tracer");
-    let read = normalizer.normalize("s", Some(&strands_scope), &strands).expect("valid");
+    let read = normalizer.normalize("s", framework_of(Some(&strands_scope)), &strands).expect("valid");
     assert_eq!(read.fields.time_to_first_token, Some(0.436));
     assert_eq!(read.fields.provider, None);
     let elsewhere = normalizer.normalize("s", None, &strands).expect("valid");
@@ -153,13 +153,13 @@ fn framework_rules_apply_by_instrumentation_scope() {
     let workflow = span("Agent workflow", vec![text(attr::openinference::SPAN_KIND, "AGENT")]);
     let openai_agents = scope("openinference.instrumentation.openai_agents");
     assert_eq!(
-        normalizer.normalize("s", Some(&openai_agents), &workflow).expect("valid").class,
+        normalizer.normalize("s", framework_of(Some(&openai_agents)), &workflow).expect("valid").class,
         SpanClass::Other
     );
     // smolagents: the agent is the span name before `.run`.
     let run = span("researcher.run", vec![text(attr::openinference::SPAN_KIND, "AGENT")]);
     let smolagents = scope("openinference.instrumentation.smolagents");
-    let read = normalizer.normalize("s", Some(&smolagents), &run).expect("valid");
+    let read = normalizer.normalize("s", framework_of(Some(&smolagents)), &run).expect("valid");
     assert_eq!((read.class, read.fields.agent), (SpanClass::Agent, Some("researcher")));
     // AG2: a usage record with a model and tokens is not a model call.
     let usage = span(
@@ -171,7 +171,10 @@ fn framework_rules_apply_by_instrumentation_scope() {
         ],
     );
     let ag2 = scope("opentelemetry.instrumentation.ag2");
-    assert_eq!(normalizer.normalize("s", Some(&ag2), &usage).expect("valid").class, SpanClass::Other);
+    assert_eq!(
+        normalizer.normalize("s", framework_of(Some(&ag2)), &usage).expect("valid").class,
+        SpanClass::Other
+    );
 }
 
 #[test]
@@ -182,7 +185,7 @@ fn langchain_names_the_agent_in_its_metadata() {
         |agent: &str| text("metadata", &format!("{{\"langgraph_step\": 1, \"lc_agent_name\": \"{agent}\"}}"));
     let graph =
         span("researcher", vec![text(attr::openinference::SPAN_KIND, "CHAIN"), metadata("researcher")]);
-    let read = normalizer.normalize("s", Some(&langchain), &graph).expect("valid");
+    let read = normalizer.normalize("s", framework_of(Some(&langchain)), &graph).expect("valid");
     assert_eq!(
         (read.class, read.fields.agent),
         (SpanClass::Agent, Some("researcher")),
@@ -196,7 +199,7 @@ fn langchain_names_the_agent_in_its_metadata() {
             metadata("coordinator"),
         ],
     );
-    let read = normalizer.normalize("s", Some(&langchain), &llm).expect("valid");
+    let read = normalizer.normalize("s", framework_of(Some(&langchain)), &llm).expect("valid");
     assert_eq!((read.class, read.fields.agent), (SpanClass::Llm, Some("coordinator")));
     assert_eq!(json_string(r#"{"lc_agent_name": "a\"b"}"#, "lc_agent_name"), None, "escaped: left unread");
 }
