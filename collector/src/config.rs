@@ -143,6 +143,7 @@ impl Options {
 
     /// Applies the defaults and checks every value.
     pub fn validate(self) -> Result<Config, ConfigError> {
+        let queue_dir = self.export.queue_dir.clone();
         let shutdown_timeout = args::seconds(
             "shutdown-timeout-secs",
             self.shutdown_timeout_secs.unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT_SECS),
@@ -155,7 +156,7 @@ impl Options {
             export: self.export.validate()?,
             prices: Arc::new(self.prices.validate()?),
             gpu: self.gpu.validate()?,
-            enricher: self.forwarded.validate(),
+            enricher: self.forwarded.validate(queue_dir.as_deref())?,
             shutdown_timeout,
         })
     }

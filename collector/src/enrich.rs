@@ -1,10 +1,13 @@
 //! Enrich: the span as it leaves the collector. What derive learned about a span is added to
 //! it (`agentrace.cost.usd` on LLM calls, `agentrace.gpu.*` on LLM and model-load spans), so
 //! Tempo shows it; and what must not leave is taken away: message content unless
-//! `--keep-content`, the attributes listed in `--redact-attributes`, and those in
-//! `--hash-attributes` replaced by `sha256:<hex>` of their value, so equal values (a user id, a
-//! session id) still group in Tempo without being readable. Keys ending in `.` match as
-//! prefixes. Redaction applies to resource, span, event and link attributes.
+//! `--keep-content` (the content keys of every dialect, and an LLM call's error texts, which
+//! often quote the prompt), the attributes listed in `--redact-attributes`, and those in
+//! `--hash-attributes` replaced by `hmac-sha256:<hex>` of their value under a secret key, so
+//! equal values (a user id, a session id) still group in Tempo without being readable or
+//! guessable from a dictionary of likely values. Keys ending in `.` match as prefixes.
+//! Redaction applies to resource, span, event and link attributes, and inside map values
+//! (by the nested key and by its dotted path).
 //!
 //! The result is the request's forwarding view (`wire::raw`): a span that nothing changed goes
 //! out as the bytes it arrived in, fields this version of OTLP does not know included; a span
@@ -14,10 +17,11 @@
 
 use agentrace_semconv::attr;
 use bytes::Bytes;
+use hmac::{Hmac, KeyInit, Mac};
 use prost::Message;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
-use crate::args;
+use crate::args::{self, ArgError};
 use crate::derive::SpanFacts;
 use crate::wire::{self, any_value, raw, AnyValue, ExportTraceServiceRequest, KeyValue, SpanPos, Text};
 
@@ -34,25 +38,65 @@ pub struct Args {
     #[arg(long, env = "AGENTRACE_REDACT_ATTRIBUTES", value_delimiter = ',', value_name = "KEYS")]
     pub redact_attributes: Option<Vec<String>>,
 
-    /// Attribute keys whose values are replaced by their SHA-256 in forwarded spans.
+    /// Attribute keys whose values are replaced by their HMAC-SHA-256 in forwarded spans.
     #[arg(long, env = "AGENTRACE_HASH_ATTRIBUTES", value_delimiter = ',', value_name = "KEYS")]
     pub hash_attributes: Option<Vec<String>>,
+
+    /// File holding the secret key of --hash-attributes. Unset: a random key, kept in
+    /// --queue-dir when there is one (so hashes stay equal across restarts), else new at each
+    /// start.
+    #[arg(long, env = "AGENTRACE_HASH_KEY_FILE", value_name = "PATH")]
+    pub hash_key_file: Option<std::path::PathBuf>,
 }
 
+/// Where a random hash key is kept, in the persistent queue's directory.
+const HASH_KEY_FILE: &str = "hash.key";
+
 impl Args {
-    pub fn validate(self) -> Enricher {
-        Enricher::new(
-            self.keep_content.unwrap_or(false),
-            args::list(self.redact_attributes),
-            args::list(self.hash_attributes),
-        )
+    /// `key_dir`: where a random hash key is kept between starts (the persistent queue's).
+    pub fn validate(self, key_dir: Option<&std::path::Path>) -> Result<Enricher, ArgError> {
+        let hashed = args::list(self.hash_attributes);
+        let hash_key = match (&self.hash_key_file, key_dir) {
+            _ if hashed.is_empty() => Vec::new(),
+            (Some(path), _) => args::read_secret("hash-key-file", path)?.as_bytes().to_vec(),
+            (None, Some(dir)) => kept_key(dir)?,
+            (None, None) => rand::random::<[u8; 32]>().to_vec(),
+        };
+        let mut enricher =
+            Enricher::new(self.keep_content.unwrap_or(false), args::list(self.redact_attributes), hashed);
+        enricher.hash_key = hash_key.into();
+        Ok(enricher)
     }
+}
+
+/// The random key kept in `dir`, made (readable by the owner only) the first time.
+fn kept_key(dir: &std::path::Path) -> Result<Vec<u8>, ArgError> {
+    let path = dir.join(HASH_KEY_FILE);
+    if let Ok(key) = std::fs::read(&path) {
+        return Ok(key);
+    }
+    let key = hex::encode(rand::random::<[u8; 32]>()).into_bytes();
+    let written = std::fs::create_dir_all(dir).and_then(|()| {
+        use std::io::Write;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        options.open(&path)?.write_all(&key)
+    });
+    written.map_err(|source| ArgError::Read { path, source })?;
+    Ok(key)
 }
 
 #[derive(Clone, Debug, Default)]
 pub struct Enricher {
     dropped: Keys,
     hashed: Keys,
+    /// The secret key of hashed values.
+    hash_key: std::sync::Arc<[u8]>,
+    /// Without `--keep-content`: an LLM call's error texts (status message, exception message)
+    /// are dropped too.
+    drop_error_texts: bool,
 }
 
 /// Attribute keys to match, as `attr::matches_key` reads a list: whole keys, and prefixes
@@ -101,7 +145,12 @@ impl Enricher {
         if !keep_content {
             all_dropped.extend(attr::CONTENT_KEYS.iter().map(|key| (*key).to_owned()));
         }
-        Self { dropped: Keys::new(all_dropped), hashed: Keys::new(hashed) }
+        Self {
+            dropped: Keys::new(all_dropped),
+            hashed: Keys::new(hashed),
+            hash_key: std::sync::Arc::from(Vec::new()),
+            drop_error_texts: !keep_content,
+        }
     }
 
     /// The request as it is forwarded: redacted, with `facts` added to their spans. `request`
@@ -112,7 +161,17 @@ impl Enricher {
         encoded: &Bytes,
         facts: &[SpanFacts],
     ) -> raw::ExportTraceServiceRequest {
-        let changed = self.redact_request(request);
+        let mut changed = self.redact_request(request);
+        if self.drop_error_texts {
+            changed.extend(
+                facts
+                    .iter()
+                    .filter(|facts| facts.llm)
+                    .filter_map(|facts| drop_error_texts(request, facts.pos)),
+            );
+            changed.sort_unstable();
+            changed.dedup();
+        }
         let added = self.additions(request, facts);
         forwarding_view(request, encoded, &changed, &added)
     }
@@ -150,22 +209,51 @@ impl Enricher {
 
     /// Applies the rules to one attribute list; returns whether anything was dropped or hashed.
     fn redact(&self, attributes: &mut Vec<KeyValue>) -> bool {
-        let mut redacted = false;
-        if attributes.iter().any(|kv| self.dropped.matches(&kv.key)) {
-            attributes.retain(|kv| !self.dropped.matches(&kv.key));
-            redacted = true;
+        self.redact_in(attributes, None)
+    }
+
+    /// Applies the rules to an attribute list, nested under `parent` (a map value's dotted
+    /// path): a nested key matches by itself and by its path.
+    fn redact_in(&self, attributes: &mut Vec<KeyValue>, parent: Option<&[u8]>) -> bool {
+        let path = |key: &[u8]| parent.map(|parent| [parent, b".", key].concat());
+        let listed =
+            |keys: &Keys, key: &[u8]| keys.matches(key) || path(key).is_some_and(|path| keys.matches(&path));
+        let before = attributes.len();
+        if !self.dropped.is_empty() {
+            attributes.retain(|kv| !listed(&self.dropped, &kv.key));
         }
-        if self.hashed.is_empty() {
-            return redacted;
-        }
-        for kv in attributes.iter_mut().filter(|kv| self.hashed.matches(&kv.key)) {
-            redacted = true;
-            let digest = Sha256::digest(canonical_text(kv.value.as_ref()).as_bytes());
-            kv.value = Some(AnyValue {
-                value: Some(any_value::Value::StringValue(format!("sha256:{}", hex::encode(digest)).into())),
-            });
+        let mut redacted = attributes.len() != before;
+        for kv in attributes.iter_mut() {
+            if !self.hashed.is_empty() && listed(&self.hashed, &kv.key) {
+                redacted = true;
+                let hashed = self.hash(&canonical_text(kv.value.as_ref()));
+                kv.value = Some(AnyValue { value: Some(any_value::Value::StringValue(hashed.into())) });
+                continue;
+            }
+            let nested = path(&kv.key).unwrap_or_else(|| kv.key.to_vec());
+            redacted |= kv.value.as_mut().is_some_and(|value| self.redact_value(value, &nested));
         }
         redacted
+    }
+
+    /// Redacts inside a map value, or the maps of an array value.
+    fn redact_value(&self, value: &mut AnyValue, path: &[u8]) -> bool {
+        match &mut value.value {
+            Some(any_value::Value::KvlistValue(map)) => self.redact_in(&mut map.values, Some(path)),
+            Some(any_value::Value::ArrayValue(array)) => {
+                array.values.iter_mut().fold(false, |redacted, item| self.redact_value(item, path) | redacted)
+            }
+            _ => false,
+        }
+    }
+
+    /// `hmac-sha256:<hex>` of `text` under the hash key.
+    fn hash(&self, text: &str) -> String {
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.hash_key) else {
+            return String::from("hmac-sha256:");
+        };
+        mac.update(text.as_bytes());
+        format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
     }
 
     /// Each span's facts as attribute fields to append to its encoded bytes, except those the
@@ -191,6 +279,23 @@ impl Enricher {
         }
         additions
     }
+}
+
+/// Drops an LLM call's error texts (its status message, the message of its exception events),
+/// which often quote the prompt; returns its position when anything was dropped.
+fn drop_error_texts(request: &mut ExportTraceServiceRequest, pos: SpanPos) -> Option<SpanPos> {
+    let span = request.span_at_mut(pos)?;
+    let mut dropped = false;
+    if let Some(status) = span.status.as_mut().filter(|status| !status.message.is_empty()) {
+        status.message = Bytes::new();
+        dropped = true;
+    }
+    for event in span.events.iter_mut().filter(|event| event.name == attr::EXCEPTION_EVENT) {
+        let before = event.attributes.len();
+        event.attributes.retain(|kv| kv.key != attr::EXCEPTION_MESSAGE);
+        dropped |= event.attributes.len() != before;
+    }
+    dropped.then_some(pos)
 }
 
 /// A stable text form of a value to hash.

@@ -9,6 +9,7 @@
 #![warn(clippy::too_many_lines)]
 
 mod args;
+mod auth;
 mod config;
 mod cost;
 mod derive;

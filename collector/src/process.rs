@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentrace_semconv::attr;
+use agentrace_semconv::{attr, SpanClass};
 use tokio::sync::mpsc;
 
 use crate::derive::{self, Deriver, SpanFacts};
@@ -152,7 +152,7 @@ pub fn derive_request<'a>(
         if (found.pos.resource, found.pos.scope) != scope {
             (scope, framework) = ((found.pos.resource, found.pos.scope), framework_of(found.scope));
         }
-        let Some(canonical) = normalizer.normalize(service, framework, found.span) else { continue };
+        let Some(canonical) = normalizer.normalize(service, framework, found.span, now) else { continue };
         let window = gpu.zip(derive::gpu_window(&canonical)).and_then(|(gpu, (start, end))| {
             let pid = pids.get(found.pos.resource).copied().flatten();
             gpu.window(start, end, pid)
@@ -162,8 +162,9 @@ pub fn derive_request<'a>(
                 .ok()
         });
         let outcome = deriver.observe(&canonical, window.as_ref(), now, out);
-        if outcome.cost_usd.is_some() || window.is_some() {
-            facts.push(SpanFacts { pos: found.pos, cost_usd: outcome.cost_usd, gpu: window });
+        let llm = matches!(canonical.class, SpanClass::Llm | SpanClass::Embedding);
+        if outcome.cost_usd.is_some() || window.is_some() || llm {
+            facts.push(SpanFacts { pos: found.pos, cost_usd: outcome.cost_usd, gpu: window, llm });
         }
         if out.len() >= APPLY_EVERY {
             registry.apply(out, now);

@@ -299,6 +299,10 @@ impl ExportTraceServiceRequest {
         self.resource_spans.get(pos.resource)?.scope_spans.get(pos.scope)?.spans.get(pos.span)
     }
 
+    pub fn span_at_mut(&mut self, pos: SpanPos) -> Option<&mut Span> {
+        self.resource_spans.get_mut(pos.resource)?.scope_spans.get_mut(pos.scope)?.spans.get_mut(pos.span)
+    }
+
     /// Every span, in the order of the request.
     pub fn spans(&self) -> impl Iterator<Item = SpanRef<'_>> {
         self.resource_spans.iter().enumerate().flat_map(|(resource, resource_spans)| {

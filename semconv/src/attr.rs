@@ -191,6 +191,8 @@ pub const CONTENT_KEYS: &[&str] = &[
     "llm.input_messages.",
     "llm.output_messages.",
     "llm.prompts",
+    "llm.prompt_template.template",
+    "llm.prompt_template.variables",
     "retrieval.documents.",
     "reranker.input_documents.",
     "reranker.output_documents.",
@@ -198,6 +200,20 @@ pub const CONTENT_KEYS: &[&str] = &[
     // OpenLLMetry
     "traceloop.entity.input",
     "traceloop.entity.output",
+    // Event bodies as attributes (GenAI events, and instrumentations that name them so)
+    "content",
+    "gen_ai.event.content",
+    // The Vercel AI SDK
+    "ai.prompt",
+    "ai.prompt.",
+    "ai.response.text",
+    "ai.response.object",
+    "ai.response.toolCalls",
+    "ai.response.reasoning",
+    "ai.toolCall.args",
+    "ai.toolCall.result",
+    "ai.value",
+    "ai.values",
 ];
 
 /// Whether `key` is listed in `keys`, where an entry ending in `.` matches as a prefix.

@@ -116,6 +116,16 @@ pub mod unresolved {
 pub mod invalid {
     /// A time to first token longer than the call itself.
     pub const FIRST_TOKEN_AFTER_END: &str = "first_token_after_end";
+    /// A token count above the ceiling one call can have.
+    pub const TOKENS_OVER_CEILING: &str = "tokens_over_ceiling";
+    /// A span lasting more than a day: its durations are not recorded.
+    pub const DURATION_OVER_A_DAY: &str = "duration_over_a_day";
+    /// A span ending further in the future than clocks drift: its durations are not recorded.
+    pub const FUTURE_TIMESTAMP: &str = "future_timestamp";
+    /// A sampling weight above the maximum, counted at the maximum.
+    pub const WEIGHT_CLAMPED: &str = "weight_clamped";
+    /// An observation that would have made a series infinite or not a number.
+    pub const NOT_FINITE: &str = "not_finite";
 }
 
 /// Values of the `status` label.

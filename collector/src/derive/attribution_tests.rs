@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use agentrace_semconv::metric::{self, unresolved};
+use agentrace_semconv::metric::{self, invalid as invalid_reason, unresolved};
 use agentrace_semconv::{GenAiFields, SpanClass};
 
 use super::*;
@@ -30,6 +30,8 @@ fn span(
         error: None,
         weight: 1.0,
         evaluations: Vec::new(),
+        invalid: Vec::new(),
+        timing_valid: true,
     }
 }
 
@@ -198,13 +200,13 @@ fn the_evicted_are_counted_as_unresolved() {
 }
 
 #[test]
-fn a_first_token_after_the_call_ended_is_not_recorded_and_is_counted_invalid() {
+fn what_normalize_found_impossible_is_counted_invalid_and_the_call_still_counts() {
     let mut late = call(2, 1);
     late.fields.agent = Some("planner");
-    late.fields.time_to_first_token = Some(2.5);
+    late.invalid = vec![invalid_reason::FIRST_TOKEN_AFTER_END, invalid_reason::TOKENS_OVER_CEILING];
     let mut out = Vec::new();
     deriver(GraphConfig::default()).observe(&late, None, 0.0, &mut out);
     assert_eq!(total(&out, metric::LLM_TIME_TO_FIRST_TOKEN_SECONDS), 0.0);
-    assert_eq!(total(&out, metric::SELF_SPANS_INVALID_TOTAL), 1.0);
+    assert_eq!(total(&out, metric::SELF_SPANS_INVALID_TOTAL), 2.0);
     assert_eq!(total(&out, metric::LLM_REQUESTS_TOTAL), 1.0, "the call itself still counts");
 }

@@ -14,7 +14,7 @@ mod graph;
 
 use std::sync::Arc;
 
-use agentrace_semconv::metric::{self, invalid, status};
+use agentrace_semconv::metric::{self, status};
 use agentrace_semconv::{ErrorType, SpanClass};
 use smallvec::smallvec;
 
@@ -54,6 +54,8 @@ pub struct SpanFacts {
     pub cost_usd: Option<f64>,
     /// `agentrace.gpu.*`.
     pub gpu: Option<WindowStats>,
+    /// An LLM or embedding call: its error texts are content too.
+    pub llm: bool,
 }
 
 /// The window (start, end, Unix seconds) whose GPU samples an LLM, embedding or model-load span
@@ -77,6 +79,14 @@ impl Deriver {
         now: f64,
         out: &mut Vec<Observation<'a>>,
     ) -> SpanOutcome {
+        for reason in &span.invalid {
+            out.push(Observation::new(
+                metric::SELF_SPANS_INVALID_TOTAL,
+                smallvec![Label::Borrowed(reason)],
+                1.0,
+                None,
+            ));
+        }
         span_metrics(span, out);
         evaluations(span, out);
         let mut outcome = SpanOutcome::default();
@@ -85,7 +95,7 @@ impl Deriver {
                 let usage = Usage::of(&span.fields);
                 outcome.cost_usd =
                     usage.map(|usage| self.prices.cost(span.fields.model.unwrap_or_default(), usage));
-                Some(Scoped::llm(span, outcome.cost_usd, gpu, out))
+                Some(Scoped::llm(span, outcome.cost_usd, gpu))
             }
             SpanClass::Tool => Some(Scoped::new(span, Call::Tool, &[span.fields.tool])),
             SpanClass::Step => Some(Scoped::new(span, Call::Step, &[span.fields.step])),
@@ -149,7 +159,7 @@ struct LlmFigures {
     error: Option<ErrorType>,
     input_tokens: Option<u64>,
     output_tokens: Option<u64>,
-    /// Seconds; `None` also when it was longer than the call (counted as invalid).
+    /// Seconds (normalize drops one longer than the call).
     first_token: Option<f64>,
     cost: Option<f64>,
     /// GPU-seconds and joules in the call's window.
@@ -171,25 +181,14 @@ impl<'a> Scoped<'a> {
         }
     }
 
-    /// An LLM or embedding call; a time to first token past the call's end is not kept, and is
-    /// counted as invalid.
-    fn llm(
-        span: &CanonicalSpan<'a>,
-        cost: Option<f64>,
-        gpu: Option<&WindowStats>,
-        out: &mut Vec<Observation<'a>>,
-    ) -> Self {
+    /// An LLM or embedding call.
+    fn llm(span: &CanonicalSpan<'a>, cost: Option<f64>, gpu: Option<&WindowStats>) -> Self {
         let fields = &span.fields;
-        let first_token = fields.time_to_first_token.filter(|seconds| *seconds <= span.duration_seconds());
-        if first_token.is_none() && fields.time_to_first_token.is_some() {
-            let reason = smallvec![Label::Borrowed(invalid::FIRST_TOKEN_AFTER_END)];
-            out.push(Observation::new(metric::SELF_SPANS_INVALID_TOTAL, reason, 1.0, None));
-        }
         let figures = LlmFigures {
             error: span.error,
             input_tokens: fields.input_tokens,
             output_tokens: fields.output_tokens,
-            first_token,
+            first_token: fields.time_to_first_token,
             cost,
             gpu: gpu.map(|stats| (stats.gpu_seconds, stats.energy_joules)),
         };

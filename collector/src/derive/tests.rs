@@ -23,6 +23,8 @@ fn span<'a>(id: u8, parent: Option<u8>, class: SpanClass, fields: GenAiFields<'a
         error: None,
         weight: 1.0,
         evaluations: Vec::new(),
+        invalid: Vec::new(),
+        timing_valid: true,
     }
 }
 

@@ -48,12 +48,13 @@ fn content_is_dropped_by_default_and_listed_keys_are_dropped_or_hashed() {
     assert_eq!(keys(&span.attributes), vec![attr::GEN_AI_REQUEST_MODEL, "user.id"]);
     assert_eq!(keys(&span.events[0].attributes), vec!["index"]);
     let hashed = |kv: &KeyValue| match kv.value.as_ref().and_then(|value| value.value.clone()) {
-        Some(any_value::Value::StringValue(text)) => text,
+        Some(any_value::Value::StringValue(text)) => text.text().to_owned(),
         other => panic!("{other:?}"),
     };
-    // sha256("alice")
-    let alice = "sha256:2bd806c97f0e00af1a1fc3328fa763a9269723c8db8fac4f93af71db186d6e90";
-    assert_eq!(hashed(&span.attributes[1]), alice);
+    let alice = hashed(&span.attributes[1]);
+    assert!(alice.starts_with("hmac-sha256:") && alice.len() == "hmac-sha256:".len() + 64, "{alice}");
+    // sha256("alice"), which a dictionary of user names would find: not what is sent.
+    assert!(!alice.contains("2bd806c97f0e00af1a1fc3328fa763a9269723c8db8fac4f93af71db186d6e90"));
     let resource = resource_spans.resource.as_ref().expect("resource");
     assert_eq!(hashed(&resource.attributes[0]), alice, "resources too, and equal values hash equal");
 }
@@ -81,7 +82,7 @@ fn facts_go_on_their_spans_once_and_redaction_rules_apply() {
         }],
     };
     let at = |span| SpanPos { resource: 0, scope: 0, span };
-    let facts = |span| SpanFacts { pos: at(span), cost_usd: Some(0.5), gpu: None };
+    let facts = |span| SpanFacts { pos: at(span), cost_usd: Some(0.5), gpu: None, llm: true };
     let keep_all = Enricher::new(true, Vec::new(), Vec::new());
     let added = keep_all.additions(&request, &[facts(1), facts(2)]);
     assert_eq!(added.len(), 1, "the span that already has a cost gets none");
@@ -155,4 +156,93 @@ fn appended_attribute_fields_decode_as_the_span_s_last_attributes() {
         });
     }
     assert_eq!(forwarded, expected);
+}
+
+fn hashed_with(key: &[u8], value: &str) -> String {
+    let mut enricher = Enricher::new(true, Vec::new(), vec!["user.id".to_owned()]);
+    enricher.hash_key = std::sync::Arc::from(key.to_vec());
+    let mut attributes = vec![text("user.id", value)];
+    enricher.redact(&mut attributes);
+    canonical_text(attributes[0].value.as_ref())
+}
+
+#[test]
+fn hashes_depend_on_the_secret_key() {
+    assert_eq!(hashed_with(b"k1", "alice"), hashed_with(b"k1", "alice"));
+    assert_ne!(hashed_with(b"k1", "alice"), hashed_with(b"k2", "alice"), "another key, another hash");
+    assert_ne!(hashed_with(b"k1", "alice"), hashed_with(b"k1", "bob"));
+}
+
+#[test]
+fn content_is_found_inside_maps_events_templates_and_the_vercel_ai_sdk_keys() {
+    let nested = KeyValue::new(
+        "gen_ai.input",
+        any_value::Value::KvlistValue(crate::wire::KeyValueList {
+            values: vec![
+                text("role", "user"),
+                text("content", "a secret"),
+                KeyValue::new(
+                    "parts",
+                    any_value::Value::ArrayValue(crate::wire::ArrayValue {
+                        values: vec![AnyValue {
+                            value: Some(any_value::Value::KvlistValue(crate::wire::KeyValueList {
+                                values: vec![text("content", "another secret"), text("type", "text")],
+                            })),
+                        }],
+                    }),
+                ),
+            ],
+        }),
+    );
+    let mut attributes = vec![
+        nested,
+        text("llm.prompt_template.variables", "{\"name\": \"secret\"}"),
+        text("llm.prompt_template.template", "Hello {name}"),
+        text("ai.prompt", "secret"),
+        text("ai.prompt.messages", "[secret]"),
+        text("ai.response.text", "secret"),
+        text("ai.response.finishReason", "stop"),
+        text("gen_ai.event.content", "secret"),
+    ];
+    assert!(Enricher::new(false, Vec::new(), Vec::new()).redact(&mut attributes));
+    let flat = format!("{attributes:?}");
+    assert!(!flat.contains("secret"), "{flat}");
+    assert!(flat.contains("finishReason") && flat.contains("role") && flat.contains("type"), "{flat}");
+}
+
+fn failed_call() -> ExportTraceServiceRequest {
+    let span = Span {
+        status: Some(crate::wire::Status { message: "prompt was: a secret".to_owned().into(), code: 2 }),
+        events: vec![span::Event {
+            name: attr::EXCEPTION_EVENT.to_owned().into(),
+            attributes: vec![
+                text(attr::EXCEPTION_TYPE, "BadRequestError"),
+                text(attr::EXCEPTION_MESSAGE, "prompt was: a secret"),
+            ],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans { spans: vec![span], ..Default::default() }],
+            ..Default::default()
+        }],
+    }
+}
+
+#[test]
+fn an_llm_call_s_error_texts_leave_only_with_keep_content() {
+    let at = SpanPos { resource: 0, scope: 0, span: 0 };
+    let facts = [SpanFacts { pos: at, cost_usd: None, gpu: None, llm: true }];
+    let encoded = Bytes::from(failed_call().encode_to_vec());
+    let mut request = failed_call();
+    let view = Enricher::new(false, Vec::new(), Vec::new()).outgoing(&mut request, &encoded, &facts);
+    let forwarded: standard::ExportTraceServiceRequest = wire::convert(&view).expect("standard");
+    let sent = format!("{forwarded:?}");
+    assert!(!sent.contains("secret") && sent.contains("BadRequestError"), "{sent}");
+    let mut kept = failed_call();
+    let view = Enricher::new(true, Vec::new(), Vec::new()).outgoing(&mut kept, &encoded, &facts);
+    let forwarded: standard::ExportTraceServiceRequest = wire::convert(&view).expect("standard");
+    assert!(format!("{forwarded:?}").contains("a secret"), "--keep-content keeps them");
 }

@@ -141,23 +141,26 @@ fn write_series(out: &mut String, name: &str, kind: Kind, labels: &str, series: 
         Value::Gauge(value) => {
             let _ = writeln!(out, "{name}{} {}", braces(""), number(*value));
         }
-        Value::Histogram { counts, sum, count, exemplars } => {
+        Value::Histogram { counts, sum, exemplars, negative, .. } => {
             let Kind::Histogram(bounds) = kind else {
                 return;
             };
-            let mut cumulative = 0.0;
+            let mut cumulative = 0u64;
             for (bucket, bucket_count) in counts.iter().enumerate() {
-                cumulative += bucket_count;
+                cumulative = cumulative.saturating_add(*bucket_count);
                 let bound = bounds.get(bucket).map_or_else(|| "+Inf".to_owned(), |bound| number(*bound));
-                let _ =
-                    write!(out, "{name}_bucket{} {}", braces(&format!("le=\"{bound}\"")), number(cumulative));
+                let _ = write!(out, "{name}_bucket{} {cumulative}", braces(&format!("le=\"{bound}\"")));
                 if openmetrics {
                     write_exemplar(out, exemplars[bucket].as_ref());
                 }
                 out.push('\n');
             }
-            let _ = writeln!(out, "{name}_count{} {}", braces(""), number(*count));
-            let _ = writeln!(out, "{name}_sum{} {}", braces(""), number(*sum));
+            // OpenMetrics: a sum is a counter, so a histogram that saw a negative value has
+            // none, nor a count without it; the +Inf bucket is the count.
+            if !(openmetrics && *negative) {
+                let _ = writeln!(out, "{name}_count{} {cumulative}", braces(""));
+                let _ = writeln!(out, "{name}_sum{} {}", braces(""), number(*sum));
+            }
             if openmetrics {
                 let _ = writeln!(out, "{name}_created{} {}", braces(""), number(series.created));
             }

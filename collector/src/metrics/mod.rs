@@ -18,6 +18,8 @@ mod label;
 
 use std::sync::{Mutex, MutexGuard};
 
+use agentrace_semconv::metric as names;
+
 // Label values come from spans; hashbrown's default hasher (foldhash) is a fraction of
 // SipHash's cost on short keys, and a flood of distinct values is already bounded by the
 // series cap. hashbrown also finds a series by borrowed label values (`LabelsRef`), so an
@@ -49,12 +51,16 @@ enum Value {
     },
     Gauge(f64),
     /// Per-bucket (not cumulative) counts, the last slot is +Inf; one exemplar per bucket.
-    /// Counts are fractional because sampled spans count with their adjusted count.
+    /// A sampled span counts with its adjusted count, which need not be whole, and OpenMetrics
+    /// wants whole bucket counts: each bucket keeps a whole count and carries the fraction over
+    /// to its next observation (`carry`), so the count is the weighted count less under one.
     Histogram {
-        counts: Vec<f64>,
+        counts: Vec<u64>,
+        carry: Vec<f64>,
         sum: f64,
-        count: f64,
         exemplars: Vec<Option<Exemplar>>,
+        /// A negative value was observed: OpenMetrics then has no `_sum` (nor `_count`).
+        negative: bool,
     },
 }
 
@@ -72,30 +78,43 @@ impl Series {
             Kind::Counter => Value::Counter { total: 0.0, exemplar: None },
             Kind::Gauge => Value::Gauge(0.0),
             Kind::Histogram(bounds) => Value::Histogram {
-                counts: vec![0.0; bounds.len() + 1],
+                counts: vec![0; bounds.len() + 1],
+                carry: vec![0.0; bounds.len() + 1],
                 sum: 0.0,
-                count: 0.0,
                 exemplars: vec![None; bounds.len() + 1],
+                negative: false,
             },
         };
         Self { created: now, updated: now, value }
     }
 
-    fn record(&mut self, kind: Kind, value: f64, weight: f64, exemplar: Option<Exemplar>, now: f64) {
-        self.updated = now;
+    /// Records one observation; false (and nothing changes) when it would make the series
+    /// infinite or not a number.
+    fn record(&mut self, kind: Kind, value: f64, weight: f64, exemplar: Option<Exemplar>, now: f64) -> bool {
         match (&mut self.value, kind) {
             (Value::Counter { total, exemplar: last }, _) => {
-                *total += value * weight;
+                let next = *total + value * weight;
+                if !next.is_finite() {
+                    return false;
+                }
+                *total = next;
                 if exemplar.is_some() {
                     *last = exemplar;
                 }
             }
             (Value::Gauge(current), _) => *current = value,
-            (Value::Histogram { counts, sum, count, exemplars }, Kind::Histogram(bounds)) => {
+            (Value::Histogram { counts, carry, sum, exemplars, negative }, Kind::Histogram(bounds)) => {
+                let next_sum = *sum + value * weight;
+                if !next_sum.is_finite() {
+                    return false;
+                }
                 let bucket = bounds.partition_point(|bound| *bound < value);
-                counts[bucket] += weight;
-                *sum += value * weight;
-                *count += weight;
+                let owed = carry[bucket] + weight;
+                let whole = owed.floor();
+                counts[bucket] = counts[bucket].saturating_add(whole as u64);
+                carry[bucket] = owed - whole;
+                *sum = next_sum;
+                *negative |= value < 0.0;
                 if exemplar.is_some() {
                     exemplars[bucket] = exemplar;
                 }
@@ -104,6 +123,8 @@ impl Series {
                 debug_assert!(false, "histogram series under a non-histogram kind")
             }
         }
+        self.updated = now;
+        true
     }
 }
 
@@ -162,8 +183,14 @@ impl Registry {
         self.record(&Observation::new(metric, labels, by, None), now);
     }
 
+    /// Records an observation in its series. A NaN value is a figure rejected upstream (and
+    /// counted there): nothing to record. One that would make a series infinite is dropped and
+    /// counted as invalid.
     fn record(&self, observation: &Observation<'_>, now: f64) {
         let Observation { metric, ref labels, value, weight, exemplar } = *observation;
+        if value.is_nan() {
+            return;
+        }
         let Some(family) = self.family(metric) else {
             debug_assert!(false, "unknown metric {metric}");
             return;
@@ -174,19 +201,25 @@ impl Registry {
             return;
         }
         let mut state = lock(&family.state);
-        if let Some(series) = state.series.get_mut(&LabelsRef(labels)) {
-            series.record(definition.kind, value, weight, exemplar, now);
-            return;
-        }
-        if state.series.len() >= self.limits.max_series_per_metric {
+        let recorded = if let Some(series) = state.series.get_mut(&LabelsRef(labels)) {
+            series.record(definition.kind, value, weight, exemplar, now)
+        } else if state.series.len() >= self.limits.max_series_per_metric {
             state.overflowed += 1;
             let overflow = state.overflow.get_or_insert_with(|| Series::new(definition.kind, now));
-            overflow.record(definition.kind, value, weight, exemplar, now);
-            return;
+            overflow.record(definition.kind, value, weight, exemplar, now)
+        } else {
+            let mut series = Series::new(definition.kind, now);
+            let recorded = series.record(definition.kind, value, weight, exemplar, now);
+            if recorded {
+                state.series.insert(labels.iter().map(ToString::to_string).collect(), series);
+            }
+            recorded
+        };
+        drop(state);
+        if !recorded {
+            let reason = smallvec::smallvec![Label::Borrowed(names::invalid::NOT_FINITE)];
+            self.record(&Observation::new(names::SELF_SPANS_INVALID_TOTAL, reason, 1.0, None), now);
         }
-        let mut series = Series::new(definition.kind, now);
-        series.record(definition.kind, value, weight, exemplar, now);
-        state.series.insert(labels.iter().map(ToString::to_string).collect(), series);
     }
 
     fn family(&self, metric: &str) -> Option<&Family> {
@@ -240,7 +273,7 @@ impl Registry {
         Some(match &series.value {
             Value::Counter { total, .. } => *total,
             Value::Gauge(value) => *value,
-            Value::Histogram { count, .. } => *count,
+            Value::Histogram { counts, .. } => counts.iter().sum::<u64>() as f64,
         })
     }
 

@@ -62,10 +62,63 @@ fn histogram_samples_land_in_the_first_bucket_not_below_them() {
     let family = &registry.families[registry.index[metric::AGENT_INVOCATION_DURATION_SECONDS]];
     let state = lock(&family.state);
     let series = &state.series[&vec!["svc".to_owned(), "planner".to_owned()]];
-    let Value::Histogram { counts, sum, count, .. } = &series.value else { panic!("not a histogram") };
-    assert_eq!(counts[0], 1.0, "0.1 is in le=0.1");
-    assert_eq!(counts[1], 1.0, "0.15 is in le=0.2");
-    assert_eq!(*counts.last().expect("+Inf bucket"), 1.0);
-    assert_eq!(*count, 3.0);
+    let Value::Histogram { counts, sum, .. } = &series.value else { panic!("not a histogram") };
+    assert_eq!(counts[0], 1, "0.1 is in le=0.1");
+    assert_eq!(counts[1], 1, "0.15 is in le=0.2");
+    assert_eq!(*counts.last().expect("+Inf bucket"), 1);
+    assert_eq!(counts.iter().sum::<u64>(), 3);
     assert!((sum - 500.25).abs() < 1e-9);
+}
+
+#[test]
+fn weighted_histogram_counts_stay_whole_and_carry_the_fraction() {
+    let registry = registry(10);
+    let labels: Labels = smallvec::smallvec![Label::Borrowed("svc"), Label::Borrowed("planner")];
+    // Kept with probability 11/16 (tracestate th:5): each span stands for 16/11.
+    let weight = 16.0 / 11.0;
+    for _ in 0..11 {
+        let observation = Observation {
+            weight,
+            ..Observation::new(metric::AGENT_INVOCATION_DURATION_SECONDS, labels.clone(), 0.1, None)
+        };
+        registry.apply(&mut vec![observation], 0.0);
+    }
+    let text = registry.render(Format::OpenMetrics);
+    let bucket = text
+        .lines()
+        .find(|line| {
+            line.starts_with(
+                "agent_invocation_duration_seconds_bucket{service=\"svc\",agent=\"planner\",le=\"0.1\"}",
+            )
+        })
+        .expect("bucket");
+    assert!(bucket.ends_with(" 15") || bucket.ends_with(" 16"), "11 × 16/11, whole: {bucket}");
+}
+
+#[test]
+fn a_negative_observation_takes_sum_and_count_out_of_openmetrics_only() {
+    let registry = registry(10);
+    registry.add(metric::LLM_EVALUATION_SCORE, &["svc", "relevance"], -0.5, 0.0);
+    let openmetrics = registry.render(Format::OpenMetrics);
+    assert!(!openmetrics.contains("llm_evaluation_score_sum"), "{openmetrics}");
+    assert!(!openmetrics.contains("llm_evaluation_score_count"));
+    assert!(registry
+        .render(Format::Classic)
+        .contains("llm_evaluation_score_sum{service=\"svc\",evaluation=\"relevance\"} -0.5"));
+}
+
+#[test]
+fn an_observation_that_would_make_a_series_infinite_is_dropped_and_counted() {
+    let registry = registry(10);
+    for _ in 0..2 {
+        registry.add(metric::LLM_PROMPT_TOKENS_TOTAL, &["svc", "a", "p", "m"], 1e308, 0.0);
+    }
+    assert_eq!(registry.value(metric::LLM_PROMPT_TOKENS_TOTAL, &["svc", "a", "p", "m"]), Some(1e308));
+    assert_eq!(registry.value(metric::SELF_SPANS_INVALID_TOTAL, &["not_finite"]), Some(1.0));
+    registry.add(metric::LLM_PROMPT_TOKENS_TOTAL, &["svc", "b", "p", "m"], f64::NAN, 0.0);
+    assert_eq!(
+        registry.value(metric::LLM_PROMPT_TOKENS_TOTAL, &["svc", "b", "p", "m"]),
+        None,
+        "NaN: nothing"
+    );
 }

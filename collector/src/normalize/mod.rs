@@ -16,6 +16,7 @@ use crate::wire::{any_value, InstrumentationScope, KeyValue, Resource};
 use crate::wire::{span, status, Span, Text};
 use agentrace_semconv::dialect::frameworks::{self, Framework, Rule};
 use agentrace_semconv::dialect::{canonical_operation, indexed_evaluations, AttrValue, SpanNames};
+use agentrace_semconv::metric::invalid;
 use agentrace_semconv::{attr, Attribute, ErrorType, FieldReader, GenAiFields, SpanClass};
 
 /// Service name used when a resource names none, as the OTel SDKs do.
@@ -42,10 +43,20 @@ pub struct CanonicalSpan<'a> {
     /// `(evaluation name, score)` from `gen_ai.evaluation.result` events and OpenInference
     /// evaluation attributes.
     pub evaluations: Vec<(&'a str, f64)>,
+    /// Why figures of the span were not kept (`agentrace_spans_invalid_total{reason}`).
+    pub invalid: Vec<&'static str>,
+    /// False when the span's times cannot be true (a duration over a day, an end in the
+    /// future): its durations are not recorded.
+    pub timing_valid: bool,
 }
 
 impl CanonicalSpan<'_> {
+    /// NaN when the span's times cannot be true: the registry records finite values only, so
+    /// none of its durations is recorded (and the span is counted invalid once, here).
     pub fn duration_seconds(&self) -> f64 {
+        if !self.timing_valid {
+            return f64::NAN;
+        }
         self.end_unix_nano.saturating_sub(self.start_unix_nano) as f64 / 1e9
     }
 
@@ -79,11 +90,13 @@ pub fn service_name(resource: Option<&Resource>) -> &str {
 impl Normalizer {
     /// `None` for a span whose ids are not of the OTLP lengths; the receivers reject those
     /// before they are queued, so here it only guards the invariant.
+    /// `now` (Unix seconds) bounds how far in the future a span may end.
     pub fn normalize<'a>(
         &self,
         service: &'a str,
         framework: Option<&Framework>,
         span: &'a Span,
+        now: f64,
     ) -> Option<CanonicalSpan<'a>> {
         let trace_id: [u8; 16] = span.trace_id.as_ref().try_into().ok()?;
         let span_id: [u8; 8] = span.span_id.as_ref().try_into().ok()?;
@@ -103,11 +116,17 @@ impl Normalizer {
         if fields.time_to_first_token.is_none() {
             fields.time_to_first_token = self.first_token_from_events(span);
         }
+        let mut invalid = Vec::new();
+        let timing_valid = plausible_times(span, now, &mut invalid);
+        plausible_figures(&mut fields, span, &mut invalid);
         let weight = fields
             .adjusted_count
             .and_then(sampling::from_adjusted_count)
             .or_else(|| sampling::from_tracestate(span.trace_state.text()))
             .unwrap_or(1.0);
+        if weight > sampling::MAX_WEIGHT {
+            invalid.push(invalid::WEIGHT_CLAMPED);
+        }
         let status = span.status.as_ref().map_or(status::StatusCode::Unset, |status| status.code());
         let error = error_type(span, status, fields.error_type);
         let mut evaluations = evaluation_events(span);
@@ -125,8 +144,10 @@ impl Normalizer {
             class,
             fields,
             error,
-            weight,
+            weight: weight.min(sampling::MAX_WEIGHT),
             evaluations,
+            invalid,
+            timing_valid,
         })
     }
 
@@ -160,6 +181,54 @@ fn evaluation_events(span: &Span) -> Vec<(&str, f64)> {
             Some((name, score))
         })
         .collect()
+}
+
+/// Most tokens one call may count; more is a broken counter, not a call.
+const MAX_TOKENS_PER_CALL: u64 = 100_000_000;
+/// The longest a span may last.
+const MAX_DURATION_NANOS: u64 = 86_400 * 1_000_000_000;
+/// How far past the collector's clock a span may end (the sender's clock may run ahead).
+const MAX_CLOCK_SKEW_SECS: f64 = 300.0;
+
+/// Whether the span's times can be true: it lasts at most a day and does not end more than
+/// the clock skew after `now`.
+fn plausible_times(span: &Span, now: f64, invalid: &mut Vec<&'static str>) -> bool {
+    let duration = span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano);
+    if duration > MAX_DURATION_NANOS {
+        invalid.push(invalid::DURATION_OVER_A_DAY);
+        return false;
+    }
+    if span.end_time_unix_nano as f64 / 1e9 > now + MAX_CLOCK_SKEW_SECS {
+        invalid.push(invalid::FUTURE_TIMESTAMP);
+        return false;
+    }
+    true
+}
+
+/// Drops token counts past the ceiling and a time to first token past the span's end, each
+/// counted.
+fn plausible_figures(fields: &mut GenAiFields<'_>, span: &Span, invalid: &mut Vec<&'static str>) {
+    let counts = [
+        &mut fields.input_tokens,
+        &mut fields.output_tokens,
+        &mut fields.cached_input_tokens,
+        &mut fields.reasoning_tokens,
+    ];
+    let mut over = false;
+    for count in counts {
+        if count.is_some_and(|tokens| tokens > MAX_TOKENS_PER_CALL) {
+            *count = None;
+            over = true;
+        }
+    }
+    if over {
+        invalid.push(invalid::TOKENS_OVER_CEILING);
+    }
+    let seconds = span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano) as f64 / 1e9;
+    if fields.time_to_first_token.is_some_and(|first| first > seconds) {
+        fields.time_to_first_token = None;
+        invalid.push(invalid::FIRST_TOKEN_AFTER_END);
+    }
 }
 
 /// No class attribute: a call (a CLIENT or SERVER span) that names a model and counts tokens

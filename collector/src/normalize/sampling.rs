@@ -5,6 +5,10 @@
 //! threshold T (up to 14 hex digits, 56 bits, trailing zeros omitted) means the span was kept
 //! with probability (2^56 − T) / 2^56, so it counts 2^56 / (2^56 − T) times.
 
+/// The most spans one span may stand for (sampled at one in a million); a larger weight is
+/// counted at this one.
+pub const MAX_WEIGHT: f64 = 1_000_000.0;
+
 /// 2^56, the size of the threshold space.
 const THRESHOLD_SPACE: f64 = 72_057_594_037_927_936.0;
 const MAX_THRESHOLD_DIGITS: usize = 14;

@@ -2,9 +2,9 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use crate::args::{self, ArgError};
+use crate::auth::BearerToken;
 use crate::tls::ServerTls;
 
 pub const DEFAULT_GRPC_ADDR: SocketAddr = loopback(4317);
@@ -67,7 +67,7 @@ pub struct ReceiveConfig {
     pub http_addr: SocketAddr,
     pub max_request_bytes: usize,
     pub queue_capacity: usize,
-    pub auth_token: Option<Arc<str>>,
+    pub auth_token: Option<BearerToken>,
     pub memory_limit_bytes: Option<u64>,
     pub tls: Option<ServerTls>,
 }
@@ -93,7 +93,9 @@ impl Args {
             auth_token: self
                 .auth_token_file
                 .as_deref()
-                .map(|path| args::read_secret("auth-token-file", path))
+                .map(|path| {
+                    args::read_secret("auth-token-file", path).map(|secret| BearerToken::new(&secret))
+                })
                 .transpose()?,
             tls: self.tls()?,
         })

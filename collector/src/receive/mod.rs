@@ -17,6 +17,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 pub use self::args::{Args, ReceiveConfig};
+use crate::auth::BearerToken;
 pub use crate::events::Transport;
 use crate::events::{
     DropReason, RefuseReason, RequestUnauthenticated, SpansDropped, SpansReceived, SpansRefused,
@@ -142,7 +143,7 @@ pub struct Ingest {
     gauge: Arc<QueueGauge>,
     registry: Arc<Registry>,
     /// When set, every request must carry `Authorization: Bearer <token>`.
-    token: Option<Arc<str>>,
+    token: Option<BearerToken>,
     /// When set and over its limit, requests are refused.
     memory: Option<Arc<MemoryGuard>>,
     /// With the persistent queue, a request is acknowledged once it is on disk.
@@ -164,18 +165,16 @@ impl Ingest {
         Self { wait_for_store, ..self }
     }
 
-    pub fn with_token(self, token: Option<Arc<str>>) -> Self {
+    pub fn with_token(self, token: Option<BearerToken>) -> Self {
         Self { token, ..self }
     }
 
     /// Whether an `Authorization` header value lets the request in; a refusal is counted.
-    /// The comparison takes the same time whatever the bytes, so it leaks nothing.
     pub fn authorized(&self, authorization: Option<&[u8]>, transport: Transport) -> bool {
         let Some(token) = &self.token else {
             return true;
         };
-        let presented = authorization.and_then(|value| value.strip_prefix(b"Bearer ")).unwrap_or_default();
-        let matches: bool = subtle::ConstantTimeEq::ct_eq(presented, token.as_bytes()).into();
+        let matches = token.admits(authorization);
         if !matches {
             self.registry.emit(RequestUnauthenticated { transport });
         }
@@ -358,7 +357,7 @@ mod tests {
     fn the_bearer_token_is_checked_and_refusals_counted() {
         let (ingest, _receiver, registry) = ingest(1);
         assert!(ingest.authorized(None, Transport::Http), "no token configured: open");
-        let ingest = ingest.with_token(Some(Arc::from("s3cret")));
+        let ingest = ingest.with_token(Some(BearerToken::new("s3cret")));
         assert!(ingest.authorized(Some(b"Bearer s3cret"), Transport::Http));
         for wrong in [
             None,

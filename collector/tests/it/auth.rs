@@ -1,6 +1,6 @@
 //! Bearer-token authentication on both receivers: a request without the token, or with a
 //! wrong one, is refused (HTTP 401 with `WWW-Authenticate`, gRPC UNAUTHENTICATED) and counted;
-//! with it, the request is accepted.
+//! with it, the request is accepted, whatever the case of the scheme (`bearer` too).
 
 use crate::common::{agent_trace, request, Collector};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
@@ -48,13 +48,16 @@ async fn requests_need_the_bearer_token() {
     }
     assert_eq!(http_status(&collector, Some(&good)).await.0, 200);
     assert_eq!(grpc_code(&collector, Some(&good)).await, tonic::Code::Ok);
+    let lowercase = format!("bearer {TOKEN}");
+    assert_eq!(http_status(&collector, Some(&lowercase)).await.0, 200, "RFC 7235: the scheme has no case");
+    assert_eq!(grpc_code(&collector, Some(&lowercase)).await, tonic::Code::Ok);
 
     let metrics = collector.scrape().await;
     for line in [
         "agentrace_requests_unauthenticated_total{transport=\"http\"} 3\n",
         "agentrace_requests_unauthenticated_total{transport=\"grpc\"} 3\n",
-        "agentrace_spans_received_total{transport=\"http\"} 4\n",
-        "agentrace_spans_received_total{transport=\"grpc\"} 4\n",
+        "agentrace_spans_received_total{transport=\"http\"} 8\n",
+        "agentrace_spans_received_total{transport=\"grpc\"} 8\n",
     ] {
         assert!(metrics.contains(line), "{line} in {metrics}");
     }

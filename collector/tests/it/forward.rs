@@ -2,22 +2,28 @@
 //! endpoint), which forwards to a capturing OTLP sink. Every span sent to A arrives at the
 //! sink byte for byte, including those still queued when A is told to stop, with one
 //! addition: LLM calls that report usage carry `agentrace.cost.usd`, once. A full queue
-//! answers with a retryable refusal.
+//! answers with a retryable refusal. Without `--keep-content`, no prompt or completion text
+//! reaches the next hop, wherever in the span it was put.
 
 use std::collections::HashMap;
 
 use crate::common::{agent_trace, request, Collector, CollectorProcess, Sink};
 use agentrace_semconv::attr;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue, KeyValueList};
+use opentelemetry_proto::tonic::trace::v1::{span, status, Status};
 use prost::Message;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_arrive_byte_for_byte_through_two_collectors_and_a_shutdown() {
     let sink = Sink::default();
     let sink_address = sink.start().await;
-    let second = Collector::start(&["--traces-endpoint", &format!("http://{sink_address}")]).await;
+    // Both keep content, so that nothing is redacted (the timed-out call's status message would
+    // be); what is added is checked below.
+    let sink_url = format!("http://{sink_address}");
+    let second = Collector::start(&["--traces-endpoint", &sink_url, "--keep-content"]).await;
     // A process of its own, so that SIGTERM is what stops it.
-    let first = CollectorProcess::spawn(&["--traces-endpoint", &second.grpc_url()]);
+    let first = CollectorProcess::spawn(&["--traces-endpoint", &second.grpc_url(), "--keep-content"]);
 
     let mut sent = Vec::new();
     let mut client = TraceServiceClient::connect(first.grpc_url()).await.expect("connect");
@@ -126,18 +132,61 @@ async fn a_full_queue_refuses_with_retry_after_and_counts() {
     assert!(metrics.contains(&expected), "{expected} in {metrics}");
 }
 
+/// The trace of [`agent_trace`] with prompt text (a card number) wherever the hardening sweep
+/// found content getting through redaction, and two attributes to redact and hash.
+fn with_content(
+    mut resource_spans: opentelemetry_proto::tonic::trace::v1::ResourceSpans,
+) -> opentelemetry_proto::tonic::trace::v1::ResourceSpans {
+    let span = &mut resource_spans.scope_spans[0].spans[1];
+    span.attributes.push(crate::common::text(
+        attr::GEN_AI_INPUT_MESSAGES,
+        "[{\"role\":\"user\",\"content\":\"my card is 4111\"}]",
+    ));
+    span.attributes.push(crate::common::text("llm.input_messages.0.message.content", "my card is 4111"));
+    span.attributes.push(crate::common::text("llm.prompt_template.variables", "{\"card\":\"4111\"}"));
+    span.attributes.push(crate::common::text("llm.prompt_template.template", "card 4111: {q}"));
+    span.attributes.push(crate::common::text("ai.prompt.messages", "my card is 4111"));
+    span.attributes.push(crate::common::text("ai.response.text", "your card 4111"));
+    span.attributes.push(KeyValue {
+        key: "request".to_owned(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::KvlistValue(KeyValueList {
+                values: vec![crate::common::text("gen_ai.prompt", "my card is 4111")],
+            })),
+        }),
+        ..Default::default()
+    });
+    span.events.push(span::Event {
+        name: "gen_ai.user.message".to_owned(),
+        attributes: vec![
+            crate::common::text("content", "my card is 4111"),
+            crate::common::text("gen_ai.event.content", "my card is 4111"),
+        ],
+        ..Default::default()
+    });
+    span.events.push(span::Event {
+        name: attr::EXCEPTION_EVENT.to_owned(),
+        attributes: vec![crate::common::text(attr::EXCEPTION_MESSAGE, "bad request: my card is 4111")],
+        ..Default::default()
+    });
+    span.status =
+        Some(Status { code: status::StatusCode::Error as i32, message: "rejected 4111".to_owned() });
+    span.attributes.push(crate::common::text("user.id", "alice"));
+    span.attributes.push(crate::common::text("internal.ticket", "T-1"));
+    resource_spans
+}
+
 #[tokio::test]
 async fn content_is_dropped_and_listed_attributes_redacted_before_forwarding() {
-    let with_content = |mut resource_spans: opentelemetry_proto::tonic::trace::v1::ResourceSpans| {
-        let span = &mut resource_spans.scope_spans[0].spans[1];
-        span.attributes.push(crate::common::text(
-            attr::GEN_AI_INPUT_MESSAGES,
-            "[{\"role\":\"user\",\"content\":\"my card is 4111\"}]",
-        ));
-        span.attributes.push(crate::common::text("llm.input_messages.0.message.content", "my card is 4111"));
-        span.attributes.push(crate::common::text("user.id", "alice"));
-        span.attributes.push(crate::common::text("internal.ticket", "T-1"));
-        resource_spans
+    let key_dir = tempfile::tempdir().expect("temp dir");
+    let key_file = key_dir.path().join("hash.key");
+    std::fs::write(&key_file, "test-key\n").expect("write the key");
+    // HMAC-SHA-256("test-key", "alice"): the key makes a dictionary of likely values useless.
+    let alice = {
+        use hmac::{KeyInit, Mac};
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"test-key").expect("any key length");
+        mac.update(b"alice");
+        format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
     };
     for keep_content in [false, true] {
         let sink = Sink::default();
@@ -147,6 +196,7 @@ async fn content_is_dropped_and_listed_attributes_redacted_before_forwarding() {
             format!("http://{sink_address}"),
             "--redact-attributes=internal.".to_owned(),
             "--hash-attributes=user.id".to_owned(),
+            format!("--hash-key-file={}", key_file.display()),
         ];
         if keep_content {
             args.push("--keep-content".to_owned());
@@ -172,8 +222,15 @@ async fn content_is_dropped_and_listed_attributes_redacted_before_forwarding() {
         assert!(!keys.contains(&"internal.ticket"), "{keys:?}");
         assert_eq!(keys.contains(&attr::GEN_AI_INPUT_MESSAGES), keep_content, "{keys:?}");
         assert_eq!(keys.contains(&"llm.input_messages.0.message.content"), keep_content, "{keys:?}");
+        let everything = format!("{chat:?}");
+        assert_eq!(everything.contains("4111"), keep_content, "{everything}");
+        assert_eq!(chat.status.as_ref().map(|status| status.code), Some(status::StatusCode::Error as i32));
+        assert!(
+            chat.events.iter().any(|event| event.name == attr::EXCEPTION_EVENT),
+            "the failure stays visible"
+        );
         let user = chat.attributes.iter().find(|kv| kv.key == "user.id").expect("user.id kept, hashed");
         let user = format!("{:?}", user.value);
-        assert!(user.contains("sha256:2bd806c97f0e00af") && !user.contains("alice"), "{user}");
+        assert!(user.contains(&alice), "{user}");
     }
 }

@@ -14,6 +14,7 @@ mod crash;
 mod dialects;
 mod export_retry;
 mod export_retry_http;
+mod exposition;
 mod forward;
 mod frameworks;
 mod fuzz_corpus;
