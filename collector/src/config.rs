@@ -22,10 +22,12 @@ use crate::args::{self, ArgError};
 use crate::cost::{self, PriceTable};
 use crate::derive::{self, GraphConfig};
 use crate::enrich::{self, Enricher};
+use crate::export::prometheus::{self, EndpointConfig};
 use crate::export::{self, ExportConfig};
 use crate::gpu::{self, GpuConfig};
 use crate::metrics::{self, SeriesLimits};
 use crate::receive::{self, ReceiveConfig};
+use crate::serve::{self, ConnectionConfig};
 
 pub const DEFAULT_METRICS_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9101);
@@ -67,13 +69,19 @@ pub struct Options {
     pub gpu: gpu::Args,
     #[command(flatten)]
     pub export: export::Args,
+    #[command(flatten)]
+    pub connections: serve::Args,
+    #[command(flatten)]
+    pub metrics_endpoint: prometheus::Args,
 }
 
 /// The validated configuration, one part per stage.
 #[derive(Clone, Debug)]
 pub struct Config {
     pub receive: ReceiveConfig,
+    pub connections: ConnectionConfig,
     pub metrics_addr: SocketAddr,
+    pub metrics_endpoint: EndpointConfig,
     pub series: SeriesLimits,
     pub graph: GraphConfig,
     pub export: Option<ExportConfig>,
@@ -148,9 +156,12 @@ impl Options {
             "shutdown-timeout-secs",
             self.shutdown_timeout_secs.unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT_SECS),
         )?;
+        let receive = self.receive.validate()?;
         Ok(Config {
-            receive: self.receive.validate()?,
+            connections: self.connections.validate(receive.memory_limit_bytes)?,
+            receive,
             metrics_addr: self.metrics_addr.unwrap_or(DEFAULT_METRICS_ADDR),
+            metrics_endpoint: self.metrics_endpoint.validate()?,
             series: self.series.validate()?,
             graph: self.graph.validate()?,
             export: self.export.validate()?,

@@ -217,6 +217,67 @@ impl Event for GpuEnrichmentSkipped {
     }
 }
 
+/// A connection the collector closed: a timeout, or the connection cap.
+pub struct ConnectionClosed {
+    pub listener: &'static str,
+    pub reason: &'static str,
+}
+
+impl Event for ConnectionClosed {
+    fn emit(self, registry: &Registry, now: f64) {
+        registry.add(metric::SELF_CONNECTIONS_CLOSED_TOTAL, &[self.listener, self.reason], 1.0, now);
+    }
+}
+
+/// Why a request was refused, retryably, before its body was read (so before its spans could
+/// be counted).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestRefusal {
+    /// Its bytes did not fit in `--max-inflight-bytes`.
+    InflightBytes,
+}
+
+impl RequestRefusal {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::InflightBytes => "inflight_bytes",
+        }
+    }
+}
+
+pub struct RequestRefused {
+    pub transport: Transport,
+    pub reason: RequestRefusal,
+}
+
+impl Event for RequestRefused {
+    fn emit(self, registry: &Registry, now: f64) {
+        let labels = [self.transport.as_str(), self.reason.as_str()];
+        registry.add(metric::SELF_REQUESTS_REFUSED_TOTAL, &labels, 1.0, now);
+    }
+}
+
+/// The request bytes arriving now and their budget, as a scrape reads them.
+pub struct InflightBytes {
+    pub used: u64,
+    pub limit: u64,
+}
+
+impl Event for InflightBytes {
+    fn emit(self, registry: &Registry, now: f64) {
+        registry.add(metric::SELF_INFLIGHT_REQUEST_BYTES, &[], self.used as f64, now);
+        registry.add(metric::SELF_INFLIGHT_REQUEST_BYTES_LIMIT, &[], self.limit as f64, now);
+    }
+}
+
+pub struct ScrapeTruncated;
+
+impl Event for ScrapeTruncated {
+    fn emit(self, registry: &Registry, now: f64) {
+        registry.add(metric::SELF_SCRAPE_TRUNCATED_TOTAL, &[], 1.0, now);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,6 +300,10 @@ mod tests {
         registry.emit(MemoryUse { rss_bytes: Some(10), limit_bytes: Some(20) });
         registry.emit(GpuAvailable { available: true });
         registry.emit(GpuEnrichmentSkipped { reason: Skip::NoSamples, weight: 1.0 });
+        registry.emit(ConnectionClosed { listener: "otlp_http", reason: "idle_timeout" });
+        registry.emit(RequestRefused { transport: Transport::Grpc, reason: RequestRefusal::InflightBytes });
+        registry.emit(InflightBytes { used: 5, limit: 10 });
+        registry.emit(ScrapeTruncated);
         assert_eq!(registry.value(metric::SELF_SPANS_RECEIVED_TOTAL, &["grpc"]), Some(3.0));
         assert_eq!(registry.value(metric::SELF_SPANS_REFUSED_TOTAL, &["http", "queue_full"]), Some(2.0));
         assert_eq!(registry.value(metric::SELF_SPANS_DROPPED_TOTAL, &["shutdown"]), Some(1.0));

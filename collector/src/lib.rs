@@ -23,6 +23,7 @@ mod metrics;
 mod normalize;
 mod process;
 mod receive;
+mod serve;
 mod small_map;
 mod tls;
 mod topology;
@@ -34,6 +35,7 @@ pub use config::{first_line, Config, ConfigError, Options};
 pub use derive::GraphConfig;
 pub use export::otlp::export_grpc;
 pub use receive::decode::count_spans;
+pub use serve::raise_open_file_limit;
 pub use topology::{run, Listeners};
 
 /// Wall-clock seconds since the Unix epoch; read at the edges, passed into derive.

@@ -11,6 +11,8 @@ use tracing_subscriber::EnvFilter;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    // Before the defaults are worked out: the connection caps are a share of this limit.
+    let open_files = agentrace_collector::raise_open_file_limit();
     let loaded = Options::load(std::env::args_os()).and_then(Options::validate);
     let config = match loaded {
         Ok(config) => config,
@@ -22,6 +24,7 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    tracing::debug!(open_files, "open-file limit");
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {

@@ -65,18 +65,7 @@ impl ServerTls {
         Ok(tls)
     }
 
-    /// For tonic's gRPC server.
-    pub fn grpc(&self) -> tonic::transport::ServerTlsConfig {
-        let identity =
-            tonic::transport::Identity::from_pem(&self.identity.certificate_pem, &self.identity.key_pem);
-        let config = tonic::transport::ServerTlsConfig::new().identity(identity);
-        match &self.client_ca_pem {
-            Some(ca) => config.client_ca_root(tonic::transport::Certificate::from_pem(ca)),
-            None => config,
-        }
-    }
-
-    /// For the OTLP/HTTP server: HTTP/2 and HTTP/1.1 by ALPN.
+    /// For the three listeners: HTTP/2 and HTTP/1.1 by ALPN.
     pub fn rustls(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ServerConfig::builder_with_provider(provider.clone())

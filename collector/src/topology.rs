@@ -5,10 +5,13 @@
 //!  OTLP/gRPC ─┐ receive/grpc.rs    ingest queue                     export queue (memory or disk)
 //!  OTLP/HTTP ─┴─▶ Ingest ──(bounded, refuse when full)──▶ Processor ──(bounded)──▶ OtlpExporter ──▶ trace endpoint
 //!   receive/http.rs                  (its own thread)       │                        export/otlp/
-//!                          normalize → derive → Registry ◀── GET /metrics (export/prometheus.rs)
+//!                          normalize → derive → Registry ◀── GET /metrics (export/prometheus/)
 //!                          GPU window ◀── gpu sampler thread
 //!                          enrich: facts added, content redacted → forwarding view
 //! ```
+//!
+//! Under all three listeners, `serve/` owns the connections: TLS, HTTP/1 and HTTP/2, the
+//! timeouts and caps, and the budget that request bodies are reserved against as they arrive.
 //!
 //! A span's walk, twelve files, none twice: `receive/grpc.rs` (the call) →
 //! `receive/decode.rs` (bytes to the `wire.rs` types) → `receive/mod.rs` (`Ingest`: ids
@@ -51,6 +54,8 @@ use crate::process::{Forwarding, Processor};
 use crate::receive::grpc::GrpcReceiver;
 use crate::receive::http::HttpReceiver;
 use crate::receive::{Batch, Ingest, QueueGauge};
+use crate::serve::{self, BodyLimits, Budget};
+use crate::tls::ServerTls;
 
 /// Grace given to the exporter to count what it drops after the shutdown deadline.
 const HARD_STOP_GRACE: Duration = Duration::from_secs(2);
@@ -82,12 +87,12 @@ pub struct Topology {
     /// Cancelled when the shutdown deadline passes: the exporter gives up.
     hard_stop: CancellationToken,
     stop_after_drain: CancellationToken,
-    grpc: JoinHandle<Result<(), tonic::transport::Error>>,
-    http: JoinHandle<std::io::Result<()>>,
+    grpc: ServeTask,
+    http: ServeTask,
     processor: (oneshot::Receiver<()>, std::thread::JoinHandle<()>),
     exporter: Option<JoinHandle<()>>,
     gpu_sampler: Option<SamplerHandle>,
-    metrics: JoinHandle<std::io::Result<()>>,
+    metrics: ServeTask,
 }
 
 type SamplerHandle = (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>);
@@ -122,14 +127,33 @@ impl Topology {
             .with_token(config.receive.auth_token.clone())
             .with_memory_guard(memory)
             .waiting_for_store(durable);
+        // Request bytes arriving on any connection of any listener.
+        let budget = Budget::new(config.connections.max_inflight_bytes);
+        reported.push(budget.clone());
         let stop_receiving = CancellationToken::new();
-        let (grpc, http) =
-            start_receivers(&config, ingest, listeners.otlp_grpc, listeners.otlp_http, &stop_receiving)?;
+        let receivers = Receivers { ingest, registry: &registry, budget: &budget, stop: &stop_receiving };
+        let metrics_bodies = BodyLimits { max_bytes: METRICS_MAX_REQUEST_BYTES, ..receivers.bodies(&config) };
+        let (grpc, http) = receivers.start(&config, listeners.otlp_grpc, listeners.otlp_http)?;
 
         let ready = Arc::new(AtomicBool::new(false));
-        let metrics_server = MetricsServer { registry, reported, ready: ready.clone() };
-        let metrics =
-            tokio::spawn(metrics_server.run(listeners.metrics, stop_after_drain.clone().cancelled_owned()));
+        let endpoint = &config.metrics_endpoint;
+        let metrics_server = MetricsServer::new(registry.clone(), reported, ready.clone(), endpoint);
+        let metrics_listener = serve::Listener {
+            name: serve::METRICS,
+            socket: listeners.metrics,
+            tls: endpoint
+                .tls
+                .as_ref()
+                .map(ServerTls::rustls)
+                .transpose()
+                .context("tls for the metrics endpoint")?,
+            limits: config.connections.metrics,
+            bodies: metrics_bodies,
+            grpc: false,
+            registry,
+        };
+        let shutdown = stop_after_drain.clone().cancelled_owned();
+        let metrics = tokio::spawn(serve::serve(metrics_listener, metrics_server.router(), shutdown));
         ready.store(true, Ordering::Relaxed);
         Ok(Self {
             shutdown_timeout: config.shutdown_timeout,
@@ -153,9 +177,7 @@ impl Topology {
         self.stop_receiving.cancel();
         let (grpc, http, processor, exporter) = (self.grpc, self.http, self.processor, self.exporter);
         let drain = async move {
-            if let Err(error) = grpc.await.context("grpc receiver task")? {
-                tracing::warn!(%error, "otlp grpc receiver ended with an error");
-            }
+            grpc.await.context("grpc receiver task")?.context("otlp grpc receiver")?;
             http.await.context("http receiver task")?.context("otlp http receiver")?;
             let (processor_stopped, processor_thread) = processor;
             processor_stopped.await.context("processor thread ended early")?;
@@ -235,29 +257,64 @@ fn start_processor(
     Ok((stopped, thread))
 }
 
-type ReceiverTasks = (JoinHandle<Result<(), tonic::transport::Error>>, JoinHandle<std::io::Result<()>>);
+/// A listener's serving task.
+type ServeTask = JoinHandle<std::io::Result<()>>;
 
-fn start_receivers(
-    config: &Config,
+/// A scrape is a GET: its body, if any, is never read.
+const METRICS_MAX_REQUEST_BYTES: u64 = 64 * 1024;
+
+/// What the two OTLP receivers share.
+struct Receivers<'a> {
     ingest: Ingest,
-    grpc_listener: TcpListener,
-    http_listener: TcpListener,
-    stop: &CancellationToken,
-) -> anyhow::Result<ReceiverTasks> {
-    let max_bytes = config.receive.max_request_bytes;
-    let tls = config.receive.tls.clone();
-    let grpc_tls = tls.as_ref().map(|tls| tls.grpc());
-    let grpc = tokio::spawn(
-        GrpcReceiver::new(ingest.clone(), max_bytes, grpc_tls)
-            .run(grpc_listener, stop.clone().cancelled_owned()),
-    );
-    let receiver = HttpReceiver::new(ingest, max_bytes);
-    let shutdown = stop.clone().cancelled_owned();
-    let http = match tls.map(|tls| tls.rustls()).transpose().context("tls for the otlp http receiver")? {
-        Some(rustls) => tokio::spawn(receiver.run_tls(http_listener, rustls, shutdown)),
-        None => tokio::spawn(receiver.run(http_listener, shutdown)),
-    };
-    Ok((grpc, http))
+    registry: &'a Arc<Registry>,
+    budget: &'a Arc<Budget>,
+    stop: &'a CancellationToken,
+}
+
+impl Receivers<'_> {
+    fn bodies(&self, config: &Config) -> BodyLimits {
+        let limits = &config.connections.otlp;
+        BodyLimits {
+            budget: self.budget.clone(),
+            max_bytes: config.receive.max_request_bytes as u64,
+            window: limits.body_window,
+            min_rate: limits.min_body_rate,
+        }
+    }
+
+    fn start(
+        self,
+        config: &Config,
+        grpc_socket: TcpListener,
+        http_socket: TcpListener,
+    ) -> anyhow::Result<(ServeTask, ServeTask)> {
+        let max_bytes = config.receive.max_request_bytes;
+        let tls = config
+            .receive
+            .tls
+            .as_ref()
+            .map(ServerTls::rustls)
+            .transpose()
+            .context("tls for the otlp receivers")?;
+        let listener = |name, socket, grpc| serve::Listener {
+            name,
+            socket,
+            tls: tls.clone(),
+            limits: config.connections.otlp,
+            bodies: self.bodies(config),
+            grpc,
+            registry: self.registry.clone(),
+        };
+        let grpc_listener = listener(serve::OTLP_GRPC, grpc_socket, true);
+        let http_listener = listener(serve::OTLP_HTTP, http_socket, false);
+        let grpc_service = GrpcReceiver::new(self.ingest.clone(), max_bytes);
+        let http_service = HttpReceiver::new(self.ingest, max_bytes).router();
+        let grpc =
+            tokio::spawn(serve::serve(grpc_listener, grpc_service, self.stop.clone().cancelled_owned()));
+        let http =
+            tokio::spawn(serve::serve(http_listener, http_service, self.stop.clone().cancelled_owned()));
+        Ok((grpc, http))
+    }
 }
 
 /// Loads NVML (off the runtime: it blocks) and starts the sampler thread. Without NVML, says so

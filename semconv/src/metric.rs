@@ -43,6 +43,8 @@ pub const SPANMETRICS_CALLS_TOTAL: &str = "traces_spanmetrics_calls_total";
 pub const SPANMETRICS_LATENCY: &str = "traces_spanmetrics_latency";
 
 // --- the collector's own --------------------------------------------------------------------
+/// Every metric about the collector itself starts with this.
+pub const SELF_PREFIX: &str = "agentrace_";
 pub const SELF_SPANS_RECEIVED_TOTAL: &str = "agentrace_spans_received_total";
 pub const SELF_SPANS_REFUSED_TOTAL: &str = "agentrace_spans_refused_total";
 pub const SELF_SPANS_EXPORTED_TOTAL: &str = "agentrace_spans_exported_total";
@@ -63,6 +65,11 @@ pub const SELF_GPU_ENRICHMENT_SKIPPED_TOTAL: &str = "agentrace_gpu_enrichment_sk
 pub const SELF_ATTRIBUTION_PENDING_SPANS: &str = "agentrace_attribution_pending_spans";
 pub const SELF_ATTRIBUTION_UNRESOLVED_TOTAL: &str = "agentrace_attribution_unresolved_total";
 pub const SELF_SPANS_INVALID_TOTAL: &str = "agentrace_spans_invalid_total";
+pub const SELF_CONNECTIONS_CLOSED_TOTAL: &str = "agentrace_connections_closed_total";
+pub const SELF_REQUESTS_REFUSED_TOTAL: &str = "agentrace_requests_refused_total";
+pub const SELF_INFLIGHT_REQUEST_BYTES: &str = "agentrace_inflight_request_bytes";
+pub const SELF_INFLIGHT_REQUEST_BYTES_LIMIT: &str = "agentrace_inflight_request_bytes_limit";
+pub const SELF_SCRAPE_TRUNCATED_TOTAL: &str = "agentrace_scrape_truncated_total";
 
 /// Label names. A metric's labels are always a fixed subset of these.
 pub mod label {
@@ -87,6 +94,8 @@ pub mod label {
     pub const STATUS_CODE: &str = "status_code";
     pub const TRANSPORT: &str = "transport";
     pub const REASON: &str = "reason";
+    /// Which listening socket: `otlp_grpc`, `otlp_http` or `metrics`.
+    pub const LISTENER: &str = "listener";
     pub const QUEUE: &str = "queue";
     pub const METRIC: &str = "metric";
     pub const EVALUATION: &str = "evaluation";

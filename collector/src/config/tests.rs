@@ -81,3 +81,30 @@ fn bad_values_name_their_flag_or_file_line() {
     let error = parse(&["--config", path]).expect_err("not TOML");
     assert!(error.contains(path) && error.contains("line "), "{error}");
 }
+
+#[test]
+fn connection_limits_have_defaults_flags_and_a_budget_sized_from_the_memory_limit() {
+    let config = parse(&[]).expect("defaults are valid");
+    let otlp = config.connections.otlp;
+    assert_eq!(otlp.header_read.as_secs(), 10);
+    assert_eq!(otlp.idle.as_secs(), 90);
+    assert_eq!((otlp.body_window.as_secs(), otlp.min_body_rate), (10, 1024));
+    assert_eq!(otlp.max_streams, 32);
+    assert!(otlp.max_connections >= 16);
+    assert_eq!(config.connections.metrics.max_connections, 64);
+    assert_eq!(config.connections.max_inflight_bytes, 256 << 20);
+    assert_eq!(config.metrics_endpoint.max_bytes, 64 << 20);
+    assert!(config.metrics_endpoint.token.is_none() && config.metrics_endpoint.tls.is_none());
+
+    let config = parse(&["--memory-limit", "1GiB", "--min-body-rate", "4KiB", "--max-connections", "100"])
+        .expect("valid");
+    assert_eq!(config.connections.max_inflight_bytes, 256 << 20, "a quarter of the memory limit");
+    assert_eq!(config.connections.otlp.min_body_rate, 4096);
+    assert_eq!(config.connections.otlp.max_connections, 100);
+    let config = parse(&["--memory-limit", "1GiB", "--max-inflight-bytes", "32MiB"]).expect("valid");
+    assert_eq!(config.connections.max_inflight_bytes, 32 << 20, "the flag wins");
+
+    assert!(parse(&["--idle-timeout-secs", "0"]).expect_err("zero").contains("--idle-timeout-secs"));
+    assert!(parse(&["--min-body-rate", "fast"]).expect_err("not a size").contains("--min-body-rate"));
+    assert!(parse(&["--max-streams-per-connection", "0"]).expect_err("zero").contains("--max-streams"));
+}

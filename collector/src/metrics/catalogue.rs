@@ -283,6 +283,36 @@ pub const CATALOGUE: &[Definition] = &[
         Kind::Counter,
         &[label::REASON],
     ),
+    own(
+        metric::SELF_CONNECTIONS_CLOSED_TOTAL,
+        "Connections the collector closed, by listener and reason (a timeout, the connection cap).",
+        Kind::Counter,
+        &[label::LISTENER, label::REASON],
+    ),
+    own(
+        metric::SELF_REQUESTS_REFUSED_TOTAL,
+        "Requests refused retryably before their spans could be counted, by transport and reason.",
+        Kind::Counter,
+        &[label::TRANSPORT, label::REASON],
+    ),
+    own(
+        metric::SELF_INFLIGHT_REQUEST_BYTES,
+        "Request body bytes reserved by requests still arriving.",
+        Kind::Gauge,
+        &[],
+    ),
+    own(
+        metric::SELF_INFLIGHT_REQUEST_BYTES_LIMIT,
+        "Most request body bytes that may be arriving at once (--max-inflight-bytes).",
+        Kind::Gauge,
+        &[],
+    ),
+    own(
+        metric::SELF_SCRAPE_TRUNCATED_TOTAL,
+        "Scrapes of /metrics cut at --metrics-max-bytes.",
+        Kind::Counter,
+        &[],
+    ),
 ];
 
 #[cfg(test)]

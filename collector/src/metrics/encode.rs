@@ -34,14 +34,42 @@ impl Format {
 impl Registry {
     pub fn render(&self, format: Format) -> String {
         let mut out = String::with_capacity(64 * 1024);
-        for family in &self.families {
-            render_family(&mut out, family, format);
+        self.render_into(&mut out, format, usize::MAX);
+        out
+    }
+
+    /// Appends the page to `out`, whole metric families only, while it stays within
+    /// `max_bytes` (a little more for the closing `# EOF`); returns whether every family fit.
+    /// The collector's own families come first, so that a cut page still says it was cut.
+    pub fn render_into(&self, out: &mut String, format: Format, max_bytes: usize) -> bool {
+        let start = out.len();
+        let fits = |out: &mut String, mark: usize| {
+            let fit = out.len() - start <= max_bytes;
+            if !fit {
+                out.truncate(mark);
+            }
+            fit
+        };
+        let own = |family: &&Family| family.definition.name.starts_with(metric::SELF_PREFIX);
+        let mut complete = true;
+        for family in self.families.iter().filter(own) {
+            let mark = out.len();
+            render_family(out, family, format);
+            complete &= fits(out, mark);
         }
-        self.render_registry_counters(&mut out, format);
+        let mark = out.len();
+        self.render_registry_counters(out, format);
+        complete &= fits(out, mark);
+        // A family that does not fit is left out; smaller ones after it may still fit.
+        for family in self.families.iter().filter(|family| !own(family)) {
+            let mark = out.len();
+            render_family(out, family, format);
+            complete &= fits(out, mark);
+        }
         if format == Format::OpenMetrics {
             out.push_str("# EOF\n");
         }
-        out
+        complete
     }
 
     /// The registry's own bookkeeping: overflowed observations and expired series per metric.

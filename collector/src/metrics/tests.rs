@@ -122,3 +122,29 @@ fn an_observation_that_would_make_a_series_infinite_is_dropped_and_counted() {
         "NaN: nothing"
     );
 }
+
+#[test]
+fn a_page_over_its_ceiling_keeps_the_collector_s_own_families_and_whole_families_only() {
+    let registry = registry(1000);
+    registry.add(metric::SELF_SPANS_RECEIVED_TOTAL, &["grpc"], 7.0, 0.0);
+    for agent in 0..500 {
+        registry.add(
+            metric::AGENT_INVOCATIONS_TOTAL,
+            &["svc", &format!("agent-{agent:0>64}"), "ok"],
+            1.0,
+            0.0,
+        );
+    }
+    let whole = registry.render(Format::OpenMetrics);
+    let mut page = String::from("left from the last scrape");
+    page.clear();
+    let ceiling = whole.len() / 2;
+    assert!(!registry.render_into(&mut page, Format::OpenMetrics, ceiling));
+    assert!(page.len() <= ceiling + "# EOF\n".len(), "{} bytes", page.len());
+    assert!(page.contains("agentrace_spans_received_total{transport=\"grpc\"} 7"), "own families first");
+    assert!(!page.contains("agent-"), "the family that does not fit is left out whole");
+    assert!(page.ends_with("# EOF\n"));
+    page.clear();
+    assert!(registry.render_into(&mut page, Format::OpenMetrics, whole.len()), "fits exactly");
+    assert_eq!(page, whole);
+}

@@ -1,5 +1,5 @@
-//! OTLP/gRPC receiver: the `TraceService/Export` method, served by tonic with gzip accepted and
-//! the decode size limit set. Next stop: [`Ingest`].
+//! OTLP/gRPC receiver: the `TraceService/Export` method, with gzip accepted and the decode size
+//! limit set, on the connections `serve` accepts. Next stop: [`Ingest`].
 //!
 //! The service is written out rather than generated so that requests decode into the
 //! pipeline's zero-copy types (`wire.rs`); it behaves as the generated one does.
@@ -12,15 +12,14 @@ use std::time::Duration;
 
 use agentrace_semconv::otlp::{GRPC_TRACES_EXPORT_PATH as EXPORT_PATH, GRPC_TRACE_SERVICE};
 use bytes::Buf;
-use tokio::net::TcpListener;
 use tonic::codec::{CompressionEncoding, DecodeBuf, EnabledCompressionEncodings};
 use tonic::server::{NamedService, UnaryService};
-use tonic::transport::server::TcpIncoming;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use super::decode;
-use super::{Ingest, Transport};
+use super::{Ingest, RequestRefusal, Transport};
+use crate::serve::{BodyError, RequestBody};
 use crate::wire::{Decoded, ExportTracePartialSuccess, ExportTraceServiceResponse};
 
 /// How long a refused client is asked to wait before retrying.
@@ -30,40 +29,31 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 pub struct GrpcReceiver {
     ingest: Ingest,
     max_request_bytes: usize,
-    tls: Option<tonic::transport::ServerTlsConfig>,
 }
 
 impl GrpcReceiver {
-    pub fn new(
-        ingest: Ingest,
-        max_request_bytes: usize,
-        tls: Option<tonic::transport::ServerTlsConfig>,
-    ) -> Self {
-        Self { ingest, max_request_bytes, tls }
-    }
-
-    /// Serves until `shutdown` resolves, then finishes the calls in flight.
-    pub async fn run(
-        self,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()>,
-    ) -> Result<(), tonic::transport::Error> {
-        // A bound on the streams of one connection bounds the request bodies HTTP/2 buffers
-        // before the memory limit can refuse them; clients queue the rest.
-        let mut builder =
-            tonic::transport::Server::builder().max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
-        if let Some(tls) = self.tls.clone() {
-            builder = builder.tls_config(tls)?;
-        }
-        builder
-            .layer(tower::util::MapResponseLayer::new(otlp_status_codes))
-            .add_service(self)
-            .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)
-            .await
+    /// Served by `serve::serve`, which owns the connections, TLS and their limits.
+    pub fn new(ingest: Ingest, max_request_bytes: usize) -> Self {
+        Self { ingest, max_request_bytes }
     }
 }
 
-const MAX_STREAMS_PER_CONNECTION: u32 = 128;
+/// A body that could not be read: over the in-flight budget is the retryable refusal (and
+/// counted), too slow is DEADLINE_EXCEEDED (its connection is being closed).
+fn body_status(ingest: &Ingest, error: BodyError) -> Status {
+    match error {
+        BodyError::OverBudget => {
+            ingest.refuse_request(RequestRefusal::InflightBytes, Transport::Grpc);
+            Status::with_error_details(
+                Code::Unavailable,
+                error.to_string(),
+                ErrorDetails::with_retry_info(Some(RETRY_AFTER)),
+            )
+        }
+        BodyError::TooSlow => Status::deadline_exceeded(error.to_string()),
+        BodyError::Read(source) => Status::from_error(source),
+    }
+}
 
 /// tonic answers an oversize message with OUT_OF_RANGE and an undecodable one with INTERNAL.
 /// OTLP clients retry OUT_OF_RANGE forever, and the spec asks for INVALID_ARGUMENT on bad
@@ -96,7 +86,7 @@ impl NamedService for GrpcReceiver {
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
-impl tower::Service<http::Request<tonic::body::Body>> for GrpcReceiver {
+impl tower::Service<http::Request<RequestBody>> for GrpcReceiver {
     type Response = http::Response<tonic::body::Body>;
     type Error = Infallible;
     type Future = BoxFuture<Result<Self::Response, Infallible>>;
@@ -105,8 +95,14 @@ impl tower::Service<http::Request<tonic::body::Body>> for GrpcReceiver {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+    fn call(&mut self, request: http::Request<RequestBody>) -> Self::Future {
         let receiver = self.clone();
+        let ingest = self.ingest.clone();
+        let request = request.map(|body| {
+            tonic::body::Body::new(http_body_util::BodyExt::map_err(body, move |error| {
+                body_status(&ingest, error)
+            }))
+        });
         Box::pin(async move {
             if request.uri().path() != EXPORT_PATH {
                 return Ok(Status::unimplemented("only TraceService/Export is served").into_http());
@@ -122,7 +118,7 @@ impl tower::Service<http::Request<tonic::body::Body>> for GrpcReceiver {
             let mut grpc = tonic::server::Grpc::new(codec)
                 .apply_compression_config(gzip, gzip)
                 .apply_max_message_size_config(Some(receiver.max_request_bytes), None);
-            Ok(grpc.unary(receiver, request).await)
+            Ok(otlp_status_codes(grpc.unary(receiver, request).await))
         })
     }
 }

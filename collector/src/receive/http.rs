@@ -1,11 +1,10 @@
 //! OTLP/HTTP receiver: `POST /v1/traces`, protobuf or JSON by Content-Type, optionally gzip.
 //! Answers follow the OTLP/HTTP spec: the response (or a `google.rpc.Status` on failure) in
 //! the request's encoding; 400 for undecodable data, 413 over the size limit (after
-//! decompression), 415 for an unsupported type or encoding, 503 with Retry-After when full.
+//! decompression), 415 for an unsupported type or encoding, 503 with Retry-After when full
+//! (or when the body does not fit in the in-flight budget), 408 for a body under the rate
+//! floor.
 //! Next stop: [`Ingest`].
-
-use std::future::Future;
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
@@ -19,16 +18,13 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
 use prost::Message;
-use tokio::net::TcpListener;
-use tokio_rustls::rustls;
 
 use super::decode::{self, DecodeError};
-use super::{Ingest, Refusal, Transport};
+use super::{Ingest, Refusal, RequestRefusal, Transport};
+use crate::serve::BodyError;
 
 pub use agentrace_semconv::otlp::TRACES_PATH;
 
-/// How long open TLS connections get to finish at shutdown.
-const TLS_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
 /// Seconds a refused client is asked to wait.
@@ -88,69 +84,6 @@ impl HttpReceiver {
             .layer(DefaultBodyLimit::disable())
             .with_state(state)
     }
-
-    /// Serves until `shutdown` resolves, then finishes the requests in flight.
-    pub async fn run(
-        self,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
-        // Without TCP_NODELAY a small answer can wait for the client's delayed ACK (~40 ms).
-        let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
-            let _ = stream.set_nodelay(true);
-        });
-        axum::serve(listener, self.router()).with_graceful_shutdown(shutdown).await
-    }
-
-    /// Serves over TLS until `shutdown` resolves; connections still open then get
-    /// [`TLS_DRAIN`] to finish. (axum's `serve` has no TLS; this is its TLS accept loop.)
-    pub async fn run_tls(
-        self,
-        listener: TcpListener,
-        tls: Arc<rustls::ServerConfig>,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
-        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-        let router = self.router();
-        let mut connections = tokio::task::JoinSet::new();
-        let mut shutdown = std::pin::pin!(shutdown);
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => {
-                    let (stream, _) = match accepted {
-                        Ok(accepted) => {
-                            let _ = accepted.0.set_nodelay(true);
-                            accepted
-                        }
-                        Err(error) => {
-                            tracing::debug!(%error, "accept failed");
-                            continue;
-                        }
-                    };
-                    let acceptor = acceptor.clone();
-                    let service = hyper_util::service::TowerToHyperService::new(router.clone());
-                    connections.spawn(async move {
-                        let stream = match acceptor.accept(stream).await {
-                            Ok(stream) => stream,
-                            Err(error) => {
-                                tracing::debug!(%error, "TLS handshake failed");
-                                return;
-                            }
-                        };
-                        let server = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-                        if let Err(error) = server.serve_connection(hyper_util::rt::TokioIo::new(stream), service).await {
-                            tracing::debug!(%error, "connection ended with an error");
-                        }
-                    });
-                }
-                Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                _ = &mut shutdown => break,
-            }
-        }
-        let _ =
-            tokio::time::timeout(TLS_DRAIN, async { while connections.join_next().await.is_some() {} }).await;
-        Ok(())
-    }
 }
 
 async fn export_traces(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
@@ -182,13 +115,7 @@ async fn export_traces(State(state): State<HttpState>, headers: HeaderMap, body:
             let message = DecodeError::TooLarge { limit }.to_string();
             return fail(StatusCode::PAYLOAD_TOO_LARGE, tonic::Code::InvalidArgument, &message);
         }
-        Err(error) => {
-            return fail(
-                StatusCode::BAD_REQUEST,
-                tonic::Code::InvalidArgument,
-                &format!("cannot read body: {error}"),
-            )
-        }
+        Err(error) => return unread(&state.ingest, encoding, error.as_ref()),
     };
     let content_encoding =
         headers.get(header::CONTENT_ENCODING).and_then(|value| value.to_str().ok()).map(str::trim);
@@ -229,6 +156,29 @@ async fn export_traces(State(state): State<HttpState>, headers: HeaderMap, body:
             encoded(encoding, StatusCode::OK, &ExportTraceServiceResponse { partial_success })
         }
         Err(refusal) => refused(encoding, refusal),
+    }
+}
+
+/// A body that could not be read: over the in-flight budget is the retryable refusal (and
+/// counted), too slow is 408 (its connection is being closed), anything else 400.
+fn unread(ingest: &Ingest, encoding: Encoding, error: &(dyn std::error::Error + 'static)) -> Response {
+    let message = error.to_string();
+    match BodyError::find(error) {
+        Some(BodyError::OverBudget) => {
+            ingest.refuse_request(RequestRefusal::InflightBytes, Transport::Http);
+            let mut response = status_response(
+                encoding,
+                StatusCode::SERVICE_UNAVAILABLE,
+                tonic::Code::Unavailable,
+                &message,
+            );
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+            response
+        }
+        Some(BodyError::TooSlow) => {
+            status_response(encoding, StatusCode::REQUEST_TIMEOUT, tonic::Code::DeadlineExceeded, &message)
+        }
+        _ => status_response(encoding, StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument, &message),
     }
 }
 

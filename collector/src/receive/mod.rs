@@ -18,10 +18,11 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use self::args::{Args, ReceiveConfig};
 use crate::auth::BearerToken;
-pub use crate::events::Transport;
 use crate::events::{
-    DropReason, RefuseReason, RequestUnauthenticated, SpansDropped, SpansReceived, SpansRefused,
+    DropReason, RefuseReason, RequestRefused, RequestUnauthenticated, SpansDropped, SpansReceived,
+    SpansRefused,
 };
+pub use crate::events::{RequestRefusal, Transport};
 use crate::memory::MemoryGuard;
 use crate::metrics::{Registry, Reported};
 use crate::wire::{Decoded, ExportTraceServiceRequest};
@@ -192,6 +193,11 @@ impl Ingest {
     /// queue is full.
     pub fn refuse_full(&self, spans: u64, transport: Transport) -> Refusal {
         self.refuse(Refusal::QueueFull, spans, transport)
+    }
+
+    /// Counts a request refused before its spans could be counted.
+    pub fn refuse_request(&self, reason: RequestRefusal, transport: Transport) {
+        self.registry.emit(RequestRefused { transport, reason });
     }
 
     /// Counts a refused request's spans under the refusal's reason, and returns the refusal.

@@ -86,6 +86,18 @@ impl CollectorProcess {
     /// Like [`Self::spawn`], with extra environment variables for the collector process. It
     /// binds port 0 unless the arguments name an address, and says where in its log.
     pub fn spawn_with_env(extra_args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start(Command::new(env!("CARGO_BIN_EXE_agentrace-collector")), extra_args, env)
+    }
+
+    /// Like [`Self::spawn`], under an open-file limit (soft and hard), as `ulimit -n` sets it.
+    pub fn spawn_with_open_files(extra_args: &[&str], open_files: u32) -> Self {
+        let mut command = Command::new("bash");
+        let script = format!("ulimit -n {open_files} && exec \"$0\" \"$@\"");
+        command.args(["-c", &script, env!("CARGO_BIN_EXE_agentrace-collector")]);
+        Self::start(command, extra_args, &[])
+    }
+
+    fn start(mut command: Command, extra_args: &[&str], env: &[(&str, &str)]) -> Self {
         let named = |flag: &str| extra_args.iter().any(|arg| arg.starts_with(flag));
         let mut args: Vec<&str> = Vec::new();
         for flag in ["--otlp-grpc-addr", "--otlp-http-addr", "--metrics-addr"] {
@@ -93,7 +105,7 @@ impl CollectorProcess {
                 args.extend([flag, "127.0.0.1:0"]);
             }
         }
-        let mut child = Command::new(env!("CARGO_BIN_EXE_agentrace-collector"))
+        let mut child = command
             .args(args)
             .args(extra_args)
             .env("AGENTRACE_LOG", "info")
@@ -137,9 +149,18 @@ impl CollectorProcess {
 
     /// The collector process's peak resident set (`VmHWM`), in bytes.
     pub fn peak_rss_bytes(&self) -> u64 {
+        self.status_bytes("VmHWM:")
+    }
+
+    /// The collector process's resident set now (`VmRSS`), in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        self.status_bytes("VmRSS:")
+    }
+
+    fn status_bytes(&self, key: &str) -> u64 {
         let status =
             std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("process status");
-        let line = status.lines().find(|line| line.starts_with("VmHWM:")).expect("VmHWM");
+        let line = status.lines().find(|line| line.starts_with(key)).expect("memory line");
         line.split_whitespace().nth(1).and_then(|kilobytes| kilobytes.parse::<u64>().ok()).expect("kB") * 1024
     }
 

@@ -35,14 +35,18 @@ fn pipe(command: &mut Command, input: &str) -> (i32, String) {
 /// that every value is finite and that bucket and count values are whole and not negative).
 /// Returns the number of samples.
 pub async fn check_page(metrics: SocketAddr) -> usize {
+    check_page_with(metrics, None).await
+}
+
+/// [`check_page`], presenting `token` when given.
+pub async fn check_page_with(metrics: SocketAddr, token: Option<&str>) -> usize {
     let get = |accept: &'static str| async move {
         let client = reqwest::Client::new();
-        let response = client
-            .get(format!("http://{metrics}/metrics"))
-            .header("accept", accept)
-            .send()
-            .await
-            .expect("scrape");
+        let mut scrape = client.get(format!("http://{metrics}/metrics")).header("accept", accept);
+        if let Some(token) = token {
+            scrape = scrape.bearer_auth(token);
+        }
+        let response = scrape.send().await.expect("scrape");
         response.text().await.expect("page")
     };
     let classic = get("text/plain;version=0.0.4").await;

@@ -179,6 +179,53 @@ async fn receivers_require_client_certificates_and_exports_go_over_tls() {
     .await;
 }
 
+/// `GET /metrics` by curl over `scheme`, trusting the test CA; the status, if there was an
+/// exchange.
+async fn curl_metrics(
+    pki: &Pki,
+    collector: &Collector,
+    scheme: &str,
+    client_certificate: bool,
+) -> Option<u16> {
+    let mut command = tokio::process::Command::new("curl");
+    command.args([
+        "-sS",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--max-time",
+        "10",
+        "--cacert",
+        &pki.path("ca.pem"),
+    ]);
+    if client_certificate {
+        command.args(["--cert", &pki.path("client.pem"), "--key", &pki.path("client.key")]);
+    }
+    command.arg(format!("{scheme}://localhost:{}/metrics", collector.metrics.port()));
+    let output = command.output().await.expect("curl is installed");
+    let code: u16 = String::from_utf8_lossy(&output.stdout).trim().parse().unwrap_or(0);
+    (output.status.success() && code != 0).then_some(code)
+}
+
+#[tokio::test]
+async fn the_metrics_port_serves_tls_and_client_certificates_when_configured() {
+    let pki = Pki::new();
+    let (certificate, key, ca) = (pki.path("server.pem"), pki.path("server.key"), pki.path("ca.pem"));
+    let collector = Collector::start(&[
+        "--metrics-tls-cert-file",
+        &certificate,
+        "--metrics-tls-key-file",
+        &key,
+        "--metrics-tls-client-ca-file",
+        &ca,
+    ])
+    .await;
+    assert_eq!(curl_metrics(&pki, &collector, "https", true).await, Some(200), "scraped over mTLS");
+    assert_eq!(curl_metrics(&pki, &collector, "https", false).await, None, "no client certificate");
+    assert_eq!(curl_metrics(&pki, &collector, "http", true).await, None, "plain HTTP: no exchange");
+}
+
 #[test]
 fn half_a_tls_configuration_is_refused_at_startup() {
     let pki = Pki::new();
@@ -193,4 +240,10 @@ fn half_a_tls_configuration_is_refused_at_startup() {
         .output()
         .expect("run");
     assert_eq!(output.status.code(), Some(2), "a key is not a certificate");
+    let output = Command::new(env!("CARGO_BIN_EXE_agentrace-collector"))
+        .args(["--metrics-tls-cert-file", &pki.path("server.pem")])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--metrics-tls-key-file"));
 }
