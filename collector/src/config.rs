@@ -157,13 +157,14 @@ impl Options {
             self.shutdown_timeout_secs.unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT_SECS),
         )?;
         let receive = self.receive.validate()?;
+        let memory_limit = receive.memory_limit_bytes;
         Ok(Config {
-            connections: self.connections.validate(receive.memory_limit_bytes)?,
+            connections: self.connections.validate(memory_limit)?,
             receive,
             metrics_addr: self.metrics_addr.unwrap_or(DEFAULT_METRICS_ADDR),
             metrics_endpoint: self.metrics_endpoint.validate()?,
             series: self.series.validate()?,
-            graph: self.graph.validate()?,
+            graph: self.graph.validate(memory_limit)?,
             export: self.export.validate()?,
             prices: Arc::new(self.prices.validate()?),
             gpu: self.gpu.validate()?,

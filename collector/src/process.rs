@@ -170,7 +170,6 @@ pub fn derive_request<'a>(
             registry.apply(out, now);
         }
     }
-    deriver.end_batch(out);
     registry.apply(out, now);
     facts
 }

@@ -37,6 +37,16 @@ impl<K: Eq + Hash, V> SmallMap<K, V> {
         }
     }
 
+    /// What its allocation takes: the vector's capacity, or the hash table's buckets with
+    /// their control bytes (a table is at most 7/8 full).
+    pub fn heap_bytes(&self) -> usize {
+        let entry = std::mem::size_of::<(K, V)>();
+        match self {
+            Self::Few(entries) => entries.capacity() * entry,
+            Self::Many(entries) => entries.capacity() * (entry + 1) * 8 / 7,
+        }
+    }
+
     /// Adds an entry; false (and nothing changes) when the key is already there.
     pub fn insert(&mut self, key: K, value: V) -> bool {
         match self {

@@ -16,12 +16,14 @@
 //! A span's walk, twelve files, none twice: `receive/grpc.rs` (the call) →
 //! `receive/decode.rs` (bytes to the `wire.rs` types) → `receive/mod.rs` (`Ingest`: ids
 //! checked, queued, acknowledged) → `process.rs` → `normalize/mod.rs` → `derive/mod.rs` →
-//! `derive/graph.rs` (the agent graph; attribution) → `metrics/mod.rs` (the registry that `/metrics`
-//! renders) → `enrich.rs` (facts added, content redacted) → `export/queue/mod.rs` →
-//! `export/otlp/mod.rs` → `export/otlp/transport.rs`. Not stages, and not counted: the types
-//! (`wire.rs`, `metrics/label.rs`), a container (`small_map.rs`), the self-metric events
-//! (`events.rs`), and the lookups along the way (the dialect tables and framework rules in
-//! `agentrace-semconv`, the price table in `cost.rs`, the GPU history).
+//! `derive/graph/mod.rs` (the agent graph; attribution) → `metrics/mod.rs` (the registry that
+//! `/metrics` renders) → `enrich.rs` (facts added, content redacted) → `export/queue/mod.rs` →
+//! `export/otlp/mod.rs` → `export/otlp/transport.rs`. Not stages, and not counted: the
+//! transport under the receivers (`serve/`, in the place of tonic's and axum's servers), the
+//! types (`wire.rs`, `metrics/label.rs`), the containers (`small_map.rs`, the graph's waiting
+//! index `derive/graph/waiting.rs`), the self-metric events (`events.rs`), and the lookups
+//! along the way (the dialect tables and framework rules in `agentrace-semconv`, the price
+//! table in `cost.rs`, the graph's parent chains in `derive/graph/chain.rs`, the GPU history).
 //!
 //! With `--queue-dir` the export queue is on disk and the receiver acknowledges a request once
 //! it is written there. Shutdown: the receivers stop accepting and finish their calls, which

@@ -8,6 +8,10 @@ pub const DEFAULT_MAX_TRACES: usize = 50_000;
 pub const DEFAULT_MAX_PENDING_SPANS: usize = 100_000;
 const DEFAULT_MAX_AGE_SECS: f64 = 600.0;
 const DEFAULT_MAX_SPANS_PER_TRACE: usize = 10_000;
+/// The window's bytes without `--memory-limit`.
+pub const DEFAULT_MAX_BYTES: u64 = 256 << 20;
+/// With `--memory-limit`, the window may hold this share of it.
+const SHARE_OF_MEMORY_LIMIT: u64 = 4;
 
 #[derive(Clone, Debug, Default, clap::Args)]
 #[command(next_help_heading = "Agent graph and attribution")]
@@ -30,6 +34,11 @@ pub struct Args {
     /// and their waiting spans counted without an agent [default: 100000].
     #[arg(long, env = "AGENTRACE_ATTRIBUTION_MAX_PENDING_SPANS", value_name = "N")]
     pub attribution_max_pending_spans: Option<usize>,
+
+    /// Most bytes the agent-graph window holds (open traces, their spans, what waits in them);
+    /// past it the oldest traces close early [default: a quarter of --memory-limit, or 256MiB].
+    #[arg(long, env = "AGENTRACE_GRAPH_MAX_BYTES", value_name = "SIZE")]
+    pub graph_max_bytes: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -43,6 +52,7 @@ pub struct GraphConfig {
     /// Seconds a span waits for its agent (at most `wait_secs`: the trace closes then).
     pub attribution_wait_secs: f64,
     pub max_pending_spans: usize,
+    pub max_bytes: usize,
 }
 
 impl Default for GraphConfig {
@@ -54,12 +64,19 @@ impl Default for GraphConfig {
             max_spans_per_trace: DEFAULT_MAX_SPANS_PER_TRACE,
             attribution_wait_secs: DEFAULT_WAIT_SECS,
             max_pending_spans: DEFAULT_MAX_PENDING_SPANS,
+            max_bytes: DEFAULT_MAX_BYTES as usize,
         }
     }
 }
 
 impl Args {
-    pub fn validate(self) -> Result<GraphConfig, ArgError> {
+    /// `memory_limit_bytes` sizes the window when no flag does.
+    pub fn validate(self, memory_limit_bytes: Option<u64>) -> Result<GraphConfig, ArgError> {
+        let max_bytes = match (&self.graph_max_bytes, memory_limit_bytes) {
+            (Some(text), _) => args::size("graph-max-bytes", text, "64MiB")?,
+            (None, Some(limit)) => limit / SHARE_OF_MEMORY_LIMIT,
+            (None, None) => DEFAULT_MAX_BYTES,
+        };
         let wait = self.graph_wait_secs.unwrap_or(DEFAULT_WAIT_SECS);
         let wait_secs = args::seconds("graph-wait-secs", wait)?.as_secs_f64();
         let attribution_wait_secs =
@@ -82,6 +99,7 @@ impl Args {
                 "attribution-max-pending-spans",
                 self.attribution_max_pending_spans.unwrap_or(DEFAULT_MAX_PENDING_SPANS),
             )?,
+            max_bytes: max_bytes as usize,
             ..GraphConfig::default()
         })
     }

@@ -85,12 +85,10 @@ fn a_call_that_arrives_before_its_agent_waits_and_counts_under_it() {
     let step = span(3, Some(1), SpanClass::Step, GenAiFields { step: Some("act"), ..GenAiFields::default() });
     deriver.observe(&call(2, 3), None, 0.0, &mut out);
     deriver.observe(&step, None, 0.0, &mut out);
-    deriver.end_batch(&mut out);
     assert!(prompt_tokens_by_agent(&out).is_empty(), "nothing counted while the agent is unknown");
     deriver.tick(1.0, &mut out);
     assert_eq!(pending(&out), Some(2.0), "the call and the step wait");
     deriver.observe(&agent(1, None, "researcher"), None, 2.0, &mut out);
-    deriver.end_batch(&mut out);
     assert_eq!(prompt_tokens_by_agent(&out), vec![("researcher".to_owned(), 100.0)]);
     let steps: Vec<String> = out
         .iter()
@@ -133,7 +131,6 @@ fn a_call_whose_agent_never_arrives_counts_without_one_after_the_wait() {
     let mut deriver = deriver(config);
     let mut out = Vec::new();
     deriver.observe(&call(2, 1), None, 100.0, &mut out);
-    deriver.end_batch(&mut out);
     deriver.tick(104.0, &mut out);
     assert!(prompt_tokens_by_agent(&out).is_empty(), "still waiting");
     deriver.tick(105.0, &mut out);

@@ -70,8 +70,8 @@ impl Deriver {
         Self { graph: AgentGraph::new(graph), prices }
     }
 
-    /// Observations of one span; `gpu` is what the GPU history holds for its window. Call
-    /// [`Self::end_batch`] after the spans of a request.
+    /// Observations of one span (and of what waited for it in its trace); `gpu` is what the
+    /// GPU history holds for its window.
     pub fn observe<'a>(
         &mut self,
         span: &CanonicalSpan<'a>,
@@ -113,10 +113,10 @@ impl Deriver {
         outcome
     }
 
-    /// Emits what the batch completed: edges whose caller is now known, and the series of
-    /// spans whose agent is.
-    pub fn end_batch(&mut self, out: &mut Vec<Observation>) {
-        self.graph.resolve_touched(out);
+    /// What the agent-graph window holds, in bytes.
+    #[cfg(test)]
+    pub fn graph_bytes(&self) -> usize {
+        self.graph.bytes()
     }
 
     /// Flushes traces whose pairing window has passed (invocation roll-ups, edges that never

@@ -167,11 +167,9 @@ fn edges_pair_children_with_their_nearest_agent_whatever_the_arrival_order() {
     for (position, span) in children_first.iter().enumerate() {
         deriver.observe(span, None, 0.0, &mut out);
         if position == 1 {
-            deriver.end_batch(&mut out);
             assert!(edges(&out).is_empty(), "no caller known yet");
         }
     }
-    deriver.end_batch(&mut out);
     assert_eq!(edges(&out), expected);
 
     let mut parents_first = children_first;
@@ -180,7 +178,6 @@ fn edges_pair_children_with_their_nearest_agent_whatever_the_arrival_order() {
     let mut out = Vec::new();
     for span in &parents_first {
         deriver.observe(span, None, 0.0, &mut out);
-        deriver.end_batch(&mut out);
     }
     assert_eq!(edges(&out), expected);
 }
@@ -193,7 +190,6 @@ fn a_failed_callee_counts_a_failed_edge() {
     let mut out = Vec::new();
     deriver.observe(&agent(1, None, "researcher"), None, 0.0, &mut out);
     deriver.observe(&failing_tool, None, 0.0, &mut out);
-    deriver.end_batch(&mut out);
     let failed = find(&out, metric::SERVICE_GRAPH_REQUEST_FAILED_TOTAL);
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].labels[..], strings(&["researcher", "tool:web_search", "", "svc", "svc"]));
@@ -213,12 +209,12 @@ fn roll_ups_and_unpaired_edges_come_out_when_the_window_passes() {
     ] {
         deriver.observe(&span, None, 100.0, &mut out);
     }
-    deriver.end_batch(&mut out);
     out.clear();
     deriver.tick(109.0, &mut out);
-    let only_the_gauge =
-        out.iter().all(|observation| observation.metric == metric::SELF_ATTRIBUTION_PENDING_SPANS);
-    assert!(only_the_gauge, "still inside the window: {out:?}");
+    let gauges =
+        [metric::SELF_ATTRIBUTION_PENDING_SPANS, metric::SELF_GRAPH_BYTES, metric::SELF_GRAPH_MAX_BYTES];
+    let only_the_gauges = out.iter().all(|observation| gauges.contains(&observation.metric));
+    assert!(only_the_gauges, "still inside the window: {out:?}");
     deriver.tick(110.0, &mut out);
     let value = |metric: &str| find(&out, metric).first().map(|observation| observation.value);
     assert_eq!(value(metric::AGENT_INVOCATION_LLM_CALLS), Some(2.0));
@@ -243,6 +239,61 @@ fn the_window_is_bounded_by_trace_count() {
     assert_eq!(unpaired, 7.0, "evicted traces count their waiting edges");
 }
 
+#[test]
+fn the_window_is_bounded_by_bytes() {
+    let max_bytes = 1 << 20;
+    let mut deriver = graph_deriver(GraphConfig { max_bytes, ..GraphConfig::default() });
+    let mut out = Vec::new();
+    // 20 traces of 500 tool calls whose parent never arrives: far more than 1 MiB.
+    for trace in 0..20u8 {
+        for n in 0..500u64 {
+            let mut orphan = tool(1, Some(2), "t");
+            orphan.trace_id = [trace; 16];
+            orphan.span_id = (n + 10).to_be_bytes();
+            deriver.observe(&orphan, None, 0.0, &mut out);
+            assert!(deriver.graph_bytes() <= max_bytes, "{} bytes", deriver.graph_bytes());
+        }
+    }
+    assert!(deriver.open_traces() < 20, "the oldest traces closed early");
+    let unpaired: f64 =
+        find(&out, metric::SELF_GRAPH_UNPAIRED_TOTAL).iter().map(|observation| observation.value).sum();
+    deriver.tick(100.0, &mut out);
+    let all_unpaired: f64 =
+        find(&out, metric::SELF_GRAPH_UNPAIRED_TOTAL).iter().map(|observation| observation.value).sum();
+    assert!(unpaired > 0.0, "evicted traces count their waiting edges");
+    assert_eq!(all_unpaired, 10_000.0, "every edge counted once, evicted or expired");
+    assert_eq!(deriver.graph_bytes(), 0, "nothing left after the window closed");
+}
+
+/// 1 000 calls wait for a step that waits for its agent: each arrival moves them one link up
+/// the chain, and the agent's arrival settles them all.
+#[test]
+fn what_waits_for_a_missing_span_settles_when_it_and_its_chain_arrive() {
+    let mut deriver = graph_deriver(GraphConfig::default());
+    let mut out = Vec::new();
+    for n in 0..1_000u64 {
+        let mut call = llm(0, Some(2));
+        call.span_id = (n + 1_000).to_be_bytes();
+        call.fields.agent = None;
+        deriver.observe(&call, None, 0.0, &mut out);
+    }
+    let waiting_bytes = deriver.graph_bytes();
+    deriver.observe(&span(2, Some(1), SpanClass::Step, GenAiFields::default()), None, 0.0, &mut out);
+    assert!(find(&out, metric::SERVICE_GRAPH_REQUEST_TOTAL).is_empty(), "still no agent");
+    deriver.observe(&agent(1, None, "researcher"), None, 0.0, &mut out);
+    let edges: f64 =
+        find(&out, metric::SERVICE_GRAPH_REQUEST_TOTAL).iter().map(|observation| observation.value).sum();
+    assert_eq!(edges, 1_001.0, "1 000 model edges and the agent's root edge");
+    let requests = find(&out, metric::LLM_REQUESTS_TOTAL);
+    let attributed = requests.iter().filter(|observation| observation.labels[1] == "researcher").count();
+    assert_eq!(attributed, 1_000, "each call counted under the agent");
+    assert!(deriver.graph_bytes() < waiting_bytes, "the waiters' room is given back");
+    deriver.tick(100.0, &mut out);
+    let calls: f64 =
+        find(&out, metric::AGENT_INVOCATION_LLM_CALLS).iter().map(|observation| observation.value).sum();
+    assert_eq!(calls, 1_000.0, "all in the invocation's roll-up");
+}
+
 /// An agent with 200 LLM calls, past the few spans a trace's nodes hold in a vector. Sent
 /// twice, the second copy changes nothing in the graph. With a cap of 50 spans a trace, the
 /// agent span (sent last) does not get in, so the 50 calls that did never pair.
@@ -257,7 +308,6 @@ fn a_large_trace_pairs_every_child_once_and_stops_at_its_span_cap() {
                 deriver.observe(call, None, 0.0, &mut out);
             }
             deriver.observe(&agent(1, None, "researcher"), None, 0.0, &mut out);
-            deriver.end_batch(&mut out);
         }
         deriver.tick(100.0, &mut out);
         let total =

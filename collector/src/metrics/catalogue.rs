@@ -245,6 +245,18 @@ pub const CATALOGUE: &[Definition] = &[
         Kind::Counter,
         &[],
     ),
+    own(
+        metric::SELF_GRAPH_BYTES,
+        "Bytes the agent-graph window holds: open traces, their spans, and what waits in them.",
+        Kind::Gauge,
+        &[],
+    ),
+    own(
+        metric::SELF_GRAPH_MAX_BYTES,
+        "Most bytes the agent-graph window may hold (--graph-max-bytes); past it the oldest traces close early.",
+        Kind::Gauge,
+        &[],
+    ),
     own(metric::SELF_BUILD_INFO, "Collector build.", Kind::Gauge, &[label::VERSION]),
     own(metric::SELF_MEMORY_RSS_BYTES, "Resident memory of the collector.", Kind::Gauge, &[]),
     own(

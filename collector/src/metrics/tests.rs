@@ -130,7 +130,7 @@ fn a_page_over_its_ceiling_keeps_the_collector_s_own_families_and_whole_families
     for agent in 0..500 {
         registry.add(
             metric::AGENT_INVOCATIONS_TOTAL,
-            &["svc", &format!("agent-{agent:0>64}"), "ok"],
+            &["svc", &format!("planner-{agent:0>64}"), "ok"],
             1.0,
             0.0,
         );
@@ -142,7 +142,7 @@ fn a_page_over_its_ceiling_keeps_the_collector_s_own_families_and_whole_families
     assert!(!registry.render_into(&mut page, Format::OpenMetrics, ceiling));
     assert!(page.len() <= ceiling + "# EOF\n".len(), "{} bytes", page.len());
     assert!(page.contains("agentrace_spans_received_total{transport=\"grpc\"} 7"), "own families first");
-    assert!(!page.contains("agent-"), "the family that does not fit is left out whole");
+    assert!(!page.contains("planner-"), "the family that does not fit is left out whole");
     assert!(page.ends_with("# EOF\n"));
     page.clear();
     assert!(registry.render_into(&mut page, Format::OpenMetrics, whole.len()), "fits exactly");

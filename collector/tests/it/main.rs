@@ -20,6 +20,7 @@ mod forward;
 mod frameworks;
 mod fuzz_corpus;
 mod gpu;
+mod graph_window;
 mod hostile_input;
 mod limits;
 mod metrics_endpoint;

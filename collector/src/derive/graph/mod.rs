@@ -1,0 +1,418 @@
+//! The agent graph, the per-invocation roll-ups and attribution: what needs more than one span.
+//! A child span pairs with its nearest ancestor agent span, as Tempo's service graph pairs
+//! client and server spans.
+//!
+//! Each span of an active trace is a small node (its parent; for an agent span, the agent and
+//! its service). As soon as the chain from a span up to an agent (or to the root) is complete,
+//! its edge is emitted, an LLM or tool call joins its agent's roll-up, and a call, tool call or
+//! step that does not name its agent is counted for that agent; until then they wait, filed
+//! under the span their chain is missing (`waiting.rs`), and a span that arrives settles only
+//! what waits for it. Children usually arrive before their agent span.
+//!
+//! A trace is flushed once no span of it arrived for the pairing window: waiting edges count as
+//! unpaired, waiting spans with `agent=""` and as unresolved, and each invocation's roll-up is
+//! emitted. A waiting span gives up after the attribution wait, which may be shorter. A span id
+//! seen again in its trace (a resend) counts in the graph once.
+//!
+//! Bounded: `max_bytes` in all (sized from `--memory-limit`), `max_traces` traces,
+//! `max_spans_per_trace` spans each (a span past it is attributed from the spans that got in)
+//! and `max_pending_spans` waiting spans in all; the oldest trace is flushed early to make
+//! room, its waiting spans counted as unresolved.
+
+mod chain;
+mod waiting;
+
+use std::collections::hash_map::Entry;
+use std::collections::VecDeque;
+use std::mem::size_of;
+use std::sync::Arc;
+
+use foldhash::HashMap;
+
+use agentrace_semconv::metric::{self, graph_node, unresolved};
+use agentrace_semconv::SpanClass;
+
+use super::{exemplar_of, roll_up, EdgeLabels, GraphConfig, RollUp, Scoped};
+use crate::metrics::{truncated, Exemplar, Label, Observation, SharedNames};
+use crate::normalize::CanonicalSpan;
+use chain::{nearest_agent, AgentNode, Caller, Node, Nodes};
+use smallvec::{smallvec, SmallVec};
+use waiting::{Held, Member, PendingEdge, Waiter, Waiting};
+
+type TraceId = [u8; 16];
+type SpanId = [u8; 8];
+
+#[derive(Debug)]
+struct Invocation {
+    weight: f64,
+    service: Arc<str>,
+    agent: Arc<str>,
+    exemplar: Exemplar,
+    calls: RollUp,
+}
+
+#[derive(Debug, Default)]
+struct TraceState {
+    first_seen: f64,
+    last_seen: f64,
+    nodes: Nodes,
+    /// Edges, calls and series whose chain misses a span.
+    waiting: Waiting,
+    /// Agent spans; usually one a trace, so held inline.
+    invocations: SmallVec<[(SpanId, Invocation); 1]>,
+}
+
+/// A trace's state with its entries in the window's table and queue (names are shared, and
+/// bounded apart).
+const TRACE_BYTES: usize =
+    (size_of::<TraceState>() + size_of::<TraceId>() + 1) * 8 / 7 + size_of::<TraceId>();
+
+impl TraceState {
+    fn new(now: f64) -> Self {
+        Self { first_seen: now, last_seen: now, ..Self::default() }
+    }
+
+    /// What the window's byte budget counts for the trace: its state, the allocations of its
+    /// nodes, invocations and waiters, from their capacities.
+    fn bytes(&self) -> usize {
+        let invocations = match self.invocations.spilled() {
+            true => self.invocations.capacity() * size_of::<(SpanId, Invocation)>(),
+            false => 0,
+        };
+        TRACE_BYTES + self.nodes.heap_bytes() + invocations + self.waiting.bytes()
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct AgentGraph {
+    config: GraphConfig,
+    traces: HashMap<TraceId, TraceState>,
+    /// Traces in the order they opened, for evicting the oldest when full. May hold ids of
+    /// traces already flushed; those are skipped.
+    opened: VecDeque<TraceId>,
+    /// Spans held for their agent, in all traces.
+    held: usize,
+    /// What the open traces hold, as [`TraceState::bytes`] counts it.
+    bytes: usize,
+    /// Names seen, each allocated once and shared by the spans, edges and series that use it.
+    names: SharedNames,
+    /// Scratch space for names built from parts (`tool:<name>`).
+    scratch: String,
+}
+
+impl AgentGraph {
+    pub fn new(config: GraphConfig) -> Self {
+        Self { config, ..Self::default() }
+    }
+
+    pub fn open_traces(&self) -> usize {
+        self.traces.len()
+    }
+
+    /// Records one span, and counts or holds its agent-scoped series (`scoped`); settles what
+    /// waited for it.
+    pub fn insert<'a>(
+        &mut self,
+        span: &CanonicalSpan<'a>,
+        scoped: Option<Scoped<'a>>,
+        now: f64,
+        out: &mut Vec<Observation<'a>>,
+    ) {
+        self.make_room(span.trace_id, scoped.as_ref().is_some_and(|scoped| scoped.agent.is_none()), out);
+        let (trace, bytes_before) = match self.traces.entry(span.trace_id) {
+            Entry::Occupied(open) => {
+                let trace = open.into_mut();
+                let bytes = trace.bytes();
+                (trace, bytes)
+            }
+            Entry::Vacant(new) => {
+                self.opened.push_back(span.trace_id);
+                (new.insert(TraceState::new(now)), 0)
+            }
+        };
+        let held_before = trace.waiting.held;
+        trace.last_seen = now;
+        let in_graph = trace.nodes.len() < self.config.max_spans_per_trace;
+        if in_graph && add_to_graph(trace, span, &mut self.names, &mut self.scratch, out) {
+            for waiter in trace.waiting.take(&span.span_id) {
+                settle(trace, waiter, out);
+            }
+        }
+        if let Some(scoped) = scoped {
+            hold_or_count(trace, span, scoped, in_graph, now, &mut self.names, out);
+        }
+        self.bytes = self.bytes + trace.bytes() - bytes_before;
+        self.held = self.held + trace.waiting.held - held_before;
+        self.shrink_to_budget(span.trace_id, out);
+    }
+
+    /// Closes the oldest traces while the window is over its byte budget (a table that just
+    /// grew can take it over), but not `current`: once it is the oldest, it is left to grow
+    /// until the next span.
+    fn shrink_to_budget(&mut self, current: TraceId, out: &mut Vec<Observation>) {
+        while self.bytes > self.config.max_bytes {
+            let Some(oldest) = self.opened.pop_front() else { return };
+            if oldest == current {
+                self.opened.push_front(oldest);
+                return;
+            }
+            if let Some(trace) = self.traces.remove(&oldest) {
+                self.forget(&trace);
+                flush(trace, unresolved::EVICTED, out);
+            }
+        }
+    }
+
+    /// Flushes the oldest traces while the window is full: at `max_bytes`, for a new trace when
+    /// it holds `max_traces`, and for a span about to be held when `max_pending_spans` are.
+    fn make_room(&mut self, trace_id: TraceId, may_hold: bool, out: &mut Vec<Observation>) {
+        loop {
+            let traces_full =
+                self.traces.len() >= self.config.max_traces && !self.traces.contains_key(&trace_id);
+            let held_full = may_hold && self.held >= self.config.max_pending_spans;
+            let bytes_full = self.bytes >= self.config.max_bytes;
+            if !traces_full && !held_full && !bytes_full {
+                return;
+            }
+            let Some(oldest) = self.opened.pop_front() else { return };
+            if let Some(trace) = self.traces.remove(&oldest) {
+                self.forget(&trace);
+                flush(trace, unresolved::EVICTED, out);
+            }
+        }
+    }
+
+    /// Takes a closing trace out of the window's counts.
+    fn forget(&mut self, trace: &TraceState) {
+        self.held -= trace.waiting.held;
+        self.bytes -= trace.bytes();
+    }
+
+    /// What the open traces hold, in bytes.
+    #[cfg(test)]
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Flushes traces idle for the pairing window or older than the maximum age, counts held
+    /// spans past the attribution wait as unresolved, and reports how many still wait.
+    pub fn flush_idle(&mut self, now: f64, out: &mut Vec<Observation>) {
+        self.names.clear_if_full();
+        let config = self.config;
+        let done = self.traces.extract_if(|_, trace| {
+            now - trace.last_seen >= config.wait_secs || now - trace.first_seen >= config.max_age_secs
+        });
+        let mut closed = Vec::new();
+        for (_, trace) in done {
+            closed.push(trace);
+        }
+        for trace in closed {
+            self.forget(&trace);
+            flush(trace, unresolved::WAIT_EXPIRED, out);
+        }
+        if self.held > 0 {
+            let oldest_kept = now - config.attribution_wait_secs;
+            for trace in self.traces.values_mut() {
+                let (bytes_before, held_before) = (trace.bytes(), trace.waiting.held);
+                let released = trace.waiting.release_held(|held| held.since <= oldest_kept);
+                count_unattributed(released, unresolved::WAIT_EXPIRED, out);
+                self.bytes = self.bytes + trace.bytes() - bytes_before;
+                self.held = self.held + trace.waiting.held - held_before;
+            }
+        }
+        out.push(Observation::new(
+            metric::SELF_ATTRIBUTION_PENDING_SPANS,
+            smallvec![],
+            self.held as f64,
+            None,
+        ));
+        out.push(Observation::new(metric::SELF_GRAPH_BYTES, smallvec![], self.bytes as f64, None));
+        let max_bytes = config.max_bytes as f64;
+        out.push(Observation::new(metric::SELF_GRAPH_MAX_BYTES, smallvec![], max_bytes, None));
+        if self.opened.len() > 2 * self.traces.len() + 1024 {
+            let traces = &self.traces;
+            self.opened.retain(|trace_id| traces.contains_key(trace_id));
+        }
+    }
+}
+
+/// Adds a span to its trace's graph: its node, and for an agent its invocation, for a call its
+/// roll-up membership, for an edge's callee the edge, each settled now or left waiting. False
+/// for a span already in the graph (a resend).
+fn add_to_graph(
+    trace: &mut TraceState,
+    span: &CanonicalSpan<'_>,
+    names: &mut SharedNames,
+    scratch: &mut String,
+    out: &mut Vec<Observation>,
+) -> bool {
+    let service = names.get(truncated(span.service));
+    let agent = (span.class == SpanClass::Agent)
+        .then(|| AgentNode { name: names.get(agent_name(span)), service: service.clone() });
+    let agent_name = agent.as_ref().map(|agent| agent.name.clone());
+    if !trace.nodes.insert(span.span_id, Node { parent: span.parent_span_id, agent }) {
+        return false;
+    }
+    let exemplar = exemplar_of(span, span.duration_seconds());
+    if let Some(agent) = agent_name {
+        let invocation = Invocation {
+            weight: span.weight,
+            service: service.clone(),
+            agent,
+            exemplar,
+            calls: RollUp::default(),
+        };
+        trace.invocations.push((span.span_id, invocation));
+    }
+    let is_llm = matches!(span.class, SpanClass::Llm | SpanClass::Embedding);
+    let is_tool = span.class == SpanClass::Tool;
+    if is_llm || is_tool {
+        let tokens =
+            span.fields.input_tokens.unwrap_or(0).saturating_add(span.fields.output_tokens.unwrap_or(0));
+        let calls = RollUp { llm_calls: u32::from(is_llm), tool_calls: u32::from(is_tool), tokens };
+        settle(trace, Waiter::Member(Member { parent: span.parent_span_id, calls }), out);
+    }
+    if let Some(server) = server_node(span, scratch) {
+        let edge = PendingEdge {
+            parent: span.parent_span_id,
+            weight: span.weight,
+            server: names.get(truncated(server)),
+            service,
+            failed: span.failed(),
+            duration: span.duration_seconds(),
+            exemplar,
+        };
+        settle(trace, Waiter::Edge(edge), out);
+    }
+    true
+}
+
+/// Counts a span's agent-scoped series for the agent it names, or the nearest agent above it
+/// in the trace; holds it while that is not known yet.
+fn hold_or_count<'a>(
+    trace: &mut TraceState,
+    span: &CanonicalSpan<'a>,
+    scoped: Scoped<'a>,
+    in_graph: bool,
+    now: f64,
+    names: &mut SharedNames,
+    out: &mut Vec<Observation<'a>>,
+) {
+    if let Some(agent) = &scoped.agent {
+        scoped.emit(agent.clone(), out);
+        return;
+    }
+    let missing = match nearest_agent(&trace.nodes, span.parent_span_id) {
+        Caller::Agent(_, agent) => return scoped.emit(Label::Shared(agent.name.clone()), out),
+        Caller::Root => return scoped.emit(Label::Borrowed(""), out),
+        Caller::Missing(_) | Caller::Broken if !in_graph => {
+            scoped.emit(Label::Borrowed(""), out);
+            return out.push(unresolved_count(unresolved::SPAN_CAP, 1));
+        }
+        Caller::Missing(span_id) => Some(span_id),
+        Caller::Broken => None,
+    };
+    let series = scoped.to_owned(&mut |name| names.get(name));
+    let held = Held { parent: span.parent_span_id, since: now, series };
+    trace.waiting.park(missing, Waiter::Held(Box::new(held)));
+}
+
+fn agent_name<'a>(span: &CanonicalSpan<'a>) -> &'a str {
+    truncated(span.fields.agent.unwrap_or(span.name))
+}
+
+/// The callee's node name in the graph, for the span classes that are edges (built in
+/// `scratch` when it has a prefix).
+fn server_node<'s>(span: &CanonicalSpan<'s>, scratch: &'s mut String) -> Option<&'s str> {
+    let (prefix, name) = match span.class {
+        SpanClass::Agent => return Some(agent_name(span)),
+        SpanClass::Tool => (graph_node::TOOL_PREFIX, span.fields.tool),
+        SpanClass::Llm | SpanClass::Embedding => (graph_node::MODEL_PREFIX, span.fields.model),
+        SpanClass::Step | SpanClass::ModelLoad | SpanClass::Other => return None,
+    };
+    scratch.clear();
+    scratch.push_str(prefix);
+    scratch.push_str(name.unwrap_or_default());
+    Some(scratch.as_str())
+}
+
+/// Settles a waiter whose chain up to an agent (or the root) is complete: emits the edge, adds
+/// the call to its invocation, counts the series; otherwise files it under the missing span.
+fn settle(trace: &mut TraceState, waiter: Waiter, out: &mut Vec<Observation>) {
+    let caller = nearest_agent(&trace.nodes, waiter.parent());
+    let (agent_span, agent) = match caller {
+        Caller::Agent(agent_span, agent) => (Some(agent_span), Some(agent)),
+        Caller::Root => (None, None),
+        Caller::Missing(span_id) => return trace.waiting.park(Some(span_id), waiter),
+        Caller::Broken => return trace.waiting.park(None, waiter),
+    };
+    match waiter {
+        Waiter::Edge(edge) => {
+            let (client, client_service) = match agent {
+                Some(agent) => (agent.name.clone(), agent.service.clone()),
+                None => (edge.service.clone(), edge.service.clone()),
+            };
+            let labels =
+                EdgeLabels { client, server: edge.server, client_service, server_service: edge.service };
+            super::edge(labels, edge.failed, edge.duration, edge.weight, edge.exemplar, out);
+        }
+        // Without an agent above it, a call belongs to no invocation.
+        Waiter::Member(member) => {
+            let invocation = trace.invocations.iter_mut().find(|(span_id, _)| Some(*span_id) == agent_span);
+            if let Some((_, invocation)) = invocation {
+                invocation.calls.add(member.calls);
+            }
+        }
+        Waiter::Held(held) => {
+            let label = agent.map_or(Label::Borrowed(""), |agent| Label::Shared(agent.name.clone()));
+            held.series.emit(label, out);
+        }
+    }
+}
+
+/// Counts held series with `agent=""`, as unresolved for `reason`.
+fn count_unattributed(released: Vec<Held>, reason: &'static str, out: &mut Vec<Observation>) {
+    if released.is_empty() {
+        return;
+    }
+    out.push(unresolved_count(reason, released.len()));
+    for held in released {
+        held.series.emit(Label::Borrowed(""), out);
+    }
+}
+
+fn unresolved_count<'o>(reason: &'static str, spans: usize) -> Observation<'o> {
+    Observation::new(
+        metric::SELF_ATTRIBUTION_UNRESOLVED_TOTAL,
+        smallvec![Label::Borrowed(reason)],
+        spans as f64,
+        None,
+    )
+}
+
+/// Final accounting of a trace: what still waits for an agent counted with `agent=""` as
+/// unresolved (for `reason`), unpaired edges counted, roll-ups per invocation.
+fn flush(mut trace: TraceState, reason: &'static str, out: &mut Vec<Observation>) {
+    let (mut unpaired, mut held) = (0usize, Vec::new());
+    for waiter in trace.waiting.drain() {
+        match waiter {
+            Waiter::Edge(_) => unpaired += 1,
+            Waiter::Held(series) => held.push(*series),
+            Waiter::Member(_) => {}
+        }
+    }
+    count_unattributed(held, reason, out);
+    if unpaired > 0 {
+        out.push(Observation::new(metric::SELF_GRAPH_UNPAIRED_TOTAL, smallvec![], unpaired as f64, None));
+    }
+    for (_, invocation) in &trace.invocations {
+        roll_up(
+            &invocation.service,
+            &invocation.agent,
+            &invocation.calls,
+            invocation.weight,
+            invocation.exemplar,
+            out,
+        );
+    }
+}
