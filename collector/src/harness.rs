@@ -20,6 +20,8 @@ use crate::normalize::Normalizer;
 use crate::process::derive_request;
 use crate::receive::http::{HttpReceiver, TRACES_PATH};
 use crate::receive::{decode, Batch, Ingest, QueueGauge};
+use crate::serve::body::Metered;
+use crate::serve::{BodyLimits, Budget, Table};
 use crate::wire::ExportTraceServiceRequest;
 use crate::{Listeners, Options};
 
@@ -104,6 +106,8 @@ pub fn json_request(data: &[u8]) {
     }
 }
 
+/// Panics when a page fails [`check_exposition`]: the fuzz targets' assertion that whatever
+/// arrives, the page stays finite and its counts whole.
 fn derive_and_render(request: &ExportTraceServiceRequest) {
     let registry = Registry::new(SeriesLimits { max_series_per_metric: 50, idle_timeout_secs: 60.0 });
     let mut deriver = Deriver::default();
@@ -111,7 +115,49 @@ fn derive_and_render(request: &ExportTraceServiceRequest) {
     derive_request(&Normalizer::default(), &mut deriver, &registry, None, request, 0.0, &mut observations);
     deriver.tick(1e9, &mut observations);
     registry.apply(&mut observations, 0.0);
-    let _ = registry.render(Format::OpenMetrics);
+    for format in [Format::OpenMetrics, Format::Classic] {
+        if let Err(error) = check_exposition(&registry.render(format)) {
+            panic!("{error}");
+        }
+    }
+}
+
+/// Reads a rendered page's numbers as a strict scraper would: every sample value finite,
+/// bucket and count values whole and not negative.
+pub fn check_exposition(page: &str) -> Result<(), String> {
+    for line in page.lines().filter(|line| !line.is_empty() && !line.starts_with('#')) {
+        let (name, rest) = split_sample(line).ok_or_else(|| format!("not a sample: {line}"))?;
+        let text = rest.split_whitespace().next().ok_or_else(|| format!("no value: {line}"))?;
+        let value: f64 = text.parse().map_err(|_| format!("not a number: {line}"))?;
+        if !value.is_finite() {
+            return Err(format!("not finite: {line}"));
+        }
+        let counted = name.ends_with("_bucket") || name.ends_with("_count");
+        if counted && (value < 0.0 || value.fract() != 0.0) {
+            return Err(format!("not a whole count: {line}"));
+        }
+    }
+    Ok(())
+}
+
+/// A sample line's metric name, and what follows its labels (label values may hold braces,
+/// spaces and escaped quotes).
+fn split_sample(line: &str) -> Option<(&str, &str)> {
+    let name_end = line.find(['{', ' '])?;
+    if line.as_bytes()[name_end] == b' ' {
+        return Some((&line[..name_end], &line[name_end..]));
+    }
+    let (mut quoted, mut escaped) = (false, false);
+    for (offset, character) in line[name_end..].char_indices() {
+        match character {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '}' if !quoted => return Some((&line[..name_end], &line[name_end + offset + 1..])),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Runs OTLP/JSON requests, in order, through normalize and derive at `now` (with the built-in
@@ -181,6 +227,118 @@ impl HttpHarness {
         });
         while self.queue.try_recv().is_ok() {}
         status
+    }
+}
+
+/// The OTLP/HTTP handler reading a body that arrives in chunks with pauses, through the
+/// connection layer's metered body: the in-flight budget and the rate floor under arbitrary
+/// timing. Input: a selector byte (bits 0–1 the content type as for [`HttpHarness`], bit 4
+/// gzip, bit 5 a declared length), a budget byte (KiB, at least 1), then chunks of `[length,
+/// pause in 250 ms steps, bytes…]`. The window is 1 s and the floor 1 KiB/s. Run it on a
+/// runtime with paused time.
+pub struct SlowBodyHarness {
+    router: axum::Router,
+    queue: mpsc::Receiver<Batch>,
+    table: Table,
+}
+
+impl SlowBodyHarness {
+    pub fn new() -> Self {
+        let (sender, queue) = mpsc::channel(16);
+        let registry = Arc::new(Registry::new(SeriesLimits::default()));
+        let ingest = Ingest::new(sender, QueueGauge::new("fuzz", 16), registry);
+        let router = HttpReceiver::new(ingest, HTTP_LIMIT).router();
+        Self { router, queue, table: Table::new(1) }
+    }
+
+    /// The status, and the bytes the budget still holds once the request is over (0, or a
+    /// reservation leaked).
+    pub async fn request(&mut self, data: &[u8]) -> (u16, u64) {
+        let (header, mut rest) = data.split_at(data.len().min(2));
+        let selector = header.first().copied().unwrap_or(0);
+        let budget = Budget::new(u64::from(header.get(1).copied().unwrap_or(0)).max(1) * 1024);
+        let mut chunks = Vec::new();
+        while let [length, pause, tail @ ..] = rest {
+            let taken = usize::from(*length).min(tail.len());
+            let pause = std::time::Duration::from_millis(u64::from(*pause) * 250);
+            chunks.push((pause, bytes::Bytes::copy_from_slice(&tail[..taken])));
+            rest = &tail[taken..];
+        }
+        let length = chunks.iter().map(|(_, bytes)| bytes.len() as u64).sum::<u64>();
+        let (frames, body) = mpsc::channel(4);
+        let feeder = tokio::spawn(async move {
+            for (pause, bytes) in chunks {
+                tokio::time::sleep(pause).await;
+                if frames
+                    .send(Ok::<_, std::convert::Infallible>(http_body::Frame::data(bytes)))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        let stream = http_body_util::StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(body));
+        let declared = Declared { inner: stream, length: (selector & 0x20 != 0).then_some(length) };
+        let limits = BodyLimits {
+            budget: budget.clone(),
+            max_bytes: HTTP_LIMIT as u64,
+            window: std::time::Duration::from_secs(1),
+            min_rate: 1024,
+        };
+        let Ok(connection) = self.table.admit() else { return (0, 0) };
+        let body = Metered::new(declared, limits, connection.clone(), false);
+        let status = match slow_request(selector, body) {
+            Some(request) => match self.router.clone().oneshot(request).await {
+                Ok(response) => response.status().as_u16(),
+                Err(infallible) => match infallible {},
+            },
+            None => 0,
+        };
+        feeder.abort();
+        let _ = feeder.await;
+        self.table.remove(&connection);
+        while self.queue.try_recv().is_ok() {}
+        (status, budget.used())
+    }
+}
+
+impl Default for SlowBodyHarness {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn slow_request<B>(selector: u8, body: B) -> Option<http::Request<B>> {
+    let content_type =
+        ["application/x-protobuf", "application/json", "application/json; charset=utf-8", "text/plain"];
+    let mut builder = http::Request::post(TRACES_PATH)
+        .header(http::header::CONTENT_TYPE, content_type[usize::from(selector % 4)]);
+    if selector & 0x10 != 0 {
+        builder = builder.header(http::header::CONTENT_ENCODING, "gzip");
+    }
+    builder.body(body).ok()
+}
+
+/// A body that says how long it is, as one with `Content-Length` does.
+struct Declared<B> {
+    inner: B,
+    length: Option<u64>,
+}
+
+impl<B: http_body::Body + Unpin> http_body::Body for Declared<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.length.map_or_else(|| self.inner.size_hint(), http_body::SizeHint::with_exact)
     }
 }
 

@@ -39,7 +39,8 @@ use tower::ServiceExt;
 
 pub use self::args::{raise_open_file_limit, Args, ConnectionConfig, Limits};
 pub use self::body::{BodyError, BodyLimits, Budget};
-use self::connection::{CloseReason, Connection, Table, Watched};
+pub(crate) use self::connection::Table;
+use self::connection::{CloseReason, Connection, Watched};
 use crate::events::ConnectionClosed;
 use crate::metrics::Registry;
 

@@ -171,7 +171,7 @@ async fn impossible_numbers_are_counted_and_the_page_stays_finite_and_strictly_v
 }
 
 #[tokio::test]
-async fn every_fixture_s_page_is_strictly_valid() {
+async fn every_fixture_s_and_fuzz_seed_s_page_is_strictly_valid() {
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let collector = Collector::start(&["--graph-wait-secs", "1", "--attribution-wait-secs", "1"]).await;
     let mut sent = 0;
@@ -188,6 +188,17 @@ async fn every_fixture_s_page_is_strictly_valid() {
         }
     }
     assert!(sent >= 14, "{sent} fixtures");
+    // And the fuzz targets' seed corpora, whatever each gets answered.
+    let corpus = root.join("../../../fuzz/corpus");
+    for (directory, content_type) in
+        [("decode_json", "application/json"), ("decode_protobuf", "application/x-protobuf")]
+    {
+        for entry in std::fs::read_dir(corpus.join(directory)).expect("corpus") {
+            let body = std::fs::read(entry.expect("entry").path()).expect("seed");
+            let status = collector.post(content_type, None, body).await.0;
+            assert!(matches!(status, 200 | 400), "{directory}: {status}");
+        }
+    }
     // After the agent-graph window closed, so the invocation roll-ups are on the page too.
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     let samples = check_page(collector.metrics).await;

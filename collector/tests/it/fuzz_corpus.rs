@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use agentrace_collector::harness::{self, HttpHarness};
+use agentrace_collector::harness::{self, HttpHarness, SlowBodyHarness};
 
 fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
     let directory = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(target);
@@ -40,6 +40,7 @@ fn http_seeds_get_the_spec_answers() {
     }
     let expected = [
         ("gzip-bomb.bin", 413),
+        ("impossible-numbers-json.bin", 200),
         ("json.bin", 200),
         ("protobuf-gzip.bin", 200),
         ("protobuf.bin", 200),
@@ -48,4 +49,36 @@ fn http_seeds_get_the_spec_answers() {
     let expected: Vec<(String, u16)> =
         expected.iter().map(|(name, status)| ((*name).to_owned(), *status)).collect();
     assert_eq!(statuses, expected);
+}
+
+/// Paused time: the seeds' pauses (up to seconds) pass at once.
+#[tokio::test(start_paused = true)]
+async fn slow_body_seeds_get_their_answers_and_release_their_budget() {
+    let mut harness = SlowBodyHarness::new();
+    let mut answers = Vec::new();
+    for (path, input) in corpus("http_body_slow") {
+        let (status, reserved) = harness.request(&input).await;
+        assert_eq!(reserved, 0, "{path}: bytes left reserved");
+        answers.push((path.rsplit('/').next().unwrap_or_default().to_owned(), status));
+    }
+    let expected = [
+        ("json-declared-slow.bin", 408),
+        ("json-in-chunks.bin", 200),
+        ("over-budget.bin", 503),
+        ("protobuf-garbage.bin", 400),
+        ("stall.bin", 408),
+        ("text-plain.bin", 415),
+    ];
+    let expected: Vec<(String, u16)> =
+        expected.iter().map(|(name, status)| ((*name).to_owned(), *status)).collect();
+    assert_eq!(answers, expected);
+}
+
+#[test]
+fn the_exposition_check_reads_labels_and_rejects_what_strict_parsers_reject() {
+    let good = "# TYPE a histogram\na_bucket{le=\"1\",x=\"} 2 \\\"{\"} 3\na_count 3\nb_total{y=\"z\"} 1.5 # {trace_id=\"ab\"} 1.0\n# EOF\n";
+    assert_eq!(harness::check_exposition(good), Ok(()));
+    for bad in ["a_bucket{le=\"1\"} 1.5\n", "a_count -1\n", "b_total +Inf\n", "c NaN\n", "d{x=\"1\" 2\n"] {
+        assert!(harness::check_exposition(bad).is_err(), "{bad:?}");
+    }
 }

@@ -109,6 +109,10 @@ impl Waiting {
     /// Takes out what waited for `arrived`.
     pub fn take(&mut self, arrived: &SpanId) -> Waiters {
         let taken = self.by_missing.remove(arrived).unwrap_or_default();
+        if self.by_missing.is_empty() {
+            // Usually everything waited for the agent span, which came last: give the table back.
+            self.by_missing = HashMap::default();
+        }
         self.spilled -= spilled_bytes(&taken);
         for waiter in &taken {
             self.count(waiter, -1);
