@@ -33,12 +33,22 @@ pub struct Budget {
     limit: u64,
     used: AtomicU64,
     epoch: std::time::Instant,
-    bodies: Mutex<Vec<Arc<Progress>>>,
+    bodies: Mutex<Bodies>,
+}
+
+/// The bodies being read, in slots reused as bodies come and go, so that forgetting one does
+/// not search the others.
+#[derive(Debug, Default)]
+struct Bodies {
+    slots: Vec<Option<Arc<Progress>>>,
+    free: Vec<usize>,
 }
 
 /// How far along one body is, for the budget to find stalled ones.
 #[derive(Debug, Default)]
 struct Progress {
+    /// Its slot in [`Bodies`].
+    slot: usize,
     /// Milliseconds since the budget's epoch when the body last brought bytes.
     last_ms: AtomicU64,
     given_up: AtomicBool,
@@ -51,7 +61,7 @@ impl Budget {
             limit,
             used: AtomicU64::new(0),
             epoch: std::time::Instant::now(),
-            bodies: Mutex::new(Vec::new()),
+            bodies: Mutex::new(Bodies::default()),
         })
     }
 
@@ -81,14 +91,23 @@ impl Budget {
     }
 
     fn register(&self) -> Arc<Progress> {
-        let progress = Arc::new(Progress::default());
-        progress.last_ms.store(self.now_ms(), Ordering::Relaxed);
-        lock(&self.bodies).push(progress.clone());
+        let mut bodies = lock(&self.bodies);
+        let slot = bodies.free.pop().unwrap_or(bodies.slots.len());
+        let progress =
+            Arc::new(Progress { slot, last_ms: AtomicU64::new(self.now_ms()), ..Progress::default() });
+        match bodies.slots.get_mut(slot) {
+            Some(free) => *free = Some(progress.clone()),
+            None => bodies.slots.push(Some(progress.clone())),
+        }
         progress
     }
 
     fn forget(&self, progress: &Arc<Progress>) {
-        lock(&self.bodies).retain(|other| !Arc::ptr_eq(other, progress));
+        let mut bodies = lock(&self.bodies);
+        if let Some(slot) = bodies.slots.get_mut(progress.slot) {
+            *slot = None;
+            bodies.free.push(progress.slot);
+        }
     }
 
     /// The budget is exhausted: bodies that brought nothing for [`STALLED_AFTER`] are woken to
@@ -96,7 +115,7 @@ impl Budget {
     fn give_up_stalled(&self) {
         let now = self.now_ms();
         let stalled_ms = STALLED_AFTER.as_millis() as u64;
-        for body in lock(&self.bodies).iter() {
+        for body in lock(&self.bodies).slots.iter().flatten() {
             if now.saturating_sub(body.last_ms.load(Ordering::Relaxed)) < stalled_ms {
                 continue;
             }
