@@ -78,6 +78,7 @@ async fn run(framework: &str, mock: &Mock, collector: &Collector, grpc: bool) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seven_agent_frameworks_count_per_agent_exactly_what_the_mock_served() {
+    let _turn = crate::common::heavy().await;
     let mock = start_mock().await;
     let mut report = Vec::new();
     for (index, framework) in ATTRIBUTABLE.iter().enumerate() {
@@ -91,7 +92,7 @@ async fn seven_agent_frameworks_count_per_agent_exactly_what_the_mock_served() {
             wrong.is_empty().then_some(())
         });
         // The last disagreements, if the deadline passes, say what is wrong.
-        let waited = tokio::time::timeout(std::time::Duration::from_secs(30), settled).await;
+        let waited = tokio::time::timeout(std::time::Duration::from_secs(60), settled).await;
         if waited.is_err() {
             let wrong = disagreements(framework, &collector.scrape().await, &truth);
             panic!("{framework} ({}): {wrong:#?}", if grpc { "grpc" } else { "http" });

@@ -15,6 +15,13 @@ use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{span, status, ResourceSpans, ScopeSpans, Span, Status};
 
+/// Tests that load both cores for seconds (floods, attacks, the live frameworks) take turns,
+/// so that none is starved past its deadline by another; the rest run beside them.
+pub async fn heavy() -> tokio::sync::MutexGuard<'static, ()> {
+    static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    HEAVY.lock().await
+}
+
 /// A collector in this process, on ports it bound itself unless `args` name them.
 pub struct Collector {
     inner: InProcess,

@@ -120,6 +120,7 @@ const MARGIN: u64 = 0;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_bodies_cannot_take_memory_past_the_limit_and_others_are_served() {
+    let _turn = crate::common::heavy().await;
     let collector = CollectorProcess::spawn(&["--memory-limit", "256MiB", "--body-timeout-secs", "2"]);
     let hold = Duration::from_secs(8);
     let started = Instant::now();
@@ -197,6 +198,7 @@ async fn silent(address: SocketAddr, give_up: Duration) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_heads_and_idle_sockets_are_closed_and_metrics_stays_reachable() {
+    let _turn = crate::common::heavy().await;
     // 256 open files: 16 connections per OTLP listener by default, 64 for /metrics.
     let collector = CollectorProcess::spawn_with_open_files(
         &["--header-read-timeout-secs", "1", "--idle-timeout-secs", "2"],

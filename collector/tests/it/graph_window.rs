@@ -51,6 +51,7 @@ fn orphans(request: u32) -> ResourceSpans {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orphaned_traces_stay_within_the_window_s_byte_budget_at_a_steady_rate() {
+    let _turn = crate::common::heavy().await;
     let collector = CollectorProcess::spawn(&["--memory-limit", "256MiB", "--graph-wait-secs", "60"]);
     let mut client = TraceServiceClient::connect(collector.grpc_url()).await.expect("connect");
     let requests = TRACES * SPANS_PER_TRACE / SPANS_PER_REQUEST;

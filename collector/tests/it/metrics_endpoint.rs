@@ -73,6 +73,7 @@ fn token_file() -> (tempfile::TempDir, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scrapes_need_the_token_and_the_page_stops_at_its_ceiling() {
+    let _turn = crate::common::heavy().await;
     let (_dir, token_path) = token_file();
     let collector =
         CollectorProcess::spawn(&["--metrics-auth-token-file", &token_path, "--metrics-max-bytes", "256KiB"]);
@@ -101,6 +102,7 @@ async fn scrapes_need_the_token_and_the_page_stops_at_its_ceiling() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parallel_scrapes_do_not_multiply_the_page_in_memory() {
+    let _turn = crate::common::heavy().await;
     let collector = CollectorProcess::spawn(&[]);
     flood(&collector, 6_000).await;
     // Until every span is derived: two pages in a row of the same length.

@@ -108,6 +108,7 @@ async fn calibrate(url: &str, ledger: &Arc<Ledger>, give_up_after: Duration) -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_times_the_sustainable_rate_is_refused_retryably_within_the_memory_limit_and_loses_nothing_acknowledged(
 ) {
+    let _turn = crate::common::heavy().await;
     let long = std::env::var_os("AGENTRACE_LONG_TESTS").is_some();
     let seconds = if long { 30 } else { 5 };
     // A request not acknowledged this long after the overload ends is given up, as a client's
