@@ -8,7 +8,11 @@ counting sink to core 1, and sends W1 over OTLP/gRPC.
 - closed loop: `--in-flight` requests at a time for `--secs`; acknowledged spans/s.
 
 usage: ab.py --before BINARY --after BINARY --loadgen BINARY [--rounds 3] [--rate 60]
-Prints medians per binary and after / before ratios as JSON.
+             [--sink-delay-ms 0] [--extra-args "--export-concurrency 4"]
+Prints medians per binary and after / before ratios as JSON. `--sink-delay-ms` makes the sink
+answer each export after that long (a remote trace backend's round trip); `--extra-args` go to
+both binaries, `--before-args` and `--after-args` to one each (the same binary with two
+settings measures a flag).
 """
 
 import argparse
@@ -50,12 +54,14 @@ def send(loadgen, endpoint, secs, pace):
     return json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
 
 
-def one_run(binary, loadgen, args):
-    sink, _ = started(["taskset", "-c", "1", loadgen, "sink", "--listen", "127.0.0.1:0"], r"listening (\S+)")
+def one_run(binary, loadgen, args, extra):
+    sink, _ = started(["taskset", "-c", "1", loadgen, "sink", "--listen", "127.0.0.1:0",
+                       "--delay-ms", str(args.sink_delay_ms)], r"listening (\S+)")
     sink_address = _.group(1)
     collector, found = started(
         ["taskset", "-c", "0", binary, "--traces-endpoint", f"http://{sink_address}", "--gpu", "off",
-         "--otlp-grpc-addr", "127.0.0.1:0", "--otlp-http-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"],
+         "--otlp-grpc-addr", "127.0.0.1:0", "--otlp-http-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0",
+         *extra],
         r"otlp_grpc=(\S+)")
     endpoint = f"http://{found.group(1)}"
     try:
@@ -87,18 +93,24 @@ def main():
     parser.add_argument("--rate", type=float, default=60.0, help="W1 requests/s (512 spans each)")
     parser.add_argument("--secs", type=float, default=10.0)
     parser.add_argument("--in-flight", type=int, default=8)
+    parser.add_argument("--sink-delay-ms", type=int, default=0)
+    parser.add_argument("--extra-args", default="", help="flags for both collectors")
+    parser.add_argument("--before-args", default="", help="flags for the before collector only")
+    parser.add_argument("--after-args", default="", help="flags for the after collector only")
     args = parser.parse_args()
     runs = {"before": [], "after": []}
     for round_number in range(args.rounds):
         order = ["before", "after"] if round_number % 2 == 0 else ["after", "before"]
         for name in order:
-            runs[name].append(one_run(getattr(args, name), args.loadgen, args))
+            extra = args.extra_args.split() + getattr(args, f"{name}_args").split()
+            runs[name].append(one_run(getattr(args, name), args.loadgen, args, extra))
             time.sleep(1)
     medians = {name: {key: statistics.median(run[key] for run in results) for key in results[0]}
                for name, results in runs.items()}
     ratios = {key: medians["after"][key] / medians["before"][key]
               for key in medians["before"] if medians["before"][key]}
-    print(json.dumps({"rounds": args.rounds, "rate_spans_per_s": args.rate * 512, "medians": medians,
+    print(json.dumps({"rounds": args.rounds, "rate_spans_per_s": args.rate * 512,
+                      "sink_delay_ms": args.sink_delay_ms, "medians": medians,
                       "after_over_before": ratios, "runs": runs}, indent=1))
 
 

@@ -360,11 +360,13 @@ pub fn decode_only(
     Ok(DecodeReport { spans_decoded, elapsed_secs, spans_per_sec: spans_decoded as f64 / elapsed_secs })
 }
 
-/// An OTLP/gRPC endpoint that acknowledges everything and counts spans.
+/// An OTLP/gRPC endpoint that acknowledges everything and counts spans, after `delay` (a
+/// trace backend's round trip).
 #[derive(Clone, Debug, Default)]
 pub struct CountingSink {
     pub spans: Arc<AtomicU64>,
     pub requests: Arc<AtomicU64>,
+    pub delay: Duration,
 }
 
 impl CountingSink {
@@ -390,12 +392,20 @@ impl tonic::server::NamedService for CountingSink {
 
 impl tonic::server::UnaryService<u64> for CountingSink {
     type Response = ExportTraceServiceResponse;
-    type Future = std::future::Ready<Result<tonic::Response<Self::Response>, tonic::Status>>;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<tonic::Response<Self::Response>, tonic::Status>> + Send>,
+    >;
 
     fn call(&mut self, request: tonic::Request<u64>) -> Self::Future {
-        self.spans.fetch_add(*request.get_ref(), Ordering::Relaxed);
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        std::future::ready(Ok(tonic::Response::new(ExportTraceServiceResponse::default())))
+        let (spans, requests, delay) = (self.spans.clone(), self.requests.clone(), self.delay);
+        Box::pin(async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            spans.fetch_add(*request.get_ref(), Ordering::Relaxed);
+            requests.fetch_add(1, Ordering::Relaxed);
+            Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+        })
     }
 }
 

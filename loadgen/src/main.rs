@@ -64,6 +64,10 @@ enum Command {
         /// Stop after this many seconds (default: on Ctrl-C).
         #[arg(long)]
         duration_secs: Option<f64>,
+        /// Answer each request this many milliseconds after it arrived (a backend's round
+        /// trip); requests are answered concurrently.
+        #[arg(long, default_value_t = 0)]
+        delay_ms: u64,
     },
 }
 
@@ -88,8 +92,8 @@ async fn main() -> anyhow::Result<()> {
             let report = decode_only(workload, seed, pool, Duration::from_secs_f64(duration_secs))?;
             println!("{}", serde_json::to_string(&report)?);
         }
-        Command::Sink { listen, duration_secs } => {
-            let sink = CountingSink::default();
+        Command::Sink { listen, duration_secs, delay_ms } => {
+            let sink = CountingSink { delay: Duration::from_millis(delay_ms), ..CountingSink::default() };
             let listener = tokio::net::TcpListener::bind(listen).await?;
             eprintln!("listening {}", listener.local_addr()?);
             let counts = sink.clone();

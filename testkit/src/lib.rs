@@ -19,10 +19,14 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 /// How long any `eventually` waits before failing the test.
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
-/// An OTLP/gRPC server that keeps every request it receives.
+/// An OTLP/gRPC server that keeps every request it receives, answering each `delay` after it
+/// arrived, and notes the most requests it held at once.
 #[derive(Clone, Default)]
 pub struct Sink {
     pub received: Arc<Mutex<Vec<ExportTraceServiceRequest>>>,
+    pub delay: Duration,
+    pub in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    pub most_in_flight: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 #[tonic::async_trait]
@@ -31,7 +35,14 @@ impl TraceService for Sink {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        use std::sync::atomic::Ordering;
+        let now_in_flight = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_in_flight.fetch_max(now_in_flight, Ordering::SeqCst);
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
         self.received.lock().expect("sink lock").push(request.into_inner());
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
 }

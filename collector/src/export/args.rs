@@ -7,6 +7,7 @@ use crate::args::{self, ArgError};
 use crate::tls::{self, ClientTls, Identity};
 
 pub const DEFAULT_BATCH_SPANS: usize = 8192;
+pub const DEFAULT_CONCURRENCY: usize = 4;
 pub const DEFAULT_TIMEOUT_SECS: f64 = 10.0;
 pub const DEFAULT_FIRST_BACKOFF_SECS: f64 = 0.5;
 pub const DEFAULT_MAX_RETRY_SECS: f64 = 300.0;
@@ -42,6 +43,11 @@ pub struct Args {
     /// Most spans per export request to the trace endpoint [default: 8192].
     #[arg(long, env = "AGENTRACE_EXPORT_BATCH_SPANS", value_name = "N")]
     pub export_batch_spans: Option<usize>,
+
+    /// Batches in flight to the trace endpoint at once, each retried and split on its own
+    /// [default: 4].
+    #[arg(long, env = "AGENTRACE_EXPORT_CONCURRENCY", value_name = "N")]
+    pub export_concurrency: Option<usize>,
 
     /// Seconds one export attempt may take [default: 10].
     #[arg(long, env = "AGENTRACE_EXPORT_TIMEOUT_SECS", value_name = "SECS")]
@@ -81,6 +87,8 @@ pub struct ExportConfig {
     /// Set for an https:// endpoint.
     pub tls: Option<ClientTls>,
     pub batch_spans: usize,
+    /// Batches in flight at once.
+    pub concurrency: usize,
     pub timeout: Duration,
     pub first_backoff: Duration,
     /// How long a batch is retried before it is dropped; `None` with the persistent queue,
@@ -141,6 +149,10 @@ impl Args {
             batch_spans: args::positive(
                 "export-batch-spans",
                 self.export_batch_spans.unwrap_or(DEFAULT_BATCH_SPANS),
+            )?,
+            concurrency: args::positive(
+                "export-concurrency",
+                self.export_concurrency.unwrap_or(DEFAULT_CONCURRENCY),
             )?,
             timeout: args::seconds(
                 "export-timeout-secs",

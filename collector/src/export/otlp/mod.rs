@@ -8,6 +8,10 @@
 //! allows). A batch the endpoint says is too large is split in halves (`split.rs`) and each half
 //! sent on its own. Whatever is given up is counted in `agentrace_spans_dropped_total{reason}`;
 //! a batch is acknowledged to the queue once it is sent or given up.
+//!
+//! Up to `--export-concurrency` batches are in flight at once, each with its own retries and
+//! splits, so that throughput is not one batch per round trip to the endpoint. The next batch
+//! is taken from the queue only when one of them has finished.
 
 mod retry;
 mod split;
@@ -18,6 +22,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use prost::Message;
 use rand::Rng;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -59,19 +65,31 @@ impl OtlpExporter {
         Ok(Self { config, registry, transport, hard_stop })
     }
 
-    /// Sends batches until the queue ends (its sender gone and everything taken).
-    pub async fn run(mut self, mut queue: QueueReceiver) {
-        while let Some(batch) = queue.next_batch(self.config.batch_spans).await {
-            match self.send(batch.resource_spans, batch.spans).await {
-                0 => queue.ack(batch.receipt).await,
-                unsent => queue.abandon(batch.receipt, unsent),
-            }
+    /// Sends batches, up to the configured concurrency at once, until the queue ends (its
+    /// sender gone and everything taken) and the last batch in flight is settled.
+    pub async fn run(self, mut queue: QueueReceiver) {
+        let exporter = Arc::new(self);
+        let slots = Arc::new(Semaphore::new(exporter.config.concurrency));
+        let mut in_flight = JoinSet::new();
+        loop {
+            let Ok(slot) = slots.clone().acquire_owned().await else { break };
+            while in_flight.try_join_next().is_some() {}
+            let Some(batch) = queue.next_batch(exporter.config.batch_spans).await else { break };
+            let (exporter, settler) = (exporter.clone(), queue.settler());
+            in_flight.spawn(async move {
+                match exporter.send(batch.resource_spans, batch.spans).await {
+                    0 => settler.ack(batch.receipt).await,
+                    unsent => settler.abandon(batch.receipt, unsent),
+                }
+                drop(slot);
+            });
         }
+        while in_flight.join_next().await.is_some() {}
     }
 
     /// Sends one batch, splitting it while the endpoint says it is too large. Returns how many
     /// spans the hard stop left unsent (0 when it did not interrupt).
-    async fn send(&mut self, resource_spans: Vec<ResourceSpans>, spans: usize) -> usize {
+    async fn send(&self, resource_spans: Vec<ResourceSpans>, spans: usize) -> usize {
         let mut pending = vec![(resource_spans, spans)];
         while let Some((batch, count)) = pending.pop() {
             let too_large = match self.send_whole(batch, count).await {
@@ -93,7 +111,7 @@ impl OtlpExporter {
     }
 
     /// Sends a batch whole, with retries; gives the batch back when it is too large.
-    async fn send_whole(&mut self, resource_spans: Vec<ResourceSpans>, spans: usize) -> Attempt {
+    async fn send_whole(&self, resource_spans: Vec<ResourceSpans>, spans: usize) -> Attempt {
         let started = Instant::now();
         let mut attempt = 0u32;
         // Encoded once; every retry sends the same bytes.
@@ -161,6 +179,7 @@ mod tests {
             protocol: ExportProtocol::Grpc,
             tls: None,
             batch_spans: 100,
+            concurrency: 1,
             timeout: Duration::from_secs(5),
             first_backoff: Duration::from_millis(20),
             max_retry: Some(Duration::from_secs(30)),
@@ -177,6 +196,29 @@ mod tests {
             resource_spans: vec![raw::ResourceSpans { scope_spans: vec![scope], ..Default::default() }],
         };
         Forward { request, spans: usize::from(spans), stored: None }
+    }
+
+    #[tokio::test]
+    async fn batches_go_out_concurrently_up_to_the_limit_and_all_arrive() {
+        let sink = agentrace_testkit::Sink { delay: Duration::from_millis(100), ..Default::default() };
+        let address = sink.start().await;
+        let registry = Arc::new(Registry::new(SeriesLimits::default()));
+        let (mut sender, receiver, _) = queue::memory(registry.clone());
+        let config = ExportConfig { batch_spans: 2, concurrency: 3, ..config(format!("http://{address}")) };
+        let exporter =
+            OtlpExporter::new(config, registry.clone(), CancellationToken::new()).expect("exporter");
+        for first in 0..12u8 {
+            sender.push(forward(first * 2 + 1, 2)).await;
+        }
+        let running = tokio::spawn(exporter.run(receiver));
+        drop(sender);
+        running.await.expect("the exporter ends once every batch is settled");
+        let mut ids: Vec<u8> = sink.spans().iter().map(|(_, span)| span.span_id[0]).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, (1..=24).collect::<Vec<u8>>(), "every span once");
+        let most = sink.most_in_flight.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(most, 3, "three batches in flight at once, never more");
+        assert_eq!(registry.value(metric::SELF_SPANS_EXPORTED_TOTAL, &[]), Some(24.0));
     }
 
     #[tokio::test]

@@ -87,16 +87,19 @@ impl Transport {
 
     /// One attempt at sending `request`, an encoded `ExportTraceServiceRequest`, within
     /// `timeout`.
-    pub async fn attempt(&mut self, request: Bytes, timeout: Duration) -> Answer {
+    pub async fn attempt(&self, request: Bytes, timeout: Duration) -> Answer {
         match self {
-            Self::Grpc(client) => match tokio::time::timeout(timeout, export_grpc(client, request)).await {
-                Ok(Ok(response)) => Answer::Accepted { rejected: rejected_spans(response.into_inner()) },
-                Ok(Err(status)) => Answer::Failed {
-                    verdict: verdict(&status),
-                    detail: format!("{:?}: {}", status.code(), status.message()),
-                },
-                Err(_elapsed) => Answer::retry("timed out"),
-            },
+            // A clone shares the connection; each batch in flight sends on its own clone.
+            Self::Grpc(client) => {
+                match tokio::time::timeout(timeout, export_grpc(&mut client.clone(), request)).await {
+                    Ok(Ok(response)) => Answer::Accepted { rejected: rejected_spans(response.into_inner()) },
+                    Ok(Err(status)) => Answer::Failed {
+                        verdict: verdict(&status),
+                        detail: format!("{:?}: {}", status.code(), status.message()),
+                    },
+                    Err(_elapsed) => Answer::retry("timed out"),
+                }
+            }
             Self::Http { client, url } => post(client, url, request, timeout).await,
         }
     }

@@ -113,12 +113,19 @@ impl DiskQueue {
     }
 
     /// The oldest requests, up to `max_spans` spans (at least one request). Blocking.
+    #[cfg(test)]
     pub fn oldest(&self, max_spans: usize) -> Result<Vec<Stored>, QueueError> {
+        self.oldest_from(0, max_spans)
+    }
+
+    /// The oldest requests from key `from` on (those before it are being sent), up to
+    /// `max_spans` spans (at least one request). Blocking.
+    pub fn oldest_from(&self, from: u64, max_spans: usize) -> Result<Vec<Stored>, QueueError> {
         let read = self.db.begin_read().map_err(store)?;
         let table = read.open_table(REQUESTS).map_err(store)?;
         let mut found = Vec::new();
         let mut total = 0;
-        for entry in table.iter().map_err(store)? {
+        for entry in table.range(from..).map_err(store)? {
             let (key, value) = entry.map_err(store)?;
             let value = value.value();
             let spans = span_count(value);

@@ -60,6 +60,10 @@ pub struct Receipt {
     keys: Vec<u64>,
 }
 
+/// Where the next batch on disk starts: the requests before it are being sent. Shared with
+/// the [`Settler`]s, so that an abandoned batch is read again.
+type Cursor = Arc<std::sync::atomic::AtomicU64>;
+
 /// The in-memory queue, and its gauge for `/metrics`.
 pub fn memory(registry: Arc<Registry>) -> (QueueSender, QueueReceiver, Arc<QueueGauge>) {
     let (sender, receiver) = mpsc::channel(MEMORY_CAPACITY);
@@ -77,7 +81,8 @@ pub fn disk(
 ) -> (QueueSender, QueueReceiver) {
     let sender =
         QueueSender(Sender::Disk { queue: queue.clone(), registry: registry.clone(), full_logged: None });
-    let receiver = QueueReceiver { inner: Receiver::Disk { queue, hard_stop }, registry };
+    let receiver =
+        QueueReceiver { inner: Receiver::Disk { queue, hard_stop, cursor: Cursor::default() }, registry };
     (sender, receiver)
 }
 
@@ -181,7 +186,15 @@ pub struct QueueReceiver {
 #[derive(Debug)]
 enum Receiver {
     Memory { receiver: mpsc::Receiver<Forward>, gauge: Arc<QueueGauge> },
-    Disk { queue: Arc<DiskQueue>, hard_stop: CancellationToken },
+    Disk { queue: Arc<DiskQueue>, hard_stop: CancellationToken, cursor: Cursor },
+}
+
+/// Settles batches taken from the queue, from wherever they are being sent: several batches
+/// may be in flight at once, and each finishes on its own.
+#[derive(Clone, Debug)]
+pub struct Settler {
+    disk: Option<(Arc<DiskQueue>, Cursor)>,
+    registry: Arc<Registry>,
 }
 
 impl QueueReceiver {
@@ -191,13 +204,26 @@ impl QueueReceiver {
     pub async fn next_batch(&mut self, max_spans: usize) -> Option<Batch> {
         match &mut self.inner {
             Receiver::Memory { receiver, gauge } => next_in_memory(receiver, gauge, max_spans).await,
-            Receiver::Disk { queue, hard_stop } => next_on_disk(queue, hard_stop, max_spans).await,
+            Receiver::Disk { queue, hard_stop, cursor } => {
+                next_on_disk(queue, hard_stop, cursor, max_spans).await
+            }
         }
     }
 
+    /// A handle that settles the batches this receiver hands out.
+    pub fn settler(&self) -> Settler {
+        let disk = match &self.inner {
+            Receiver::Memory { .. } => None,
+            Receiver::Disk { queue, cursor, .. } => Some((queue.clone(), cursor.clone())),
+        };
+        Settler { disk, registry: self.registry.clone() }
+    }
+}
+
+impl Settler {
     /// The batch was sent, or given up on and counted: it leaves the queue.
     pub async fn ack(&self, receipt: Receipt) {
-        let Receiver::Disk { queue, .. } = &self.inner else { return };
+        let Some((queue, _)) = &self.disk else { return };
         let writer = queue.clone();
         match tokio::task::spawn_blocking(move || writer.remove(&receipt.keys)).await {
             Ok(Ok(())) => {}
@@ -207,14 +233,17 @@ impl QueueReceiver {
     }
 
     /// The hard stop came before `spans` of the batch were sent: in memory they are dropped and
-    /// counted; on disk the batch stays for the next start.
-    pub fn abandon(&self, _receipt: Receipt, spans: usize) {
-        match &self.inner {
-            Receiver::Memory { .. } => {
+    /// counted; on disk the batch stays, to be read again (at the next start).
+    pub fn abandon(&self, receipt: Receipt, spans: usize) {
+        match &self.disk {
+            None => {
                 tracing::warn!(spans, "shutdown deadline passed, dropping unexported spans");
                 self.registry.emit(SpansDropped { reason: DropReason::Shutdown, spans });
             }
-            Receiver::Disk { .. } => {
+            Some((_, cursor)) => {
+                if let Some(first) = receipt.keys.iter().min() {
+                    cursor.fetch_min(*first, std::sync::atomic::Ordering::AcqRel);
+                }
                 tracing::info!(
                     spans,
                     "shutdown deadline passed, unexported spans stay in the persistent queue"
@@ -250,6 +279,7 @@ async fn next_in_memory(
 async fn next_on_disk(
     queue: &Arc<DiskQueue>,
     hard_stop: &CancellationToken,
+    cursor: &Cursor,
     max_spans: usize,
 ) -> Option<Batch> {
     loop {
@@ -259,7 +289,8 @@ async fn next_on_disk(
         // Closed before the read means every write is in what the read finds.
         let closed = queue.is_closed();
         let reader = queue.clone();
-        let stored = match tokio::task::spawn_blocking(move || reader.oldest(max_spans)).await {
+        let from = cursor.load(std::sync::atomic::Ordering::Acquire);
+        let stored = match tokio::task::spawn_blocking(move || reader.oldest_from(from, max_spans)).await {
             Ok(Ok(stored)) => stored,
             Ok(Err(error)) => {
                 tracing::warn!(%error, "cannot read the persistent queue");
@@ -270,7 +301,8 @@ async fn next_on_disk(
                 Vec::new()
             }
         };
-        if !stored.is_empty() {
+        if let Some(last) = stored.last() {
+            cursor.store(last.key + 1, std::sync::atomic::Ordering::Release);
             let keys = stored.iter().map(|stored| stored.key).collect();
             let spans = stored.iter().map(|stored| stored.spans).sum();
             let resource_spans =
@@ -341,7 +373,7 @@ mod tests {
     async fn unsent_spans_at_the_hard_stop_are_counted_in_memory() {
         let registry = registry();
         let (_sender, receiver, _) = memory(registry.clone());
-        receiver.abandon(Receipt::default(), 7);
+        receiver.settler().abandon(Receipt::default(), 7);
         assert_eq!(registry.value(metric::SELF_SPANS_DROPPED_TOTAL, &["shutdown"]), Some(7.0));
     }
 
@@ -356,13 +388,31 @@ mod tests {
         assert_eq!(on_disk.await.expect("answered"), Ok(()));
         let batch = receiver.next_batch(100).await.expect("a batch");
         assert_eq!(batch.spans, 3);
-        receiver.abandon(batch.receipt, 3);
+        receiver.settler().abandon(batch.receipt, 3);
         assert_eq!(disk.len(), 1, "abandoned on disk: kept for the next start");
         let batch = receiver.next_batch(100).await.expect("the same batch again");
-        receiver.ack(batch.receipt).await;
+        receiver.settler().ack(batch.receipt).await;
         assert_eq!(disk.len(), 0, "acknowledged: gone");
         drop(sender);
         assert!(receiver.next_batch(100).await.is_none(), "sender gone, queue empty: the end");
+    }
+
+    #[tokio::test]
+    async fn on_disk_batches_in_flight_together_are_distinct_and_an_abandoned_one_is_read_again() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let disk = Arc::new(DiskQueue::open(dir.path(), 1 << 20, false).expect("open"));
+        let (mut sender, mut receiver) = self::disk(disk.clone(), registry(), CancellationToken::new());
+        for spans in [1, 2, 3] {
+            sender.push(forward(spans, None)).await;
+        }
+        let first = receiver.next_batch(1).await.expect("a batch");
+        let second = receiver.next_batch(1).await.expect("another batch, while the first is out");
+        assert_eq!((first.spans, second.spans), (1, 2), "the oldest first, each once");
+        let settler = receiver.settler();
+        settler.abandon(first.receipt, 1);
+        assert_eq!(receiver.next_batch(1).await.expect("again").spans, 1, "the abandoned batch comes back");
+        settler.ack(second.receipt).await;
+        assert_eq!(disk.len(), 2);
     }
 
     #[tokio::test]
