@@ -55,7 +55,38 @@ fn certificates(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, 
     Ok(certificates)
 }
 
+/// The flag names of one listener's TLS settings, for the errors.
+#[derive(Clone, Copy, Debug)]
+pub struct TlsFlags {
+    pub cert: &'static str,
+    pub key: &'static str,
+    pub client_ca: &'static str,
+}
+
 impl ServerTls {
+    /// A listener's TLS from its three flags: none set, no TLS; a certificate needs its key and
+    /// a key its certificate; client CAs need both.
+    pub fn from_flags(
+        flags: TlsFlags,
+        certificate: Option<&Path>,
+        key: Option<&Path>,
+        client_ca: Option<&Path>,
+    ) -> Result<Option<Self>, crate::args::ArgError> {
+        use crate::args::ArgError;
+        match (certificate, key) {
+            (Some(certificate), Some(key)) => {
+                Self::read(certificate, key, client_ca).map(Some).map_err(ArgError::file)
+            }
+            (Some(_), None) => Err(ArgError::invalid(flags.key, format!("needed with --{}", flags.cert))),
+            (None, Some(_)) => Err(ArgError::invalid(flags.cert, format!("needed with --{}", flags.key))),
+            (None, None) if client_ca.is_some() => Err(ArgError::invalid(
+                flags.client_ca,
+                format!("client certificates need TLS: set --{} and --{}", flags.cert, flags.key),
+            )),
+            (None, None) => Ok(None),
+        }
+    }
+
     pub fn read(certificate: &Path, key: &Path, client_ca: Option<&Path>) -> Result<Self, TlsError> {
         let tls = Self {
             identity: Identity { certificate_pem: read(certificate)?, key_pem: read(key)? },

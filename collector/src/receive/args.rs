@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::args::{self, ArgError};
 use crate::auth::BearerToken;
-use crate::tls::ServerTls;
+use crate::tls::{ServerTls, TlsFlags};
 
 pub const DEFAULT_GRPC_ADDR: SocketAddr = loopback(4317);
 pub const DEFAULT_HTTP_ADDR: SocketAddr = loopback(4318);
@@ -102,19 +102,8 @@ impl Args {
     }
 
     fn tls(&self) -> Result<Option<ServerTls>, ArgError> {
-        match (&self.tls_cert_file, &self.tls_key_file) {
-            (Some(certificate), Some(key)) => {
-                ServerTls::read(certificate, key, self.tls_client_ca_file.as_deref())
-                    .map(Some)
-                    .map_err(ArgError::file)
-            }
-            (Some(_), None) => Err(ArgError::invalid("tls-key-file", "needed with --tls-cert-file")),
-            (None, Some(_)) => Err(ArgError::invalid("tls-cert-file", "needed with --tls-key-file")),
-            (None, None) if self.tls_client_ca_file.is_some() => Err(ArgError::invalid(
-                "tls-client-ca-file",
-                "client certificates need TLS: set --tls-cert-file and --tls-key-file",
-            )),
-            (None, None) => Ok(None),
-        }
+        let flags = TlsFlags { cert: "tls-cert-file", key: "tls-key-file", client_ca: "tls-client-ca-file" };
+        let (certificate, key) = (self.tls_cert_file.as_deref(), self.tls_key_file.as_deref());
+        ServerTls::from_flags(flags, certificate, key, self.tls_client_ca_file.as_deref())
     }
 }

@@ -365,16 +365,10 @@ mod tests {
         assert!(ingest.authorized(None, Transport::Http), "no token configured: open");
         let ingest = ingest.with_token(Some(BearerToken::new("s3cret")));
         assert!(ingest.authorized(Some(b"Bearer s3cret"), Transport::Http));
-        for wrong in [
-            None,
-            Some(&b"Bearer s3cre"[..]),
-            Some(b"Bearer s3cret!"),
-            Some(b"s3cret"),
-            Some(b"Basic s3cret"),
-        ] {
-            assert!(!ingest.authorized(wrong, Transport::Grpc), "{wrong:?}");
-        }
-        assert_eq!(registry.value(metric::SELF_REQUESTS_UNAUTHENTICATED_TOTAL, &["grpc"]), Some(5.0));
+        // Which headers match is `auth.rs`'s to test; here, that refusals are counted.
+        assert!(!ingest.authorized(None, Transport::Grpc));
+        assert!(!ingest.authorized(Some(b"Bearer wrong"), Transport::Grpc));
+        assert_eq!(registry.value(metric::SELF_REQUESTS_UNAUTHENTICATED_TOTAL, &["grpc"]), Some(2.0));
     }
 
     #[tokio::test]

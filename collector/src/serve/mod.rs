@@ -54,6 +54,36 @@ pub type RequestBody = body::Metered<Incoming>;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// What a listener serves: a service of metered requests, cloned for each connection.
+pub trait Served<B>:
+    tower::Service<
+        http::Request<RequestBody>,
+        Response = http::Response<B>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S, B> Served<B> for S where
+    S: tower::Service<
+            http::Request<RequestBody>,
+            Response = http::Response<B>,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
+/// What a listener answers with: any body of bytes that hyper can send.
+pub trait Answer: http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static {}
+
+impl<B> Answer for B where B: http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static {}
+
 /// How long open connections get to finish their requests at shutdown.
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
 /// How long a connection closed for a limit gets to send the answer to its request.
@@ -82,13 +112,8 @@ pub async fn serve<S, B>(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()>
 where
-    S: tower::Service<http::Request<RequestBody>, Response = http::Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
+    S: Served<B>,
+    B: Answer,
 {
     let listener = Arc::new(listener);
     let table = Arc::new(Table::new(listener.limits.max_connections));
@@ -143,13 +168,8 @@ async fn handle<S, B>(
     stop: CancellationToken,
 ) -> Arc<Connection>
 where
-    S: tower::Service<http::Request<RequestBody>, Response = http::Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
+    S: Served<B>,
+    B: Answer,
 {
     // Without TCP_NODELAY a small answer can wait for the client's delayed ACK (~40 ms).
     let _ = stream.set_nodelay(true);
@@ -186,13 +206,8 @@ async fn drive<IO, S, B>(
 ) -> Option<CloseReason>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: tower::Service<http::Request<RequestBody>, Response = http::Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
+    S: Served<B>,
+    B: Answer,
 {
     let limits = listener.limits;
     let builder = http_builder(&limits);
@@ -275,11 +290,8 @@ struct Tracked<S> {
 
 impl<S, B> hyper::service::Service<http::Request<Incoming>> for Tracked<S>
 where
-    S: tower::Service<http::Request<RequestBody>, Response = http::Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
+    // The response type names `B` here, which the trait alone would not.
+    S: tower::Service<http::Request<RequestBody>, Response = http::Response<B>> + Served<B>,
 {
     type Response = http::Response<B>;
     type Error = Infallible;

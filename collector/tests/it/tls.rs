@@ -80,35 +80,44 @@ async fn grpc_export(pki: &Pki, collector: &Collector, with_client_certificate: 
 }
 
 /// `curl`'s HTTP status, or `None` when no HTTP exchange happened (refused handshake).
-async fn curl(
+/// curl to `url`, trusting the test CA: a POST of `body` as OTLP protobuf, or a GET without
+/// one. The status, if there was an exchange.
+async fn curl(pki: &Pki, url: String, with_client_certificate: bool, body: Option<&Path>) -> Option<u16> {
+    let mut command = tokio::process::Command::new("curl");
+    command.args([
+        "-sS",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--max-time",
+        "10",
+        "--cacert",
+        &pki.path("ca.pem"),
+    ]);
+    if let Some(body) = body {
+        command
+            .args(["-H", "content-type: application/x-protobuf", "--data-binary"])
+            .arg(format!("@{}", body.display()));
+    }
+    if with_client_certificate {
+        command.args(["--cert", &pki.path("client.pem"), "--key", &pki.path("client.key")]);
+    }
+    let output = command.arg(url).output().await.expect("curl is installed");
+    let code: u16 = String::from_utf8_lossy(&output.stdout).trim().parse().unwrap_or(0);
+    (output.status.success() && code != 0).then_some(code)
+}
+
+/// A POST of `body` to the collector's `/v1/traces` over `scheme`.
+async fn curl_traces(
     pki: &Pki,
     collector: &Collector,
     with_client_certificate: bool,
     scheme: &str,
     body: &Path,
 ) -> Option<u16> {
-    let mut command = tokio::process::Command::new("curl");
-    command
-        .args([
-            "-sS",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "10",
-            "--cacert",
-            &pki.path("ca.pem"),
-        ])
-        .args(["-H", "content-type: application/x-protobuf", "--data-binary"])
-        .arg(format!("@{}", body.display()))
-        .arg(format!("{scheme}://localhost:{}/v1/traces", collector.http.port()));
-    if with_client_certificate {
-        command.args(["--cert", &pki.path("client.pem"), "--key", &pki.path("client.key")]);
-    }
-    let output = command.output().await.expect("curl is installed");
-    let code: u16 = String::from_utf8_lossy(&output.stdout).trim().parse().unwrap_or(0);
-    (output.status.success() && code != 0).then_some(code)
+    let url = format!("{scheme}://localhost:{}/v1/traces", collector.http.port());
+    curl(pki, url, with_client_certificate, Some(body)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,14 +130,18 @@ async fn receivers_require_client_certificates_and_exports_go_over_tls() {
 
     let body = pki.dir.path().join("body.pb");
     std::fs::write(&body, request(vec![agent_trace("tls", [0xe1; 16])]).encode_to_vec()).expect("body");
-    assert_eq!(curl(&pki, &collector, true, "https", &body).await, Some(200), "mTLS HTTP export accepted");
     assert_eq!(
-        curl(&pki, &collector, false, "https", &body).await,
+        curl_traces(&pki, &collector, true, "https", &body).await,
+        Some(200),
+        "mTLS HTTP export accepted"
+    );
+    assert_eq!(
+        curl_traces(&pki, &collector, false, "https", &body).await,
         None,
         "no client certificate: no exchange"
     );
     assert_eq!(
-        curl(&pki, &collector, true, "http", &body).await,
+        curl_traces(&pki, &collector, true, "http", &body).await,
         None,
         "plain HTTP on the TLS port: no exchange"
     );
@@ -179,33 +192,15 @@ async fn receivers_require_client_certificates_and_exports_go_over_tls() {
     .await;
 }
 
-/// `GET /metrics` by curl over `scheme`, trusting the test CA; the status, if there was an
-/// exchange.
+/// `GET /metrics` over `scheme`.
 async fn curl_metrics(
     pki: &Pki,
     collector: &Collector,
     scheme: &str,
     client_certificate: bool,
 ) -> Option<u16> {
-    let mut command = tokio::process::Command::new("curl");
-    command.args([
-        "-sS",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        "--max-time",
-        "10",
-        "--cacert",
-        &pki.path("ca.pem"),
-    ]);
-    if client_certificate {
-        command.args(["--cert", &pki.path("client.pem"), "--key", &pki.path("client.key")]);
-    }
-    command.arg(format!("{scheme}://localhost:{}/metrics", collector.metrics.port()));
-    let output = command.output().await.expect("curl is installed");
-    let code: u16 = String::from_utf8_lossy(&output.stdout).trim().parse().unwrap_or(0);
-    (output.status.success() && code != 0).then_some(code)
+    let url = format!("{scheme}://localhost:{}/metrics", collector.metrics.port());
+    curl(pki, url, client_certificate, None).await
 }
 
 #[tokio::test]

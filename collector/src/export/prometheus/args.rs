@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use crate::args::{self, ArgError};
 use crate::auth::BearerToken;
-use crate::tls::ServerTls;
+use crate::tls::{ServerTls, TlsFlags};
 
 pub const DEFAULT_METRICS_MAX_BYTES: &str = "64MiB";
 
@@ -59,25 +59,14 @@ impl Args {
                 args::read_secret("metrics-auth-token-file", path).map(|secret| BearerToken::new(&secret))
             })
             .transpose()?;
-        let tls = match (&self.metrics_tls_cert_file, &self.metrics_tls_key_file) {
-            (Some(certificate), Some(key)) => Some(
-                ServerTls::read(certificate, key, self.metrics_tls_client_ca_file.as_deref())
-                    .map_err(ArgError::file)?,
-            ),
-            (Some(_), None) => {
-                return Err(ArgError::invalid("metrics-tls-key-file", "needed with --metrics-tls-cert-file"))
-            }
-            (None, Some(_)) => {
-                return Err(ArgError::invalid("metrics-tls-cert-file", "needed with --metrics-tls-key-file"))
-            }
-            (None, None) if self.metrics_tls_client_ca_file.is_some() => {
-                return Err(ArgError::invalid(
-                    "metrics-tls-client-ca-file",
-                    "client certificates need TLS: set --metrics-tls-cert-file and --metrics-tls-key-file",
-                ))
-            }
-            (None, None) => None,
+        let flags = TlsFlags {
+            cert: "metrics-tls-cert-file",
+            key: "metrics-tls-key-file",
+            client_ca: "metrics-tls-client-ca-file",
         };
+        let (certificate, key) =
+            (self.metrics_tls_cert_file.as_deref(), self.metrics_tls_key_file.as_deref());
+        let tls = ServerTls::from_flags(flags, certificate, key, self.metrics_tls_client_ca_file.as_deref())?;
         Ok(EndpointConfig {
             token,
             tls,
