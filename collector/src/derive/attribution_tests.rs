@@ -6,34 +6,8 @@ use std::sync::Arc;
 use agentrace_semconv::metric::{self, invalid as invalid_reason, unresolved};
 use agentrace_semconv::{GenAiFields, SpanClass};
 
+use super::tests::span;
 use super::*;
-use crate::wire::{span, status as span_status};
-
-fn span(
-    id: u8,
-    parent: Option<u8>,
-    class: SpanClass,
-    fields: GenAiFields<'static>,
-) -> CanonicalSpan<'static> {
-    CanonicalSpan {
-        service: "svc",
-        name: "span",
-        kind: span::SpanKind::Internal,
-        status: span_status::StatusCode::Unset,
-        trace_id: [7; 16],
-        span_id: [id; 8],
-        parent_span_id: parent.map(|parent| [parent; 8]),
-        start_unix_nano: 1_000_000_000,
-        end_unix_nano: 3_000_000_000,
-        class,
-        fields,
-        error: None,
-        weight: 1.0,
-        evaluations: Vec::new(),
-        invalid: Vec::new(),
-        timing_valid: true,
-    }
-}
 
 /// A call that does not name its agent.
 fn call(id: u8, parent: u8) -> CanonicalSpan<'static> {

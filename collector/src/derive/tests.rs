@@ -7,7 +7,13 @@ use crate::wire::{span, status as span_status};
 
 use crate::cost::PriceTable;
 
-fn span<'a>(id: u8, parent: Option<u8>, class: SpanClass, fields: GenAiFields<'a>) -> CanonicalSpan<'a> {
+/// A span of trace 7 with id `[id; 8]`, 2 s long; the attribution tests build on it too.
+pub(super) fn span<'a>(
+    id: u8,
+    parent: Option<u8>,
+    class: SpanClass,
+    fields: GenAiFields<'a>,
+) -> CanonicalSpan<'a> {
     CanonicalSpan {
         service: "svc",
         name: "span",
