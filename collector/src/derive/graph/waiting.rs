@@ -78,9 +78,8 @@ pub(super) struct Waiting {
     stuck: Vec<Waiter>,
     /// The heap taken by lists of more than one waiter.
     spilled: usize,
-    pub edges: usize,
+    /// Held series among the waiters: the pending-spans gauge and the boxes' bytes.
     pub held: usize,
-    pub len: usize,
 }
 
 impl Waiting {
@@ -96,7 +95,7 @@ impl Waiting {
 
     /// Files `waiter` under the span it waits for; `None`: under no span.
     pub fn park(&mut self, missing: Option<SpanId>, waiter: Waiter) {
-        self.count(&waiter, 1);
+        self.held += usize::from(matches!(waiter, Waiter::Held(_)));
         let Some(span_id) = missing else {
             return self.stuck.push(waiter);
         };
@@ -114,15 +113,13 @@ impl Waiting {
             self.by_missing = HashMap::default();
         }
         self.spilled -= spilled_bytes(&taken);
-        for waiter in &taken {
-            self.count(waiter, -1);
-        }
+        self.held -= taken.iter().filter(|waiter| matches!(waiter, Waiter::Held(_))).count();
         taken
     }
 
     /// Takes out everything, at the trace's close.
     pub fn drain(&mut self) -> impl Iterator<Item = Waiter> {
-        (self.edges, self.held, self.len, self.spilled) = (0, 0, 0, 0);
+        (self.held, self.spilled) = (0, 0);
         let indexed = std::mem::take(&mut self.by_missing).into_values().flatten();
         indexed.chain(std::mem::take(&mut self.stuck))
     }
@@ -144,17 +141,6 @@ impl Waiting {
         self.spilled = self.by_missing.values().map(spilled_bytes).sum();
         self.stuck = std::mem::take(&mut self.stuck).into_iter().filter_map(&mut keep).collect();
         self.held -= released.len();
-        self.len -= released.len();
         released
-    }
-
-    fn count(&mut self, waiter: &Waiter, sign: isize) {
-        let step = |count: &mut usize| *count = count.wrapping_add_signed(sign);
-        step(&mut self.len);
-        match waiter {
-            Waiter::Edge(_) => step(&mut self.edges),
-            Waiter::Held(_) => step(&mut self.held),
-            Waiter::Member(_) => {}
-        }
     }
 }
