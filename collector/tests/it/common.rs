@@ -383,6 +383,14 @@ pub fn metric_value(metrics: &str, series: &str) -> Option<f64> {
     metrics.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
+/// [`metric_value`], 0 for a series not on the page.
+pub fn value(metrics: &str, series: &str) -> f64 {
+    metric_value(metrics, series).unwrap_or(0.0)
+}
+
+pub const EXPORTED: &str = "agentrace_spans_exported_total";
+pub const RETRIES: &str = "agentrace_export_retries_total";
+
 /// What a collector did with one 4-span agent trace, as seen by a recording trace endpoint.
 pub struct ExportOutcome {
     /// (when, spans) per export call the endpoint received.

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::common::ExportOutcome;
+use crate::common::{value, EXPORTED, RETRIES};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -100,13 +101,6 @@ async fn run_case(script: Vec<Answer>, expected_calls: usize) -> ExportOutcome {
     )
     .await
 }
-
-fn value(metrics: &str, series: &str) -> f64 {
-    crate::common::metric_value(metrics, series).unwrap_or(0.0)
-}
-
-const EXPORTED: &str = "agentrace_spans_exported_total";
-const RETRIES: &str = "agentrace_export_retries_total";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retryable_answers_are_retried_until_accepted() {

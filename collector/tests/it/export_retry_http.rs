@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::common::ExportOutcome;
+use crate::common::{value, EXPORTED, RETRIES};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
@@ -99,13 +100,6 @@ async fn run_case(script: Vec<Answer>, expected_calls: usize) -> ExportOutcome {
     )
     .await
 }
-
-fn value(metrics: &str, series: &str) -> f64 {
-    crate::common::metric_value(metrics, series).unwrap_or(0.0)
-}
-
-const EXPORTED: &str = "agentrace_spans_exported_total";
-const RETRIES: &str = "agentrace_export_retries_total";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_http_answers_are_retried_and_others_are_not() {

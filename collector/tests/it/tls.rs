@@ -146,41 +146,31 @@ async fn receivers_require_client_certificates_and_exports_go_over_tls() {
         "plain HTTP on the TLS port: no exchange"
     );
 
-    // A second collector, plain on its receivers, forwards to the first over https with its
-    // client certificate.
-    let endpoint = format!("https://localhost:{}", collector.grpc.port());
+    // Two more collectors, plain on their receivers, forward to the first over https with a
+    // client certificate: one over OTLP/gRPC, one over OTLP/HTTP.
     let (ca, certificate, key) = (pki.path("ca.pem"), pki.path("client.pem"), pki.path("client.key"));
-    let forwarder = Collector::start(&[
-        "--traces-endpoint",
-        &endpoint,
-        "--traces-ca-file",
-        &ca,
-        "--traces-client-cert-file",
-        &certificate,
-        "--traces-client-key-file",
-        &key,
-    ])
-    .await;
-    let mut client = TraceServiceClient::connect(forwarder.grpc_url()).await.expect("connect");
-    client.export(request(vec![agent_trace("tls-forwarded", [0xe2; 16])])).await.expect("accepted");
-
-    // And one forwarding over OTLP/HTTP (https, client certificate) to the HTTP receiver.
-    let http_endpoint = format!("https://localhost:{}", collector.http.port());
-    let http_forwarder = Collector::start(&[
-        "--traces-endpoint",
-        &http_endpoint,
-        "--traces-protocol",
-        "http/protobuf",
-        "--traces-ca-file",
-        &ca,
-        "--traces-client-cert-file",
-        &certificate,
-        "--traces-client-key-file",
-        &key,
-    ])
-    .await;
-    let mut client = TraceServiceClient::connect(http_forwarder.grpc_url()).await.expect("connect");
-    client.export(request(vec![agent_trace("tls-forwarded-http", [0xe3; 16])])).await.expect("accepted");
+    let mut forwarders = Vec::new();
+    for (port, protocol, trace) in
+        [(collector.grpc.port(), "grpc", 0xe2), (collector.http.port(), "http/protobuf", 0xe3)]
+    {
+        let endpoint = format!("https://localhost:{port}");
+        let forwarder = Collector::start(&[
+            "--traces-endpoint",
+            &endpoint,
+            "--traces-protocol",
+            protocol,
+            "--traces-ca-file",
+            &ca,
+            "--traces-client-cert-file",
+            &certificate,
+            "--traces-client-key-file",
+            &key,
+        ])
+        .await;
+        let mut client = TraceServiceClient::connect(forwarder.grpc_url()).await.expect("connect");
+        client.export(request(vec![agent_trace("tls-forwarded", [trace; 16])])).await.expect("accepted");
+        forwarders.push(forwarder);
+    }
 
     // 4 spans by tonic and 4 forwarded over gRPC; 4 by curl and 4 forwarded over HTTP.
     crate::common::eventually("the forwarded spans at the TLS collector", async || {
