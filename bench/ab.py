@@ -12,7 +12,8 @@ usage: ab.py --before BINARY --after BINARY --loadgen BINARY [--rounds 3] [--rat
 Prints medians per binary and after / before ratios as JSON. `--sink-delay-ms` makes the sink
 answer each export after that long (a remote trace backend's round trip); `--extra-args` go to
 both binaries, `--before-args` and `--after-args` to one each (the same binary with two
-settings measures a flag).
+settings measures a flag). `{dir}` in any of them becomes a fresh empty directory for each
+run (`--after-args "--queue-dir {dir}"`).
 """
 
 import argparse
@@ -21,6 +22,7 @@ import os
 import re
 import statistics
 import subprocess
+import tempfile
 import time
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -71,6 +73,7 @@ def one_run(binary, loadgen, args, extra):
         cpu = cpu_seconds(collector.pid) - before
         rss = peak_rss_mib(collector.pid)
         closed = send(loadgen, endpoint, args.secs, ["--in-flight", str(args.in_flight)])
+        rss_closed = peak_rss_mib(collector.pid)
     finally:
         collector.terminate()
         collector.wait(timeout=30)
@@ -81,6 +84,7 @@ def one_run(binary, loadgen, args, extra):
         "fixed_rate_refused_requests": fixed["requests_refused"],
         "peak_rss_mib": rss,
         "closed_loop_spans_per_s": closed["spans_acknowledged"] / args.secs,
+        "peak_rss_mib_with_closed_loop": rss_closed,
     }
 
 
@@ -102,8 +106,10 @@ def main():
     for round_number in range(args.rounds):
         order = ["before", "after"] if round_number % 2 == 0 else ["after", "before"]
         for name in order:
-            extra = args.extra_args.split() + getattr(args, f"{name}_args").split()
-            runs[name].append(one_run(getattr(args, name), args.loadgen, args, extra))
+            with tempfile.TemporaryDirectory(prefix="agentrace-ab-") as scratch:
+                extra = [word.replace("{dir}", scratch)
+                         for word in args.extra_args.split() + getattr(args, f"{name}_args").split()]
+                runs[name].append(one_run(getattr(args, name), args.loadgen, args, extra))
             time.sleep(1)
     medians = {name: {key: statistics.median(run[key] for run in results) for key in results[0]}
                for name, results in runs.items()}

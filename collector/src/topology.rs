@@ -227,7 +227,12 @@ fn start_export(
                 .context("open the persistent queue")?;
             let disk = Arc::new(disk);
             reported.push(disk.clone());
-            queue::disk(disk, registry.clone(), hard_stop.clone())
+            let (sender, receiver, writer) = queue::disk(disk, registry.clone(), hard_stop.clone());
+            std::thread::Builder::new()
+                .name("agentrace-queue-writer".into())
+                .spawn(move || writer.run())
+                .context("start the persistent queue's writer")?;
+            (sender, receiver)
         }
         None => {
             let (sender, receiver, gauge) = queue::memory(registry.clone());

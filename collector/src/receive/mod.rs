@@ -114,7 +114,7 @@ pub struct Accepted {
 }
 
 /// Why a whole request was refused; both are retryable.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     #[error("the collector's queue is full, retry later")]
     QueueFull,

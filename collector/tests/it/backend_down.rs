@@ -2,7 +2,8 @@
 //! (the trace endpoint, Tempo's stand-in) → a capturing sink. Every span carries a sequence
 //! number in its id; the sink records which arrived. B is stopped (as on SIGTERM, so it drains) for
 //! a while and started again on the same port; the load keeps going, resending what A refuses
-//! after the delay A asks for. Every span A acknowledged must reach the sink.
+//! after the delay A asks for. Every span A acknowledged must reach the sink: with A's export
+//! queue in memory, and with it on disk (`--queue-dir`).
 //!
 //! Short by default (5 s down in a 12 s run); `AGENTRACE_LONG_TESTS=1` makes it 60 s down in
 //! a 75 s run (`scripts/reliability`).
@@ -19,6 +20,16 @@ const REQUESTS_PER_SECOND: u64 = 50;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_acknowledged_span_is_lost_while_the_backend_is_down() {
+    backend_down(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_acknowledged_span_is_lost_while_the_backend_is_down_with_the_queue_on_disk() {
+    let queue_dir = tempfile::tempdir().expect("queue dir");
+    backend_down(Some(queue_dir.path())).await;
+}
+
+async fn backend_down(queue_dir: Option<&std::path::Path>) {
     let long = std::env::var_os("AGENTRACE_LONG_TESTS").is_some();
     let (down_after, down_for, run_for) = if long { (5, 60, 75) } else { (2, 5, 12) };
 
@@ -30,13 +41,14 @@ async fn no_acknowledged_span_is_lost_while_the_backend_is_down() {
     let sink_url = format!("http://{sink_address}");
     let backend_args = ["--otlp-grpc-addr", backend_address.as_str(), "--traces-endpoint", sink_url.as_str()];
     let mut backend = Some(Collector::start(&backend_args).await);
-    let front = Collector::start(&[
-        "--traces-endpoint",
-        &format!("http://{backend_address}"),
-        "--export-first-backoff-secs",
-        "0.1",
-    ])
-    .await;
+    let backend_url = format!("http://{backend_address}");
+    let queue_dir = queue_dir.map(|dir| dir.display().to_string());
+    let mut front_args =
+        vec!["--traces-endpoint", backend_url.as_str(), "--export-first-backoff-secs", "0.1"];
+    if let Some(dir) = &queue_dir {
+        front_args.extend(["--queue-dir", dir.as_str()]);
+    }
+    let front = Collector::start(&front_args).await;
 
     let mut client = TraceServiceClient::connect(front.grpc_url()).await.expect("connect");
     let started = Instant::now();
@@ -85,8 +97,9 @@ async fn no_acknowledged_span_is_lost_while_the_backend_is_down() {
     let (received, arrivals) = crate::common::await_sequences(&sink, &acknowledged).await;
     let lost = acknowledged.difference(&received).count();
     println!(
-        "backend down {down_for}s of {run_for}s: sent {sent}, acknowledged {acknowledged_count}, refused requests {refusals}, \
+        "backend down {down_for}s of {run_for}s, queue {}: sent {sent}, acknowledged {acknowledged_count}, refused requests {refusals}, \
          received {} ({} arrivals, {} duplicates), lost {lost}",
+        if queue_dir.is_some() { "on disk" } else { "in memory" },
         received.len(),
         arrivals,
         arrivals - received.len(),

@@ -3,7 +3,13 @@
 //! `kill -9` — finds whatever was left.
 //!
 //! Bounded by `--queue-max-bytes`: past it the oldest requests are dropped (the caller counts
-//! them). Each write is fsynced unless `--queue-fsync false`.
+//! them). Each write is fsynced unless `--queue-fsync false`; the writer (`writer.rs`) puts
+//! every request waiting at once into one write.
+//!
+//! redb keeps a page cache of its own, 1 GiB by default, which a busy queue fills: that was
+//! most of the collector's resident memory with `--queue-dir` (820 MiB at saturation). It is
+//! capped at [`CACHE_BYTES`]; the exporter reads what was written moments ago, which the
+//! kernel's page cache still holds.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,6 +25,8 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableM
 /// Key: sequence number; value: span count (u32, little endian) then the protobuf request.
 const REQUESTS: TableDefinition<u64, &[u8]> = TableDefinition::new("requests");
 const FILE: &str = "queue.redb";
+/// redb's own page cache; see the module comment.
+pub const CACHE_BYTES: usize = 16 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
@@ -58,7 +66,7 @@ impl DiskQueue {
     pub fn open(dir: &Path, max_bytes: u64, fsync: bool) -> Result<Self, QueueError> {
         std::fs::create_dir_all(dir)
             .map_err(|source| QueueError::Directory { path: dir.display().to_string(), source })?;
-        let db = Database::create(dir.join(FILE)).map_err(store)?;
+        let db = Database::builder().set_cache_size(CACHE_BYTES).create(dir.join(FILE)).map_err(store)?;
         let write = db.begin_write().map_err(store)?;
         write.open_table(REQUESTS).map_err(store)?;
         write.commit().map_err(store)?;
@@ -84,29 +92,38 @@ impl DiskQueue {
 
     /// Stores a request (blocking; call off the runtime). Returns the spans of the oldest
     /// requests dropped to make room.
+    #[cfg(test)]
     pub fn append(&self, request: &ExportTraceServiceRequest, spans: usize) -> Result<usize, QueueError> {
-        let mut value = Vec::with_capacity(4 + request.encoded_len());
-        value.extend_from_slice(&u32::try_from(spans).unwrap_or(u32::MAX).to_le_bytes());
-        request.encode(&mut value).map_err(store)?;
+        self.append_all(&[(request, spans)])
+    }
+
+    /// Stores requests in order, in one transaction and one fsync (blocking). Returns the spans
+    /// of the oldest requests dropped to make room.
+    pub fn append_all(&self, requests: &[(&ExportTraceServiceRequest, usize)]) -> Result<usize, QueueError> {
+        let values: Vec<Vec<u8>> = requests.iter().map(|(request, spans)| encode(request, *spans)).collect();
         let mut bytes = self.bytes.lock().map_err(store)?;
         let mut write = self.db.begin_write().map_err(store)?;
         write
             .set_durability(if self.fsync { Durability::Immediate } else { Durability::None })
             .map_err(store)?;
         let mut dropped_spans = 0usize;
+        let mut stored_bytes = *bytes;
         {
             let mut table = write.open_table(REQUESTS).map_err(store)?;
-            while *bytes + value.len() as u64 > self.max_bytes {
-                let Some((_, oldest)) = table.pop_first().map_err(store)? else { break };
-                let oldest = oldest.value();
-                *bytes -= oldest.len() as u64;
-                dropped_spans += span_count(oldest);
+            for value in &values {
+                while stored_bytes + value.len() as u64 > self.max_bytes {
+                    let Some((_, oldest)) = table.pop_first().map_err(store)? else { break };
+                    let oldest = oldest.value();
+                    stored_bytes -= oldest.len() as u64;
+                    dropped_spans += span_count(oldest);
+                }
+                let key = self.next_key.fetch_add(1, Ordering::Relaxed);
+                table.insert(key, value.as_slice()).map_err(store)?;
+                stored_bytes += value.len() as u64;
             }
-            let key = self.next_key.fetch_add(1, Ordering::Relaxed);
-            table.insert(key, value.as_slice()).map_err(store)?;
         }
         write.commit().map_err(store)?;
-        *bytes += value.len() as u64;
+        *bytes = stored_bytes;
         drop(bytes);
         self.written.notify_one();
         Ok(dropped_spans)
@@ -196,6 +213,14 @@ impl Reported for DiskQueue {
     fn report(&self, registry: &Registry) {
         registry.emit(DiskQueueFill { requests: self.len(), bytes: self.bytes() });
     }
+}
+
+/// A stored value: the span count (u32, little endian), then the protobuf request.
+fn encode(request: &ExportTraceServiceRequest, spans: usize) -> Vec<u8> {
+    let mut value = Vec::with_capacity(4 + request.encoded_len());
+    value.extend_from_slice(&u32::try_from(spans).unwrap_or(u32::MAX).to_le_bytes());
+    request.encode_raw(&mut value);
+    value
 }
 
 fn span_count(value: &[u8]) -> usize {

@@ -5,8 +5,9 @@
 //! - In memory: bounded in requests. When it is full, `push` waits, the ingest queue fills, and
 //!   the receivers refuse with a retryable answer. A batch still unsent at the hard stop is
 //!   dropped and counted.
-//! - On disk: `push` writes the request (fsynced) and only then lets the receiver acknowledge
-//!   it; past the disk budget the oldest requests are dropped and counted. The exporter reads
+//! - On disk: `push` hands the request to the writer thread (`writer.rs`), which stores it with
+//!   whatever else arrived meanwhile under one fsync and only then lets the receiver
+//!   acknowledge it; past the disk budget the oldest requests are dropped and counted. The exporter reads
 //!   the oldest first, `ack` deletes what it sent or gave up on, and what is left at the hard
 //!   stop stays for the next start.
 //!
@@ -14,6 +15,7 @@
 //! is gone and everything was taken (or, on disk, the hard stop came).
 
 mod disk;
+mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +25,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub use self::disk::DiskQueue;
+pub use self::writer::DiskWriter;
 use crate::events::{DropReason, SpansDropped};
 use crate::metrics::Registry;
 use crate::receive::{QueueGauge, Refusal, StoreAnswer};
@@ -33,7 +36,6 @@ use crate::wire::raw;
 pub const MEMORY_CAPACITY: usize = 64;
 /// How long a partial batch waits for more requests before it is sent.
 const BATCH_WINDOW: Duration = Duration::from_millis(200);
-const DISK_FULL_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
 /// A processed request on its way to the trace endpoint: its forwarding view (spans as encoded
 /// bytes) and how many spans it holds.
@@ -73,17 +75,18 @@ pub fn memory(registry: Arc<Registry>) -> (QueueSender, QueueReceiver, Arc<Queue
     (sender, receiver, gauge)
 }
 
-/// The persistent queue over `queue`; the receiver ends at `hard_stop`, leaving the rest on disk.
+/// The persistent queue over `queue`, and the writer to run on a thread of its own; the
+/// receiver ends at `hard_stop`, leaving the rest on disk.
 pub fn disk(
     queue: Arc<DiskQueue>,
     registry: Arc<Registry>,
     hard_stop: CancellationToken,
-) -> (QueueSender, QueueReceiver) {
-    let sender =
-        QueueSender(Sender::Disk { queue: queue.clone(), registry: registry.clone(), full_logged: None });
+) -> (QueueSender, QueueReceiver, DiskWriter) {
+    let (pending, writer) = writer::channel(queue.clone(), registry.clone());
+    let sender = QueueSender(Sender::Disk { pending });
     let receiver =
         QueueReceiver { inner: Receiver::Disk { queue, hard_stop, cursor: Cursor::default() }, registry };
-    (sender, receiver)
+    (sender, receiver, writer)
 }
 
 /// The processing stage's end of the queue. Dropping it closes the queue.
@@ -96,17 +99,16 @@ enum Sender {
         sender: mpsc::Sender<Forward>,
         gauge: Arc<QueueGauge>,
     },
+    /// To the writer thread, which closes the queue once this is dropped and all is stored.
     Disk {
-        queue: Arc<DiskQueue>,
-        registry: Arc<Registry>,
-        /// When "queue full" was last logged: once per interval.
-        full_logged: Option<Instant>,
+        pending: mpsc::Sender<Forward>,
     },
 }
 
 impl QueueSender {
-    /// Queues a request: in memory, waiting while the queue is full; on disk, writing it (off
-    /// the runtime: it fsyncs) and then answering `forward.stored`.
+    /// Queues a request: in memory, waiting while the queue is full; on disk, handing it to the
+    /// writer (waiting while the writer's queue is full), which answers `forward.stored` once
+    /// the request is durable.
     pub async fn push(&mut self, forward: Forward) {
         match &mut self.0 {
             Sender::Memory { sender, gauge } => {
@@ -121,57 +123,20 @@ impl QueueSender {
                     tracing::debug!("export queue closed, request not forwarded");
                 }
             }
-            Sender::Disk { queue, registry, full_logged } => {
-                let Forward { request, spans, stored } = forward;
-                let outcome = store(queue, registry, full_logged, request, spans).await;
-                if let Some(stored) = stored {
-                    let _ = stored.send(outcome);
+            Sender::Disk { pending } => {
+                if forward.spans == 0 {
+                    if let Some(stored) = forward.stored {
+                        let _ = stored.send(Ok(()));
+                    }
+                    return;
+                }
+                if let Err(mpsc::error::SendError(unstored)) = pending.send(forward).await {
+                    tracing::warn!("persistent queue writer is gone, refusing the request");
+                    if let Some(stored) = unstored.stored {
+                        let _ = stored.send(Err(Refusal::StoreFailed));
+                    }
                 }
             }
-        }
-    }
-}
-
-impl Drop for QueueSender {
-    fn drop(&mut self) {
-        if let Sender::Disk { queue, .. } = &self.0 {
-            queue.close();
-        }
-    }
-}
-
-/// Writes one request to disk; the oldest requests dropped to make room are counted.
-async fn store(
-    queue: &Arc<DiskQueue>,
-    registry: &Registry,
-    full_logged: &mut Option<Instant>,
-    request: raw::ExportTraceServiceRequest,
-    spans: usize,
-) -> Result<(), Refusal> {
-    if spans == 0 {
-        return Ok(());
-    }
-    let writer = queue.clone();
-    match tokio::task::spawn_blocking(move || writer.append(&request, spans)).await {
-        Ok(Ok(0)) => Ok(()),
-        Ok(Ok(dropped)) => {
-            registry.emit(SpansDropped { reason: DropReason::QueueDiskFull, spans: dropped });
-            if full_logged.is_none_or(|logged| logged.elapsed() >= DISK_FULL_LOG_INTERVAL) {
-                tracing::warn!(
-                    dropped,
-                    "persistent queue full, dropping its oldest spans (logged once per minute)"
-                );
-                *full_logged = Some(Instant::now());
-            }
-            Ok(())
-        }
-        Ok(Err(error)) => {
-            tracing::warn!(%error, "cannot write to the persistent queue, refusing the request");
-            Err(Refusal::StoreFailed)
-        }
-        Err(error) => {
-            tracing::warn!(%error, "persistent queue writer failed, refusing the request");
-            Err(Refusal::StoreFailed)
         }
     }
 }
@@ -343,6 +308,13 @@ mod tests {
         Arc::new(Registry::new(SeriesLimits::default()))
     }
 
+    /// The persistent queue's ends, its writer running on a thread as the topology runs it.
+    fn on_disk(queue: &Arc<DiskQueue>, hard_stop: CancellationToken) -> (QueueSender, QueueReceiver) {
+        let (sender, receiver, writer) = self::disk(queue.clone(), registry(), hard_stop);
+        std::thread::spawn(move || writer.run());
+        (sender, receiver)
+    }
+
     #[tokio::test(start_paused = true)]
     async fn in_memory_requests_within_the_batch_window_go_out_together() {
         let (mut sender, mut receiver, gauge) = memory(registry());
@@ -382,7 +354,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let disk = Arc::new(DiskQueue::open(dir.path(), 1 << 20, true).expect("open"));
         let hard_stop = CancellationToken::new();
-        let (mut sender, mut receiver) = self::disk(disk.clone(), registry(), hard_stop.clone());
+        let (mut sender, mut receiver) = on_disk(&disk, hard_stop.clone());
         let (stored, on_disk) = tokio::sync::oneshot::channel();
         sender.push(forward(3, Some(stored))).await;
         assert_eq!(on_disk.await.expect("answered"), Ok(()));
@@ -398,10 +370,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn on_disk_requests_pushed_together_are_stored_in_order_and_each_answered() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let disk = Arc::new(DiskQueue::open(dir.path(), 1 << 20, true).expect("open"));
+        let (mut sender, mut receiver) = on_disk(&disk, CancellationToken::new());
+        let mut answers = Vec::new();
+        for spans in 1..=20 {
+            let (stored, on_disk) = tokio::sync::oneshot::channel();
+            sender.push(forward(spans, Some(stored))).await;
+            answers.push(on_disk);
+        }
+        for answer in answers {
+            assert_eq!(answer.await.expect("answered"), Ok(()));
+        }
+        let order: Vec<usize> =
+            disk.oldest(usize::MAX).expect("read").iter().map(|stored| stored.spans).collect();
+        assert_eq!(order, (1..=20).collect::<Vec<_>>());
+        drop(sender);
+        assert_eq!(receiver.next_batch(usize::MAX).await.expect("everything").spans, 210);
+        assert!(receiver.next_batch(100).await.is_none(), "the writer closed the queue once the sender went");
+    }
+
+    #[tokio::test]
     async fn on_disk_batches_in_flight_together_are_distinct_and_an_abandoned_one_is_read_again() {
         let dir = tempfile::tempdir().expect("temp dir");
         let disk = Arc::new(DiskQueue::open(dir.path(), 1 << 20, false).expect("open"));
-        let (mut sender, mut receiver) = self::disk(disk.clone(), registry(), CancellationToken::new());
+        let (mut sender, mut receiver) = on_disk(&disk, CancellationToken::new());
         for spans in [1, 2, 3] {
             sender.push(forward(spans, None)).await;
         }
@@ -420,8 +414,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let disk = Arc::new(DiskQueue::open(dir.path(), 1 << 20, true).expect("open"));
         let hard_stop = CancellationToken::new();
-        let (mut sender, mut receiver) = self::disk(disk.clone(), registry(), hard_stop.clone());
-        sender.push(forward(2, None)).await;
+        let (mut sender, mut receiver) = on_disk(&disk, hard_stop.clone());
+        let (stored, on_disk) = tokio::sync::oneshot::channel();
+        sender.push(forward(2, Some(stored))).await;
+        assert_eq!(on_disk.await.expect("answered"), Ok(()));
         hard_stop.cancel();
         assert!(receiver.next_batch(100).await.is_none());
         assert_eq!(disk.len(), 1);
