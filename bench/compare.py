@@ -16,6 +16,10 @@ Measures, all with the same workload and transport (W1 over OTLP/gRPC by default
                sending straight to the sink (the same rate, same run);
   decode       agentrace's saturation as a share of prost decoding the same request bytes in a
                tight loop on the same core.
+
+Besides agentrace, the OpenTelemetry Collector and rotel (each on one core, each forwarding
+without compression), the agentrace variants in VARIANTS measure one thing each: two cores,
+the persistent queue, and a sink that answers after 20 or 50 ms (a remote backend).
 """
 
 import argparse
@@ -23,17 +27,30 @@ import json
 import os
 import platform
 import re
+import resource
+import shlex
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SUT_CORE, LOAD_CORE = "0", "1"
+BASE_SYSTEMS = ["agentrace", "otelcol", "rotel"]
+# agentrace run differently, one change each: `cores` pins it (and then the load generator and
+# sink share those cores, there being no third), `args` are added flags ({dir}: a fresh empty
+# directory per start), `sink_delay_ms` makes the sink answer each export that late.
+VARIANTS = {
+    "agentrace-2core": {"cores": "0,1", "load_cores": "0,1"},
+    "agentrace-disk": {"args": ["--queue-dir", "{dir}"]},
+    "agentrace-sink20": {"sink_delay_ms": 20},
+    "agentrace-sink50": {"sink_delay_ms": 50},
+}
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -55,11 +72,12 @@ def wait_port(port, timeout=20.0):
 class Sink:
     """The load generator's counting sink; its running count is read from its progress lines."""
 
-    def __init__(self, loadgen, port):
+    def __init__(self, loadgen, port, cores=LOAD_CORE, delay_ms=0):
         self.port = port
         self.count = 0
         self.process = subprocess.Popen(
-            ["taskset", "-c", LOAD_CORE, loadgen, "sink", "--listen", f"127.0.0.1:{port}"],
+            ["taskset", "-c", cores, loadgen, "sink", "--listen", f"127.0.0.1:{port}",
+             "--delay-ms", str(delay_ms)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         threading.Thread(target=self._follow, daemon=True).start()
         wait_port(port)
@@ -76,6 +94,9 @@ class Sink:
             time.sleep(0.1)
         return self.count
 
+    def cpu_seconds(self):
+        return process_cpu_seconds(self.process.pid)
+
     def stop(self):
         self.process.send_signal(signal.SIGINT)
         out, _ = self.process.communicate(timeout=10)
@@ -85,10 +106,10 @@ class Sink:
 class System:
     """A system under test, started pinned to its core, forwarding to the sink."""
 
-    def __init__(self, name, command, env, grpc_port, metrics=None):
-        self.name, self.grpc_port, self.metrics = name, grpc_port, metrics
+    def __init__(self, name, command, env, grpc_port, metrics=None, cores=SUT_CORE, scratch=None):
+        self.name, self.grpc_port, self.metrics, self.scratch = name, grpc_port, metrics, scratch
         self.process = subprocess.Popen(
-            ["taskset", "-c", SUT_CORE] + command, env={**os.environ, **env},
+            ["taskset", "-c", cores] + command, env={**os.environ, **env},
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.stderr = []
         threading.Thread(target=lambda: self.stderr.extend(self.process.stderr), daemon=True).start()
@@ -99,9 +120,7 @@ class System:
             raise RuntimeError(f"{name} did not start: {''.join(self.stderr)[-2000:]}")
 
     def cpu_seconds(self):
-        with open(f"/proc/{self.process.pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        return process_cpu_seconds(self.process.pid)
 
     def peak_rss_mib(self):
         with open(f"/proc/{self.process.pid}/status") as status:
@@ -131,6 +150,19 @@ class System:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.scratch:
+            self.scratch.cleanup()
+
+
+def process_cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def children_cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 class Bench:
@@ -138,13 +170,26 @@ class Bench:
         self.args = args
         self.spans_per_request = {"w0": 100, "w1": 512, "w2": 10}[args.workload]
         self.port = 25000
+        # Each system's full command line, as last started (ports differ per start).
+        self.commands = {}
+
+    @staticmethod
+    def variant(name):
+        return VARIANTS.get(name, {})
+
+    def load_cores(self, name):
+        return self.variant(name).get("load_cores", LOAD_CORE)
+
+    def sink(self, name):
+        return Sink(self.args.loadgen, self.ports(1)[0], self.load_cores(name),
+                    self.variant(name).get("sink_delay_ms", 0))
 
     def ports(self, count):
         self.port += 10
         return [self.port + index for index in range(count)]
 
-    def send(self, endpoint, pace, seconds):
-        command = ["taskset", "-c", LOAD_CORE, self.args.loadgen, "send", "--endpoint", endpoint,
+    def send(self, endpoint, pace, seconds, cores=LOAD_CORE):
+        command = ["taskset", "-c", cores, self.args.loadgen, "send", "--endpoint", endpoint,
                    "--workload", self.args.workload, "--duration-secs", str(seconds),
                    "--pool", str(self.args.pool)] + pace
         out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
@@ -155,33 +200,55 @@ class Bench:
 
     def start(self, name, sink_port):
         grpc, second, metrics = self.ports(3)
-        if name == "agentrace":
+        variant = self.variant(name)
+        cores = variant.get("cores", SUT_CORE)
+        if name == "agentrace" or name in VARIANTS:
+            scratch = tempfile.TemporaryDirectory(prefix="agentrace-bench-")
+            extra = [word.replace("{dir}", scratch.name) for word in variant.get("args", [])]
             command = [self.args.agentrace, "--otlp-grpc-addr", f"127.0.0.1:{grpc}",
                        "--otlp-http-addr", f"127.0.0.1:{second}", "--metrics-addr", f"127.0.0.1:{metrics}",
-                       "--traces-endpoint", f"http://127.0.0.1:{sink_port}", "--gpu", "off"]
-            return System(name, command, {"AGENTRACE_LOG": "warn"}, grpc, metrics)
+                       "--traces-endpoint", f"http://127.0.0.1:{sink_port}", "--gpu", "off"] + extra
+            env = {"AGENTRACE_LOG": "warn"}
+            self.record(name, cores, env, command)
+            if variant.get("sink_delay_ms"):
+                self.commands[name] += f" (sink: --delay-ms {variant['sink_delay_ms']})"
+            return System(name, command, env, grpc, metrics, cores, scratch)
         if name == "otelcol":
             command = [self.args.otelcol, "--config", os.path.join(ROOT, "bench/otelcol/config.yaml"),
                        "--feature-gates=-connector.spanmetrics.includeCollectorInstanceID"]
             env = {"OTLP_GRPC_ENDPOINT": f"127.0.0.1:{grpc}", "PROM_ENDPOINT": f"127.0.0.1:{metrics}",
-                   "SINK_ENDPOINT": f"127.0.0.1:{sink_port}"}
-            return System(name, command, env, grpc, metrics)
+                   "SINK_ENDPOINT": f"127.0.0.1:{sink_port}", "SINK_COMPRESSION": "none"}
+            self.record(name, cores, env, command)
+            return System(name, command, env, grpc, metrics, cores)
         if name == "rotel":
             state = os.path.join(ROOT, "target/bench/rotel-state")
             os.makedirs(state, exist_ok=True)
+            # rotel compresses what it forwards with gzip unless told otherwise; the other two
+            # forward uncompressed, so it does too.
             command = [self.args.rotel, "start", "--otlp-grpc-endpoint", f"127.0.0.1:{grpc}",
                        "--otlp-http-endpoint", f"127.0.0.1:{second}", "--exporter", "otlp",
                        "--otlp-exporter-endpoint", f"http://127.0.0.1:{sink_port}",
+                       "--otlp-exporter-compression", "none",
                        "--pid-file", os.path.join(state, f"rotel-{grpc}.pid"),
                        "--log-file", os.path.join(state, f"rotel-{grpc}.log")]
-            return System(name, command, {}, grpc)
+            self.record(name, cores, {}, command)
+            return System(name, command, {}, grpc, None, cores)
         raise ValueError(name)
 
+    def record(self, name, cores, env, command):
+        words = [f"{key}={value}" for key, value in env.items()] + ["taskset", "-c", cores] + command
+        self.commands[name] = shlex.join(words).replace(ROOT + "/", "")
+
     def step(self, system, sink, spans_per_sec):
-        """One open-loop step at a fixed rate; True when the system kept up."""
+        """One open-loop step at a fixed rate; True when the system kept up. Also notes how many
+        cores the system and the load (generator and sink) kept busy during it."""
         before = sink.count
+        cpu_before = (system.cpu_seconds(), children_cpu_seconds() + sink.cpu_seconds())
         report = self.send(f"http://127.0.0.1:{system.grpc_port}", self.rate_pace(spans_per_sec),
-                           self.args.step_secs)
+                           self.args.step_secs, self.load_cores(system.name))
+        seconds = report["elapsed_secs"]
+        report["system_cores"] = (system.cpu_seconds() - cpu_before[0]) / seconds
+        report["load_cores"] = (children_cpu_seconds() + sink.cpu_seconds() - cpu_before[1]) / seconds
         time.sleep(1.0)
         exported_in_time = sink.count - before
         # Whatever is still queued drains before the next step (and is counted, not lost).
@@ -192,16 +259,19 @@ class Bench:
         log(f"  {system.name}: {spans_per_sec:,.0f} spans/s offered -> "
             f"{report['acknowledged_spans_per_sec']:,.0f} acknowledged/s, "
             f"{report['requests_refused']} refused, {exported_in_time:,} of "
-            f"{report['spans_acknowledged']:,} exported within 1 s: {'ok' if ok else 'over'}")
+            f"{report['spans_acknowledged']:,} exported within 1 s, system {report['system_cores']:.2f} "
+            f"cores, load {report['load_cores']:.2f}: {'ok' if ok else 'over'}")
         return ok, report
 
     def saturation(self, name):
-        sink = Sink(self.args.loadgen, self.ports(1)[0])
+        sink = self.sink(name)
         system = self.start(name, sink.port)
+        steps = []
         try:
             # A short closed loop tells roughly where the limit is.
             before = sink.count
-            probe = self.send(f"http://127.0.0.1:{system.grpc_port}", ["--in-flight", "16"], 3)
+            probe = self.send(f"http://127.0.0.1:{system.grpc_port}", ["--in-flight", "16"], 3,
+                              self.load_cores(name))
             rate = (sink.count - before) / probe["elapsed_secs"]
             sink.settle(before + probe["spans_acknowledged"], timeout=30)
             # Up by a quarter until a step fails, then halve the interval between the highest
@@ -209,6 +279,9 @@ class Bench:
             held, failed, best = None, None, None
             for _ in range(self.args.max_steps):
                 ok, report = self.step(system, sink, rate)
+                steps.append({"offered": rate, "ok": ok, "refused": report["requests_refused"],
+                              "acknowledged_per_sec": report["acknowledged_spans_per_sec"],
+                              "system_cores": report["system_cores"], "load_cores": report["load_cores"]})
                 if ok:
                     held = rate
                     best = max(best or 0.0, report["acknowledged_spans_per_sec"])
@@ -225,17 +298,24 @@ class Bench:
         finally:
             system.stop()
         final = sink.stop()
+        held = [step for step in steps if step["ok"]]
+        top = max(held, key=lambda step: step["acknowledged_per_sec"]) if held else None
+        refusing = [step["system_cores"] for step in steps if step["refused"]]
         return {"spans_per_sec": best or 0.0, "peak_rss_mib": rss, "metrics": metrics,
-                "sink_spans": final["spans"]}
+                "sink_spans": final["spans"], "steps": steps,
+                "system_cores_at_best": top and top["system_cores"],
+                "load_cores_at_best": top and top["load_cores"],
+                "least_system_cores_while_refusing": min(refusing) if refusing else None}
 
     def fixed(self, name, spans_per_sec):
-        sink = Sink(self.args.loadgen, self.ports(1)[0])
+        sink = self.sink(name)
         system = None if name == "direct" else self.start(name, sink.port)
         try:
             port = sink.port if system is None else system.grpc_port
             cpu_before = system.cpu_seconds() if system else 0.0
             before = sink.count
-            report = self.send(f"http://127.0.0.1:{port}", self.rate_pace(spans_per_sec), self.args.fixed_secs)
+            report = self.send(f"http://127.0.0.1:{port}", self.rate_pace(spans_per_sec), self.args.fixed_secs,
+                               self.load_cores(name))
             exported = sink.settle(before + report["spans_acknowledged"], timeout=30) - before
             time.sleep(0.5)
             result = {"p99_ms": report["latency_ms_p99"], "p50_ms": report["latency_ms_p50"],
@@ -297,7 +377,7 @@ def main():
     parser.add_argument("--loadgen", required=True)
     parser.add_argument("--workload", default="w1", choices=["w0", "w1", "w2"])
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--systems", default="agentrace,otelcol,rotel")
+    parser.add_argument("--systems", default=",".join(BASE_SYSTEMS + list(VARIANTS)))
     parser.add_argument("--fixed-rate", type=float, default=20000.0, help="spans/s for the CPU and latency runs")
     parser.add_argument("--fixed-secs", type=float, default=15.0)
     parser.add_argument("--step-secs", type=float, default=5.0)
@@ -324,6 +404,7 @@ def main():
         for name in ["direct"] + systems:
             results["fixed"][name].append(bench.fixed(name, args.fixed_rate))
             log(f"{name}: {results['fixed'][name][-1]}")
+    results["commands"] = bench.commands
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as out:
         json.dump(results, out, indent=1)
@@ -331,7 +412,7 @@ def main():
     log(f"raw results: {args.out}")
 
 
-def table(results, systems):
+def rows_of(results, systems):
     direct_p99 = median([run["p99_ms"] for run in results["fixed"]["direct"]])
     rows = {}
     for name in systems:
@@ -344,26 +425,63 @@ def table(results, systems):
             "rss_saturation": median([run["peak_rss_mib"] for run in saturation]),
             "rss_fixed": median([run.get("peak_rss_mib") for run in fixed]),
             "added_p99": None if p99 is None else max(p99 - direct_p99, 0.0),
+            "system_cores": median([run.get("system_cores_at_best") for run in saturation]),
+            "load_cores": median([run.get("load_cores_at_best") for run in saturation]),
+            "refusing_cores": min([run["least_system_cores_while_refusing"] for run in saturation
+                                   if run.get("least_system_cores_while_refusing") is not None], default=None),
         }
+    return rows, direct_p99
+
+
+def table(results, systems):
+    rows, direct_p99 = rows_of(results, systems)
+    base = [name for name in systems if name in BASE_SYSTEMS]
     decode = median(results["decode_only"])
     metrics = [("saturation", "spans/s at saturation", "higher is better"),
                ("cpu", f"CPU-seconds per million spans at {results['fixed_rate']:,.0f} spans/s", "lower is better"),
                ("rss_saturation", "peak RSS over the saturation search (MiB)", "lower is better"),
                ("rss_fixed", f"peak RSS at {results['fixed_rate']:,.0f} spans/s (MiB)", "lower is better"),
-               ("added_p99", "p99 added latency vs generator→sink (ms)", "lower is better")]
-    peers = [name for name in systems if name != "agentrace"]
+               ("added_p99", "p99 added latency vs generator→sink (ms)", "lower is better"),
+               ("system_cores", "cores busy at the highest rate that held", "")]
+    peers = [name for name in base if name != "agentrace"]
     lines = [f"Workload {results['workload'].upper()} over OTLP/gRPC, medians of {results['rounds']} rounds; "
-             f"each system pinned to one core.", ""]
-    header = "| measure | " + " | ".join(systems) + " | " + " | ".join(f"agentrace / {peer}" for peer in peers) + " |"
-    lines += [header, "|" + "---|" * (1 + len(systems) + len(peers))]
+             f"each system pinned to one core, forwarding uncompressed.", ""]
+    header = "| measure | " + " | ".join(base) + " | " + " | ".join(f"agentrace / {peer}" for peer in peers) + " |"
+    lines += [header, "|" + "---|" * (1 + len(base) + len(peers))]
     for key, label, better in metrics:
-        cells = [fmt(rows[name][key]) for name in systems]
+        cells = [fmt(rows[name][key]) for name in base]
         ratios = [ratio(rows.get("agentrace", {}).get(key), rows[peer][key]) for peer in peers]
-        lines.append(f"| {label} ({better}) | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+        label = f"{label} ({better})" if better else label
+        lines.append(f"| {label} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+    variants = [name for name in systems if name in VARIANTS]
+    if variants and "agentrace" in rows:
+        lines += ["", variant_table(rows, ["agentrace"] + variants, results["fixed_rate"])]
     if decode and "agentrace" in rows and rows["agentrace"]["saturation"]:
         lines += ["", f"Decode only (prost, same request bytes, same core): {decode:,.0f} spans/s; "
                   f"agentrace at saturation = {100 * rows['agentrace']['saturation'] / decode:.0f} % of it."]
-    lines += ["", f"Generator→sink p99 at the fixed rate: {fmt(direct_p99)} ms."]
+    lines += ["", f"Generator→sink p99 at the fixed rate: {fmt(direct_p99)} ms.", "", "Command lines:", ""]
+    lines += [f"- {name}: `{results['commands'].get(name, 'n/a')}`" for name in systems]
+    return "\n".join(lines)
+
+
+def variant_table(rows, names, fixed_rate):
+    """agentrace's variants against agentrace on one core. On two cores the load generator and
+    sink share the system's cores; the corrected figure scales the measured one by the cores
+    the system could have had (2) over those the load left it, assuming it would use them as
+    it uses the ones it had."""
+    one = rows["agentrace"]["saturation"]
+    lines = ["| agentrace | spans/s at saturation | / 1 core | cores busy (system / load) | least cores busy "
+             "while refusing | CPU-s per M spans at " + f"{fixed_rate:,.0f}" + " spans/s | peak RSS search / fixed (MiB) |",
+             "|---|---|---|---|---|---|---|"]
+    for name in names:
+        row = rows[name]
+        share = ratio(row["saturation"], one)
+        if name == "agentrace-2core" and row["load_cores"] is not None and row["saturation"]:
+            corrected = row["saturation"] * 2 / max(2 - row["load_cores"], 0.1)
+            share += f" (corrected for the load's {row['load_cores']:.2f} cores: {ratio(corrected, one)})"
+        lines.append(f"| {name} | {fmt(row['saturation'])} | {share} | {fmt(row['system_cores'])} / "
+                     f"{fmt(row['load_cores'])} | {fmt(row['refusing_cores'])} | {fmt(row['cpu'])} | "
+                     f"{fmt(row['rss_saturation'])} / {fmt(row['rss_fixed'])} |")
     return "\n".join(lines)
 
 
