@@ -446,13 +446,13 @@ def table(results, systems):
     peers = [name for name in base if name != "agentrace"]
     lines = [f"Workload {results['workload'].upper()} over OTLP/gRPC, medians of {results['rounds']} rounds; "
              f"each system pinned to one core, forwarding uncompressed.", ""]
-    header = "| measure | " + " | ".join(base) + " | " + " | ".join(f"agentrace / {peer}" for peer in peers) + " |"
-    lines += [header, "|" + "---|" * (1 + len(base) + len(peers))]
+    columns = base + [f"agentrace / {peer}" for peer in peers]
+    lines += ["| measure | " + " | ".join(columns) + " |", "|" + "---|" * (1 + len(columns))]
     for key, label, better in metrics:
         cells = [fmt(rows[name][key]) for name in base]
-        ratios = [ratio(rows.get("agentrace", {}).get(key), rows[peer][key]) for peer in peers]
+        cells += [ratio(rows.get("agentrace", {}).get(key), rows[peer][key]) for peer in peers]
         label = f"{label} ({better})" if better else label
-        lines.append(f"| {label} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     variants = [name for name in systems if name in VARIANTS]
     if variants and "agentrace" in rows:
         lines += ["", variant_table(rows, ["agentrace"] + variants, results["fixed_rate"])]

@@ -177,6 +177,21 @@ impl Event for DiskQueueFill {
     }
 }
 
+/// The agent-graph windows' fill, summed over the processing workers.
+pub struct GraphWindowFill {
+    pub pending_spans: u64,
+    pub bytes: u64,
+    pub max_bytes: u64,
+}
+
+impl Event for GraphWindowFill {
+    fn emit(self, registry: &Registry, now: f64) {
+        registry.add(metric::SELF_ATTRIBUTION_PENDING_SPANS, &[], self.pending_spans as f64, now);
+        registry.add(metric::SELF_GRAPH_BYTES, &[], self.bytes as f64, now);
+        registry.add(metric::SELF_GRAPH_MAX_BYTES, &[], self.max_bytes as f64, now);
+    }
+}
+
 /// The process's memory, as a scrape reads it.
 pub struct MemoryUse {
     pub rss_bytes: Option<u64>,

@@ -112,7 +112,15 @@ fn derive_and_render(request: &ExportTraceServiceRequest) {
     let registry = Registry::new(SeriesLimits { max_series_per_metric: 50, idle_timeout_secs: 60.0 });
     let mut deriver = Deriver::default();
     let mut observations = Vec::new();
-    derive_request(&Normalizer::default(), &mut deriver, &registry, None, request, 0.0, &mut observations);
+    derive_request(
+        &Normalizer::default(),
+        &mut deriver,
+        registry.writer(0),
+        None,
+        request,
+        0.0,
+        &mut observations,
+    );
     deriver.tick(1e9, &mut observations);
     registry.apply(&mut observations, 0.0);
     for format in [Format::OpenMetrics, Format::Classic] {
@@ -177,7 +185,7 @@ pub fn replay_json(
     let normalizer = Normalizer::default();
     for body in bodies {
         let request = decode::json(body).map_err(|error| error.to_string())?.request;
-        derive_request(&normalizer, &mut deriver, &registry, None, &request, now, &mut Vec::new());
+        derive_request(&normalizer, &mut deriver, registry.writer(0), None, &request, now, &mut Vec::new());
     }
     let mut observations = Vec::new();
     deriver.tick(now + 3600.0, &mut observations);
@@ -200,7 +208,7 @@ impl HttpHarness {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let (sender, queue) = mpsc::channel(16);
         let registry = Arc::new(Registry::new(SeriesLimits::default()));
-        let ingest = Ingest::new(sender, QueueGauge::new("fuzz", 16), registry);
+        let ingest = Ingest::new(vec![sender], QueueGauge::new("fuzz", 16), registry);
         let router = HttpReceiver::new(ingest, HTTP_LIMIT).router();
         Ok(Self { runtime, router, queue })
     }
@@ -246,7 +254,7 @@ impl SlowBodyHarness {
     pub fn new() -> Self {
         let (sender, queue) = mpsc::channel(16);
         let registry = Arc::new(Registry::new(SeriesLimits::default()));
-        let ingest = Ingest::new(sender, QueueGauge::new("fuzz", 16), registry);
+        let ingest = Ingest::new(vec![sender], QueueGauge::new("fuzz", 16), registry);
         let router = HttpReceiver::new(ingest, HTTP_LIMIT).router();
         Self { router, queue, table: Table::new(1) }
     }
@@ -357,7 +365,9 @@ pub fn decode_only(body: bytes::Bytes) -> bool {
 pub struct Pipeline {
     normalizer: Normalizer,
     deriver: Deriver,
-    registry: Registry,
+    registry: Arc<Registry>,
+    /// The registry stripe this pipeline writes, as worker number `stripe`.
+    stripe: usize,
 }
 
 impl Default for Pipeline {
@@ -365,12 +375,29 @@ impl Default for Pipeline {
         Self {
             normalizer: Normalizer::default(),
             deriver: Deriver::default(),
-            registry: Registry::new(SeriesLimits::default()),
+            registry: Arc::new(Registry::new(SeriesLimits::default())),
+            stripe: 0,
         }
     }
 }
 
 impl Pipeline {
+    /// `count` pipelines writing to one registry, as the collector's workers share theirs:
+    /// each to its own stripe of it when `striped` (as the collector runs them), else all to
+    /// one.
+    pub fn sharing_a_registry(count: usize, striped: bool) -> Vec<Self> {
+        let stripes = if striped { Registry::stripes_for(count) } else { 1 };
+        let registry = Arc::new(Registry::striped(SeriesLimits::default(), stripes));
+        (0..count)
+            .map(|worker| Self {
+                normalizer: Normalizer::default(),
+                deriver: Deriver::default(),
+                registry: registry.clone(),
+                stripe: if striped { worker } else { 0 },
+            })
+            .collect()
+    }
+
     /// Runs one protobuf body through at `now` (Unix seconds). False when it does not decode.
     pub fn request(&mut self, body: bytes::Bytes, now: f64) -> bool {
         let Ok(decoded) = decode::protobuf(body) else { return false };
@@ -379,7 +406,7 @@ impl Pipeline {
         derive_request(
             &self.normalizer,
             &mut self.deriver,
-            &self.registry,
+            self.registry.writer(self.stripe),
             None,
             &request,
             now,
@@ -393,7 +420,7 @@ impl Pipeline {
     pub fn tick(&mut self, now: f64) {
         let mut observations = Vec::new();
         self.deriver.tick(now, &mut observations);
-        self.registry.apply(&mut observations, now);
+        self.registry.writer(self.stripe).apply(&mut observations, now);
     }
 
     /// Traces held in the agent-graph window.

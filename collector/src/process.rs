@@ -5,19 +5,25 @@
 //! forwarding view (`enrich`: facts added, content redacted) through the export queue, and
 //! waits there when that queue is full, which backs the receivers up into refusing. A
 //! one-second tick flushes the agent-graph window and expires idle series.
+//!
+//! There are `--workers` of these, each on its thread with its own agent-graph window (its
+//! share of the window's bounds), all writing to the one registry; the receivers send each
+//! worker the spans of its traces. Each window's fill is summed over the workers for
+//! `/metrics` ([`GraphWindows`]).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentrace_semconv::{attr, SpanClass};
+use agentrace_semconv::{attr, metric, SpanClass};
 use tokio::sync::mpsc;
 
 use crate::derive::{self, Deriver, SpanFacts};
 use crate::enrich::Enricher;
-use crate::events::GpuEnrichmentSkipped;
+use crate::events::{GpuEnrichmentSkipped, GraphWindowFill};
 use crate::export::queue::{Forward, QueueSender};
 use crate::gpu::GpuState;
-use crate::metrics::{Observation, Registry};
+use crate::metrics::{Observation, Registry, Reported, Writer};
 use crate::normalize::{framework_of, service_name, string_attribute, Normalizer};
 use crate::receive::{Batch, QueueGauge};
 use crate::unix_now;
@@ -27,7 +33,8 @@ const TICK: Duration = Duration::from_secs(1);
 /// Observations derived before they are applied to the registry: a few spans' worth.
 const APPLY_EVERY: usize = 64;
 
-/// Where processed requests go when traces are forwarded.
+/// Where processed requests go when traces are forwarded; each worker has its own copy.
+#[derive(Clone)]
 pub struct Forwarding {
     pub enricher: Enricher,
     pub queue: QueueSender,
@@ -44,6 +51,53 @@ pub struct Processor {
     forwarding: Option<Forwarding>,
     /// Empty between requests; kept so that each request reuses its room.
     observations: Vec<Observation<'static>>,
+    /// This worker's slot for its graph window's fill; `None`: the fill goes to the registry
+    /// as the deriver reports it (one worker, tests).
+    window: Option<(Arc<GraphWindows>, usize)>,
+    /// Which worker this is: its stripe of the registry; the first also expires idle series.
+    worker: usize,
+}
+
+/// The agent-graph windows' fill, one slot per worker, summed when `/metrics` is read: the
+/// spans held for their agent, the bytes held, and the most bytes allowed.
+#[derive(Debug)]
+pub struct GraphWindows {
+    slots: Vec<[AtomicU64; 3]>,
+}
+
+/// The deriver's gauges that [`GraphWindows`] sums, in slot order.
+const WINDOW_GAUGES: [&str; 3] =
+    [metric::SELF_ATTRIBUTION_PENDING_SPANS, metric::SELF_GRAPH_BYTES, metric::SELF_GRAPH_MAX_BYTES];
+
+impl GraphWindows {
+    pub fn new(workers: usize) -> Arc<Self> {
+        Arc::new(Self { slots: (0..workers).map(|_| Default::default()).collect() })
+    }
+
+    /// Keeps `observation` in `worker`'s slot when it is one of the window's gauges.
+    fn take(&self, worker: usize, observation: &Observation) -> bool {
+        let Some(gauge) = WINDOW_GAUGES.iter().position(|name| *name == observation.metric) else {
+            return false;
+        };
+        if let Some(slot) = self.slots.get(worker) {
+            slot[gauge].store(observation.value.max(0.0) as u64, Ordering::Relaxed);
+        }
+        true
+    }
+
+    fn sum(&self, gauge: usize) -> u64 {
+        self.slots.iter().map(|slot| slot[gauge].load(Ordering::Relaxed)).sum()
+    }
+}
+
+impl Reported for GraphWindows {
+    fn report(&self, registry: &Registry) {
+        registry.emit(GraphWindowFill {
+            pending_spans: self.sum(0),
+            bytes: self.sum(1),
+            max_bytes: self.sum(2),
+        });
+    }
 }
 
 /// An empty vector of observations with the room of `used`, for borrows of another lifetime.
@@ -72,7 +126,15 @@ impl Processor {
             gpu,
             forwarding,
             observations: Vec::new(),
+            window: None,
+            worker: 0,
         }
+    }
+
+    /// Makes this worker number `worker`, which reports its graph window's fill into its
+    /// slot of `windows`.
+    pub fn worker(self, worker: usize, windows: Arc<GraphWindows>) -> Self {
+        Self { window: Some((windows, worker)), worker, ..self }
     }
 
     /// Runs until the input closes (the receivers are gone), then returns, dropping the
@@ -106,7 +168,7 @@ impl Processor {
         let facts = derive_request(
             &self.normalizer,
             &mut self.deriver,
-            &self.registry,
+            self.registry.writer(self.worker),
             gpu,
             &batch.request,
             now,
@@ -122,8 +184,13 @@ impl Processor {
         let observations = &mut Vec::new();
         let now = unix_now();
         self.deriver.tick(now, observations);
-        self.registry.apply(observations, now);
-        self.registry.expire(now);
+        if let Some((windows, worker)) = &self.window {
+            observations.retain(|observation| !windows.take(*worker, observation));
+        }
+        self.registry.writer(self.worker).apply(observations, now);
+        if self.worker == 0 {
+            self.registry.expire(now);
+        }
     }
 }
 
@@ -134,7 +201,7 @@ impl Processor {
 pub fn derive_request<'a>(
     normalizer: &Normalizer,
     deriver: &mut Deriver,
-    registry: &Registry,
+    registry: Writer<'_>,
     gpu: Option<&GpuState>,
     request: &'a ExportTraceServiceRequest,
     now: f64,

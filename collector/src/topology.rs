@@ -2,9 +2,9 @@
 //! the stages and starts them; [`Topology::shutdown`] drains them front to back.
 //!
 //! ```text
-//!  OTLP/gRPC ─┐ receive/grpc.rs    ingest queue                     export queue (memory or disk)
-//!  OTLP/HTTP ─┴─▶ Ingest ──(bounded, refuse when full)──▶ Processor ──(bounded)──▶ OtlpExporter ──▶ trace endpoint
-//!   receive/http.rs                  (its own thread)       │                        export/otlp/
+//!  OTLP/gRPC ─┐ receive/grpc.rs    ingest queues, one per worker    export queue (memory or disk)
+//!  OTLP/HTTP ─┴─▶ Ingest ──(bounded, refuse when full)──▶ Processor × --workers ──(bounded)──▶ OtlpExporter ──▶ trace endpoint
+//!   receive/http.rs  (by trace id)   (a thread each)        │                        export/otlp/
 //!                          normalize → derive → Registry ◀── GET /metrics (export/prometheus/)
 //!                          GPU window ◀── gpu sampler thread
 //!                          enrich: facts added, content redacted → forwarding view
@@ -13,9 +13,9 @@
 //! Under all three listeners, `serve/` owns the connections: TLS, HTTP/1 and HTTP/2, the
 //! timeouts and caps, and the budget that request bodies are reserved against as they arrive.
 //!
-//! A span's walk, twelve files, none twice: `receive/grpc.rs` (the call) →
+//! A span's walk, thirteen files, none twice: `receive/grpc.rs` (the call) →
 //! `receive/decode.rs` (bytes to the `wire.rs` types) → `receive/mod.rs` (`Ingest`: ids
-//! checked, queued, acknowledged) → `process.rs` → `normalize/mod.rs` → `derive/mod.rs` →
+//! checked, queued, acknowledged) → `receive/shard.rs` (its trace's worker) → `process.rs` → `normalize/mod.rs` → `derive/mod.rs` →
 //! `derive/graph/mod.rs` (the agent graph; attribution) → `metrics/mod.rs` (the registry that
 //! `/metrics` renders) → `enrich.rs` (facts added, content redacted) → `export/queue/mod.rs` →
 //! `export/otlp/mod.rs` → `export/otlp/transport.rs`. Not stages, and not counted: the
@@ -27,8 +27,8 @@
 //!
 //! With `--queue-dir` the export queue is on disk and the receiver acknowledges a request once
 //! it is written there. Shutdown: the receivers stop accepting and finish their calls, which
-//! drops every ingest sender; the processor empties its queue and returns, dropping the export
-//! queue's sender; the exporter sends what is left and returns. If that takes longer than the
+//! drops every ingest sender; each processor empties its queue and returns, dropping its copy
+//! of the export queue's sender; the exporter sends what is left and returns. If that takes longer than the
 //! shutdown timeout, the exporter is told to give up (and counts what it drops; on disk, what
 //! is left stays for the next start).
 
@@ -52,7 +52,7 @@ use crate::export::queue::{self, DiskQueue};
 use crate::gpu::{GpuConfig, GpuState, NvmlSource, Sampler};
 use crate::memory::{MemoryGuard, ProcessMemory};
 use crate::metrics::{Registry, Reported};
-use crate::process::{Forwarding, Processor};
+use crate::process::{Forwarding, GraphWindows, Processor};
 use crate::receive::grpc::GrpcReceiver;
 use crate::receive::http::HttpReceiver;
 use crate::receive::{Batch, Ingest, QueueGauge};
@@ -91,23 +91,23 @@ pub struct Topology {
     stop_after_drain: CancellationToken,
     grpc: ServeTask,
     http: ServeTask,
-    processor: (oneshot::Receiver<()>, std::thread::JoinHandle<()>),
+    processors: Vec<ProcessorHandle>,
     exporter: Option<JoinHandle<()>>,
     gpu_sampler: Option<SamplerHandle>,
     metrics: ServeTask,
 }
 
 type SamplerHandle = (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>);
+type ProcessorHandle = (oneshot::Receiver<()>, std::thread::JoinHandle<()>);
 
 impl Topology {
     /// Builds every stage and starts it, serving on `listeners`.
     pub async fn start(config: Config, listeners: Listeners) -> anyhow::Result<Self> {
-        let registry = Arc::new(Registry::new(config.series));
+        let stripes = Registry::stripes_for(config.receive.workers);
+        let registry = Arc::new(Registry::striped(config.series, stripes));
         registry.emit(BuildInfo);
         let mut reported: Vec<Arc<dyn Reported>> = Vec::new();
 
-        // Full: receivers refuse with gRPC UNAVAILABLE / HTTP 503 + Retry-After, counted as refused.
-        let (ingest_sender, ingest_receiver) = mpsc::channel(config.receive.queue_capacity);
         let ingest_gauge = QueueGauge::new("ingest", config.receive.queue_capacity);
         reported.push(ingest_gauge.clone());
 
@@ -115,9 +115,26 @@ impl Topology {
         let durable = config.export.as_ref().is_some_and(|export| export.persistent.is_some());
         let (forwarding, exporter) = start_export(&config, &registry, &hard_stop, &mut reported)?;
         let (gpu, gpu_sampler) = start_gpu(&config.gpu, &registry).await;
-        let deriver = Deriver::new(config.graph, config.prices.clone());
-        let processor = Processor::new(deriver, registry.clone(), ingest_gauge.clone(), gpu, forwarding);
-        let processor = start_processor(processor, ingest_receiver)?;
+        let windows = GraphWindows::new(config.receive.workers);
+        reported.push(windows.clone());
+        let mut ingest_senders = Vec::new();
+        let mut processors = Vec::new();
+        for worker in 0..config.receive.workers {
+            // Full: receivers refuse with gRPC UNAVAILABLE / HTTP 503 + Retry-After, counted as refused.
+            let (sender, receiver) = mpsc::channel(config.receive.queue_capacity);
+            ingest_senders.push(sender);
+            let deriver = Deriver::new(config.graph.share(config.receive.workers), config.prices.clone());
+            let processor = Processor::new(
+                deriver,
+                registry.clone(),
+                ingest_gauge.clone(),
+                gpu.clone(),
+                forwarding.clone(),
+            )
+            .worker(worker, windows.clone());
+            processors.push(start_processor(processor, receiver, worker)?);
+        }
+        drop(forwarding);
 
         let stop_after_drain = CancellationToken::new();
         let memory = config.receive.memory_limit_bytes.map(MemoryGuard::new);
@@ -125,7 +142,7 @@ impl Topology {
             tokio::spawn(guard.clone().run(stop_after_drain.clone()));
         }
         reported.push(Arc::new(ProcessMemory { guard: memory.clone() }));
-        let ingest = Ingest::new(ingest_sender, ingest_gauge, registry.clone())
+        let ingest = Ingest::new(ingest_senders, ingest_gauge, registry.clone())
             .with_token(config.receive.auth_token.clone())
             .with_memory_guard(memory)
             .waiting_for_store(durable);
@@ -165,7 +182,7 @@ impl Topology {
             stop_after_drain,
             grpc,
             http,
-            processor,
+            processors,
             exporter,
             gpu_sampler,
             metrics,
@@ -177,14 +194,15 @@ impl Topology {
         tracing::info!(timeout_secs = self.shutdown_timeout.as_secs_f64(), "shutting down, draining queues");
         self.ready.store(false, Ordering::Relaxed);
         self.stop_receiving.cancel();
-        let (grpc, http, processor, exporter) = (self.grpc, self.http, self.processor, self.exporter);
+        let (grpc, http, processors, exporter) = (self.grpc, self.http, self.processors, self.exporter);
         let drain = async move {
             grpc.await.context("grpc receiver task")?.context("otlp grpc receiver")?;
             http.await.context("http receiver task")?.context("otlp http receiver")?;
-            let (processor_stopped, processor_thread) = processor;
-            processor_stopped.await.context("processor thread ended early")?;
-            if tokio::task::spawn_blocking(move || processor_thread.join()).await.is_err() {
-                tracing::warn!("processor thread did not stop cleanly");
+            for (processor_stopped, processor_thread) in processors {
+                processor_stopped.await.context("processor thread ended early")?;
+                if tokio::task::spawn_blocking(move || processor_thread.join()).await.is_err() {
+                    tracing::warn!("processor thread did not stop cleanly");
+                }
             }
             if let Some(exporter) = exporter {
                 exporter.await.context("exporter task")?;
@@ -252,15 +270,17 @@ fn start_export(
 fn start_processor(
     processor: Processor,
     input: mpsc::Receiver<Batch>,
-) -> anyhow::Result<(oneshot::Receiver<()>, std::thread::JoinHandle<()>)> {
+    worker: usize,
+) -> anyhow::Result<ProcessorHandle> {
     let (done, stopped) = oneshot::channel::<()>();
-    let thread = std::thread::Builder::new().name("agentrace-process".into()).spawn(move || {
-        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(runtime) => runtime.block_on(processor.run(input)),
-            Err(error) => tracing::error!(%error, "cannot start the processing runtime"),
-        }
-        let _ = done.send(());
-    })?;
+    let thread =
+        std::thread::Builder::new().name(format!("agentrace-process-{worker}")).spawn(move || {
+            match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => runtime.block_on(processor.run(input)),
+                Err(error) => tracing::error!(%error, "cannot start the processing runtime"),
+            }
+            let _ = done.send(());
+        })?;
     Ok((stopped, thread))
 }
 

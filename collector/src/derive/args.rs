@@ -69,6 +69,19 @@ impl Default for GraphConfig {
     }
 }
 
+impl GraphConfig {
+    /// One worker's share of the window's bounds when `workers` share them.
+    pub fn share(self, workers: usize) -> Self {
+        let part = |total: usize| (total / workers.max(1)).max(1);
+        Self {
+            max_traces: part(self.max_traces),
+            max_pending_spans: part(self.max_pending_spans),
+            max_bytes: part(self.max_bytes),
+            ..self
+        }
+    }
+}
+
 impl Args {
     /// `memory_limit_bytes` sizes the window when no flag does.
     pub fn validate(self, memory_limit_bytes: Option<u64>) -> Result<GraphConfig, ArgError> {

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use agentrace_semconv::metric::{self, label};
 
-use super::{lock, Exemplar, Family, Kind, Registry, Series, Value};
+use super::{Exemplar, Family, Kind, Registry, Series, Value};
 
 /// The exposition format of one scrape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,7 +86,7 @@ impl Registry {
         for (name, help, read) in counters {
             write_header(out, name, help, Kind::Counter, format);
             for family in &self.families {
-                let count = read(&lock(&family.state));
+                let count = family.read(read);
                 if count == 0 {
                     continue;
                 }
@@ -100,17 +100,18 @@ impl Registry {
 fn render_family(out: &mut String, family: &Family, format: Format) {
     let definition = family.definition;
     write_header(out, definition.name, definition.help, definition.kind, format);
-    let state = lock(&family.state);
-    let mut label_text = String::new();
-    for (values, series) in &state.series {
-        label_text.clear();
-        write_labels(&mut label_text, definition.labels, values);
-        write_series(out, definition.name, definition.kind, &label_text, series, format);
-    }
-    if let Some(series) = &state.overflow {
-        let overflow_labels = format!("{}=\"true\"", label::OVERFLOW);
-        write_series(out, definition.name, definition.kind, &overflow_labels, series, format);
-    }
+    family.read(|state| {
+        let mut label_text = String::new();
+        for (values, series) in &state.series {
+            label_text.clear();
+            write_labels(&mut label_text, definition.labels, values);
+            write_series(out, definition.name, definition.kind, &label_text, series, format);
+        }
+        if let Some(series) = &state.overflow {
+            let overflow_labels = format!("{}=\"true\"", label::OVERFLOW);
+            write_series(out, definition.name, definition.kind, &overflow_labels, series, format);
+        }
+    });
 }
 
 /// OpenMetrics names a counter family without `_total`; the classic format names it with.

@@ -1,7 +1,9 @@
 //! The metric registry that derive, the receivers and the exporter write and `/metrics`
 //! renders.
 //!
-//! Each family keeps its series in a map from label values to state, behind one mutex. Every
+//! Each family keeps its series in a map from label values to state, behind a mutex; with
+//! several processing workers, one such map per worker and one for everything else
+//! (`stripes.rs`), merged when read, so that workers do not take turns on one lock. Every
 //! family has a series cap: past it, new label sets land in a single overflow series labelled
 //! `otel_metric_overflow="true"`. Series of derived metrics that see no update for the idle
 //! timeout are removed, and come back with a fresh created timestamp. The collector's own
@@ -15,6 +17,7 @@ mod args;
 mod catalogue;
 mod encode;
 mod label;
+mod stripes;
 
 use std::sync::{Mutex, MutexGuard};
 
@@ -24,7 +27,7 @@ use agentrace_semconv::metric as names;
 // SipHash's cost on short keys, and a flood of distinct values is already bounded by the
 // series cap. hashbrown also finds a series by borrowed label values (`LabelsRef`), so an
 // update allocates nothing.
-use hashbrown::HashMap;
+use hashbrown::{HashMap, HashSet};
 
 pub use self::args::{Args, SeriesLimits};
 pub use self::catalogue::{Definition, Kind, CATALOGUE};
@@ -140,8 +143,36 @@ struct FamilyState {
 #[derive(Debug)]
 struct Family {
     definition: &'static Definition,
-    state: Mutex<FamilyState>,
+    /// The series as each writer left them: one stripe per processing worker, the last for
+    /// every other writer; a single stripe with one worker.
+    stripes: Box<[Stripe]>,
+    /// With several stripes, the label sets that any of them holds: the series cap counts
+    /// these. Locked after a stripe, never before.
+    known: Mutex<HashSet<Vec<String>>>,
 }
+
+/// A processing worker's hand on the registry: its observations go to its own stripe.
+#[derive(Clone, Copy, Debug)]
+pub struct Writer<'a> {
+    registry: &'a Registry,
+    stripe: usize,
+}
+
+impl Writer<'_> {
+    /// Applies and drains `observations`.
+    pub fn apply(&self, observations: &mut Vec<Observation<'_>>, now: f64) {
+        self.registry.apply_in(self.stripe, observations, now);
+    }
+
+    pub fn emit(&self, event: impl Event) {
+        self.registry.emit(event);
+    }
+}
+
+/// One writer's copy of a family. (Aligning each to its own cache lines, against false
+/// sharing between neighbours, measured no difference: BENCHMARKS.md.)
+#[derive(Debug, Default)]
+struct Stripe(Mutex<FamilyState>);
 
 /// All metric families, in catalogue order.
 #[derive(Debug)]
@@ -153,8 +184,20 @@ pub struct Registry {
 
 impl Registry {
     pub fn new(limits: SeriesLimits) -> Self {
-        let families: Vec<Family> =
-            CATALOGUE.iter().map(|definition| Family { definition, state: Mutex::default() }).collect();
+        Self::striped(limits, 1)
+    }
+
+    /// A registry with `stripes` stripes per family: one per processing worker, plus one for
+    /// the other writers when there are several.
+    pub fn striped(limits: SeriesLimits, stripes: usize) -> Self {
+        let families: Vec<Family> = CATALOGUE
+            .iter()
+            .map(|definition| Family {
+                definition,
+                stripes: (0..stripes.max(1)).map(|_| Stripe::default()).collect(),
+                known: Mutex::default(),
+            })
+            .collect();
         let index = families
             .iter()
             .enumerate()
@@ -163,11 +206,37 @@ impl Registry {
         Self { families, index, limits }
     }
 
-    /// Applies and drains `observations`. An observation for an unknown metric or with the
-    /// wrong number of labels is a bug in derive: it is skipped (and asserted in debug).
+    /// Stripes for `workers` processing workers: one each and one for the other writers, or
+    /// one in all for a single worker.
+    pub fn stripes_for(workers: usize) -> usize {
+        if workers <= 1 {
+            1
+        } else {
+            workers + 1
+        }
+    }
+
+    /// What processing worker `worker` writes through: its stripe.
+    pub fn writer(&self, worker: usize) -> Writer<'_> {
+        Writer { registry: self, stripe: worker.min(self.shared_stripe()) }
+    }
+
+    /// The stripe that writers other than the workers use: the last.
+    fn shared_stripe(&self) -> usize {
+        self.families.first().map_or(0, |family| family.stripes.len() - 1)
+    }
+
+    /// Applies and drains `observations` in the shared stripe.
     pub fn apply(&self, observations: &mut Vec<Observation<'_>>, now: f64) {
+        self.apply_in(self.shared_stripe(), observations, now);
+    }
+
+    /// Applies and drains `observations` in `stripe`. An observation for an unknown metric or
+    /// with the wrong number of labels is a bug in derive: it is skipped (and asserted in
+    /// debug).
+    pub fn apply_in(&self, stripe: usize, observations: &mut Vec<Observation<'_>>, now: f64) {
         for observation in observations.iter() {
-            self.record(observation, now);
+            self.record(stripe, observation, now);
         }
         observations.clear();
     }
@@ -180,13 +249,13 @@ impl Registry {
     /// Adds `by` to a counter, or sets a gauge, with the given label values.
     pub fn add(&self, metric: &'static str, labels: &[&str], by: f64, now: f64) {
         let labels = labels.iter().map(|value| Label::Borrowed(value)).collect();
-        self.record(&Observation::new(metric, labels, by, None), now);
+        self.record(self.shared_stripe(), &Observation::new(metric, labels, by, None), now);
     }
 
     /// Records an observation in its series. A NaN value is a figure rejected upstream (and
     /// counted there): nothing to record. One that would make a series infinite is dropped and
     /// counted as invalid.
-    fn record(&self, observation: &Observation<'_>, now: f64) {
+    fn record(&self, stripe: usize, observation: &Observation<'_>, now: f64) {
         let Observation { metric, ref labels, value, weight, exemplar } = *observation;
         if value.is_nan() {
             return;
@@ -200,10 +269,11 @@ impl Registry {
             debug_assert!(false, "{metric}: {} label values for {:?}", labels.len(), definition.labels);
             return;
         }
-        let mut state = lock(&family.state);
+        let Some(stripe) = family.stripes.get(stripe).or(family.stripes.last()) else { return };
+        let mut state = lock(&stripe.0);
         let recorded = if let Some(series) = state.series.get_mut(&LabelsRef(labels)) {
             series.record(definition.kind, value, weight, exemplar, now)
-        } else if state.series.len() >= self.limits.max_series_per_metric {
+        } else if !self.admits(family, &state, labels) {
             state.overflowed += 1;
             let overflow = state.overflow.get_or_insert_with(|| Series::new(definition.kind, now));
             overflow.record(definition.kind, value, weight, exemplar, now)
@@ -218,8 +288,28 @@ impl Registry {
         drop(state);
         if !recorded {
             let reason = smallvec::smallvec![Label::Borrowed(names::invalid::NOT_FINITE)];
-            self.record(&Observation::new(names::SELF_SPANS_INVALID_TOTAL, reason, 1.0, None), now);
+            let invalid = Observation::new(names::SELF_SPANS_INVALID_TOTAL, reason, 1.0, None);
+            self.record(self.shared_stripe(), &invalid, now);
         }
+    }
+
+    /// Whether a label set that `state` (a stripe of `family`) lacks may have a series of its
+    /// own under the cap: with one stripe, while the stripe has room; with several, when
+    /// another stripe has it already, or while the family has room.
+    fn admits(&self, family: &Family, state: &FamilyState, labels: &[Label<'_>]) -> bool {
+        let max = self.limits.max_series_per_metric;
+        if family.stripes.len() == 1 {
+            return state.series.len() < max;
+        }
+        let mut known = lock(&family.known);
+        if known.contains(&LabelsRef(labels)) {
+            return true;
+        }
+        if known.len() >= max {
+            return false;
+        }
+        known.insert(labels.iter().map(ToString::to_string).collect());
+        true
     }
 
     fn family(&self, metric: &str) -> Option<&Family> {
@@ -234,7 +324,8 @@ impl Registry {
             return;
         };
         debug_assert_eq!(family.definition.kind, Kind::Gauge, "{metric} is not a gauge");
-        let mut state = lock(&family.state);
+        let Some(stripe) = family.stripes.last() else { return };
+        let mut state = lock(&stripe.0);
         let previous = std::mem::take(&mut state.series);
         for (labels, value) in series {
             if labels.len() != family.definition.labels.len()
@@ -247,33 +338,29 @@ impl Registry {
             fresh.record(family.definition.kind, value, 1.0, None, now);
             state.series.insert(labels, fresh);
         }
+        drop(state);
+        family.resync_known();
     }
 
-    /// Removes derived series idle for longer than the idle timeout.
+    /// Removes derived series idle for longer than the idle timeout (in every stripe).
     pub fn expire(&self, now: f64) {
         let oldest_kept = now - self.limits.idle_timeout_secs;
         for family in self.families.iter().filter(|family| family.definition.expires) {
-            let mut state = lock(&family.state);
-            let before = state.series.len();
-            state.series.retain(|_, series| series.updated >= oldest_kept);
-            let removed = (before - state.series.len()) as u64;
-            state.expired += removed;
-            if state.overflow.as_ref().is_some_and(|series| series.updated < oldest_kept) {
-                state.overflow = None;
-            }
+            family.expire(oldest_kept);
         }
     }
 
     /// The current value of one counter or gauge series, or a histogram's sample count.
     #[cfg(test)]
     pub fn value(&self, metric: &str, labels: &[&str]) -> Option<f64> {
-        let state = lock(&self.family(metric)?.state);
         let labels: Vec<String> = labels.iter().map(|value| (*value).to_owned()).collect();
-        let series = state.series.get(&labels)?;
-        Some(match &series.value {
-            Value::Counter { total, .. } => *total,
-            Value::Gauge(value) => *value,
-            Value::Histogram { counts, .. } => counts.iter().sum::<u64>() as f64,
+        self.family(metric)?.read(|state| {
+            let series = state.series.get(&labels)?;
+            Some(match &series.value {
+                Value::Counter { total, .. } => *total,
+                Value::Gauge(value) => *value,
+                Value::Histogram { counts, .. } => counts.iter().sum::<u64>() as f64,
+            })
         })
     }
 
@@ -281,8 +368,7 @@ impl Registry {
     #[cfg(test)]
     pub fn series_count(&self, metric: &str) -> usize {
         self.family(metric).map_or(0, |family| {
-            let state = lock(&family.state);
-            state.series.len() + usize::from(state.overflow.is_some())
+            family.read(|state| state.series.len() + usize::from(state.overflow.is_some()))
         })
     }
 }

@@ -60,7 +60,7 @@ fn histogram_samples_land_in_the_first_bucket_not_below_them() {
         registry.add(metric::AGENT_INVOCATION_DURATION_SECONDS, &labels, seconds, 0.0);
     }
     let family = &registry.families[registry.index[metric::AGENT_INVOCATION_DURATION_SECONDS]];
-    let state = lock(&family.state);
+    let state = lock(&family.stripes[0].0);
     let series = &state.series[&vec!["svc".to_owned(), "planner".to_owned()]];
     let Value::Histogram { counts, sum, .. } = &series.value else { panic!("not a histogram") };
     assert_eq!(counts[0], 1, "0.1 is in le=0.1");
@@ -147,4 +147,110 @@ fn a_page_over_its_ceiling_keeps_the_collector_s_own_families_and_whole_families
     page.clear();
     assert!(registry.render_into(&mut page, Format::OpenMetrics, whole.len()), "fits exactly");
     assert_eq!(page, whole);
+}
+
+/// Observations of every kind, with exemplars and sampling weights, over a few label sets.
+fn mixed_observations() -> Vec<(Observation<'static>, f64)> {
+    let mut observations = Vec::new();
+    for step in 0..60u32 {
+        let agent = ["a", "b", "c"][step as usize % 3];
+        let now = f64::from(step);
+        let exemplar = Exemplar { trace_id: [step as u8; 16], span_id: [1; 8], value: 1.0, timestamp: now };
+        let labels =
+            || smallvec::smallvec![Label::Borrowed("svc"), Label::Borrowed(agent), Label::Borrowed("ok")];
+        observations
+            .push((Observation::new(metric::AGENT_INVOCATIONS_TOTAL, labels(), 1.0, Some(exemplar)), now));
+        let duration = smallvec::smallvec![Label::Borrowed("svc"), Label::Borrowed(agent)];
+        let mut sample =
+            Observation::new(metric::AGENT_INVOCATION_DURATION_SECONDS, duration, 0.3, Some(exemplar));
+        sample.weight = 0.5;
+        observations.push((sample, now));
+        let load = smallvec::smallvec![Label::Borrowed("svc"), Label::Borrowed(agent)];
+        observations.push((Observation::new(metric::LLM_MODEL_LOAD_TIME_SECONDS, load, now, None), now));
+    }
+    observations
+}
+
+fn sorted_page(registry: &Registry) -> Vec<String> {
+    let mut lines: Vec<String> = registry.render(Format::OpenMetrics).lines().map(str::to_owned).collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn a_striped_registry_reads_as_one_whatever_stripe_each_observation_took() {
+    let limits = SeriesLimits { max_series_per_metric: 10, idle_timeout_secs: 600.0 };
+    let single = Registry::new(limits);
+    let striped = Registry::striped(limits, 3);
+    for (index, (observation, now)) in mixed_observations().into_iter().enumerate() {
+        single.apply(&mut vec![observation.clone()], now);
+        striped.apply_in((index * 7 / 3) % 3, &mut vec![observation], now);
+    }
+    assert_eq!(sorted_page(&striped), sorted_page(&single));
+    assert_eq!(striped.value(metric::AGENT_INVOCATIONS_TOTAL, &["svc", "a", "ok"]), Some(20.0));
+    assert_eq!(
+        striped.value(metric::AGENT_INVOCATION_DURATION_SECONDS, &["svc", "b"]),
+        Some(10.0),
+        "20 × 0.5"
+    );
+    assert_eq!(
+        striped.value(metric::LLM_MODEL_LOAD_TIME_SECONDS, &["svc", "c"]),
+        Some(59.0),
+        "the last written"
+    );
+}
+
+#[test]
+fn the_series_cap_counts_label_sets_over_all_stripes() {
+    let striped = Registry::striped(SeriesLimits { max_series_per_metric: 2, idle_timeout_secs: 60.0 }, 3);
+    for (stripe, agent) in ["a", "b", "c", "a"].into_iter().enumerate() {
+        let labels =
+            smallvec::smallvec![Label::Borrowed("svc"), Label::Borrowed(agent), Label::Borrowed("ok")];
+        striped.apply_in(
+            stripe % 3,
+            &mut vec![Observation::new(metric::AGENT_INVOCATIONS_TOTAL, labels, 1.0, None)],
+            0.0,
+        );
+    }
+    assert_eq!(striped.series_count(metric::AGENT_INVOCATIONS_TOTAL), 3, "a, b and the overflow series");
+    assert_eq!(
+        striped.value(metric::AGENT_INVOCATIONS_TOTAL, &["svc", "a", "ok"]),
+        Some(2.0),
+        "a again fits"
+    );
+    assert_eq!(striped.value(metric::AGENT_INVOCATIONS_TOTAL, &["svc", "c", "ok"]), None);
+}
+
+#[test]
+fn a_series_expires_only_when_idle_in_every_stripe() {
+    let striped = Registry::striped(SeriesLimits { max_series_per_metric: 10, idle_timeout_secs: 60.0 }, 2);
+    let count = |stripe: usize, agent: &'static str, now: f64| {
+        let labels =
+            smallvec::smallvec![Label::Borrowed("svc"), Label::Borrowed(agent), Label::Borrowed("ok")];
+        striped.apply_in(
+            stripe,
+            &mut vec![Observation::new(metric::AGENT_INVOCATIONS_TOTAL, labels, 1.0, None)],
+            now,
+        );
+    };
+    count(0, "busy", 0.0);
+    count(1, "busy", 90.0);
+    count(0, "idle", 0.0);
+    count(1, "idle", 10.0);
+    striped.expire(100.0);
+    assert_eq!(
+        striped.value(metric::AGENT_INVOCATIONS_TOTAL, &["svc", "busy", "ok"]),
+        Some(2.0),
+        "nothing lost"
+    );
+    assert_eq!(striped.value(metric::AGENT_INVOCATIONS_TOTAL, &["svc", "idle", "ok"]), None);
+    assert!(striped
+        .render(Format::Classic)
+        .contains("agentrace_metric_series_expired_total{metric=\"agent_invocations_total\"} 1"));
+    count(1, "idle", 101.0);
+    assert_eq!(
+        striped.value(metric::AGENT_INVOCATIONS_TOTAL, &["svc", "idle", "ok"]),
+        Some(1.0),
+        "back, afresh"
+    );
 }

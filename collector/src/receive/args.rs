@@ -58,6 +58,12 @@ pub struct Args {
     /// request of capacity. When full, receivers answer with a retryable refusal [default: 256].
     #[arg(long, env = "AGENTRACE_QUEUE_CAPACITY", value_name = "REQUESTS")]
     pub queue_capacity: Option<usize>,
+
+    /// Processing threads. The receivers send each one the spans of its traces (by trace id),
+    /// each with its own ingest queue of --queue-capacity requests and its share of the agent
+    /// graph's bounds [default: the cores this process may use].
+    #[arg(long, env = "AGENTRACE_WORKERS", value_name = "N")]
+    pub workers: Option<usize>,
 }
 
 /// The receivers' settings.
@@ -67,9 +73,15 @@ pub struct ReceiveConfig {
     pub http_addr: SocketAddr,
     pub max_request_bytes: usize,
     pub queue_capacity: usize,
+    pub workers: usize,
     pub auth_token: Option<BearerToken>,
     pub memory_limit_bytes: Option<u64>,
     pub tls: Option<ServerTls>,
+}
+
+/// The cores this process may run on (its CPU affinity and cgroup quota taken into account).
+fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 impl Args {
@@ -85,6 +97,7 @@ impl Args {
                 "queue-capacity",
                 self.queue_capacity.unwrap_or(DEFAULT_QUEUE_CAPACITY),
             )?,
+            workers: args::positive("workers", self.workers.unwrap_or_else(available_cores))?,
             memory_limit_bytes: self
                 .memory_limit
                 .as_deref()

@@ -1,5 +1,6 @@
 //! Receive: OTLP/gRPC (`grpc.rs`) and OTLP/HTTP (`http.rs`), both handing decoded requests to
-//! [`Ingest`], which checks the span ids, counts, and queues the request for the pipeline.
+//! [`Ingest`], which checks the span ids, counts, and queues the request for the pipeline: with
+//! several processing workers, cut by trace id into one part per worker (`shard.rs`).
 //!
 //! A request is acknowledged only once it is in the queue. When the queue is full the
 //! receivers refuse with a retryable answer (gRPC UNAVAILABLE, HTTP 503 with Retry-After), so
@@ -9,6 +10,7 @@ mod args;
 pub mod decode;
 pub mod grpc;
 pub mod http;
+pub mod shard;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -140,7 +142,8 @@ impl Refusal {
 /// The receivers' handle on the pipeline's input queue.
 #[derive(Clone, Debug)]
 pub struct Ingest {
-    queue: mpsc::Sender<Batch>,
+    /// One queue per processing worker; a trace's spans always go to the same one.
+    queues: Vec<mpsc::Sender<Batch>>,
     gauge: Arc<QueueGauge>,
     registry: Arc<Registry>,
     /// When set, every request must carry `Authorization: Bearer <token>`.
@@ -152,8 +155,9 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    pub fn new(queue: mpsc::Sender<Batch>, gauge: Arc<QueueGauge>, registry: Arc<Registry>) -> Self {
-        Self { queue, gauge, registry, token: None, memory: None, wait_for_store: false }
+    pub fn new(queues: Vec<mpsc::Sender<Batch>>, gauge: Arc<QueueGauge>, registry: Arc<Registry>) -> Self {
+        debug_assert!(!queues.is_empty(), "at least one worker");
+        Self { queues, gauge, registry, token: None, memory: None, wait_for_store: false }
     }
 
     pub fn with_memory_guard(self, memory: Option<Arc<MemoryGuard>>) -> Self {
@@ -186,7 +190,8 @@ impl Ingest {
     /// decoding, so that a collector at its limit does not spend its core decoding requests it
     /// then refuses (which would lower what it accepts below the limit).
     pub fn queue_full(&self) -> bool {
-        self.queue.capacity() == 0 || self.gauge.spans.load(Ordering::Relaxed) >= self.gauge.span_limit()
+        self.queues.iter().any(|queue| queue.capacity() == 0)
+            || self.gauge.spans.load(Ordering::Relaxed) >= self.gauge.span_limit()
     }
 
     /// Refuses a request of `spans` spans, counted in spans, before it was decoded because the
@@ -219,23 +224,11 @@ impl Ingest {
             encoded = Bytes::from(prost::Message::encode_to_vec(&request));
         }
         let spans = received - invalid;
-        let (stored, on_disk) = self.wait_for_store.then(oneshot::channel).unzip();
-        let batch = Batch { request, encoded, spans, stored };
-        let sent = match self.gauge.reserve_spans(spans) {
-            true => self.queue.try_send(batch).inspect_err(|_| self.gauge.release_spans(spans)),
-            false => Err(mpsc::error::TrySendError::Full(batch)),
-        };
-        if let Err(error) = sent {
-            let refusal = match error {
-                mpsc::error::TrySendError::Full(_) => Refusal::QueueFull,
-                mpsc::error::TrySendError::Closed(_) => Refusal::ShuttingDown,
-            };
-            return Err(self.refuse(refusal, received as u64, transport));
-        }
-        self.gauge.pushed();
-        if let Some(on_disk) = on_disk {
-            let stored = on_disk.await.unwrap_or(Err(Refusal::ShuttingDown));
-            if let Err(refusal) = stored {
+        let on_disk = self
+            .enqueue(request, encoded, spans)
+            .map_err(|refusal| self.refuse(refusal, received as u64, transport))?;
+        for stored in on_disk {
+            if let Err(refusal) = stored.await.unwrap_or(Err(Refusal::ShuttingDown)) {
                 return Err(self.refuse(refusal, received as u64, transport));
             }
         }
@@ -248,6 +241,44 @@ impl Ingest {
             rejected_spans: invalid as i64,
             message: format!("{invalid} span(s) rejected: trace_id must be 16 bytes and span_id 8 bytes, not all zero; parent_span_id empty or 8 bytes"),
         })
+    }
+}
+
+impl Ingest {
+    /// Queues the request's parts, all or none: a slot in each part's queue is reserved before
+    /// any is sent, so that a refused request left nothing behind to be sent twice. Returns,
+    /// with the persistent queue, what tells when each part is on disk.
+    fn enqueue(
+        &self,
+        request: ExportTraceServiceRequest,
+        encoded: Bytes,
+        spans: usize,
+    ) -> Result<Vec<oneshot::Receiver<Result<(), Refusal>>>, Refusal> {
+        if !self.gauge.reserve_spans(spans) {
+            return Err(Refusal::QueueFull);
+        }
+        let parts = shard::split(request, encoded, spans, self.queues.len());
+        let mut permits = Vec::with_capacity(parts.len());
+        for part in &parts {
+            match self.queues[part.worker].try_reserve() {
+                Ok(permit) => permits.push(permit),
+                Err(error) => {
+                    self.gauge.release_spans(spans);
+                    return Err(match error {
+                        mpsc::error::TrySendError::Full(()) => Refusal::QueueFull,
+                        mpsc::error::TrySendError::Closed(()) => Refusal::ShuttingDown,
+                    });
+                }
+            }
+        }
+        let mut on_disk = Vec::new();
+        for (part, permit) in parts.into_iter().zip(permits) {
+            let (stored, answer) = self.wait_for_store.then(oneshot::channel).unzip();
+            on_disk.extend(answer);
+            permit.send(Batch { request: part.request, encoded: part.encoded, spans: part.spans, stored });
+            self.gauge.pushed();
+        }
+        Ok(on_disk)
     }
 }
 
@@ -300,7 +331,7 @@ mod tests {
     fn ingest(capacity: usize) -> (Ingest, mpsc::Receiver<Batch>, Arc<Registry>) {
         let (sender, receiver) = mpsc::channel(capacity);
         let registry = Arc::new(Registry::new(SeriesLimits::default()));
-        let ingest = Ingest::new(sender, QueueGauge::new("ingest", capacity), registry.clone());
+        let ingest = Ingest::new(vec![sender], QueueGauge::new("ingest", capacity), registry.clone());
         (ingest, receiver, registry)
     }
 
@@ -379,6 +410,29 @@ mod tests {
             ingest.accept(decoded(request(vec![span(vec![1; 16], vec![1; 8])])), Transport::Http).await;
         assert_eq!(refused, Err(Refusal::MemoryLimit));
         assert_eq!(registry.value(metric::SELF_SPANS_REFUSED_TOTAL, &["http", "memory_limit"]), Some(1.0));
+    }
+
+    #[tokio::test]
+    async fn with_two_workers_each_gets_its_traces_and_a_request_is_queued_whole_or_not_at_all() {
+        let (first, mut first_queue) = mpsc::channel(1);
+        let (second, mut second_queue) = mpsc::channel(1);
+        let registry = Arc::new(Registry::new(SeriesLimits::default()));
+        let ingest = Ingest::new(vec![first, second], QueueGauge::new("ingest", 8), registry.clone());
+        let traces = || request((1..=8).map(|trace| span(vec![trace; 16], vec![trace; 8])).collect());
+        assert_eq!(ingest.accept(decoded(traces()), Transport::Grpc).await, Ok(Accepted::default()));
+        let (one, two) = (first_queue.try_recv().expect("a part"), second_queue.try_recv().expect("a part"));
+        assert_eq!(one.spans + two.spans, 8);
+        for (worker, part) in [(0, &one), (1, &two)] {
+            assert!(part.request.spans().all(|found| shard::worker_of(&found.span.trace_id, 2) == worker));
+        }
+
+        // The first worker's queue is full: nothing of the next request may reach the second.
+        let only_first = (1..=8).find(|trace| shard::worker_of(&[*trace; 16], 2) == 0).expect("a trace");
+        let blocker = request(vec![span(vec![only_first; 16], vec![1; 8])]);
+        assert_eq!(ingest.accept(decoded(blocker), Transport::Grpc).await, Ok(Accepted::default()));
+        assert_eq!(ingest.accept(decoded(traces()), Transport::Grpc).await, Err(Refusal::QueueFull));
+        assert!(second_queue.try_recv().is_err(), "the refused request left nothing behind");
+        assert_eq!(registry.value(metric::SELF_SPANS_REFUSED_TOTAL, &["grpc", "queue_full"]), Some(8.0));
     }
 
     #[tokio::test]

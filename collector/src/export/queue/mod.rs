@@ -89,11 +89,12 @@ pub fn disk(
     (sender, receiver, writer)
 }
 
-/// The processing stage's end of the queue. Dropping it closes the queue.
-#[derive(Debug)]
+/// The processing stage's end of the queue, one copy per worker. Dropping the last closes
+/// the queue.
+#[derive(Clone, Debug)]
 pub struct QueueSender(Sender);
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum Sender {
     Memory {
         sender: mpsc::Sender<Forward>,

@@ -1,0 +1,160 @@
+//! A family's stripes: each processing worker writes its own copy of the family's series
+//! (the receivers, the exporter and the samplers share one more), and reading merges them.
+//! Workers split the traffic by trace, so every worker updates the same series; with one lock
+//! per family they took turns on it and pulled its memory from core to core on every update
+//! (`cargo bench -p agentrace-loadgen --bench workers`). One stripe (one worker) is read as
+//! it is.
+//!
+//! The merge is exact: counters and histogram buckets add up, a gauge is the stripe's written
+//! last, an exemplar the latest, `_created` the earliest. The series cap counts label sets
+//! over all stripes (`Family::known`), and a series expires only when it is idle in every
+//! stripe, so that a merged counter never goes back.
+
+use super::{lock, Family, FamilyState, Series, Stripe, Value};
+use hashbrown::HashSet;
+
+impl Family {
+    /// Calls `read` with the family's series: its one stripe, or all of them merged.
+    pub(super) fn read<R>(&self, read: impl FnOnce(&FamilyState) -> R) -> R {
+        match &*self.stripes {
+            [only] => read(&lock(&only.0)),
+            stripes => read(&merged(stripes)),
+        }
+    }
+
+    /// Removes the series idle since before `oldest_kept` in every stripe.
+    pub(super) fn expire(&self, oldest_kept: f64) {
+        if let [only] = &*self.stripes {
+            let mut state = lock(&only.0);
+            let before = state.series.len();
+            state.series.retain(|_, series| series.updated >= oldest_kept);
+            state.expired += (before - state.series.len()) as u64;
+            if state.overflow.as_ref().is_some_and(|series| series.updated < oldest_kept) {
+                state.overflow = None;
+            }
+            return;
+        }
+        let mut states: Vec<_> = self.stripes.iter().map(|stripe| lock(&stripe.0)).collect();
+        let idle = |series: &Series| series.updated < oldest_kept;
+        // Idle somewhere: a candidate (few, so cloned); idle everywhere it is: removed.
+        let candidates: HashSet<Vec<String>> = states
+            .iter()
+            .flat_map(|state| {
+                state.series.iter().filter(|(_, series)| idle(series)).map(|(labels, _)| labels.clone())
+            })
+            .collect();
+        let mut known = lock(&self.known);
+        for labels in candidates {
+            if states.iter().all(|state| state.series.get(&labels).is_none_or(idle)) {
+                for state in &mut states {
+                    state.series.remove(&labels);
+                }
+                known.remove(&labels);
+                if let Some(first) = states.first_mut() {
+                    first.expired += 1;
+                }
+            }
+        }
+        if states.iter().all(|state| state.overflow.as_ref().is_none_or(idle)) {
+            for state in &mut states {
+                state.overflow = None;
+            }
+        }
+    }
+
+    /// Makes `known` the label sets the stripes hold, after a writer replaced some.
+    pub(super) fn resync_known(&self) {
+        if self.stripes.len() == 1 {
+            return;
+        }
+        let states: Vec<_> = self.stripes.iter().map(|stripe| lock(&stripe.0)).collect();
+        let mut known = lock(&self.known);
+        known.clear();
+        for state in &states {
+            known.extend(state.series.keys().cloned());
+        }
+    }
+}
+
+/// The stripes' series as one family.
+fn merged(stripes: &[Stripe]) -> FamilyState {
+    let mut merged = FamilyState::default();
+    for stripe in stripes {
+        let state = lock(&stripe.0);
+        for (labels, series) in &state.series {
+            match merged.series.get_mut(labels) {
+                Some(into) => into.merge(series),
+                None => {
+                    merged.series.insert(labels.clone(), series.clone());
+                }
+            }
+        }
+        if let Some(overflow) = &state.overflow {
+            match &mut merged.overflow {
+                Some(into) => into.merge(overflow),
+                None => merged.overflow = Some(overflow.clone()),
+            }
+        }
+        merged.overflowed += state.overflowed;
+        merged.expired += state.expired;
+    }
+    merged
+}
+
+impl Series {
+    /// Adds another stripe's copy of this series to it.
+    fn merge(&mut self, other: &Series) {
+        let newer = other.updated > self.updated;
+        self.created = self.created.min(other.created);
+        self.updated = self.updated.max(other.updated);
+        match (&mut self.value, &other.value) {
+            (Value::Counter { total, exemplar }, Value::Counter { total: more, exemplar: theirs }) => {
+                *total += more;
+                latest(exemplar, theirs);
+            }
+            (Value::Gauge(value), Value::Gauge(theirs)) => {
+                if newer {
+                    *value = *theirs;
+                }
+            }
+            (
+                Value::Histogram { counts, carry, sum, exemplars, negative },
+                Value::Histogram {
+                    counts: more,
+                    carry: more_carry,
+                    sum: more_sum,
+                    exemplars: theirs,
+                    negative: more_negative,
+                },
+            ) => {
+                for (bucket, count) in counts.iter_mut().enumerate() {
+                    // The fractions each stripe carries add up to whole counts too.
+                    let owed = carry.get(bucket).copied().unwrap_or(0.0)
+                        + more_carry.get(bucket).copied().unwrap_or(0.0);
+                    let whole = owed.floor();
+                    *count = count
+                        .saturating_add(more.get(bucket).copied().unwrap_or(0))
+                        .saturating_add(whole as u64);
+                    if let Some(slot) = carry.get_mut(bucket) {
+                        *slot = owed - whole;
+                    }
+                    if let (Some(ours), Some(theirs)) = (exemplars.get_mut(bucket), theirs.get(bucket)) {
+                        latest(ours, theirs);
+                    }
+                }
+                *sum += more_sum;
+                *negative |= *more_negative;
+            }
+            _ => debug_assert!(false, "one family, one kind"),
+        }
+    }
+}
+
+/// Keeps the later of two exemplars in `ours`.
+fn latest(ours: &mut Option<super::Exemplar>, theirs: &Option<super::Exemplar>) {
+    if let Some(theirs) = theirs {
+        if ours.as_ref().is_none_or(|ours| theirs.timestamp > ours.timestamp) {
+            *ours = Some(*theirs);
+        }
+    }
+}
