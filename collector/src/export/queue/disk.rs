@@ -167,12 +167,13 @@ impl DiskQueue {
     }
 
     /// Deletes sent (or given-up) requests. Blocking.
+    ///
+    /// Without an fsync of its own: it becomes durable with the next write's. A crash before
+    /// that brings the requests back, and they are sent again: at least once, never lost.
     pub fn remove(&self, keys: &[u64]) -> Result<(), QueueError> {
         let mut bytes = self.bytes.lock().map_err(store)?;
         let mut write = self.db.begin_write().map_err(store)?;
-        write
-            .set_durability(if self.fsync { Durability::Immediate } else { Durability::None })
-            .map_err(store)?;
+        write.set_durability(Durability::None).map_err(store)?;
         {
             let mut table = write.open_table(REQUESTS).map_err(store)?;
             for key in keys {
@@ -206,6 +207,24 @@ impl DiskQueue {
 
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for DiskQueue {
+    /// Makes the last removals durable, so that a clean stop sends nothing twice.
+    fn drop(&mut self) {
+        if let Err(error) = self.flush() {
+            tracing::warn!(%error, "cannot flush the persistent queue's last removals");
+        }
+    }
+}
+
+impl DiskQueue {
+    /// An empty durable commit: everything committed before it is on disk after it.
+    fn flush(&self) -> Result<(), QueueError> {
+        let mut write = self.db.begin_write().map_err(store)?;
+        write.set_durability(Durability::Immediate).map_err(store)?;
+        write.commit().map_err(store)
     }
 }
 
@@ -272,6 +291,19 @@ mod tests {
         queue.append(&request(4), 4).expect("append after reopen");
         let keys: Vec<u64> = queue.oldest(100).expect("read").iter().map(|stored| stored.key).collect();
         assert!(keys.windows(2).all(|pair| pair[0] < pair[1]), "new keys after the old ones: {keys:?}");
+    }
+
+    #[test]
+    fn removals_are_durable_once_the_queue_is_closed_cleanly() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        {
+            let queue = DiskQueue::open(dir.path(), 1 << 20, true).expect("open");
+            queue.append(&request(2), 2).expect("append");
+            let sent = queue.oldest(10).expect("read");
+            queue.remove(&[sent[0].key]).expect("remove");
+        }
+        let queue = DiskQueue::open(dir.path(), 1 << 20, true).expect("reopen");
+        assert_eq!(queue.len(), 0, "nothing comes back to be sent twice");
     }
 
     #[test]
