@@ -46,6 +46,9 @@ fn mix(mut value: u64) -> u64 {
 
 /// `request` (decoded from `encoded`, `spans` spans) in parts, one per worker it touches.
 pub fn split(request: ExportTraceServiceRequest, encoded: Bytes, spans: usize, workers: usize) -> Vec<Part> {
+    if workers <= 1 {
+        return vec![Part { worker: 0, request, encoded, spans }];
+    }
     let owners: Vec<usize> = request.spans().map(|found| worker_of(&found.span.trace_id, workers)).collect();
     let Some(&first) = owners.first() else {
         return vec![Part { worker: 0, request, encoded, spans }];
