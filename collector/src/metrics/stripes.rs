@@ -10,14 +10,16 @@
 //! over all stripes (`Family::known`), and a series expires only when it is idle in every
 //! stripe, so that a merged counter never goes back.
 
-use super::{lock, Family, FamilyState, Series, Stripe, Value};
+use std::sync::Mutex;
+
+use super::{lock, Family, FamilyState, Series, Value};
 use hashbrown::HashSet;
 
 impl Family {
     /// Calls `read` with the family's series: its one stripe, or all of them merged.
     pub(super) fn read<R>(&self, read: impl FnOnce(&FamilyState) -> R) -> R {
         match &*self.stripes {
-            [only] => read(&lock(&only.0)),
+            [only] => read(&lock(only)),
             stripes => read(&merged(stripes)),
         }
     }
@@ -25,7 +27,7 @@ impl Family {
     /// Removes the series idle since before `oldest_kept` in every stripe.
     pub(super) fn expire(&self, oldest_kept: f64) {
         if let [only] = &*self.stripes {
-            let mut state = lock(&only.0);
+            let mut state = lock(only);
             let before = state.series.len();
             state.series.retain(|_, series| series.updated >= oldest_kept);
             state.expired += (before - state.series.len()) as u64;
@@ -34,7 +36,7 @@ impl Family {
             }
             return;
         }
-        let mut states: Vec<_> = self.stripes.iter().map(|stripe| lock(&stripe.0)).collect();
+        let mut states: Vec<_> = self.stripes.iter().map(lock).collect();
         let idle = |series: &Series| series.updated < oldest_kept;
         // Idle somewhere: a candidate (few, so cloned); idle everywhere it is: removed.
         let candidates: HashSet<Vec<String>> = states
@@ -67,7 +69,7 @@ impl Family {
         if self.stripes.len() == 1 {
             return;
         }
-        let states: Vec<_> = self.stripes.iter().map(|stripe| lock(&stripe.0)).collect();
+        let states: Vec<_> = self.stripes.iter().map(lock).collect();
         let mut known = lock(&self.known);
         known.clear();
         for state in &states {
@@ -77,10 +79,10 @@ impl Family {
 }
 
 /// The stripes' series as one family.
-fn merged(stripes: &[Stripe]) -> FamilyState {
+fn merged(stripes: &[Mutex<FamilyState>]) -> FamilyState {
     let mut merged = FamilyState::default();
     for stripe in stripes {
-        let state = lock(&stripe.0);
+        let state = lock(stripe);
         for (labels, series) in &state.series {
             match merged.series.get_mut(labels) {
                 Some(into) => into.merge(series),
