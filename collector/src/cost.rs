@@ -1,5 +1,6 @@
 //! The price table behind `llm_cost_usd_total` and the `agentrace.cost.usd` span attribute:
-//! US dollars per million input, output and cached-input tokens, per model. Built-in list
+//! US dollars per million input, output, cache-read and cache-write input tokens, per model.
+//! Reasoning tokens are output tokens: they are in the output count and priced with it, once. Built-in list
 //! prices (`prices/default.toml`) can be overridden or extended by a TOML file of the same
 //! shape; unknown models cost 0, as self-hosted ones do.
 
@@ -21,13 +22,21 @@ pub struct Price {
     pub input: f64,
     #[serde(deserialize_with = "non_negative")]
     pub output: f64,
+    /// Input tokens read from the provider's prompt cache; the input price when missing.
     #[serde(default, deserialize_with = "non_negative_option")]
     pub cached_input: Option<f64>,
+    /// Input tokens written to the provider's prompt cache; the input price when missing.
+    #[serde(default, deserialize_with = "non_negative_option")]
+    pub cache_write: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PriceFile {
+    /// The day the built-in prices were checked against the providers' lists.
+    #[serde(default)]
+    #[allow(dead_code)]
+    checked: Option<String>,
     #[serde(default)]
     models: BTreeMap<String, Price>,
 }
@@ -53,13 +62,16 @@ pub enum PriceError {
     Parse { path: PathBuf, message: String },
 }
 
-/// Token counts of one call.
+/// Token counts of one call, as the GenAI conventions count them: `input` includes the tokens
+/// read from and written to the cache, `output` includes reasoning tokens.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Usage {
     pub input: u64,
     pub output: u64,
     /// Part of `input` that the provider served from its cache.
     pub cached_input: u64,
+    /// Part of `input` that the provider wrote to its cache.
+    pub cache_write: u64,
 }
 
 impl Usage {
@@ -72,6 +84,7 @@ impl Usage {
             input: fields.input_tokens.unwrap_or(0),
             output: fields.output_tokens.unwrap_or(0),
             cached_input: fields.cached_input_tokens.unwrap_or(0),
+            cache_write: fields.cache_write_tokens.unwrap_or(0),
         })
     }
 }
@@ -142,14 +155,22 @@ impl PriceTable {
     }
 
     /// Cost of one call in USD; 0 for a model without a price.
+    ///
+    /// Cache reads and writes are parts of the input count, as the GenAI conventions ask. A
+    /// span whose cache counts add up to more than its input count reports them apart from it,
+    /// as Anthropic's API does: its input count is then the uncached part alone.
     pub fn cost(&self, model: &str, usage: Usage) -> f64 {
         let Some(price) = self.price(model) else {
             return 0.0;
         };
-        let cached = usage.cached_input.min(usage.input);
-        let uncached = usage.input - cached;
-        let cached_price = price.cached_input.unwrap_or(price.input);
-        (uncached as f64 * price.input + cached as f64 * cached_price + usage.output as f64 * price.output)
+        let cached = usage.cached_input.saturating_add(usage.cache_write);
+        let uncached = usage.input.checked_sub(cached).unwrap_or(usage.input);
+        let read_price = price.cached_input.unwrap_or(price.input);
+        let write_price = price.cache_write.unwrap_or(price.input);
+        (uncached as f64 * price.input
+            + usage.cached_input as f64 * read_price
+            + usage.cache_write as f64 * write_price
+            + usage.output as f64 * price.output)
             / TOKENS_PER_PRICE_UNIT
     }
 }
@@ -172,7 +193,7 @@ mod tests {
         let table = PriceTable::built_in();
         // gpt-4o: 2.50 in, 10.00 out, 1.25 cached. 1000 in (400 cached), 200 out:
         // 600 × 2.50 + 400 × 1.25 + 200 × 10.00 = 1500 + 500 + 2000 = 4000 → 0.004 USD.
-        let usage = Usage { input: 1000, output: 200, cached_input: 400 };
+        let usage = Usage { input: 1000, output: 200, cached_input: 400, cache_write: 0 };
         assert!((table.cost("gpt-4o", usage) - 0.004).abs() < 1e-12);
         // A dated version uses its base entry; gpt-4o-mini is not gpt-4o.
         assert!((table.cost("gpt-4o-2024-08-06", usage) - 0.004).abs() < 1e-12);
@@ -180,6 +201,22 @@ mod tests {
         assert_eq!(mini.input, 0.15);
         assert_eq!(table.cost("llama-3.1-8b-instruct", usage), 0.0, "self-hosted costs nothing");
         assert_eq!(table.price("gpt-4omni"), None, "a prefix must end at a dash");
+    }
+
+    #[test]
+    fn cache_writes_are_priced_apart_and_reasoning_is_not_added_again() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("prices.toml");
+        let prices = "[models.m]\ninput = 3.0\noutput = 15.0\ncached_input = 0.3\ncache_write = 3.75\n";
+        std::fs::write(&path, prices).expect("write");
+        let table = PriceTable::with_file(&path).expect("valid file");
+        // 1000 input of which 600 read and 200 written, 50 output of which 20 reasoning:
+        // 200 × 3 + 600 × 0.3 + 200 × 3.75 + 50 × 15 = 600 + 180 + 750 + 750 = 2280 → 0.00228.
+        let usage = Usage { input: 1000, output: 50, cached_input: 600, cache_write: 200 };
+        assert!((table.cost("m", usage) - 0.00228).abs() < 1e-15);
+        // The same call as Anthropic reports it: input 200 apart from the cache counts.
+        let apart = Usage { input: 200, ..usage };
+        assert!((table.cost("m", apart) - 0.00228).abs() < 1e-15);
     }
 
     #[test]
@@ -191,7 +228,7 @@ mod tests {
         assert_eq!(table.price("gpt-4o").map(|price| price.input), Some(1.0));
         assert_eq!(table.price("my-llama").map(|price| price.output), Some(0.05));
         assert!(table.price("claude-3-5-haiku").is_some(), "built-in entries stay");
-        let usage = Usage { input: 1000, output: 0, cached_input: 1000 };
+        let usage = Usage { input: 1000, output: 0, cached_input: 1000, cache_write: 0 };
         assert!((table.cost("gpt-4o", usage) - 0.001).abs() < 1e-12, "no cached price: input price");
     }
 

@@ -133,9 +133,9 @@ impl Keys {
         // A prefix ends with `.`, so a key it starts has a `.` at that place: checking that one
         // byte first spares comparing most keys with most prefixes.
         (self.whole_lengths & length_bit(key.len()) != 0 && self.whole.contains(key))
-            || self.prefixes.iter().any(|prefix| {
+            || (self.prefixes.iter().any(|prefix| {
                 key.len() >= prefix.len() && key[prefix.len() - 1] == b'.' && key.starts_with(prefix)
-            })
+            }) && !attr::NOT_CONTENT_KEYS.iter().any(|name| name.as_bytes() == key))
     }
 }
 

@@ -27,6 +27,16 @@ pub const GEN_AI_USAGE_INPUT_TOKENS: &str = "gen_ai.usage.input_tokens";
 pub const GEN_AI_USAGE_OUTPUT_TOKENS: &str = "gen_ai.usage.output_tokens";
 pub const GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: &str = "gen_ai.usage.cache_read.input_tokens";
 pub const GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: &str = "gen_ai.usage.reasoning.output_tokens";
+pub const GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: &str = "gen_ai.usage.cache_write.input_tokens";
+/// Per-modality usage (GenAI v0.1.0): `gen_ai.usage.{text,image,audio}.{input,output}_tokens`.
+pub const GEN_AI_USAGE_TEXT_INPUT_TOKENS: &str = "gen_ai.usage.text.input_tokens";
+pub const GEN_AI_USAGE_IMAGE_INPUT_TOKENS: &str = "gen_ai.usage.image.input_tokens";
+pub const GEN_AI_USAGE_AUDIO_INPUT_TOKENS: &str = "gen_ai.usage.audio.input_tokens";
+pub const GEN_AI_USAGE_TEXT_OUTPUT_TOKENS: &str = "gen_ai.usage.text.output_tokens";
+pub const GEN_AI_USAGE_IMAGE_OUTPUT_TOKENS: &str = "gen_ai.usage.image.output_tokens";
+pub const GEN_AI_USAGE_AUDIO_OUTPUT_TOKENS: &str = "gen_ai.usage.audio.output_tokens";
+pub const GEN_AI_PROMPT_NAME: &str = "gen_ai.prompt.name";
+pub const GEN_AI_PROMPT_VERSION: &str = "gen_ai.prompt.version";
 pub const GEN_AI_AGENT_NAME: &str = "gen_ai.agent.name";
 pub const GEN_AI_AGENT_ID: &str = "gen_ai.agent.id";
 pub const GEN_AI_TOOL_NAME: &str = "gen_ai.tool.name";
@@ -42,6 +52,10 @@ pub const GEN_AI_USAGE_PROMPT_TOKENS: &str = "gen_ai.usage.prompt_tokens";
 pub const GEN_AI_USAGE_COMPLETION_TOKENS: &str = "gen_ai.usage.completion_tokens";
 pub const GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS_OLD: &str = "gen_ai.usage.cache_read_input_tokens";
 pub const GEN_AI_USAGE_REASONING_TOKENS_OLD: &str = "gen_ai.usage.reasoning_tokens";
+/// Renamed `gen_ai.usage.cache_write.input_tokens` in GenAI v0.1.0.
+pub const GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: &str = "gen_ai.usage.cache_creation.input_tokens";
+/// How OpenLLMetry's Anthropic and Bedrock instrumentations spell cache writes.
+pub const GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS_OLD: &str = "gen_ai.usage.cache_creation_input_tokens";
 
 // --- GenAI operation names (values of gen_ai.operation.name) --------------------------------
 pub mod operation {
@@ -56,7 +70,43 @@ pub mod operation {
     pub const LOAD_MODEL: &str = "load_model";
     /// Not a GenAI operation: one named step of an agent invocation.
     pub const AGENT_STEP: &str = "agent_step";
+    pub const PLAN: &str = "plan";
+    pub const RETRIEVAL: &str = "retrieval";
+    pub const APPLY_GUARDRAIL: &str = "apply_guardrail";
+    /// Memory operations: an agent calls its memory as it calls a tool.
+    pub const MEMORY: &[&str] = &[
+        "create_memory_store",
+        "delete_memory_store",
+        "create_memory",
+        "update_memory",
+        "upsert_memory",
+        "search_memory",
+        "delete_memory",
+    ];
 }
+
+// --- guardrails (GenAI `gen_ai.guardrail.result` event) --------------------------------------
+pub const GEN_AI_GUARDRAIL_RESULT_EVENT: &str = "gen_ai.guardrail.result";
+pub const GEN_AI_GUARDRAIL_COMPONENT_NAME: &str = "gen_ai.guardrail.component.name";
+/// Provider-native outcome (`GUARDRAIL_INTERVENED`, `true`, `MATCH_FOUND`): the `decision` label.
+pub const GEN_AI_GUARDRAIL_RESULT_VALUE: &str = "gen_ai.guardrail.result.value";
+
+// --- MCP (Model Context Protocol) -----------------------------------------------------------
+pub mod mcp {
+    pub const METHOD_NAME: &str = "mcp.method.name";
+    pub const SESSION_ID: &str = "mcp.session.id";
+    pub const RESOURCE_URI: &str = "mcp.resource.uri";
+    /// The method of a tool call.
+    pub const TOOLS_CALL: &str = "tools/call";
+}
+
+// --- A2A (agent-to-agent protocol) ----------------------------------------------------------
+pub mod a2a {
+    /// On `a2a.client` spans, whose `gen_ai.agent.name` is the remote agent's (from its card).
+    pub const METHOD_NAME: &str = "a2a.method.name";
+}
+
+pub const SERVER_ADDRESS: &str = "server.address";
 
 // --- errors ---------------------------------------------------------------------------------
 pub const ERROR_TYPE: &str = "error.type";
@@ -110,6 +160,7 @@ pub mod openinference {
     pub const GRAPH_NODE_ID: &str = "graph.node.id";
     pub const SESSION_ID: &str = "session.id";
     pub const USER_ID: &str = "user.id";
+    pub const TOKEN_COUNT_CACHE_WRITE: &str = "llm.token_count.prompt_details.cache_write";
     /// Span event the OpenInference instrumentations add on the first streamed chunk.
     pub const FIRST_TOKEN_EVENT: &str = "First Token Stream Event";
     /// Evaluation results on the judged span: `evaluations.<i>.evaluation.{name,score,…}`, and
@@ -215,6 +266,10 @@ pub const CONTENT_KEYS: &[&str] = &[
     "ai.value",
     "ai.values",
 ];
+
+/// Keys under a content prefix that are names, not content: `gen_ai.prompt.name` is a template's
+/// name, while `gen_ai.prompt.0.content` is a message.
+pub const NOT_CONTENT_KEYS: &[&str] = &[GEN_AI_PROMPT_NAME, GEN_AI_PROMPT_VERSION];
 
 /// Whether `key` is listed in `keys`, where an entry ending in `.` matches as a prefix.
 pub fn matches_key(keys: &[impl AsRef<str>], key: &str) -> bool {

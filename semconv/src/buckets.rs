@@ -30,6 +30,10 @@ pub const CALLS_PER_INVOCATION: &[f64] = &[0.0, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 2
 pub const TEMPO_SECONDS: &[f64] =
     &[0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048, 4.096, 8.192, 16.384];
 
+/// MCP operation and session durations (the MCP semantic conventions' advice).
+pub const MCP_SECONDS: &[f64] =
+    &[0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0];
+
 /// Evaluation scores, mostly in [0, 1].
 pub const EVALUATION_SCORE: &[f64] = &[0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
 
@@ -48,6 +52,7 @@ mod tests {
             CALLS_PER_INVOCATION,
             TEMPO_SECONDS,
             EVALUATION_SCORE,
+            MCP_SECONDS,
         ] {
             assert!(list.windows(2).all(|pair| pair[0] < pair[1]), "{list:?}");
         }

@@ -13,6 +13,15 @@ pub const LLM_INFERENCE_ERRORS_TOTAL: &str = "llm_inference_errors_total";
 pub const LLM_MODEL_LOAD_TIME_SECONDS: &str = "llm_model_load_time_seconds";
 pub const LLM_COST_USD_TOTAL: &str = "llm_cost_usd_total";
 pub const LLM_EVALUATION_SCORE: &str = "llm_evaluation_score";
+pub const LLM_CACHE_READ_TOKENS_TOTAL: &str = "llm_cache_read_tokens_total";
+pub const LLM_CACHE_WRITE_TOKENS_TOTAL: &str = "llm_cache_write_tokens_total";
+pub const LLM_REASONING_TOKENS_TOTAL: &str = "llm_reasoning_tokens_total";
+pub const LLM_USAGE_MISSING_TOTAL: &str = "llm_usage_missing_total";
+pub const LLM_GUARDRAIL_RESULTS_TOTAL: &str = "llm_guardrail_results_total";
+
+/// MCP operations: the names the MCP semantic conventions give them in Prometheus form.
+pub const MCP_CLIENT_OPERATION_DURATION_SECONDS: &str = "mcp_client_operation_duration_seconds";
+pub const MCP_SERVER_OPERATION_DURATION_SECONDS: &str = "mcp_server_operation_duration_seconds";
 
 pub const AGENT_INVOCATIONS_TOTAL: &str = "agent_invocations_total";
 pub const AGENT_INVOCATION_DURATION_SECONDS: &str = "agent_invocation_duration_seconds";
@@ -67,6 +76,8 @@ pub const SELF_GPU_ENRICHMENT_SKIPPED_TOTAL: &str = "agentrace_gpu_enrichment_sk
 pub const SELF_ATTRIBUTION_PENDING_SPANS: &str = "agentrace_attribution_pending_spans";
 pub const SELF_ATTRIBUTION_UNRESOLVED_TOTAL: &str = "agentrace_attribution_unresolved_total";
 pub const SELF_SPANS_INVALID_TOTAL: &str = "agentrace_spans_invalid_total";
+pub const SELF_LLM_SPANS_DEDUPLICATED_TOTAL: &str = "agentrace_llm_spans_deduplicated_total";
+pub const SELF_MCP_SPANS_DEDUPLICATED_TOTAL: &str = "agentrace_mcp_spans_deduplicated_total";
 pub const SELF_CONNECTIONS_CLOSED_TOTAL: &str = "agentrace_connections_closed_total";
 pub const SELF_REQUESTS_REFUSED_TOTAL: &str = "agentrace_requests_refused_total";
 pub const SELF_INFLIGHT_REQUEST_BYTES: &str = "agentrace_inflight_request_bytes";
@@ -109,6 +120,11 @@ pub mod label {
     pub const VERSION: &str = "version";
     /// The only label of a metric's overflow series.
     pub const OVERFLOW: &str = "otel_metric_overflow";
+    pub const GUARDRAIL: &str = "guardrail";
+    /// A guardrail's provider-native outcome.
+    pub const DECISION: &str = "decision";
+    /// An MCP method (`tools/call`, `tools/list`).
+    pub const METHOD: &str = "method";
     pub const TRACE_ID: &str = "trace_id";
     pub const SPAN_ID: &str = "span_id";
 }
@@ -149,4 +165,6 @@ pub mod status {
 pub mod graph_node {
     pub const TOOL_PREFIX: &str = "tool:";
     pub const MODEL_PREFIX: &str = "model:";
+    /// An MCP server, by `server.address` or the server span's service.
+    pub const MCP_PREFIX: &str = "mcp:";
 }

@@ -11,15 +11,18 @@
 
 mod args;
 mod graph;
+mod scoped;
 
 use std::sync::Arc;
 
 use agentrace_semconv::metric::{self, status};
-use agentrace_semconv::{ErrorType, SpanClass};
+use agentrace_semconv::SpanClass;
 use smallvec::smallvec;
 
 pub use self::args::{Args, GraphConfig};
 use self::graph::AgentGraph;
+use self::scoped::Call;
+pub(crate) use self::scoped::Scoped;
 use crate::cost::{PriceTable, Usage};
 use crate::gpu::WindowStats;
 use crate::metrics::{Exemplar, Label, Labels, Observation};
@@ -91,6 +94,7 @@ impl Deriver {
         evaluations(span, out);
         let mut outcome = SpanOutcome::default();
         let scoped = match span.class {
+            _ if span.fields.mcp_method.is_some() => mcp(span, out),
             SpanClass::Llm | SpanClass::Embedding => {
                 let usage = Usage::of(&span.fields);
                 outcome.cost_usd =
@@ -107,8 +111,18 @@ impl Deriver {
                 agent_invocation(span, out);
                 None
             }
+            SpanClass::Other if !span.guardrails.is_empty() => Some(Scoped::guardrails(span)),
             SpanClass::Other => None,
         };
+        if span.class != SpanClass::Other && !span.guardrails.is_empty() {
+            // The span's own series take its place in the graph: its guardrail results count
+            // under the agent it names.
+            let guardrails = Scoped::guardrails(span);
+            match span.fields.agent {
+                Some(agent) => guardrails.emit(Label::cut(agent), out),
+                None => guardrails.emit(Label::Borrowed(""), out),
+            }
+        }
         self.graph.insert(span, scoped, now, out);
         outcome
     }
@@ -127,174 +141,6 @@ impl Deriver {
 
     pub fn open_traces(&self) -> usize {
         self.graph.open_traces()
-    }
-}
-
-/// An agent's series for one LLM call, tool call or step, ready to be counted once the agent
-/// is known: labels borrowed from the span, or owned while the span waits for its agent.
-#[derive(Clone, Debug)]
-pub(crate) struct Scoped<'a> {
-    /// The service, then what the call names: an LLM call's provider, model and operation, a
-    /// tool, a step.
-    labels: Labels<'a>,
-    /// The agent the span names itself; `None` when the trace has to tell.
-    pub(crate) agent: Option<Label<'a>>,
-    call: Call,
-    duration: f64,
-    weight: f64,
-    /// Where the exemplars point: the span that was counted.
-    exemplar: Exemplar,
-    failed: bool,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Call {
-    Llm(LlmFigures),
-    Tool,
-    Step,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct LlmFigures {
-    error: Option<ErrorType>,
-    input_tokens: Option<u64>,
-    output_tokens: Option<u64>,
-    /// Seconds (normalize drops one longer than the call).
-    first_token: Option<f64>,
-    cost: Option<f64>,
-    /// GPU-seconds and joules in the call's window.
-    gpu: Option<(f64, f64)>,
-}
-
-impl<'a> Scoped<'a> {
-    fn new(span: &CanonicalSpan<'a>, call: Call, names: &[Option<&'a str>]) -> Self {
-        let mut labels: Labels<'a> = smallvec![Label::cut(span.service)];
-        labels.extend(names.iter().map(|name| field(*name)));
-        Self {
-            labels,
-            agent: span.fields.agent.map(Label::cut),
-            call,
-            duration: span.duration_seconds(),
-            weight: span.weight,
-            exemplar: exemplar_of(span, 0.0),
-            failed: span.failed(),
-        }
-    }
-
-    /// An LLM or embedding call.
-    fn llm(span: &CanonicalSpan<'a>, cost: Option<f64>, gpu: Option<&WindowStats>) -> Self {
-        let fields = &span.fields;
-        let figures = LlmFigures {
-            error: span.error,
-            input_tokens: fields.input_tokens,
-            output_tokens: fields.output_tokens,
-            first_token: fields.time_to_first_token,
-            cost,
-            gpu: gpu.map(|stats| (stats.gpu_seconds, stats.energy_joules)),
-        };
-        Self::new(span, Call::Llm(figures), &[fields.provider, fields.model, fields.operation])
-    }
-
-    /// The same series with labels of their own (shared through `share`), to keep while the
-    /// span waits for its agent.
-    pub(crate) fn to_owned(&self, share: &mut impl FnMut(&str) -> Arc<str>) -> Scoped<'static> {
-        let mut own = |label: &Label<'_>| Label::Shared(share(label));
-        Scoped {
-            labels: self.labels.iter().map(&mut own).collect(),
-            agent: self.agent.as_ref().map(own),
-            call: self.call,
-            duration: self.duration,
-            weight: self.weight,
-            exemplar: self.exemplar,
-            failed: self.failed,
-        }
-    }
-
-    /// One observation of these series, its exemplar pointing at the span.
-    fn observation<'o>(&self, metric: &'static str, labels: Labels<'o>, value: f64) -> Observation<'o> {
-        let exemplar = Some(Exemplar { value, ..self.exemplar });
-        Observation { metric, labels, value, weight: self.weight, exemplar }
-    }
-
-    /// The service, `agent`, then the call's first `names` labels.
-    fn label_set<'o>(&self, agent: &Label<'o>, names: usize) -> Labels<'o>
-    where
-        'a: 'o,
-    {
-        let mut labels: Labels<'o> = smallvec![self.labels[0].clone(), agent.clone()];
-        for name in &self.labels[1..=names] {
-            labels.push(name.clone());
-        }
-        labels
-    }
-
-    /// Counts the series for `agent` (a held span's series, owning their labels, count into
-    /// observations of any lifetime).
-    pub(crate) fn emit<'o>(&self, agent: Label<'o>, out: &mut Vec<Observation<'o>>)
-    where
-        'a: 'o,
-    {
-        let status = Label::Borrowed(if self.failed { status::ERROR } else { status::OK });
-        match self.call {
-            Call::Llm(figures) => self.emit_llm(&figures, &agent, status, out),
-            Call::Tool => {
-                let mut labels = self.label_set(&agent, 1);
-                labels.push(status);
-                out.push(self.observation(metric::AGENT_TOOL_CALLS_TOTAL, labels.clone(), 1.0));
-                out.push(self.observation(metric::AGENT_TOOL_CALL_DURATION_SECONDS, labels, self.duration));
-            }
-            Call::Step => {
-                let labels = self.label_set(&agent, 1);
-                out.push(self.observation(metric::AGENT_STEPS_TOTAL, labels.clone(), 1.0));
-                out.push(self.observation(metric::AGENT_STEP_DURATION_SECONDS, labels, self.duration));
-            }
-        }
-    }
-
-    fn emit_llm<'o>(
-        &self,
-        llm: &LlmFigures,
-        agent: &Label<'o>,
-        status: Label<'o>,
-        out: &mut Vec<Observation<'o>>,
-    ) where
-        'a: 'o,
-    {
-        let mut record = |metric, labels, value| out.push(self.observation(metric, labels, value));
-        // service, agent, provider, model; then the operation.
-        let base = self.label_set(agent, 2);
-        let with_operation = self.label_set(agent, 3);
-        let mut requests = with_operation.clone();
-        requests.push(status);
-        record(metric::LLM_REQUESTS_TOTAL, requests, 1.0);
-        record(metric::LLM_INFERENCE_LATENCY_SECONDS, with_operation.clone(), self.duration);
-        if let Some(error) = llm.error {
-            let mut labels = base.clone();
-            labels.push(Label::Borrowed(error.as_str()));
-            record(metric::LLM_INFERENCE_ERRORS_TOTAL, labels, 1.0);
-        }
-        if let Some(tokens) = llm.input_tokens {
-            record(metric::LLM_PROMPT_TOKENS_TOTAL, base.clone(), tokens as f64);
-        }
-        if let Some(tokens) = llm.output_tokens {
-            record(metric::LLM_RESPONSE_TOKENS_TOTAL, base.clone(), tokens as f64);
-        }
-        if let Some(first_token) = llm.first_token {
-            record(metric::LLM_TIME_TO_FIRST_TOKEN_SECONDS, base.clone(), first_token);
-        }
-        let decode_seconds = self.duration - llm.first_token.unwrap_or(0.0);
-        if let Some(tokens) = llm.output_tokens.filter(|tokens| *tokens > 0 && decode_seconds > 0.0) {
-            record(metric::LLM_OUTPUT_TOKENS_PER_SECOND, base.clone(), tokens as f64 / decode_seconds);
-        }
-        if let Some((gpu_seconds, joules)) = llm.gpu {
-            // service, agent, model.
-            let labels: Labels<'o> = smallvec![self.labels[0].clone(), agent.clone(), self.labels[2].clone()];
-            record(metric::LLM_GPU_SECONDS_TOTAL, labels.clone(), gpu_seconds);
-            record(metric::LLM_GPU_ENERGY_JOULES_TOTAL, labels, joules);
-        }
-        if let Some(cost) = llm.cost {
-            record(metric::LLM_COST_USD_TOTAL, base, cost);
-        }
     }
 }
 
@@ -425,6 +271,18 @@ fn model_load<'a>(span: &CanonicalSpan<'a>, gpu: Option<&WindowStats>, out: &mut
     push(out, metric::LLM_GPU_ENERGY_JOULES_TOTAL, labels, stats.energy_joules, span);
 }
 
+/// An MCP client operation is the calling agent's; a server operation is the server's own.
+fn mcp<'a>(span: &CanonicalSpan<'a>, out: &mut Vec<Observation<'a>>) -> Option<Scoped<'a>> {
+    let method = span.fields.mcp_method.unwrap_or_default();
+    if span.kind != crate::wire::span::SpanKind::Server {
+        return Some(Scoped::mcp_client(span, method));
+    }
+    let status = Label::Borrowed(if span.failed() { status::ERROR } else { status::OK });
+    let labels = smallvec![Label::cut(span.service), Label::cut(method), field(span.fields.tool), status];
+    push(out, metric::MCP_SERVER_OPERATION_DURATION_SECONDS, labels, span.duration_seconds(), span);
+    None
+}
+
 fn agent_invocation<'a>(span: &CanonicalSpan<'a>, out: &mut Vec<Observation<'a>>) {
     let service = Label::cut(span.service);
     let agent = field(span.fields.agent);
@@ -445,5 +303,7 @@ fn span_metrics<'a>(span: &CanonicalSpan<'a>, out: &mut Vec<Observation<'a>>) {
 
 #[cfg(test)]
 mod attribution_tests;
+#[cfg(test)]
+mod protocol_tests;
 #[cfg(test)]
 mod tests;

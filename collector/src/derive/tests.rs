@@ -29,6 +29,8 @@ pub(super) fn span<'a>(
         error: None,
         weight: 1.0,
         evaluations: Vec::new(),
+        guardrails: Vec::new(),
+        remote_agent: None,
         invalid: Vec::new(),
         timing_valid: true,
     }

@@ -13,8 +13,11 @@ fn request() -> ExportTraceServiceRequest {
             text(attr::GEN_AI_INPUT_MESSAGES, "[{\"role\":\"user\"}]"),
             text("llm.input_messages.0.message.content", "secret prompt"),
             text("gen_ai.prompt.0.content", "secret prompt"),
+            text("gen_ai.prompt.variable.name", "secret"),
             text("input.value", "secret"),
             text(attr::GEN_AI_REQUEST_MODEL, "gpt-4o"),
+            text(attr::GEN_AI_PROMPT_NAME, "support-answer"),
+            text(attr::GEN_AI_PROMPT_VERSION, "3"),
             text("user.id", "alice"),
             text("internal.ticket", "T-1"),
         ],
@@ -45,13 +48,17 @@ fn content_is_dropped_by_default_and_listed_keys_are_dropped_or_hashed() {
     assert_eq!(enricher.redact_request(&mut request), vec![SpanPos { resource: 0, scope: 0, span: 0 }]);
     let resource_spans = &request.resource_spans[0];
     let span = &resource_spans.scope_spans[0].spans[0];
-    assert_eq!(keys(&span.attributes), vec![attr::GEN_AI_REQUEST_MODEL, "user.id"]);
+    assert_eq!(
+        keys(&span.attributes),
+        vec![attr::GEN_AI_REQUEST_MODEL, attr::GEN_AI_PROMPT_NAME, attr::GEN_AI_PROMPT_VERSION, "user.id"],
+        "a prompt template's name and version are names, its variables content"
+    );
     assert_eq!(keys(&span.events[0].attributes), vec!["index"]);
     let hashed = |kv: &KeyValue| match kv.value.as_ref().and_then(|value| value.value.clone()) {
         Some(any_value::Value::StringValue(text)) => text.text().to_owned(),
         other => panic!("{other:?}"),
     };
-    let alice = hashed(&span.attributes[1]);
+    let alice = hashed(&span.attributes[3]);
     assert!(alice.starts_with("hmac-sha256:") && alice.len() == "hmac-sha256:".len() + 64, "{alice}");
     // sha256("alice"), which a dictionary of user names would find: not what is sent.
     assert!(!alice.contains("2bd806c97f0e00af1a1fc3328fa763a9269723c8db8fac4f93af71db186d6e90"));

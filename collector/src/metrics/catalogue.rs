@@ -103,6 +103,48 @@ pub const CATALOGUE: &[Definition] = &[
         LLM_LABELS,
     ),
     derived(
+        metric::LLM_CACHE_READ_TOKENS_TOTAL,
+        "Input tokens read from the provider's prompt cache (part of the prompt tokens).",
+        Kind::Counter,
+        LLM_LABELS,
+    ),
+    derived(
+        metric::LLM_CACHE_WRITE_TOKENS_TOTAL,
+        "Input tokens written to the provider's prompt cache (part of the prompt tokens).",
+        Kind::Counter,
+        LLM_LABELS,
+    ),
+    derived(
+        metric::LLM_REASONING_TOKENS_TOTAL,
+        "Reasoning tokens (part of the response tokens).",
+        Kind::Counter,
+        LLM_LABELS,
+    ),
+    derived(
+        metric::LLM_USAGE_MISSING_TOTAL,
+        "Successful LLM calls that reported no token usage: their tokens and cost are not counted.",
+        Kind::Counter,
+        LLM_LABELS,
+    ),
+    derived(
+        metric::LLM_GUARDRAIL_RESULTS_TOTAL,
+        "Guardrail results, by guardrail and the provider's own decision value.",
+        Kind::Counter,
+        &[label::SERVICE, label::AGENT, label::GUARDRAIL, label::DECISION],
+    ),
+    derived(
+        metric::MCP_CLIENT_OPERATION_DURATION_SECONDS,
+        "MCP operations as the client sees them, by calling agent, method and tool.",
+        Kind::Histogram(buckets::MCP_SECONDS),
+        &[label::SERVICE, label::AGENT, label::METHOD, label::TOOL, label::STATUS],
+    ),
+    derived(
+        metric::MCP_SERVER_OPERATION_DURATION_SECONDS,
+        "MCP operations as the server sees them, by method and tool.",
+        Kind::Histogram(buckets::MCP_SECONDS),
+        &[label::SERVICE, label::METHOD, label::TOOL, label::STATUS],
+    ),
+    derived(
         metric::LLM_EVALUATION_SCORE,
         "Evaluation scores of LLM outputs, by evaluation.",
         Kind::Histogram(buckets::EVALUATION_SCORE),
@@ -294,6 +336,18 @@ pub const CATALOGUE: &[Definition] = &[
         "Figures of spans not recorded because they cannot be true, by reason.",
         Kind::Counter,
         &[label::REASON],
+    ),
+    own(
+        metric::SELF_LLM_SPANS_DEDUPLICATED_TOTAL,
+        "Inference-server LLM spans not counted because the application's LLM span of the same call counts it.",
+        Kind::Counter,
+        &[],
+    ),
+    own(
+        metric::SELF_MCP_SPANS_DEDUPLICATED_TOTAL,
+        "MCP client spans not counted because an MCP client span of the same call above them counts it.",
+        Kind::Counter,
+        &[],
     ),
     own(
         metric::SELF_CONNECTIONS_CLOSED_TOTAL,

@@ -10,7 +10,10 @@
 //! type from `error.type`, exception events and the span status, and the identifiers derive
 //! needs. Next stop: `derive`.
 
+mod protocols;
 mod sampling;
+
+use std::borrow::Cow;
 
 use crate::wire::{any_value, InstrumentationScope, KeyValue, Resource};
 use crate::wire::{span, status, Span, Text};
@@ -43,6 +46,10 @@ pub struct CanonicalSpan<'a> {
     /// `(evaluation name, score)` from `gen_ai.evaluation.result` events and OpenInference
     /// evaluation attributes.
     pub evaluations: Vec<(&'a str, f64)>,
+    /// `(guardrail, decision)` of its `gen_ai.guardrail.result` events.
+    pub guardrails: Vec<(&'a str, Cow<'a, str>)>,
+    /// An A2A call's remote agent: the callee of the graph edge from the calling agent.
+    pub remote_agent: Option<&'a str>,
     /// Why figures of the span were not kept (`agentrace_spans_invalid_total{reason}`).
     pub invalid: Vec<&'static str>,
     /// False when the span's times cannot be true (a duration over a day, an end in the
@@ -110,6 +117,7 @@ impl Normalizer {
         if let Some(framework) = framework {
             class = apply_framework(framework, span, class, &mut fields);
         }
+        let remote_agent = protocols::apply(span, &mut class, &mut fields);
         fill_names(class, span.name.text(), &mut fields);
         strip_provider_prefix(&mut fields);
         fields.operation = canonical_operation(class, fields.operation);
@@ -146,6 +154,8 @@ impl Normalizer {
             error,
             weight: weight.min(sampling::MAX_WEIGHT),
             evaluations,
+            guardrails: protocols::guardrail_results(span),
+            remote_agent,
             invalid,
             timing_valid,
         })
@@ -213,7 +223,11 @@ fn plausible_figures(fields: &mut GenAiFields<'_>, span: &Span, invalid: &mut Ve
         &mut fields.output_tokens,
         &mut fields.cached_input_tokens,
         &mut fields.reasoning_tokens,
-    ];
+        &mut fields.cache_write_tokens,
+    ]
+    .into_iter()
+    .chain(&mut fields.modality_input_tokens)
+    .chain(&mut fields.modality_output_tokens);
     let mut over = false;
     for count in counts {
         if count.is_some_and(|tokens| tokens > MAX_TOKENS_PER_CALL) {
@@ -390,5 +404,7 @@ fn attr_value(kv: &KeyValue) -> AttrValue<'_> {
     }
 }
 
+#[cfg(test)]
+mod protocol_tests;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -74,9 +74,28 @@ pub enum Field {
     Name,
     /// `sampling.adjusted_count`.
     AdjustedCount,
+    CacheWriteTokens,
+    TextInputTokens,
+    ImageInputTokens,
+    AudioInputTokens,
+    TextOutputTokens,
+    ImageOutputTokens,
+    AudioOutputTokens,
+    /// A conversation or session id: never a label.
+    Conversation,
+    PromptName,
+    PromptVersion,
+    /// `mcp.method.name`: the span is an MCP client or server operation.
+    McpMethod,
+    /// `a2a.method.name`: the span is an A2A call; its agent name is the remote agent's.
+    A2aMethod,
+    ServerAddress,
 }
 
-const FIELD_COUNT: usize = 14;
+const FIELD_COUNT: usize = 27;
+
+/// Token modalities of the per-modality usage fields, in their order.
+pub const MODALITIES: [&str; 3] = ["text", "image", "audio"];
 
 impl Field {
     const fn index(self) -> usize {
@@ -139,6 +158,17 @@ pub struct GenAiFields<'a> {
     pub error_type: Option<&'a str>,
     pub name: Option<&'a str>,
     pub adjusted_count: Option<f64>,
+    /// Input tokens written to the provider's prompt cache (part of `input_tokens`).
+    pub cache_write_tokens: Option<u64>,
+    /// Input tokens per modality ([`MODALITIES`] order), when the span breaks them down.
+    pub modality_input_tokens: [Option<u64>; 3],
+    pub modality_output_tokens: [Option<u64>; 3],
+    pub conversation: Option<&'a str>,
+    pub prompt_name: Option<&'a str>,
+    pub prompt_version: Option<&'a str>,
+    pub mcp_method: Option<&'a str>,
+    pub a2a_method: Option<&'a str>,
+    pub server_address: Option<&'a str>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -276,6 +306,19 @@ impl<'a> GenAiFields<'a> {
             Field::TimeToFirstToken => set_seconds(&mut self.time_to_first_token, value),
             Field::Name => set_str(&mut self.name, value),
             Field::AdjustedCount => set_seconds(&mut self.adjusted_count, value),
+            Field::CacheWriteTokens => set_count(&mut self.cache_write_tokens, value),
+            Field::TextInputTokens => set_count(&mut self.modality_input_tokens[0], value),
+            Field::ImageInputTokens => set_count(&mut self.modality_input_tokens[1], value),
+            Field::AudioInputTokens => set_count(&mut self.modality_input_tokens[2], value),
+            Field::TextOutputTokens => set_count(&mut self.modality_output_tokens[0], value),
+            Field::ImageOutputTokens => set_count(&mut self.modality_output_tokens[1], value),
+            Field::AudioOutputTokens => set_count(&mut self.modality_output_tokens[2], value),
+            Field::Conversation => set_str(&mut self.conversation, value),
+            Field::PromptName => set_str(&mut self.prompt_name, value),
+            Field::PromptVersion => set_str(&mut self.prompt_version, value),
+            Field::McpMethod => set_str(&mut self.mcp_method, value),
+            Field::A2aMethod => set_str(&mut self.a2a_method, value),
+            Field::ServerAddress => set_str(&mut self.server_address, value),
         }
     }
 }

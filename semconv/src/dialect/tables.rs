@@ -3,8 +3,8 @@
 //!
 //! | dialect | source |
 //! |---|---|
-//! | GenAI | OpenTelemetry GenAI semantic conventions (`gen_ai.*` registry) |
-//! | GenAI, deprecated | the same, names of 1.36 and earlier (`gen_ai.system`, `…prompt_tokens`) |
+//! | GenAI | OpenTelemetry GenAI semantic conventions v0.1.0 (`gen_ai.*`, `mcp.*`, `a2a.*`) |
+//! | GenAI, deprecated | the same, older names (`gen_ai.system`, `…prompt_tokens`, `…cache_creation…`) |
 //! | OpenInference | Arize `openinference-semantic-conventions` (`openinference.span.kind`, `llm.*`) |
 //! | OpenLLMetry | Traceloop `opentelemetry-semantic-conventions-ai` (`traceloop.*`, `llm.request.type`) |
 //! | OpenLIT | OpenLIT `semcov` (`gen_ai.server.time_to_first_token`, operation values) |
@@ -15,7 +15,7 @@
 //! read by the deprecated-GenAI table.
 
 use super::{ClassRule, Dialect, Field, SpanNames};
-use crate::attr::{self, openinference, openlit, openllmetry, operation, vllm};
+use crate::attr::{self, a2a, mcp, openinference, openlit, openllmetry, operation, vllm};
 use crate::SpanClass;
 
 const fn rule(key: &'static str, value: &'static str, class: SpanClass) -> ClassRule {
@@ -41,6 +41,15 @@ pub const GENAI: Dialect = Dialect {
         rule(attr::GEN_AI_OPERATION_NAME, operation::LOAD_MODEL, SpanClass::ModelLoad),
         rule(attr::GEN_AI_OPERATION_NAME, operation::AGENT_STEP, SpanClass::Step),
         any_value(attr::AGENTRACE_STEP_NAME, SpanClass::Step),
+        rule(attr::GEN_AI_OPERATION_NAME, operation::PLAN, SpanClass::Step),
+        rule(attr::GEN_AI_OPERATION_NAME, operation::RETRIEVAL, SpanClass::Tool),
+        rule(attr::GEN_AI_OPERATION_NAME, operation::MEMORY[0], SpanClass::Tool),
+        rule(attr::GEN_AI_OPERATION_NAME, operation::MEMORY[1], SpanClass::Tool),
+        rule(attr::GEN_AI_OPERATION_NAME, operation::MEMORY[2], SpanClass::Tool),
+        rule(attr::GEN_AI_OPERATION_NAME, operation::MEMORY[3], SpanClass::Tool),
+        rule(attr::GEN_AI_OPERATION_NAME, operation::MEMORY[4], SpanClass::Tool),
+        rule(attr::GEN_AI_OPERATION_NAME, operation::MEMORY[5], SpanClass::Tool),
+        rule(attr::GEN_AI_OPERATION_NAME, operation::MEMORY[6], SpanClass::Tool),
     ],
     fields: &[
         (Field::Operation, attr::GEN_AI_OPERATION_NAME),
@@ -53,11 +62,24 @@ pub const GENAI: Dialect = Dialect {
         (Field::InputTokens, attr::GEN_AI_USAGE_INPUT_TOKENS),
         (Field::OutputTokens, attr::GEN_AI_USAGE_OUTPUT_TOKENS),
         (Field::CachedInputTokens, attr::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS),
+        (Field::CacheWriteTokens, attr::GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS),
         (Field::ReasoningTokens, attr::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS),
+        (Field::TextInputTokens, attr::GEN_AI_USAGE_TEXT_INPUT_TOKENS),
+        (Field::ImageInputTokens, attr::GEN_AI_USAGE_IMAGE_INPUT_TOKENS),
+        (Field::AudioInputTokens, attr::GEN_AI_USAGE_AUDIO_INPUT_TOKENS),
+        (Field::TextOutputTokens, attr::GEN_AI_USAGE_TEXT_OUTPUT_TOKENS),
+        (Field::ImageOutputTokens, attr::GEN_AI_USAGE_IMAGE_OUTPUT_TOKENS),
+        (Field::AudioOutputTokens, attr::GEN_AI_USAGE_AUDIO_OUTPUT_TOKENS),
         (Field::TimeToFirstToken, attr::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK),
         (Field::TimeToFirstToken, attr::GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK),
         (Field::ErrorType, attr::ERROR_TYPE),
         (Field::AdjustedCount, attr::SAMPLING_ADJUSTED_COUNT),
+        (Field::Conversation, attr::GEN_AI_CONVERSATION_ID),
+        (Field::PromptName, attr::GEN_AI_PROMPT_NAME),
+        (Field::PromptVersion, attr::GEN_AI_PROMPT_VERSION),
+        (Field::McpMethod, mcp::METHOD_NAME),
+        (Field::A2aMethod, a2a::METHOD_NAME),
+        (Field::ServerAddress, attr::SERVER_ADDRESS),
     ],
     first_token_events: &[],
     implied_provider: None,
@@ -75,6 +97,8 @@ pub const GENAI_DEPRECATED: Dialect = Dialect {
         (Field::OutputTokens, attr::GEN_AI_USAGE_COMPLETION_TOKENS),
         (Field::CachedInputTokens, attr::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS_OLD),
         (Field::ReasoningTokens, attr::GEN_AI_USAGE_REASONING_TOKENS_OLD),
+        (Field::CacheWriteTokens, attr::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS),
+        (Field::CacheWriteTokens, attr::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS_OLD),
     ],
     first_token_events: &[],
     implied_provider: None,
@@ -105,6 +129,8 @@ pub const OPENINFERENCE: Dialect = Dialect {
         (Field::OutputTokens, openinference::TOKEN_COUNT_COMPLETION),
         (Field::CachedInputTokens, openinference::TOKEN_COUNT_CACHE_READ),
         (Field::ReasoningTokens, openinference::TOKEN_COUNT_REASONING),
+        (Field::CacheWriteTokens, openinference::TOKEN_COUNT_CACHE_WRITE),
+        (Field::Conversation, openinference::SESSION_ID),
         (Field::Tool, openinference::TOOL_NAME),
         (Field::Agent, openinference::AGENT_NAME),
         (Field::Name, openinference::GRAPH_NODE_ID),

@@ -20,6 +20,9 @@
 //! room, its waiting spans counted as unresolved.
 
 mod chain;
+mod close;
+mod dedup;
+mod edges;
 mod waiting;
 
 use std::collections::hash_map::Entry;
@@ -29,15 +32,17 @@ use std::sync::Arc;
 
 use foldhash::HashMap;
 
-use agentrace_semconv::metric::{self, graph_node, unresolved};
+use agentrace_semconv::metric::{self, unresolved};
 use agentrace_semconv::SpanClass;
 
 use super::{exemplar_of, roll_up, EdgeLabels, GraphConfig, RollUp, Scoped};
 use crate::metrics::{truncated, Exemplar, Label, Observation, SharedNames};
 use crate::normalize::CanonicalSpan;
 use chain::{nearest_agent, AgentNode, Caller, Node, Nodes};
+use close::{count_unattributed, flush, unresolved_count};
+use edges::{agent_name, edge_targets};
 use smallvec::{smallvec, SmallVec};
-use waiting::{Held, Member, PendingEdge, Waiter, Waiting};
+use waiting::{Deferred, Held, Member, PendingEdge, Waiter, Waiting};
 
 type TraceId = [u8; 16];
 type SpanId = [u8; 8];
@@ -60,6 +65,8 @@ struct TraceState {
     waiting: Waiting,
     /// Agent spans; usually one a trace, so held inline.
     invocations: SmallVec<[(SpanId, Invocation); 1]>,
+    /// Whether an A2A call is in the trace: a remote agent's edge may be drawn already.
+    has_a2a: bool,
 }
 
 /// A trace's state with its entries in the window's table and queue (names are shared, and
@@ -133,13 +140,26 @@ impl AgentGraph {
         let held_before = trace.waiting.held;
         trace.last_seen = now;
         let in_graph = trace.nodes.len() < self.config.max_spans_per_trace;
-        if in_graph && add_to_graph(trace, span, &mut self.names, &mut self.scratch, out) {
+        let mut deferred = dedup::may_duplicate(span)
+            .filter(|_| in_graph)
+            .map(|kind| Box::new(Deferred { kind, parent: span.parent_span_id, waiters: SmallVec::new() }));
+        let names = &mut self.names;
+        if in_graph && add_to_graph(trace, span, names, &mut self.scratch, deferred.as_deref_mut(), out) {
             for waiter in trace.waiting.take(&span.span_id) {
                 settle(trace, waiter, out);
             }
         }
-        if let Some(scoped) = scoped {
-            hold_or_count(trace, span, scoped, in_graph, now, &mut self.names, out);
+        match (scoped, &mut deferred) {
+            (Some(scoped), Some(deferred)) => {
+                let series = scoped.to_owned(&mut |name| names.get(name));
+                let held = Held { parent: span.parent_span_id, since: now, series };
+                deferred.waiters.push(Waiter::Held(Box::new(held)));
+            }
+            (Some(scoped), None) => hold_or_count(trace, span, scoped, in_graph, now, names, out),
+            (None, _) => {}
+        }
+        if let Some(deferred) = deferred {
+            dedup::settle_deferred(trace, deferred, out);
         }
         self.bytes = self.bytes + trace.bytes() - bytes_before;
         self.held = self.held + trace.waiting.held - held_before;
@@ -237,20 +257,22 @@ impl AgentGraph {
 }
 
 /// Adds a span to its trace's graph: its node, and for an agent its invocation, for a call its
-/// roll-up membership, for an edge's callee the edge, each settled now or left waiting. False
-/// for a span already in the graph (a resend).
+/// roll-up membership, for an edge's callee the edge, each settled now or left waiting, or put
+/// in `deferred`. False for a span already in the graph (a resend).
 fn add_to_graph(
     trace: &mut TraceState,
     span: &CanonicalSpan<'_>,
     names: &mut SharedNames,
     scratch: &mut String,
+    mut deferred: Option<&mut Deferred>,
     out: &mut Vec<Observation>,
 ) -> bool {
     let service = names.get(truncated(span.service));
     let agent = (span.class == SpanClass::Agent)
         .then(|| AgentNode { name: names.get(agent_name(span)), service: service.clone() });
     let agent_name = agent.as_ref().map(|agent| agent.name.clone());
-    if !trace.nodes.insert(span.span_id, Node { parent: span.parent_span_id, agent }) {
+    let node = Node { parent: span.parent_span_id, agent, role: dedup::role(span) };
+    if !trace.nodes.insert(span.span_id, node) {
         return false;
     }
     let exemplar = exemplar_of(span, span.duration_seconds());
@@ -270,21 +292,38 @@ fn add_to_graph(
         let tokens =
             span.fields.input_tokens.unwrap_or(0).saturating_add(span.fields.output_tokens.unwrap_or(0));
         let calls = RollUp { llm_calls: u32::from(is_llm), tool_calls: u32::from(is_tool), tokens };
-        settle(trace, Waiter::Member(Member { parent: span.parent_span_id, calls }), out);
+        let member = Waiter::Member(Member { parent: span.parent_span_id, calls });
+        settle_or_defer(trace, member, deferred.as_deref_mut(), out);
     }
-    if let Some(server) = server_node(span, scratch) {
+    let role = dedup::role(span);
+    trace.has_a2a |= role == chain::Role::A2aClient;
+    for (server, server_service) in edge_targets(span, &service, names, scratch) {
         let edge = PendingEdge {
             parent: span.parent_span_id,
             weight: span.weight,
-            server: names.get(truncated(server)),
-            service,
+            server,
+            server_service,
+            agent_edge: span.class == SpanClass::Agent,
+            service: service.clone(),
             failed: span.failed(),
             duration: span.duration_seconds(),
             exemplar,
         };
-        settle(trace, Waiter::Edge(edge), out);
+        settle_or_defer(trace, Waiter::Edge(edge), deferred.as_deref_mut(), out);
     }
     true
+}
+
+fn settle_or_defer(
+    trace: &mut TraceState,
+    waiter: Waiter,
+    deferred: Option<&mut Deferred>,
+    out: &mut Vec<Observation>,
+) {
+    match deferred {
+        Some(deferred) => deferred.waiters.push(waiter),
+        None => settle(trace, waiter, out),
+    }
 }
 
 /// Counts a span's agent-scoped series for the agent it names, or the nearest agent above it
@@ -317,28 +356,13 @@ fn hold_or_count<'a>(
     trace.waiting.park(missing, Waiter::Held(Box::new(held)));
 }
 
-fn agent_name<'a>(span: &CanonicalSpan<'a>) -> &'a str {
-    truncated(span.fields.agent.unwrap_or(span.name))
-}
-
-/// The callee's node name in the graph, for the span classes that are edges (built in
-/// `scratch` when it has a prefix).
-fn server_node<'s>(span: &CanonicalSpan<'s>, scratch: &'s mut String) -> Option<&'s str> {
-    let (prefix, name) = match span.class {
-        SpanClass::Agent => return Some(agent_name(span)),
-        SpanClass::Tool => (graph_node::TOOL_PREFIX, span.fields.tool),
-        SpanClass::Llm | SpanClass::Embedding => (graph_node::MODEL_PREFIX, span.fields.model),
-        SpanClass::Step | SpanClass::ModelLoad | SpanClass::Other => return None,
-    };
-    scratch.clear();
-    scratch.push_str(prefix);
-    scratch.push_str(name.unwrap_or_default());
-    Some(scratch.as_str())
-}
-
 /// Settles a waiter whose chain up to an agent (or the root) is complete: emits the edge, adds
 /// the call to its invocation, counts the series; otherwise files it under the missing span.
 fn settle(trace: &mut TraceState, waiter: Waiter, out: &mut Vec<Observation>) {
+    let waiter = match waiter {
+        Waiter::Deferred(deferred) => return dedup::settle_deferred(trace, deferred, out),
+        waiter => waiter,
+    };
     let caller = nearest_agent(&trace.nodes, waiter.parent());
     let (agent_span, agent) = match caller {
         Caller::Agent(agent_span, agent) => (Some(agent_span), Some(agent)),
@@ -348,12 +372,20 @@ fn settle(trace: &mut TraceState, waiter: Waiter, out: &mut Vec<Observation>) {
     };
     match waiter {
         Waiter::Edge(edge) => {
+            if edge.agent_edge && trace.has_a2a && chain::through_a2a(&trace.nodes, edge.parent) {
+                // The A2A call above it drew this edge, whether or not this side arrived.
+                return;
+            }
             let (client, client_service) = match agent {
                 Some(agent) => (agent.name.clone(), agent.service.clone()),
                 None => (edge.service.clone(), edge.service.clone()),
             };
-            let labels =
-                EdgeLabels { client, server: edge.server, client_service, server_service: edge.service };
+            let labels = EdgeLabels {
+                client,
+                server: edge.server,
+                client_service,
+                server_service: edge.server_service,
+            };
             super::edge(labels, edge.failed, edge.duration, edge.weight, edge.exemplar, out);
         }
         // Without an agent above it, a call belongs to no invocation.
@@ -367,52 +399,6 @@ fn settle(trace: &mut TraceState, waiter: Waiter, out: &mut Vec<Observation>) {
             let label = agent.map_or(Label::Borrowed(""), |agent| Label::Shared(agent.name.clone()));
             held.series.emit(label, out);
         }
-    }
-}
-
-/// Counts held series with `agent=""`, as unresolved for `reason`.
-fn count_unattributed(released: Vec<Held>, reason: &'static str, out: &mut Vec<Observation>) {
-    if released.is_empty() {
-        return;
-    }
-    out.push(unresolved_count(reason, released.len()));
-    for held in released {
-        held.series.emit(Label::Borrowed(""), out);
-    }
-}
-
-fn unresolved_count<'o>(reason: &'static str, spans: usize) -> Observation<'o> {
-    Observation::new(
-        metric::SELF_ATTRIBUTION_UNRESOLVED_TOTAL,
-        smallvec![Label::Borrowed(reason)],
-        spans as f64,
-        None,
-    )
-}
-
-/// Final accounting of a trace: what still waits for an agent counted with `agent=""` as
-/// unresolved (for `reason`), unpaired edges counted, roll-ups per invocation.
-fn flush(mut trace: TraceState, reason: &'static str, out: &mut Vec<Observation>) {
-    let (mut unpaired, mut held) = (0usize, Vec::new());
-    for waiter in trace.waiting.drain() {
-        match waiter {
-            Waiter::Edge(_) => unpaired += 1,
-            Waiter::Held(series) => held.push(*series),
-            Waiter::Member(_) => {}
-        }
-    }
-    count_unattributed(held, reason, out);
-    if unpaired > 0 {
-        out.push(Observation::new(metric::SELF_GRAPH_UNPAIRED_TOTAL, smallvec![], unpaired as f64, None));
-    }
-    for (_, invocation) in &trace.invocations {
-        roll_up(
-            &invocation.service,
-            &invocation.agent,
-            &invocation.calls,
-            invocation.weight,
-            invocation.exemplar,
-            out,
-        );
+        Waiter::Deferred(deferred) => dedup::settle_deferred(trace, deferred, out),
     }
 }

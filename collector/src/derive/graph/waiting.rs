@@ -8,6 +8,7 @@ use std::mem::size_of;
 use foldhash::HashMap;
 use smallvec::SmallVec;
 
+use super::chain::Duplicate;
 use super::{RollUp, Scoped, SpanId};
 use crate::metrics::Exemplar;
 use std::sync::Arc;
@@ -20,6 +21,10 @@ pub(super) struct PendingEdge {
     pub weight: f64,
     pub service: Arc<str>,
     pub server: Arc<str>,
+    /// The service running the callee: the span's own, or a remote agent's address.
+    pub server_service: Arc<str>,
+    /// Drawn by an agent span: an A2A call above it may have drawn it already.
+    pub agent_edge: bool,
     pub failed: bool,
     pub duration: f64,
     pub exemplar: Exemplar,
@@ -41,6 +46,15 @@ pub(super) struct Held {
     pub series: Scoped<'static>,
 }
 
+/// What a span would count, waiting to learn whether a span above it already counts the same
+/// call (`dedup.rs`).
+#[derive(Debug)]
+pub(super) struct Deferred {
+    pub kind: Duplicate,
+    pub parent: Option<SpanId>,
+    pub waiters: SmallVec<[Waiter; 3]>,
+}
+
 /// What waits. Held series are the largest by far and boxed, so that the index's table and
 /// inline lists stay small.
 #[derive(Debug)]
@@ -48,6 +62,7 @@ pub(super) enum Waiter {
     Edge(PendingEdge),
     Member(Member),
     Held(Box<Held>),
+    Deferred(Box<Deferred>),
 }
 
 type Waiters = SmallVec<[Waiter; 1]>;
@@ -67,7 +82,21 @@ impl Waiter {
             Self::Edge(edge) => edge.parent,
             Self::Member(member) => member.parent,
             Self::Held(held) => held.parent,
+            Self::Deferred(deferred) => deferred.parent,
         }
+    }
+
+    /// Held series in this waiter.
+    fn held(&self) -> usize {
+        match self {
+            Self::Held(_) => 1,
+            Self::Deferred(deferred) => deferred.waiters.iter().map(Self::held).sum(),
+            Self::Edge(_) | Self::Member(_) => 0,
+        }
+    }
+
+    fn deferred(&self) -> usize {
+        usize::from(matches!(self, Self::Deferred(_)))
     }
 }
 
@@ -80,6 +109,8 @@ pub(super) struct Waiting {
     spilled: usize,
     /// Held series among the waiters: the pending-spans gauge and the boxes' bytes.
     pub held: usize,
+    /// Deferred server spans among the waiters, for their boxes' bytes.
+    deferred: usize,
 }
 
 impl Waiting {
@@ -91,11 +122,13 @@ impl Waiting {
             + self.spilled
             + self.stuck.capacity() * size_of::<Waiter>()
             + self.held * size_of::<Held>()
+            + self.deferred * size_of::<Deferred>()
     }
 
     /// Files `waiter` under the span it waits for; `None`: under no span.
     pub fn park(&mut self, missing: Option<SpanId>, waiter: Waiter) {
-        self.held += usize::from(matches!(waiter, Waiter::Held(_)));
+        self.held += waiter.held();
+        self.deferred += waiter.deferred();
         let Some(span_id) = missing else {
             return self.stuck.push(waiter);
         };
@@ -113,18 +146,20 @@ impl Waiting {
             self.by_missing = HashMap::default();
         }
         self.spilled -= spilled_bytes(&taken);
-        self.held -= taken.iter().filter(|waiter| matches!(waiter, Waiter::Held(_))).count();
+        self.held -= taken.iter().map(Waiter::held).sum::<usize>();
+        self.deferred -= taken.iter().map(Waiter::deferred).sum::<usize>();
         taken
     }
 
     /// Takes out everything, at the trace's close.
     pub fn drain(&mut self) -> impl Iterator<Item = Waiter> {
-        (self.held, self.spilled) = (0, 0);
+        (self.held, self.spilled, self.deferred) = (0, 0, 0);
         let indexed = std::mem::take(&mut self.by_missing).into_values().flatten();
         indexed.chain(std::mem::take(&mut self.stuck))
     }
 
-    /// Takes out the held series that `expired` picks.
+    /// Takes out the held series that `expired` picks (a deferred server span waits for its
+    /// trace to close).
     pub fn release_held(&mut self, expired: impl Fn(&Held) -> bool) -> Vec<Held> {
         let mut released = Vec::new();
         let mut keep = |waiter: Waiter| match waiter {

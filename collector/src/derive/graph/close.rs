@@ -1,0 +1,59 @@
+//! Closing a trace: what still waits is counted as unresolved or unpaired, and each
+//! invocation's roll-up is emitted.
+
+use agentrace_semconv::metric;
+use smallvec::smallvec;
+
+use super::waiting::{Held, Waiter};
+use super::{roll_up, TraceState};
+use crate::metrics::{Label, Observation};
+
+/// Counts held series with `agent=""`, as unresolved for `reason`.
+pub(super) fn count_unattributed(released: Vec<Held>, reason: &'static str, out: &mut Vec<Observation>) {
+    if released.is_empty() {
+        return;
+    }
+    out.push(unresolved_count(reason, released.len()));
+    for held in released {
+        held.series.emit(Label::Borrowed(""), out);
+    }
+}
+
+pub(super) fn unresolved_count<'o>(reason: &'static str, spans: usize) -> Observation<'o> {
+    Observation::new(
+        metric::SELF_ATTRIBUTION_UNRESOLVED_TOTAL,
+        smallvec![Label::Borrowed(reason)],
+        spans as f64,
+        None,
+    )
+}
+
+/// Final accounting of a trace: what still waits for an agent counted with `agent=""` as
+/// unresolved (for `reason`), unpaired edges counted, roll-ups per invocation.
+pub(super) fn flush(mut trace: TraceState, reason: &'static str, out: &mut Vec<Observation>) {
+    let (mut unpaired, mut held) = (0usize, Vec::new());
+    let mut waiters: Vec<Waiter> = trace.waiting.drain().collect();
+    // A server span still deferred never learnt what is above it: counted as the only record.
+    while let Some(waiter) = waiters.pop() {
+        match waiter {
+            Waiter::Edge(_) => unpaired += 1,
+            Waiter::Held(series) => held.push(*series),
+            Waiter::Member(_) => {}
+            Waiter::Deferred(deferred) => waiters.extend(deferred.waiters),
+        }
+    }
+    count_unattributed(held, reason, out);
+    if unpaired > 0 {
+        out.push(Observation::new(metric::SELF_GRAPH_UNPAIRED_TOTAL, smallvec![], unpaired as f64, None));
+    }
+    for (_, invocation) in &trace.invocations {
+        roll_up(
+            &invocation.service,
+            &invocation.agent,
+            &invocation.calls,
+            invocation.weight,
+            invocation.exemplar,
+            out,
+        );
+    }
+}

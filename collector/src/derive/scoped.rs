@@ -1,0 +1,243 @@
+//! An agent's series for one span (an LLM call, a tool call, a step, an MCP operation, a
+//! guardrail's results), built from the span and counted once its agent is known: at once when
+//! the span names it, else when the agent graph finds it.
+
+use std::sync::Arc;
+
+use agentrace_semconv::metric::{self, status};
+use agentrace_semconv::ErrorType;
+use smallvec::smallvec;
+
+use super::{exemplar_of, field};
+use crate::gpu::WindowStats;
+use crate::metrics::{Exemplar, Label, Labels, Observation};
+use crate::normalize::CanonicalSpan;
+/// An agent's series for one LLM call, tool call or step, ready to be counted once the agent
+/// is known: labels borrowed from the span, or owned while the span waits for its agent.
+#[derive(Clone, Debug)]
+pub(crate) struct Scoped<'a> {
+    /// The service, then what the call names: an LLM call's provider, model and operation, a
+    /// tool, a step.
+    labels: Labels<'a>,
+    /// The agent the span names itself; `None` when the trace has to tell.
+    pub(crate) agent: Option<Label<'a>>,
+    call: Call,
+    duration: f64,
+    weight: f64,
+    /// Where the exemplars point: the span that was counted.
+    exemplar: Exemplar,
+    failed: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Call {
+    Llm(LlmFigures),
+    Tool,
+    Step,
+    /// An MCP client operation (labels: method, tool); a `tools/call` is a tool call too.
+    McpClient {
+        tool_call: bool,
+    },
+    /// Guardrail results (labels: guardrail, decision, for each).
+    Guardrails,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(super) struct LlmFigures {
+    error: Option<ErrorType>,
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    cache_read_tokens: Option<u64>,
+    cache_write_tokens: Option<u64>,
+    reasoning_tokens: Option<u64>,
+    /// Seconds (normalize drops one longer than the call).
+    first_token: Option<f64>,
+    cost: Option<f64>,
+    /// GPU-seconds and joules in the call's window.
+    gpu: Option<(f64, f64)>,
+}
+
+impl<'a> Scoped<'a> {
+    pub(super) fn new(span: &CanonicalSpan<'a>, call: Call, names: &[Option<&'a str>]) -> Self {
+        let mut labels: Labels<'a> = smallvec![Label::cut(span.service)];
+        labels.extend(names.iter().map(|name| field(*name)));
+        Self {
+            labels,
+            agent: span.fields.agent.map(Label::cut),
+            call,
+            duration: span.duration_seconds(),
+            weight: span.weight,
+            exemplar: exemplar_of(span, 0.0),
+            failed: span.failed(),
+        }
+    }
+
+    /// An MCP client operation: method and tool.
+    pub(super) fn mcp_client(span: &CanonicalSpan<'a>, method: &'a str) -> Self {
+        let tool_call = span.class == agentrace_semconv::SpanClass::Tool;
+        Self::new(span, Call::McpClient { tool_call }, &[Some(method), span.fields.tool])
+    }
+
+    /// Guardrail results of the span.
+    pub(super) fn guardrails(span: &CanonicalSpan<'a>) -> Self {
+        let mut scoped = Self::new(span, Call::Guardrails, &[]);
+        for (guardrail, decision) in &span.guardrails {
+            scoped.labels.push(Label::cut(guardrail));
+            scoped.labels.push(match decision {
+                std::borrow::Cow::Borrowed(decision) => Label::cut(decision),
+                std::borrow::Cow::Owned(decision) => Label::Shared(Arc::from(decision.as_str())),
+            });
+        }
+        scoped
+    }
+
+    /// An LLM or embedding call.
+    pub(super) fn llm(span: &CanonicalSpan<'a>, cost: Option<f64>, gpu: Option<&WindowStats>) -> Self {
+        let fields = &span.fields;
+        let figures = LlmFigures {
+            error: span.error,
+            input_tokens: fields.input_tokens,
+            output_tokens: fields.output_tokens,
+            cache_read_tokens: fields.cached_input_tokens,
+            cache_write_tokens: fields.cache_write_tokens,
+            reasoning_tokens: fields.reasoning_tokens,
+            first_token: fields.time_to_first_token,
+            cost,
+            gpu: gpu.map(|stats| (stats.gpu_seconds, stats.energy_joules)),
+        };
+        Self::new(span, Call::Llm(figures), &[fields.provider, fields.model, fields.operation])
+    }
+
+    /// The same series with labels of their own (shared through `share`), to keep while the
+    /// span waits for its agent.
+    pub(crate) fn to_owned(&self, share: &mut impl FnMut(&str) -> Arc<str>) -> Scoped<'static> {
+        let mut own = |label: &Label<'_>| Label::Shared(share(label));
+        Scoped {
+            labels: self.labels.iter().map(&mut own).collect(),
+            agent: self.agent.as_ref().map(own),
+            call: self.call,
+            duration: self.duration,
+            weight: self.weight,
+            exemplar: self.exemplar,
+            failed: self.failed,
+        }
+    }
+
+    /// One observation of these series, its exemplar pointing at the span.
+    fn observation<'o>(&self, metric: &'static str, labels: Labels<'o>, value: f64) -> Observation<'o> {
+        let exemplar = Some(Exemplar { value, ..self.exemplar });
+        Observation { metric, labels, value, weight: self.weight, exemplar }
+    }
+
+    /// The service, `agent`, then the call's first `names` labels.
+    fn label_set<'o>(&self, agent: &Label<'o>, names: usize) -> Labels<'o>
+    where
+        'a: 'o,
+    {
+        let mut labels: Labels<'o> = smallvec![self.labels[0].clone(), agent.clone()];
+        for name in &self.labels[1..=names] {
+            labels.push(name.clone());
+        }
+        labels
+    }
+
+    /// Counts the series for `agent` (a held span's series, owning their labels, count into
+    /// observations of any lifetime).
+    pub(crate) fn emit<'o>(&self, agent: Label<'o>, out: &mut Vec<Observation<'o>>)
+    where
+        'a: 'o,
+    {
+        let status = Label::Borrowed(if self.failed { status::ERROR } else { status::OK });
+        match self.call {
+            Call::Llm(figures) => self.emit_llm(&figures, &agent, status, out),
+            Call::Tool => {
+                let mut labels = self.label_set(&agent, 1);
+                labels.push(status);
+                out.push(self.observation(metric::AGENT_TOOL_CALLS_TOTAL, labels.clone(), 1.0));
+                out.push(self.observation(metric::AGENT_TOOL_CALL_DURATION_SECONDS, labels, self.duration));
+            }
+            Call::Step => {
+                let labels = self.label_set(&agent, 1);
+                out.push(self.observation(metric::AGENT_STEPS_TOTAL, labels.clone(), 1.0));
+                out.push(self.observation(metric::AGENT_STEP_DURATION_SECONDS, labels, self.duration));
+            }
+            Call::McpClient { tool_call } => {
+                let mut labels = self.label_set(&agent, 2);
+                labels.push(status.clone());
+                let duration = self.duration;
+                out.push(self.observation(metric::MCP_CLIENT_OPERATION_DURATION_SECONDS, labels, duration));
+                if tool_call {
+                    let tool = self.labels[2].clone();
+                    let labels: Labels<'o> = smallvec![self.labels[0].clone(), agent, tool, status];
+                    out.push(self.observation(metric::AGENT_TOOL_CALLS_TOTAL, labels.clone(), 1.0));
+                    out.push(self.observation(metric::AGENT_TOOL_CALL_DURATION_SECONDS, labels, duration));
+                }
+            }
+            Call::Guardrails => {
+                for pair in self.labels[1..].chunks_exact(2) {
+                    let labels =
+                        smallvec![self.labels[0].clone(), agent.clone(), pair[0].clone(), pair[1].clone()];
+                    out.push(self.observation(metric::LLM_GUARDRAIL_RESULTS_TOTAL, labels, 1.0));
+                }
+            }
+        }
+    }
+
+    fn emit_llm<'o>(
+        &self,
+        llm: &LlmFigures,
+        agent: &Label<'o>,
+        status: Label<'o>,
+        out: &mut Vec<Observation<'o>>,
+    ) where
+        'a: 'o,
+    {
+        let mut record = |metric, labels, value| out.push(self.observation(metric, labels, value));
+        // service, agent, provider, model; then the operation.
+        let base = self.label_set(agent, 2);
+        let with_operation = self.label_set(agent, 3);
+        let mut requests = with_operation.clone();
+        requests.push(status);
+        record(metric::LLM_REQUESTS_TOTAL, requests, 1.0);
+        record(metric::LLM_INFERENCE_LATENCY_SECONDS, with_operation.clone(), self.duration);
+        if let Some(error) = llm.error {
+            let mut labels = base.clone();
+            labels.push(Label::Borrowed(error.as_str()));
+            record(metric::LLM_INFERENCE_ERRORS_TOTAL, labels, 1.0);
+        }
+        if let Some(tokens) = llm.input_tokens {
+            record(metric::LLM_PROMPT_TOKENS_TOTAL, base.clone(), tokens as f64);
+        }
+        if let Some(tokens) = llm.output_tokens {
+            record(metric::LLM_RESPONSE_TOKENS_TOTAL, base.clone(), tokens as f64);
+        }
+        for (metric, tokens) in [
+            (metric::LLM_CACHE_READ_TOKENS_TOTAL, llm.cache_read_tokens),
+            (metric::LLM_CACHE_WRITE_TOKENS_TOTAL, llm.cache_write_tokens),
+            (metric::LLM_REASONING_TOKENS_TOTAL, llm.reasoning_tokens),
+        ] {
+            if let Some(tokens) = tokens {
+                record(metric, base.clone(), tokens as f64);
+            }
+        }
+        if llm.input_tokens.is_none() && llm.output_tokens.is_none() && llm.error.is_none() {
+            record(metric::LLM_USAGE_MISSING_TOTAL, base.clone(), 1.0);
+        }
+        if let Some(first_token) = llm.first_token {
+            record(metric::LLM_TIME_TO_FIRST_TOKEN_SECONDS, base.clone(), first_token);
+        }
+        let decode_seconds = self.duration - llm.first_token.unwrap_or(0.0);
+        if let Some(tokens) = llm.output_tokens.filter(|tokens| *tokens > 0 && decode_seconds > 0.0) {
+            record(metric::LLM_OUTPUT_TOKENS_PER_SECOND, base.clone(), tokens as f64 / decode_seconds);
+        }
+        if let Some((gpu_seconds, joules)) = llm.gpu {
+            // service, agent, model.
+            let labels: Labels<'o> = smallvec![self.labels[0].clone(), agent.clone(), self.labels[2].clone()];
+            record(metric::LLM_GPU_SECONDS_TOTAL, labels.clone(), gpu_seconds);
+            record(metric::LLM_GPU_ENERGY_JOULES_TOTAL, labels, joules);
+        }
+        if let Some(cost) = llm.cost {
+            record(metric::LLM_COST_USD_TOTAL, base, cost);
+        }
+    }
+}
