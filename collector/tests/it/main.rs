@@ -23,6 +23,7 @@ mod gpu;
 mod graph_window;
 mod hostile_input;
 mod limits;
+mod mcp;
 mod metrics_endpoint;
 mod overload;
 mod prometheus_e2e;

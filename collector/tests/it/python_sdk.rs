@@ -44,3 +44,44 @@ async fn python_sdk_spans_over_grpc_and_http_become_the_right_metrics() {
         .await;
     crate::common::expect_exemplar_trace_ids(&prometheus, vec![grpc_trace, http_trace]).await;
 }
+
+/// One model call with cached, cache-written and reasoning tokens, recorded by the application
+/// and by the inference server under it: counted once, priced to the cent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_call_seen_by_client_and_server_counts_once_at_its_exact_cost() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let prices = dir.path().join("prices.toml");
+    let table =
+        "[models.\"priced-model\"]\ninput = 3.0\noutput = 15.0\ncached_input = 0.3\ncache_write = 3.75\n";
+    std::fs::write(&prices, table).expect("write prices");
+    let price_file = prices.to_str().expect("utf-8 path");
+    let collector = Collector::start(&["--graph-wait-secs", "1", "--price-file", price_file]).await;
+    let prometheus = Prometheus::start(&[collector.metrics]).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/send_cached_call.py");
+    let output = tokio::process::Command::new(python())
+        .args([script, &format!("http://{}", collector.http), "priced-model"])
+        .output()
+        .await
+        .expect("run send_cached_call.py");
+    assert!(output.status.success(), "send_cached_call.py: {}", String::from_utf8_lossy(&output.stderr));
+
+    let series = r#"{service="cost-app",agent="billing-agent",provider="anthropic",model="priced-model"}"#;
+    for (metric, expected) in [
+        ("llm_prompt_tokens_total", 1000.0),
+        ("llm_response_tokens_total", 50.0),
+        ("llm_cache_read_tokens_total", 600.0),
+        ("llm_cache_write_tokens_total", 200.0),
+        ("llm_reasoning_tokens_total", 20.0),
+        // 200 uncached × 3.00 + 600 read × 0.30 + 200 written × 3.75 + 50 output × 15.00,
+        // reasoning inside the output: 2280 per million.
+        ("llm_cost_usd_total", 0.00228),
+    ] {
+        prometheus.expect_value(&format!("{metric}{series}"), expected).await;
+    }
+    // The server's span of the same call adds nothing to the call metrics.
+    prometheus.expect_value("sum(llm_requests_total)", 1.0).await;
+    prometheus.expect_value("sum(llm_prompt_tokens_total)", 1000.0).await;
+    prometheus.expect_value("sum(llm_cost_usd_total)", 0.00228).await;
+    prometheus.expect_value("agentrace_llm_spans_deduplicated_total", 1.0).await;
+    prometheus.expect_value(r#"sum(traces_spanmetrics_calls_total{service="vllm-server"})"#, 1.0).await;
+}
