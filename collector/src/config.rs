@@ -158,13 +158,15 @@ impl Options {
         )?;
         let receive = self.receive.validate()?;
         let memory_limit = receive.memory_limit_bytes;
+        let series = self.series.validate()?;
+        let graph = GraphConfig { spec_names: series.names.spec(), ..self.graph.validate(memory_limit)? };
         Ok(Config {
             connections: self.connections.validate(memory_limit)?,
             receive,
             metrics_addr: self.metrics_addr.unwrap_or(DEFAULT_METRICS_ADDR),
             metrics_endpoint: self.metrics_endpoint.validate()?,
-            series: self.series.validate()?,
-            graph: self.graph.validate(memory_limit)?,
+            series,
+            graph,
             export: self.export.validate()?,
             prices: Arc::new(self.prices.validate()?),
             gpu: self.gpu.validate()?,

@@ -109,7 +109,11 @@ pub fn json_request(data: &[u8]) {
 /// Panics when a page fails [`check_exposition`]: the fuzz targets' assertion that whatever
 /// arrives, the page stays finite and its counts whole.
 fn derive_and_render(request: &ExportTraceServiceRequest) {
-    let registry = Registry::new(SeriesLimits { max_series_per_metric: 50, idle_timeout_secs: 60.0 });
+    let registry = Registry::new(SeriesLimits {
+        max_series_per_metric: 50,
+        idle_timeout_secs: 60.0,
+        ..SeriesLimits::default()
+    });
     let mut deriver = Deriver::default();
     let mut observations = Vec::new();
     derive_request(

@@ -37,6 +37,11 @@ pub struct Tally {
     pub llm_calls: u64,
     pub prompt_tokens: u64,
     pub response_tokens: u64,
+    /// Parts of the prompt tokens read from and written to the prompt cache.
+    #[serde(default)]
+    pub cache_read_tokens: u64,
+    #[serde(default)]
+    pub cache_write_tokens: u64,
     pub tool_calls: u64,
     pub errors: BTreeMap<String, u64>,
 }
@@ -46,6 +51,8 @@ impl Tally {
         self.llm_calls += other.llm_calls;
         self.prompt_tokens += other.prompt_tokens;
         self.response_tokens += other.response_tokens;
+        self.cache_read_tokens += other.cache_read_tokens;
+        self.cache_write_tokens += other.cache_write_tokens;
         self.tool_calls += other.tool_calls;
         for (kind, count) in &other.errors {
             *self.errors.entry(kind.clone()).or_default() += count;
@@ -97,6 +104,12 @@ pub async fn chat(model: &str, rng: &mut StdRng, settings: Settings, books: &Boo
     let response_tokens = rng.random_range(40..400u64);
     let fails = rng.random_bool(settings.failure_rate.clamp(0.0, 1.0));
     let first_token_ms = rng.random_range(20..120u64);
+    // A third of the calls reuse a cached prompt prefix, a third write one.
+    let (cache_read, cache_write) = match rng.random_range(0..3u8) {
+        0 => (prompt_tokens * 3 / 4, 0),
+        1 => (0, prompt_tokens / 2),
+        _ => (0, 0),
+    };
     let call =
         agentrace::chat(model).provider(PROVIDER).temperature(0.7).max_tokens(1024).streaming(true).start();
     call.instrument(async {
@@ -114,11 +127,19 @@ pub async fn chat(model: &str, rng: &mut StdRng, settings: Settings, books: &Boo
         // Decode at about 1500 tokens per second.
         settings.pause(Duration::from_micros(response_tokens * 660)).await;
         call.record_usage(prompt_tokens, response_tokens);
+        if cache_read > 0 {
+            call.record_cached_input_tokens(cache_read);
+        }
+        if cache_write > 0 {
+            call.record_cache_write_input_tokens(cache_write);
+        }
         call.finish_reasons(&["stop"]);
         books.record(|tally| {
             tally.llm_calls += 1;
             tally.prompt_tokens += prompt_tokens;
             tally.response_tokens += response_tokens;
+            tally.cache_read_tokens += cache_read;
+            tally.cache_write_tokens += cache_write;
         });
         true
     })

@@ -263,6 +263,24 @@ impl LlmCall {
         self.span.set_attribute(attr::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, saturate(tokens));
     }
 
+    /// Input tokens written to a cache (part of the input tokens), under the GenAI v0.1.0 name
+    /// `gen_ai.usage.cache_write.input_tokens`.
+    pub fn record_cache_write_input_tokens(&self, tokens: u64) {
+        self.span.set_attribute(attr::GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS, saturate(tokens));
+    }
+
+    /// The conversation (session, thread) this call belongs to: `gen_ai.conversation.id`. The
+    /// collector never makes it a label.
+    pub fn conversation_id(&self, id: &str) {
+        self.span.set_attribute(attr::GEN_AI_CONVERSATION_ID, id.to_owned());
+    }
+
+    /// The prompt template the call used: `gen_ai.prompt.name` and `gen_ai.prompt.version`.
+    pub fn prompt(&self, name: &str, version: &str) {
+        self.span.set_attribute(attr::GEN_AI_PROMPT_NAME, name.to_owned());
+        self.span.set_attribute(attr::GEN_AI_PROMPT_VERSION, version.to_owned());
+    }
+
     /// Output tokens spent on reasoning (part of the output tokens).
     pub fn record_reasoning_tokens(&self, tokens: u64) {
         self.span.set_attribute(attr::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, saturate(tokens));

@@ -50,6 +50,9 @@ fn helpers_name_kind_parent_and_attribute_their_spans() {
                 call.first_token();
                 call.record_usage(120, 40);
                 call.record_cached_input_tokens(100);
+                call.record_cache_write_input_tokens(15);
+                call.conversation_id("conv-1");
+                call.prompt("answer", "2");
                 call.record_reasoning_tokens(12);
                 call.finish_reasons(&["stop"]);
                 call.response_model("gpt-4o-2024-08-06");
@@ -93,6 +96,10 @@ fn helpers_name_kind_parent_and_attribute_their_spans() {
     assert_eq!(attribute(chat, attr::GEN_AI_USAGE_OUTPUT_TOKENS), Some(Value::I64(40)));
     assert_eq!(attribute(chat, attr::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS), Some(Value::I64(100)));
     assert_eq!(attribute(chat, attr::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS), Some(Value::I64(12)));
+    assert_eq!(attribute(chat, attr::GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS), Some(Value::I64(15)));
+    assert_eq!(text(chat, attr::GEN_AI_CONVERSATION_ID).as_deref(), Some("conv-1"));
+    assert_eq!(text(chat, attr::GEN_AI_PROMPT_NAME).as_deref(), Some("answer"));
+    assert_eq!(text(chat, attr::GEN_AI_PROMPT_VERSION).as_deref(), Some("2"));
     assert_eq!(text(chat, attr::GEN_AI_RESPONSE_FINISH_REASONS).as_deref(), Some("[\"stop\"]"));
     let Some(Value::F64(first_token)) = attribute(chat, attr::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK) else {
         panic!("time to first token is a double");

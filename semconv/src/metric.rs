@@ -51,6 +51,46 @@ pub const GPU_PROCESS_UTILIZATION_RATIO: &str = "gpu_process_utilization_ratio";
 pub const SPANMETRICS_CALLS_TOTAL: &str = "traces_spanmetrics_calls_total";
 pub const SPANMETRICS_LATENCY: &str = "traces_spanmetrics_latency";
 
+/// The GenAI conventions' metrics (v0.1.0) under the names and labels the OpenTelemetry
+/// Collector's Prometheus exporter gives them (dots to underscores, the unit as a suffix,
+/// `_total` on counters), served with `--metric-names otel|both`.
+pub mod spec {
+    pub const INFERENCE_DURATION: &str = "gen_ai_client_inference_duration_seconds";
+    /// Non-inference model operations (embeddings).
+    pub const OPERATION_DURATION: &str = "gen_ai_client_operation_duration_seconds";
+    pub const TIME_TO_FIRST_CHUNK: &str = "gen_ai_client_inference_time_to_first_chunk_seconds";
+    pub const TIME_PER_OUTPUT_CHUNK: &str = "gen_ai_client_inference_time_per_output_chunk_seconds";
+    pub const USAGE_INPUT_TOKENS: &str = "gen_ai_client_inference_usage_input_tokens_total";
+    pub const USAGE_OUTPUT_TOKENS: &str = "gen_ai_client_inference_usage_output_tokens_total";
+    pub const USAGE_CACHE_READ_INPUT_TOKENS: &str =
+        "gen_ai_client_inference_usage_cache_read_input_tokens_total";
+    pub const USAGE_CACHE_WRITE_INPUT_TOKENS: &str =
+        "gen_ai_client_inference_usage_cache_write_input_tokens_total";
+    pub const USAGE_REASONING_OUTPUT_TOKENS: &str =
+        "gen_ai_client_inference_usage_reasoning_output_tokens_total";
+    pub const OPERATION_INPUT_TOKENS: &str = "gen_ai_client_inference_operation_input_tokens";
+    pub const OPERATION_OUTPUT_TOKENS: &str = "gen_ai_client_inference_operation_output_tokens";
+    pub const INVOKE_AGENT_DURATION: &str = "gen_ai_invoke_agent_duration_seconds";
+    pub const INVOKE_AGENT_INFERENCE_CALLS: &str = "gen_ai_invoke_agent_inference_calls";
+    pub const INVOKE_AGENT_TOOL_CALLS: &str = "gen_ai_invoke_agent_tool_calls";
+    pub const EXECUTE_TOOL_DURATION: &str = "gen_ai_execute_tool_duration_seconds";
+
+    pub mod label {
+        /// The resource's `service.name`, as the exporter's resource-to-label conversion names it.
+        pub const SERVICE_NAME: &str = "service_name";
+        pub const OPERATION_NAME: &str = "gen_ai_operation_name";
+        pub const PROVIDER_NAME: &str = "gen_ai_provider_name";
+        pub const REQUEST_MODEL: &str = "gen_ai_request_model";
+        pub const ERROR_TYPE: &str = "error_type";
+        pub const TOKEN_MODALITY: &str = "gen_ai_token_modality";
+        pub const AGENT_NAME: &str = "gen_ai_agent_name";
+        pub const TOOL_NAME: &str = "gen_ai_tool_name";
+    }
+
+    /// `gen_ai.token.modality` when the usage is not broken down.
+    pub const UNKNOWN_MODALITY: &str = "unknown";
+}
+
 // --- the collector's own --------------------------------------------------------------------
 /// Every metric about the collector itself starts with this.
 pub const SELF_PREFIX: &str = "agentrace_";

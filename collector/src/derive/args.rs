@@ -53,6 +53,8 @@ pub struct GraphConfig {
     pub attribution_wait_secs: f64,
     pub max_pending_spans: usize,
     pub max_bytes: usize,
+    /// Also derive the GenAI conventions' series (`--metric-names otel|both`).
+    pub spec_names: bool,
 }
 
 impl Default for GraphConfig {
@@ -65,6 +67,7 @@ impl Default for GraphConfig {
             attribution_wait_secs: DEFAULT_WAIT_SECS,
             max_pending_spans: DEFAULT_MAX_PENDING_SPANS,
             max_bytes: DEFAULT_MAX_BYTES as usize,
+            spec_names: false,
         }
     }
 }

@@ -34,6 +34,8 @@ use crate::wire::SpanPos;
 pub struct Deriver {
     graph: AgentGraph,
     prices: Arc<PriceTable>,
+    /// Also the GenAI conventions' series.
+    spec: bool,
 }
 
 impl Default for Deriver {
@@ -70,7 +72,7 @@ pub fn gpu_window(span: &CanonicalSpan<'_>) -> Option<(f64, f64)> {
 
 impl Deriver {
     pub fn new(graph: GraphConfig, prices: Arc<PriceTable>) -> Self {
-        Self { graph: AgentGraph::new(graph), prices }
+        Self { spec: graph.spec_names, graph: AgentGraph::new(graph), prices }
     }
 
     /// Observations of one span (and of what waited for it in its trace); `gpu` is what the
@@ -108,7 +110,7 @@ impl Deriver {
                 None
             }
             SpanClass::Agent => {
-                agent_invocation(span, out);
+                agent_invocation(span, self.spec, out);
                 None
             }
             SpanClass::Other if !span.guardrails.is_empty() => Some(Scoped::guardrails(span)),
@@ -123,6 +125,10 @@ impl Deriver {
                 None => guardrails.emit(Label::Borrowed(""), out),
             }
         }
+        let scoped = scoped.map(|mut scoped| {
+            scoped.spec = self.spec;
+            scoped
+        });
         self.graph.insert(span, scoped, now, out);
         outcome
     }
@@ -208,16 +214,24 @@ pub(crate) fn roll_up(
     service: &Arc<str>,
     agent: &Arc<str>,
     calls: &RollUp,
-    weight: f64,
-    exemplar: Exemplar,
+    (weight, exemplar): (f64, Exemplar),
+    spec: bool,
     out: &mut Vec<Observation>,
 ) {
     let labels: Labels = smallvec![Label::Shared(service.clone()), Label::Shared(agent.clone())];
+    let (llm_calls, tool_calls) = (f64::from(calls.llm_calls), f64::from(calls.tool_calls));
+    let spec_series = [
+        (metric::spec::INVOKE_AGENT_INFERENCE_CALLS, llm_calls),
+        (metric::spec::INVOKE_AGENT_TOOL_CALLS, tool_calls),
+    ];
     for (metric, value) in [
-        (metric::AGENT_INVOCATION_LLM_CALLS, f64::from(calls.llm_calls)),
-        (metric::AGENT_INVOCATION_TOOL_CALLS, f64::from(calls.tool_calls)),
+        (metric::AGENT_INVOCATION_LLM_CALLS, llm_calls),
+        (metric::AGENT_INVOCATION_TOOL_CALLS, tool_calls),
         (metric::AGENT_INVOCATION_TOKENS, calls.tokens as f64),
-    ] {
+    ]
+    .into_iter()
+    .chain(spec_series.into_iter().filter(|_| spec))
+    {
         let exemplar = Some(Exemplar { value, ..exemplar });
         out.push(Observation { metric, labels: labels.clone(), value, weight, exemplar });
     }
@@ -283,9 +297,14 @@ fn mcp<'a>(span: &CanonicalSpan<'a>, out: &mut Vec<Observation<'a>>) -> Option<S
     None
 }
 
-fn agent_invocation<'a>(span: &CanonicalSpan<'a>, out: &mut Vec<Observation<'a>>) {
+fn agent_invocation<'a>(span: &CanonicalSpan<'a>, spec: bool, out: &mut Vec<Observation<'a>>) {
     let service = Label::cut(span.service);
     let agent = field(span.fields.agent);
+    if spec {
+        let error = Label::Borrowed(span.error.map_or("", |error| error.as_str()));
+        let labels = smallvec![service.clone(), agent.clone(), error];
+        push(out, metric::spec::INVOKE_AGENT_DURATION, labels, span.duration_seconds(), span);
+    }
     let status = Label::Borrowed(if span.failed() { status::ERROR } else { status::OK });
     push(out, metric::AGENT_INVOCATIONS_TOTAL, smallvec![service.clone(), agent.clone(), status], 1.0, span);
     let duration = span.duration_seconds();

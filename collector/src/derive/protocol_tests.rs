@@ -6,6 +6,8 @@ use std::borrow::Cow;
 use agentrace_semconv::metric;
 use agentrace_semconv::{GenAiFields, SpanClass};
 
+use std::sync::Arc;
+
 use super::tests::span;
 use super::*;
 use crate::wire::span::SpanKind;
@@ -189,4 +191,34 @@ fn guardrail_results_count_under_the_agent_of_the_trace() {
         results,
         [["svc", "planner", "pii", "GUARDRAIL_INTERVENED"], ["svc", "planner", "toxicity", "6"]]
     );
+}
+
+#[test]
+fn spec_named_series_follow_the_conventions_labels_only_when_asked() {
+    let mut call = chat(2, Some(1), SpanKind::Client, "app");
+    call.fields.modality_input_tokens = [Some(900), Some(100), None];
+    call.fields.time_to_first_token = Some(0.5);
+    let spans = [agent(1, None, "planner"), call];
+    assert!(run(&spans).iter().all(|observation| !observation.metric.starts_with("gen_ai_")));
+    let config = GraphConfig { spec_names: true, ..GraphConfig::default() };
+    let mut deriver = Deriver::new(config, Arc::new(crate::cost::PriceTable::built_in()));
+    let mut out = Vec::new();
+    for span in &spans {
+        deriver.observe(span, None, 0.0, &mut out);
+    }
+    deriver.tick(1e9, &mut out);
+    let call = ["app", "chat", "vllm", "llama-3.1-8b"];
+    let with = |last: &'static str| call.iter().copied().chain([last]).collect::<Vec<_>>();
+    assert_eq!(labels_of(&out, metric::spec::INFERENCE_DURATION), [with("")]);
+    assert_eq!(labels_of(&out, metric::spec::TIME_TO_FIRST_CHUNK), [call]);
+    assert_eq!(total(&out, metric::spec::TIME_PER_OUTPUT_CHUNK), 1.5 / 50.0);
+    assert_eq!(labels_of(&out, metric::spec::USAGE_INPUT_TOKENS), [with("text"), with("image")]);
+    assert_eq!(total(&out, metric::spec::USAGE_INPUT_TOKENS), 1000.0);
+    assert_eq!(labels_of(&out, metric::spec::USAGE_OUTPUT_TOKENS), [with("unknown")]);
+    assert_eq!(total(&out, metric::spec::USAGE_CACHE_WRITE_INPUT_TOKENS), 200.0);
+    assert_eq!(total(&out, metric::spec::USAGE_REASONING_OUTPUT_TOKENS), 20.0);
+    assert_eq!(labels_of(&out, metric::spec::INVOKE_AGENT_DURATION), [["svc", "planner", ""]]);
+    assert_eq!(total(&out, metric::spec::INVOKE_AGENT_INFERENCE_CALLS), 1.0);
+    // agentrace's own series are derived as before.
+    assert_eq!(total(&out, metric::LLM_PROMPT_TOKENS_TOTAL), 1000.0);
 }

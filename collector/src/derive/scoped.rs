@@ -12,6 +12,8 @@ use super::{exemplar_of, field};
 use crate::gpu::WindowStats;
 use crate::metrics::{Exemplar, Label, Labels, Observation};
 use crate::normalize::CanonicalSpan;
+
+mod spec;
 /// An agent's series for one LLM call, tool call or step, ready to be counted once the agent
 /// is known: labels borrowed from the span, or owned while the span waits for its agent.
 #[derive(Clone, Debug)]
@@ -26,7 +28,10 @@ pub(crate) struct Scoped<'a> {
     weight: f64,
     /// Where the exemplars point: the span that was counted.
     exemplar: Exemplar,
-    failed: bool,
+    /// The normalised error of a failed span.
+    error: Option<ErrorType>,
+    /// Also the GenAI conventions' series (`--metric-names otel|both`).
+    pub(super) spec: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -45,16 +50,78 @@ pub(super) enum Call {
 #[derive(Clone, Copy, Debug)]
 pub(super) struct LlmFigures {
     error: Option<ErrorType>,
-    input_tokens: Option<u64>,
-    output_tokens: Option<u64>,
-    cache_read_tokens: Option<u64>,
-    cache_write_tokens: Option<u64>,
-    reasoning_tokens: Option<u64>,
+    tokens: Counts,
     /// Seconds (normalize drops one longer than the call).
     first_token: Option<f64>,
     cost: Option<f64>,
     /// GPU-seconds and joules in the call's window.
     gpu: Option<(f64, f64)>,
+}
+
+/// A call's token counts, each present or not, kept compact (a call's series may wait, boxed,
+/// for their agent): input, output, cache read, cache write, reasoning, then input and output
+/// per modality (text, image, audio).
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Counts {
+    values: [u64; 11],
+    present: u16,
+}
+
+impl Counts {
+    fn of(fields: &agentrace_semconv::GenAiFields<'_>) -> Self {
+        let (input, output) = (fields.modality_input_tokens, fields.modality_output_tokens);
+        let all = [
+            fields.input_tokens,
+            fields.output_tokens,
+            fields.cached_input_tokens,
+            fields.cache_write_tokens,
+            fields.reasoning_tokens,
+            input[0],
+            input[1],
+            input[2],
+            output[0],
+            output[1],
+            output[2],
+        ];
+        let mut counts = Self::default();
+        for (index, count) in all.into_iter().enumerate() {
+            if let Some(count) = count {
+                counts.values[index] = count;
+                counts.present |= 1 << index;
+            }
+        }
+        counts
+    }
+
+    fn get(&self, index: usize) -> Option<u64> {
+        (self.present & (1 << index) != 0).then(|| self.values[index])
+    }
+
+    pub(super) fn input_tokens(&self) -> Option<u64> {
+        self.get(0)
+    }
+
+    pub(super) fn output_tokens(&self) -> Option<u64> {
+        self.get(1)
+    }
+
+    pub(super) fn cache_read_tokens(&self) -> Option<u64> {
+        self.get(2)
+    }
+
+    pub(super) fn cache_write_tokens(&self) -> Option<u64> {
+        self.get(3)
+    }
+
+    pub(super) fn reasoning_tokens(&self) -> Option<u64> {
+        self.get(4)
+    }
+
+    /// Input (or output) tokens per modality, in `MODALITIES` order.
+    pub(super) fn modalities(&self, output: bool) -> [Option<u64>; 3] {
+        let first = if output { 8 } else { 5 };
+        [self.get(first), self.get(first + 1), self.get(first + 2)]
+    }
 }
 
 impl<'a> Scoped<'a> {
@@ -68,7 +135,8 @@ impl<'a> Scoped<'a> {
             duration: span.duration_seconds(),
             weight: span.weight,
             exemplar: exemplar_of(span, 0.0),
-            failed: span.failed(),
+            error: span.error,
+            spec: false,
         }
     }
 
@@ -96,11 +164,7 @@ impl<'a> Scoped<'a> {
         let fields = &span.fields;
         let figures = LlmFigures {
             error: span.error,
-            input_tokens: fields.input_tokens,
-            output_tokens: fields.output_tokens,
-            cache_read_tokens: fields.cached_input_tokens,
-            cache_write_tokens: fields.cache_write_tokens,
-            reasoning_tokens: fields.reasoning_tokens,
+            tokens: Counts::of(fields),
             first_token: fields.time_to_first_token,
             cost,
             gpu: gpu.map(|stats| (stats.gpu_seconds, stats.energy_joules)),
@@ -119,7 +183,8 @@ impl<'a> Scoped<'a> {
             duration: self.duration,
             weight: self.weight,
             exemplar: self.exemplar,
-            failed: self.failed,
+            error: self.error,
+            spec: self.spec,
         }
     }
 
@@ -147,10 +212,13 @@ impl<'a> Scoped<'a> {
     where
         'a: 'o,
     {
-        let status = Label::Borrowed(if self.failed { status::ERROR } else { status::OK });
+        let status = Label::Borrowed(if self.error.is_some() { status::ERROR } else { status::OK });
         match self.call {
             Call::Llm(figures) => self.emit_llm(&figures, &agent, status, out),
             Call::Tool => {
+                if self.spec {
+                    spec::tool(self, &agent, self.labels[1].clone(), out);
+                }
                 let mut labels = self.label_set(&agent, 1);
                 labels.push(status);
                 out.push(self.observation(metric::AGENT_TOOL_CALLS_TOTAL, labels.clone(), 1.0));
@@ -168,6 +236,9 @@ impl<'a> Scoped<'a> {
                 out.push(self.observation(metric::MCP_CLIENT_OPERATION_DURATION_SECONDS, labels, duration));
                 if tool_call {
                     let tool = self.labels[2].clone();
+                    if self.spec {
+                        spec::tool(self, &agent, tool.clone(), out);
+                    }
                     let labels: Labels<'o> = smallvec![self.labels[0].clone(), agent, tool, status];
                     out.push(self.observation(metric::AGENT_TOOL_CALLS_TOTAL, labels.clone(), 1.0));
                     out.push(self.observation(metric::AGENT_TOOL_CALL_DURATION_SECONDS, labels, duration));
@@ -192,6 +263,9 @@ impl<'a> Scoped<'a> {
     ) where
         'a: 'o,
     {
+        if self.spec {
+            spec::inference(self, llm, out);
+        }
         let mut record = |metric, labels, value| out.push(self.observation(metric, labels, value));
         // service, agent, provider, model; then the operation.
         let base = self.label_set(agent, 2);
@@ -205,29 +279,31 @@ impl<'a> Scoped<'a> {
             labels.push(Label::Borrowed(error.as_str()));
             record(metric::LLM_INFERENCE_ERRORS_TOTAL, labels, 1.0);
         }
-        if let Some(tokens) = llm.input_tokens {
+        if let Some(tokens) = llm.tokens.input_tokens() {
             record(metric::LLM_PROMPT_TOKENS_TOTAL, base.clone(), tokens as f64);
         }
-        if let Some(tokens) = llm.output_tokens {
+        if let Some(tokens) = llm.tokens.output_tokens() {
             record(metric::LLM_RESPONSE_TOKENS_TOTAL, base.clone(), tokens as f64);
         }
         for (metric, tokens) in [
-            (metric::LLM_CACHE_READ_TOKENS_TOTAL, llm.cache_read_tokens),
-            (metric::LLM_CACHE_WRITE_TOKENS_TOTAL, llm.cache_write_tokens),
-            (metric::LLM_REASONING_TOKENS_TOTAL, llm.reasoning_tokens),
+            (metric::LLM_CACHE_READ_TOKENS_TOTAL, llm.tokens.cache_read_tokens()),
+            (metric::LLM_CACHE_WRITE_TOKENS_TOTAL, llm.tokens.cache_write_tokens()),
+            (metric::LLM_REASONING_TOKENS_TOTAL, llm.tokens.reasoning_tokens()),
         ] {
             if let Some(tokens) = tokens {
                 record(metric, base.clone(), tokens as f64);
             }
         }
-        if llm.input_tokens.is_none() && llm.output_tokens.is_none() && llm.error.is_none() {
+        if llm.tokens.input_tokens().is_none() && llm.tokens.output_tokens().is_none() && llm.error.is_none()
+        {
             record(metric::LLM_USAGE_MISSING_TOTAL, base.clone(), 1.0);
         }
         if let Some(first_token) = llm.first_token {
             record(metric::LLM_TIME_TO_FIRST_TOKEN_SECONDS, base.clone(), first_token);
         }
         let decode_seconds = self.duration - llm.first_token.unwrap_or(0.0);
-        if let Some(tokens) = llm.output_tokens.filter(|tokens| *tokens > 0 && decode_seconds > 0.0) {
+        if let Some(tokens) = llm.tokens.output_tokens().filter(|tokens| *tokens > 0 && decode_seconds > 0.0)
+        {
             record(metric::LLM_OUTPUT_TOKENS_PER_SECOND, base.clone(), tokens as f64 / decode_seconds);
         }
         if let Some((gpu_seconds, joules)) = llm.gpu {

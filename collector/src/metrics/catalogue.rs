@@ -4,12 +4,25 @@
 use agentrace_semconv::buckets;
 use agentrace_semconv::metric::{self, label};
 
+mod spec_families;
+
 /// What kind of Prometheus metric a family is.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Kind {
     Counter,
     Gauge,
     Histogram(&'static [f64]),
+}
+
+/// Which names a family belongs to (`--metric-names`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Naming {
+    /// Always served.
+    Always,
+    /// agentrace's name for what the GenAI conventions also name: not served with `otel`.
+    Own,
+    /// The GenAI conventions' name: served with `otel` and `both`.
+    Spec,
 }
 
 /// One metric family's definition.
@@ -21,6 +34,7 @@ pub struct Definition {
     pub labels: &'static [&'static str],
     /// Whether idle series expire. The collector's own counters never do.
     pub expires: bool,
+    pub naming: Naming,
 }
 
 const fn derived(
@@ -29,12 +43,32 @@ const fn derived(
     kind: Kind,
     labels: &'static [&'static str],
 ) -> Definition {
-    Definition { name, help, kind, labels, expires: true }
+    Definition { name, help, kind, labels, expires: true, naming: Naming::Always }
+}
+
+/// An agentrace family the GenAI conventions name too.
+const fn own_named(
+    name: &'static str,
+    help: &'static str,
+    kind: Kind,
+    labels: &'static [&'static str],
+) -> Definition {
+    Definition { naming: Naming::Own, ..derived(name, help, kind, labels) }
+}
+
+/// A GenAI conventions family.
+const fn spec_named(
+    name: &'static str,
+    help: &'static str,
+    kind: Kind,
+    labels: &'static [&'static str],
+) -> Definition {
+    Definition { naming: Naming::Spec, ..derived(name, help, kind, labels) }
 }
 
 /// A gauge the GPU sampler rewrites whole at every sample; it does not expire on idleness.
 const fn sampled(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Definition {
-    Definition { name, help, kind: Kind::Gauge, labels, expires: false }
+    Definition { name, help, kind: Kind::Gauge, labels, expires: false, naming: Naming::Always }
 }
 
 const fn own(
@@ -43,7 +77,7 @@ const fn own(
     kind: Kind,
     labels: &'static [&'static str],
 ) -> Definition {
-    Definition { name, help, kind, labels, expires: false }
+    Definition { name, help, kind, labels, expires: false, naming: Naming::Always }
 }
 
 const GPU_SPAN_LABELS: &[&str] = &[label::SERVICE, label::AGENT, label::MODEL];
@@ -57,6 +91,11 @@ const EDGE_LABELS: &[&str] =
     &[label::CLIENT, label::SERVER, label::CONNECTION_TYPE, label::CLIENT_SERVICE, label::SERVER_SERVICE];
 const SPAN_LABELS: &[&str] = &[label::SERVICE, label::SPAN_NAME, label::SPAN_KIND, label::STATUS_CODE];
 
+/// Every family: the catalogue, then the GenAI conventions' families.
+pub fn all() -> impl Iterator<Item = &'static Definition> {
+    CATALOGUE.iter().chain(spec_families::SPEC)
+}
+
 pub const CATALOGUE: &[Definition] = &[
     derived(
         metric::LLM_REQUESTS_TOTAL,
@@ -64,15 +103,15 @@ pub const CATALOGUE: &[Definition] = &[
         Kind::Counter,
         &[label::SERVICE, label::AGENT, label::PROVIDER, label::MODEL, label::OPERATION, label::STATUS],
     ),
-    derived(
+    own_named(
         metric::LLM_INFERENCE_LATENCY_SECONDS,
         "Duration of LLM and embedding calls.",
         Kind::Histogram(buckets::LLM_DURATION_SECONDS),
         LLM_OP_LABELS,
     ),
-    derived(metric::LLM_PROMPT_TOKENS_TOTAL, "Input (prompt) tokens.", Kind::Counter, LLM_LABELS),
-    derived(metric::LLM_RESPONSE_TOKENS_TOTAL, "Output (response) tokens.", Kind::Counter, LLM_LABELS),
-    derived(
+    own_named(metric::LLM_PROMPT_TOKENS_TOTAL, "Input (prompt) tokens.", Kind::Counter, LLM_LABELS),
+    own_named(metric::LLM_RESPONSE_TOKENS_TOTAL, "Output (response) tokens.", Kind::Counter, LLM_LABELS),
+    own_named(
         metric::LLM_TIME_TO_FIRST_TOKEN_SECONDS,
         "Time to the first streamed token.",
         Kind::Histogram(buckets::TIME_TO_FIRST_TOKEN_SECONDS),
@@ -102,19 +141,19 @@ pub const CATALOGUE: &[Definition] = &[
         Kind::Counter,
         LLM_LABELS,
     ),
-    derived(
+    own_named(
         metric::LLM_CACHE_READ_TOKENS_TOTAL,
         "Input tokens read from the provider's prompt cache (part of the prompt tokens).",
         Kind::Counter,
         LLM_LABELS,
     ),
-    derived(
+    own_named(
         metric::LLM_CACHE_WRITE_TOKENS_TOTAL,
         "Input tokens written to the provider's prompt cache (part of the prompt tokens).",
         Kind::Counter,
         LLM_LABELS,
     ),
-    derived(
+    own_named(
         metric::LLM_REASONING_TOKENS_TOTAL,
         "Reasoning tokens (part of the response tokens).",
         Kind::Counter,
@@ -179,19 +218,19 @@ pub const CATALOGUE: &[Definition] = &[
         Kind::Counter,
         &[label::SERVICE, label::AGENT, label::STATUS],
     ),
-    derived(
+    own_named(
         metric::AGENT_INVOCATION_DURATION_SECONDS,
         "Duration of agent invocations.",
         Kind::Histogram(buckets::AGENT_DURATION_SECONDS),
         AGENT_LABELS,
     ),
-    derived(
+    own_named(
         metric::AGENT_INVOCATION_LLM_CALLS,
         "LLM calls made directly by one agent invocation.",
         Kind::Histogram(buckets::CALLS_PER_INVOCATION),
         AGENT_LABELS,
     ),
-    derived(
+    own_named(
         metric::AGENT_INVOCATION_TOOL_CALLS,
         "Tool calls made directly by one agent invocation.",
         Kind::Histogram(buckets::CALLS_PER_INVOCATION),
@@ -221,7 +260,7 @@ pub const CATALOGUE: &[Definition] = &[
         Kind::Counter,
         &[label::SERVICE, label::AGENT, label::TOOL, label::STATUS],
     ),
-    derived(
+    own_named(
         metric::AGENT_TOOL_CALL_DURATION_SECONDS,
         "Duration of tool calls.",
         Kind::Histogram(buckets::LLM_DURATION_SECONDS),
@@ -389,7 +428,7 @@ mod tests {
     #[test]
     fn names_are_unique_and_counters_end_in_total() {
         let mut seen = HashSet::new();
-        for definition in CATALOGUE {
+        for definition in all() {
             assert!(seen.insert(definition.name), "{} twice", definition.name);
             if definition.kind == Kind::Counter {
                 assert!(definition.name.ends_with("_total"), "{}", definition.name);
@@ -399,7 +438,7 @@ mod tests {
 
     #[test]
     fn label_values_fit_inline() {
-        let most = CATALOGUE.iter().map(|definition| definition.labels.len()).max();
+        let most = all().map(|definition| definition.labels.len()).max();
         assert_eq!(
             most,
             Some(crate::metrics::label::MAX_LABELS),

@@ -303,7 +303,11 @@ mod tests {
 
     #[test]
     fn overflow_series_has_only_the_overflow_label() {
-        let registry = Registry::new(SeriesLimits { max_series_per_metric: 1, idle_timeout_secs: 60.0 });
+        let registry = Registry::new(SeriesLimits {
+            max_series_per_metric: 1,
+            idle_timeout_secs: 60.0,
+            ..SeriesLimits::default()
+        });
         registry.add(metric::AGENT_INVOCATIONS_TOTAL, &["svc", "a", "ok"], 1.0, 0.0);
         registry.add(metric::AGENT_INVOCATIONS_TOTAL, &["svc", "b", "ok"], 1.0, 0.0);
         let text = registry.render(Format::Classic);

@@ -30,7 +30,7 @@ use agentrace_semconv::metric as names;
 use hashbrown::{HashMap, HashSet};
 
 pub use self::args::{Args, SeriesLimits};
-pub use self::catalogue::{Definition, Kind, CATALOGUE};
+pub use self::catalogue::{Definition, Kind, Naming};
 pub use self::encode::Format;
 use self::label::LabelsRef;
 pub use self::label::{truncated, Exemplar, Label, Labels, Observation, SharedNames};
@@ -186,8 +186,8 @@ impl Registry {
     /// A registry with `stripes` stripes per family: one per processing worker, plus one for
     /// the other writers when there are several.
     pub fn striped(limits: SeriesLimits, stripes: usize) -> Self {
-        let families: Vec<Family> = CATALOGUE
-            .iter()
+        let families: Vec<Family> = catalogue::all()
+            .filter(|definition| limits.names.serves(definition.naming))
             .map(|definition| Family {
                 definition,
                 stripes: (0..stripes.max(1)).map(|_| Mutex::default()).collect(),
@@ -257,7 +257,11 @@ impl Registry {
             return;
         }
         let Some(family) = self.family(metric) else {
-            debug_assert!(false, "unknown metric {metric}");
+            // A family `--metric-names` does not serve; any other is a bug in derive.
+            debug_assert!(
+                catalogue::all().any(|definition| definition.name == metric),
+                "unknown metric {metric}"
+            );
             return;
         };
         let definition = family.definition;

@@ -2,7 +2,7 @@ use super::*;
 use agentrace_semconv::metric;
 
 fn registry(max_series_per_metric: usize) -> Registry {
-    Registry::new(SeriesLimits { max_series_per_metric, idle_timeout_secs: 60.0 })
+    Registry::new(SeriesLimits { max_series_per_metric, idle_timeout_secs: 60.0, ..SeriesLimits::default() })
 }
 
 #[test]
@@ -179,7 +179,8 @@ fn sorted_page(registry: &Registry) -> Vec<String> {
 
 #[test]
 fn a_striped_registry_reads_as_one_whatever_stripe_each_observation_took() {
-    let limits = SeriesLimits { max_series_per_metric: 10, idle_timeout_secs: 600.0 };
+    let limits =
+        SeriesLimits { max_series_per_metric: 10, idle_timeout_secs: 600.0, ..SeriesLimits::default() };
     let single = Registry::new(limits);
     let striped = Registry::striped(limits, 3);
     for (index, (observation, now)) in mixed_observations().into_iter().enumerate() {
@@ -202,7 +203,10 @@ fn a_striped_registry_reads_as_one_whatever_stripe_each_observation_took() {
 
 #[test]
 fn the_series_cap_counts_label_sets_over_all_stripes() {
-    let striped = Registry::striped(SeriesLimits { max_series_per_metric: 2, idle_timeout_secs: 60.0 }, 3);
+    let striped = Registry::striped(
+        SeriesLimits { max_series_per_metric: 2, idle_timeout_secs: 60.0, ..SeriesLimits::default() },
+        3,
+    );
     for (stripe, agent) in ["a", "b", "c", "a"].into_iter().enumerate() {
         let labels =
             smallvec::smallvec![Label::Borrowed("svc"), Label::Borrowed(agent), Label::Borrowed("ok")];
@@ -223,7 +227,10 @@ fn the_series_cap_counts_label_sets_over_all_stripes() {
 
 #[test]
 fn a_series_expires_only_when_idle_in_every_stripe() {
-    let striped = Registry::striped(SeriesLimits { max_series_per_metric: 10, idle_timeout_secs: 60.0 }, 2);
+    let striped = Registry::striped(
+        SeriesLimits { max_series_per_metric: 10, idle_timeout_secs: 60.0, ..SeriesLimits::default() },
+        2,
+    );
     let count = |stripe: usize, agent: &'static str, now: f64| {
         let labels =
             smallvec::smallvec![Label::Borrowed("svc"), Label::Borrowed(agent), Label::Borrowed("ok")];
@@ -252,5 +259,32 @@ fn a_series_expires_only_when_idle_in_every_stripe() {
         striped.value(metric::AGENT_INVOCATIONS_TOTAL, &["svc", "idle", "ok"]),
         Some(1.0),
         "back, afresh"
+    );
+}
+
+#[test]
+fn metric_names_pick_the_families_served() {
+    use crate::metrics::args::MetricNames;
+    let page = |names| {
+        let registry = Registry::new(SeriesLimits { names, ..SeriesLimits::default() });
+        let labels = ["svc", "chat", "openai", "gpt-4o", "unknown"];
+        registry.add(metric::spec::USAGE_INPUT_TOKENS, &labels, 5.0, 0.0);
+        registry.add(metric::LLM_PROMPT_TOKENS_TOTAL, &["svc", "a", "openai", "gpt-4o"], 5.0, 0.0);
+        registry.render(Format::Classic)
+    };
+    let (own, otel, both) = (page(MetricNames::Agentrace), page(MetricNames::Otel), page(MetricNames::Both));
+    assert!(own.contains("llm_prompt_tokens_total{") && !own.contains("gen_ai_"), "{own}");
+    assert!(
+        otel.contains("gen_ai_client_inference_usage_input_tokens_total{")
+            && !otel.contains("llm_prompt_tokens")
+    );
+    assert!(otel.contains("# TYPE llm_requests_total counter"), "what only agentrace names stays");
+    assert!(
+        both.contains("gen_ai_client_inference_usage_input_tokens_total{")
+            && both.contains("llm_prompt_tokens_total{")
+    );
+    assert!(
+        both.contains("mcp_client_operation_duration_seconds")
+            && otel.contains("mcp_client_operation_duration_seconds")
     );
 }

@@ -125,3 +125,61 @@ fn session_and_conversation_ids_never_become_labels() {
         assert!(!render(dialect).iter().any(|line| line.contains("conv-42")), "{dialect}");
     }
 }
+
+/// The GenAI v0.1.0 names and the names they replaced (`cache_creation.input_tokens`,
+/// `cache_read_input_tokens`, `reasoning_tokens`, `prompt_tokens`, `gen_ai.system`) give the
+/// same page, line for line; and the page holds what the v0.1.0 fixture describes: cache and
+/// reasoning counters, a call without usage, a guardrail result, an MCP tool call with both
+/// histograms and edges, a plan step, an A2A edge, cost priced per cache rate.
+#[test]
+fn both_name_generations_of_v0_1_0_give_the_same_page() {
+    let current = render("genai_v010");
+    assert_eq!(current, render("genai_v010_older_names"), "the page differs between name generations");
+    let llm = r#"service="golden-v010",agent="planner",provider="vllm",model="llama-3.1-8b-instruct""#;
+    // 200 uncached × 0.20 + 600 read × 0.02 + 200 written × 0.25 + 50 output × 0.60, per million.
+    let cost = (200.0 * 0.20 + 600.0 * 0.02 + 200.0 * 0.25 + 50.0 * 0.60) / 1e6;
+    let checks = [
+        (format!("llm_cache_read_tokens_total{{{llm}}}"), 600.0),
+        (format!("llm_cache_write_tokens_total{{{llm}}}"), 200.0),
+        (format!("llm_reasoning_tokens_total{{{llm}}}"), 20.0),
+        (format!("llm_prompt_tokens_total{{{llm}}}"), 1000.0),
+        (format!("llm_usage_missing_total{{{llm}}}"), 1.0),
+        (format!("llm_cost_usd_total{{{llm}}}"), cost),
+        (
+            r#"llm_guardrail_results_total{service="golden-v010",agent="planner",guardrail="pii-filter",decision="GUARDRAIL_INTERVENED"}"#.to_owned(),
+            1.0,
+        ),
+        (r#"agent_steps_total{service="golden-v010",agent="planner",step="plan"}"#.to_owned(), 1.0),
+        (
+            r#"agent_tool_calls_total{service="golden-v010",agent="planner",tool="get_weather",status="ok"}"#.to_owned(),
+            1.0,
+        ),
+        (
+            r#"mcp_client_operation_duration_seconds_count{service="golden-v010",agent="planner",method="tools/call",tool="get_weather",status="ok"}"#.to_owned(),
+            1.0,
+        ),
+        (
+            r#"mcp_server_operation_duration_seconds_count{service="weather-server",method="tools/call",tool="get_weather",status="error"}"#.to_owned(),
+            1.0,
+        ),
+        (
+            r#"traces_service_graph_request_total{client="planner",server="mcp:weather-server",connection_type="",client_service="golden-v010",server_service="weather-server"}"#.to_owned(),
+            1.0,
+        ),
+        (
+            r#"traces_service_graph_request_total{client="planner",server="travel-agent",connection_type="",client_service="golden-v010",server_service="travel.internal"}"#.to_owned(),
+            1.0,
+        ),
+    ];
+    for (series, expected) in checks {
+        let found = value(&current, &series);
+        assert!(
+            found.is_some_and(|found| (found - expected).abs() < 1e-15),
+            "{series}: {found:?}, expected {expected}"
+        );
+    }
+    assert!(
+        !current.iter().any(|line| line.contains("sess-secret") || line.contains("conv-7")),
+        "ids never become labels"
+    );
+}

@@ -85,3 +85,42 @@ async fn a_cached_call_seen_by_client_and_server_counts_once_at_its_exact_cost()
     prometheus.expect_value("agentrace_llm_spans_deduplicated_total", 1.0).await;
     prometheus.expect_value(r#"sum(traces_spanmetrics_calls_total{service="vllm-server"})"#, 1.0).await;
 }
+
+/// `--metric-names both`: the same calls under agentrace's names and the GenAI conventions'
+/// (as the OpenTelemetry Collector's Prometheus exporter names them), both read by a real
+/// Prometheus, and the page strictly valid; `otel` serves the conventions' names in place of
+/// agentrace's for what both name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_name_sets_are_served_and_scraped() {
+    let collector = Collector::start(&["--graph-wait-secs", "1", "--metric-names", "both"]).await;
+    let prometheus = Prometheus::start(&[collector.metrics]).await;
+    let trace = send("http", &format!("http://{}", collector.http), "py-names").await;
+    assert_eq!(trace.len(), 32);
+    crate::common::expect_agent_trace_metrics(&prometheus, "py-names").await;
+    let call = r#"service_name="py-names",gen_ai_operation_name="chat",gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o""#;
+    for (query, expected) in [
+        (format!("sum(gen_ai_client_inference_duration_seconds_count{{{call}}})"), 2.0),
+        (format!(r#"gen_ai_client_inference_duration_seconds_count{{{call},error_type="timeout"}}"#), 1.0),
+        (format!(r#"gen_ai_client_inference_usage_input_tokens_total{{{call},gen_ai_token_modality="unknown"}}"#), 150.0),
+        (format!(r#"gen_ai_client_inference_usage_output_tokens_total{{{call},gen_ai_token_modality="unknown"}}"#), 40.0),
+        (r#"sum(gen_ai_invoke_agent_duration_seconds_count{service_name="py-names",gen_ai_agent_name="researcher"})"#.to_owned(), 1.0),
+        (r#"sum(gen_ai_invoke_agent_inference_calls_sum{gen_ai_agent_name="researcher"})"#.to_owned(), 2.0),
+        (r#"sum(gen_ai_execute_tool_duration_seconds_count{gen_ai_tool_name="web_search",gen_ai_agent_name="researcher"})"#.to_owned(), 1.0),
+        (r#"sum(llm_prompt_tokens_total{service="py-names"})"#.to_owned(), 150.0),
+    ] {
+        prometheus.expect_value(&query, expected).await;
+    }
+    let samples = crate::exposition::check_page(collector.metrics).await;
+    assert!(samples > 0);
+
+    let otel = Collector::start(&["--graph-wait-secs", "1", "--metric-names", "otel"]).await;
+    send("http", &format!("http://{}", otel.http), "py-otel").await;
+    let page = crate::common::eventually("the conventions' usage counter", async || {
+        let page = otel.scrape().await;
+        page.contains("gen_ai_client_inference_usage_input_tokens_total{").then_some(page)
+    })
+    .await;
+    assert!(!page.contains("llm_prompt_tokens_total"), "otel serves the conventions' name in its place");
+    assert!(page.contains("llm_requests_total{"), "what the conventions do not name stays");
+    crate::exposition::check_page(otel.metrics).await;
+}

@@ -55,7 +55,16 @@ async fn demo_traffic_becomes_matching_metrics_edges_and_cross_process_traces() 
                 number(&tally["llm_calls"]),
             )
             .await;
+        for (metric, field) in [
+            ("llm_cache_read_tokens_total", "cache_read_tokens"),
+            ("llm_cache_write_tokens_total", "cache_write_tokens"),
+        ] {
+            let query = format!("sum({metric}{{service=\"{service}\"}}) or vector(0)");
+            prometheus.expect_value(&query, number(&tally[field])).await;
+        }
     }
+    let total = &report["total"];
+    assert!(number(&total["cache_read_tokens"]) > 0.0 && number(&total["cache_write_tokens"]) > 0.0);
     let errors = report["total"]["errors"].as_object().expect("errors");
     assert!(errors.len() >= 4, "several error types injected: {errors:?}");
     for (kind, count) in errors {

@@ -30,7 +30,7 @@ pub(super) fn unresolved_count<'o>(reason: &'static str, spans: usize) -> Observ
 
 /// Final accounting of a trace: what still waits for an agent counted with `agent=""` as
 /// unresolved (for `reason`), unpaired edges counted, roll-ups per invocation.
-pub(super) fn flush(mut trace: TraceState, reason: &'static str, out: &mut Vec<Observation>) {
+pub(super) fn flush(mut trace: TraceState, reason: &'static str, spec: bool, out: &mut Vec<Observation>) {
     let (mut unpaired, mut held) = (0usize, Vec::new());
     let mut waiters: Vec<Waiter> = trace.waiting.drain().collect();
     // A server span still deferred never learnt what is above it: counted as the only record.
@@ -51,8 +51,8 @@ pub(super) fn flush(mut trace: TraceState, reason: &'static str, out: &mut Vec<O
             &invocation.service,
             &invocation.agent,
             &invocation.calls,
-            invocation.weight,
-            invocation.exemplar,
+            (invocation.weight, invocation.exemplar),
+            spec,
             out,
         );
     }

@@ -178,7 +178,7 @@ impl AgentGraph {
             }
             if let Some(trace) = self.traces.remove(&oldest) {
                 self.forget(&trace);
-                flush(trace, unresolved::EVICTED, out);
+                flush(trace, unresolved::EVICTED, self.config.spec_names, out);
             }
         }
     }
@@ -197,7 +197,7 @@ impl AgentGraph {
             let Some(oldest) = self.opened.pop_front() else { return };
             if let Some(trace) = self.traces.remove(&oldest) {
                 self.forget(&trace);
-                flush(trace, unresolved::EVICTED, out);
+                flush(trace, unresolved::EVICTED, self.config.spec_names, out);
             }
         }
     }
@@ -228,7 +228,7 @@ impl AgentGraph {
         }
         for trace in closed {
             self.forget(&trace);
-            flush(trace, unresolved::WAIT_EXPIRED, out);
+            flush(trace, unresolved::WAIT_EXPIRED, config.spec_names, out);
         }
         if self.held > 0 {
             let oldest_kept = now - config.attribution_wait_secs;
