@@ -109,6 +109,12 @@ fn an_inference_servers_span_under_the_applications_call_counts_once_in_any_orde
         assert_eq!(total(&out, metric::AGENT_INVOCATION_LLM_CALLS), 1.0, "{order:?}");
         assert_eq!(total(&out, metric::SPANMETRICS_CALLS_TOTAL), 4.0, "span metrics keep both");
     }
+    // Linked to the application's call instead of under it (its own root in the trace).
+    let mut linked = chat(4, None, SpanKind::Server, "vllm");
+    linked.linked_span_id = Some([2; 8]);
+    let out = run(&[linked, agent(1, None, "planner"), chat(2, Some(1), SpanKind::Client, "app")]);
+    assert_eq!(total(&out, metric::LLM_REQUESTS_TOTAL), 1.0);
+    assert_eq!(total(&out, metric::SELF_LLM_SPANS_DEDUPLICATED_TOTAL), 1.0);
     // Without the application's span, the server's is the record, under the agent above.
     let out = run(&[agent(1, None, "planner"), chat(4, Some(1), SpanKind::Server, "vllm")]);
     assert_eq!(total(&out, metric::LLM_REQUESTS_TOTAL), 1.0);

@@ -50,6 +50,9 @@ pub struct CanonicalSpan<'a> {
     pub guardrails: Vec<(&'a str, Cow<'a, str>)>,
     /// An A2A call's remote agent: the callee of the graph edge from the calling agent.
     pub remote_agent: Option<&'a str>,
+    /// The first span of the same trace this one links to (an inference server's span linked
+    /// to the application's call rather than under it).
+    pub linked_span_id: Option<[u8; 8]>,
     /// Why figures of the span were not kept (`agentrace_spans_invalid_total{reason}`).
     pub invalid: Vec<&'static str>,
     /// False when the span's times cannot be true (a duration over a day, an end in the
@@ -156,6 +159,11 @@ impl Normalizer {
             evaluations,
             guardrails: protocols::guardrail_results(span),
             remote_agent,
+            linked_span_id: span
+                .links
+                .iter()
+                .find(|link| link.trace_id == span.trace_id)
+                .and_then(|link| link.span_id.as_ref().try_into().ok()),
             invalid,
             timing_valid,
         })

@@ -179,3 +179,17 @@ fn guardrail_result_events_give_guardrail_and_decision() {
         canonical.guardrails.iter().map(|(guardrail, decision)| (*guardrail, decision.as_ref())).collect();
     assert_eq!(results, [("pii-filter", "GUARDRAIL_INTERVENED"), ("toxicity", "6"), ("pii-filter", "true")]);
 }
+
+#[test]
+fn a_link_within_the_trace_is_kept_for_deduplication() {
+    let mut served = span("llm_request", SpanKind::Server, vec![]);
+    let link = |trace: u8, id: u8| crate::wire::span::Link {
+        trace_id: vec![trace; 16].into(),
+        span_id: vec![id; 8].into(),
+        ..Default::default()
+    };
+    served.links = vec![link(9, 5), link(1, 6)];
+    assert_eq!(read(&served).linked_span_id, Some([6; 8]), "the first link into its own trace");
+    served.links = vec![link(9, 5)];
+    assert_eq!(read(&served).linked_span_id, None);
+}

@@ -1,6 +1,7 @@
 //! One call, two spans, counted once:
 //! - the application's LLM span and the inference server's span of the same request (vLLM's
-//!   `llm_request`, kind SERVER) under it, often through an HTTP client span. The call counts
+//!   `llm_request`, kind SERVER) under it, often through an HTTP client span, or linked to it
+//!   (a span link in the same trace). The call counts
 //!   from the application's span: requests, tokens, cost, its agent's roll-up and graph edge.
 //!   The server span keeps its span metrics and its forwarded timing attributes
 //!   (`agentrace_llm_spans_deduplicated_total`);
@@ -29,13 +30,22 @@ fn is_model_call(span: &CanonicalSpan<'_>) -> bool {
 
 /// Which second record of a call the span may be.
 pub(super) fn may_duplicate(span: &CanonicalSpan<'_>) -> Option<Duplicate> {
-    span.parent_span_id?;
     let server = span.kind == SpanKind::Server;
     match (span.fields.mcp_method, server) {
+        _ if call_start(span).is_none() => None,
         (Some(_), false) => Some(Duplicate::McpClient),
         (Some(_), true) => Some(Duplicate::McpServerEdge),
         (None, true) if is_model_call(span) => Some(Duplicate::LlmServer),
         (None, _) => None,
+    }
+}
+
+/// Where the search for the span counting the same call starts: the span an inference server's
+/// span links to in its trace, else its parent.
+pub(super) fn call_start(span: &CanonicalSpan<'_>) -> Option<[u8; 8]> {
+    match span.fields.mcp_method {
+        Some(_) => span.parent_span_id,
+        None => span.linked_span_id.or(span.parent_span_id),
     }
 }
 

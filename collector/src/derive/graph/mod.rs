@@ -140,9 +140,9 @@ impl AgentGraph {
         let held_before = trace.waiting.held;
         trace.last_seen = now;
         let in_graph = trace.nodes.len() < self.config.max_spans_per_trace;
-        let mut deferred = dedup::may_duplicate(span)
-            .filter(|_| in_graph)
-            .map(|kind| Box::new(Deferred { kind, parent: span.parent_span_id, waiters: SmallVec::new() }));
+        let mut deferred = dedup::may_duplicate(span).filter(|_| in_graph).map(|kind| {
+            Box::new(Deferred { kind, parent: dedup::call_start(span), waiters: SmallVec::new() })
+        });
         let names = &mut self.names;
         if in_graph && add_to_graph(trace, span, names, &mut self.scratch, deferred.as_deref_mut(), out) {
             for waiter in trace.waiting.take(&span.span_id) {
