@@ -30,6 +30,14 @@ pub struct Price {
     pub cache_write: Option<f64>,
 }
 
+/// What an hour of one GPU costs, for self-hosted models.
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuPrice {
+    #[serde(deserialize_with = "non_negative")]
+    pub hour: f64,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PriceFile {
@@ -39,6 +47,9 @@ struct PriceFile {
     checked: Option<String>,
     #[serde(default)]
     models: BTreeMap<String, Price>,
+    /// By GPU name as NVML reports it (`NVIDIA H200`).
+    #[serde(default)]
+    gpus: BTreeMap<String, GpuPrice>,
 }
 
 fn non_negative<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
@@ -97,14 +108,29 @@ pub struct Args {
     /// built-in prices.
     #[arg(long, env = "AGENTRACE_PRICE_FILE", value_name = "PATH")]
     pub price_file: Option<PathBuf>,
+
+    /// US dollars an hour of a GPU costs, for GPUs the price file does not list: the GPU
+    /// time of self-hosted models is priced with it (`llm_gpu_cost_usd_total`).
+    #[arg(long, env = "AGENTRACE_GPU_HOUR_PRICE", value_name = "USD")]
+    pub gpu_hour_price: Option<f64>,
 }
 
 impl Args {
     pub fn validate(self) -> Result<PriceTable, ArgError> {
-        match &self.price_file {
-            Some(path) => PriceTable::with_file(path).map_err(ArgError::file),
-            None => Ok(PriceTable::built_in()),
+        let mut table = match &self.price_file {
+            Some(path) => PriceTable::with_file(path).map_err(ArgError::file)?,
+            None => PriceTable::built_in(),
+        };
+        if let Some(price) = self.gpu_hour_price {
+            if !(price.is_finite() && price >= 0.0) {
+                return Err(ArgError::invalid(
+                    "gpu-hour-price",
+                    format!("a non-negative number, not {price}"),
+                ));
+            }
+            table.gpu_hour_default = Some(price);
         }
+        Ok(table)
     }
 }
 
@@ -112,6 +138,10 @@ impl Args {
 pub struct PriceTable {
     /// Lowercased model name → price.
     models: BTreeMap<String, Price>,
+    /// Lowercased GPU name → USD an hour.
+    gpus: BTreeMap<String, f64>,
+    /// USD an hour for GPUs not listed.
+    gpu_hour_default: Option<f64>,
 }
 
 impl PriceTable {
@@ -129,6 +159,7 @@ impl PriceTable {
         let overrides = Self::parse(&text, path)?;
         let mut table = Self::built_in();
         table.models.extend(overrides.models);
+        table.gpus.extend(overrides.gpus);
         Ok(table)
     }
 
@@ -138,7 +169,8 @@ impl PriceTable {
             message: crate::args::one_line_toml_error(text, &error),
         })?;
         let models = file.models.into_iter().map(|(model, price)| (model.to_lowercase(), price)).collect();
-        Ok(Self { models })
+        let gpus = file.gpus.into_iter().map(|(gpu, price)| (gpu.to_lowercase(), price.hour)).collect();
+        Ok(Self { models, gpus, gpu_hour_default: None })
     }
 
     /// The price of `model`: its own entry, or the longest entry it extends with `-…`.
@@ -172,6 +204,36 @@ impl PriceTable {
             + usage.cache_write as f64 * write_price
             + usage.output as f64 * price.output)
             / TOKENS_PER_PRICE_UNIT
+    }
+}
+
+impl PriceTable {
+    /// What cache reads saved against the input price, in USD.
+    pub fn cache_savings(&self, model: &str, usage: Usage) -> f64 {
+        let Some(price) = self.price(model) else {
+            return 0.0;
+        };
+        let read_price = price.cached_input.unwrap_or(price.input);
+        usage.cached_input as f64 * (price.input - read_price).max(0.0) / TOKENS_PER_PRICE_UNIT
+    }
+
+    /// USD an hour of the GPU named `name`, when it has a price.
+    pub fn gpu_hour(&self, name: &str) -> Option<f64> {
+        self.gpus.get(&name.to_lowercase()).copied().or(self.gpu_hour_default)
+    }
+
+    /// What a span's GPU time costs: each GPU's busy seconds at its hourly price; `None` when no
+    /// GPU it ran on has a price.
+    pub fn gpu_cost(&self, gpu_seconds_by_name: &[(String, f64)]) -> Option<f64> {
+        let mut priced = false;
+        let mut cost = 0.0;
+        for (name, seconds) in gpu_seconds_by_name {
+            if let Some(hour) = self.gpu_hour(name) {
+                priced = true;
+                cost += seconds * hour / 3600.0;
+            }
+        }
+        priced.then_some(cost)
     }
 }
 
@@ -217,6 +279,23 @@ mod tests {
         // The same call as Anthropic reports it: input 200 apart from the cache counts.
         let apart = Usage { input: 200, ..usage };
         assert!((table.cost("m", apart) - 0.00228).abs() < 1e-15);
+    }
+
+    #[test]
+    fn gpu_time_and_cache_savings_are_priced() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("prices.toml");
+        std::fs::write(&path, "[gpus.\"NVIDIA H200\"]\nhour = 3.6\n").expect("write");
+        let mut table = PriceTable::with_file(&path).expect("valid file");
+        let by_name = [("NVIDIA H200".to_owned(), 2.0), ("NVIDIA L4".to_owned(), 10.0)];
+        assert_eq!(table.gpu_cost(&by_name), Some(2.0 * 3.6 / 3600.0), "an unpriced GPU costs nothing");
+        assert_eq!(table.gpu_cost(&by_name[1..]), None);
+        table.gpu_hour_default = Some(0.72);
+        assert_eq!(table.gpu_cost(&by_name), Some(2.0 * 3.6 / 3600.0 + 10.0 * 0.72 / 3600.0));
+        // gpt-4o: 2.50 in, 1.25 cached: 400 cached tokens saved 400 × 1.25 per million.
+        let usage = Usage { input: 1000, output: 10, cached_input: 400, cache_write: 0 };
+        assert!((table.cache_savings("gpt-4o", usage) - 0.0005).abs() < 1e-15);
+        assert_eq!(table.cache_savings("llama-self-hosted", usage), 0.0);
     }
 
     #[test]

@@ -267,6 +267,10 @@ pub const CONTENT_KEYS: &[&str] = &[
     "ai.values",
 ];
 
+/// Where each dialect puts a tool call's arguments (content: read only to compare calls).
+pub const TOOL_ARGUMENTS_KEYS: &[&str] =
+    &["gen_ai.tool.call.arguments", "input.value", "traceloop.entity.input"];
+
 /// Keys under a content prefix that are names, not content: `gen_ai.prompt.name` is a template's
 /// name, while `gen_ai.prompt.0.content` is a message.
 pub const NOT_CONTENT_KEYS: &[&str] = &[GEN_AI_PROMPT_NAME, GEN_AI_PROMPT_VERSION];

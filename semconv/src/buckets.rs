@@ -15,7 +15,7 @@ pub const AGENT_DURATION_SECONDS: &[f64] =
 
 /// Decode speed of one call, in output tokens per second.
 pub const OUTPUT_TOKENS_PER_SECOND: &[f64] =
-    &[1.0, 2.5, 5.0, 10.0, 20.0, 35.0, 50.0, 75.0, 100.0, 150.0, 200.0, 300.0, 500.0, 1000.0, 2000.0];
+    &[1.0, 2.5, 5.0, 10.0, 20.0, 35.0, 50.0, 75.0, 100.0, 150.0, 200.0, 300.0, 500.0, 1000.0, 2000.0, 5000.0];
 
 /// `gen_ai.client.token.usage`: powers of four.
 pub const TOKENS: &[f64] = &[
@@ -23,8 +23,17 @@ pub const TOKENS: &[f64] = &[
     16777216.0, 67108864.0,
 ];
 
-/// Calls per agent invocation; the tail is where runaway loops show.
-pub const CALLS_PER_INVOCATION: &[f64] = &[0.0, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0, 34.0, 55.0, 89.0, 144.0];
+/// Calls per agent invocation; the tail is where runaway loops show. One apart up to 6, where
+/// most invocations are, so that a quantile rounded up (`ceil`) is the count itself.
+pub const CALLS_PER_INVOCATION: &[f64] =
+    &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 16.0, 20.0, 24.0, 32.0, 48.0, 64.0, 128.0];
+
+/// Tokens of one agent invocation or conversation: steps of 1.5× (×4 put a p95 at three times
+/// the mean).
+pub const TOKENS_PER_INVOCATION: &[f64] = &[
+    64.0, 96.0, 128.0, 192.0, 256.0, 384.0, 512.0, 768.0, 1024.0, 1536.0, 2048.0, 3072.0, 4096.0, 6144.0,
+    8192.0, 12288.0, 16384.0, 24576.0, 32768.0, 65536.0, 131072.0, 262144.0, 1048576.0,
+];
 
 /// Tempo metrics-generator defaults, for span metrics and service-graph latencies.
 pub const TEMPO_SECONDS: &[f64] =
@@ -50,6 +59,7 @@ mod tests {
             OUTPUT_TOKENS_PER_SECOND,
             TOKENS,
             CALLS_PER_INVOCATION,
+            TOKENS_PER_INVOCATION,
             TEMPO_SECONDS,
             EVALUATION_SCORE,
             MCP_SECONDS,

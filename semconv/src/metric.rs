@@ -32,6 +32,7 @@ pub const AGENT_STEPS_TOTAL: &str = "agent_steps_total";
 pub const AGENT_STEP_DURATION_SECONDS: &str = "agent_step_duration_seconds";
 pub const AGENT_TOOL_CALLS_TOTAL: &str = "agent_tool_calls_total";
 pub const AGENT_TOOL_CALL_DURATION_SECONDS: &str = "agent_tool_call_duration_seconds";
+pub const AGENT_LOOP_DETECTED_TOTAL: &str = "agent_loop_detected_total";
 
 pub const SERVICE_GRAPH_REQUEST_TOTAL: &str = "traces_service_graph_request_total";
 pub const SERVICE_GRAPH_REQUEST_FAILED_TOTAL: &str = "traces_service_graph_request_failed_total";
@@ -39,6 +40,8 @@ pub const SERVICE_GRAPH_REQUEST_SERVER_SECONDS: &str = "traces_service_graph_req
 
 pub const LLM_GPU_SECONDS_TOTAL: &str = "llm_gpu_seconds_total";
 pub const LLM_GPU_ENERGY_JOULES_TOTAL: &str = "llm_gpu_energy_joules_total";
+pub const LLM_GPU_COST_USD_TOTAL: &str = "llm_gpu_cost_usd_total";
+pub const LLM_CACHE_SAVINGS_USD_TOTAL: &str = "llm_cache_savings_usd_total";
 
 pub const GPU_UTILIZATION_RATIO: &str = "gpu_utilization_ratio";
 pub const GPU_MEMORY_USED_BYTES: &str = "gpu_memory_used_bytes";
@@ -165,6 +168,7 @@ pub mod label {
     pub const DECISION: &str = "decision";
     /// An MCP method (`tools/call`, `tools/list`).
     pub const METHOD: &str = "method";
+    pub const KIND: &str = "kind";
     pub const TRACE_ID: &str = "trace_id";
     pub const SPAN_ID: &str = "span_id";
 }
@@ -193,6 +197,13 @@ pub mod invalid {
     pub const WEIGHT_CLAMPED: &str = "weight_clamped";
     /// An observation that would have made a series infinite or not a number.
     pub const NOT_FINITE: &str = "not_finite";
+}
+
+/// Values of the `kind` label of `agent_loop_detected_total`.
+pub mod loop_kind {
+    pub const REPEATED_TOOL_CALL: &str = "repeated_tool_call";
+    pub const DELEGATION_CYCLE: &str = "delegation_cycle";
+    pub const CONTEXT_GROWTH: &str = "context_growth";
 }
 
 /// Values of the `status` label.

@@ -10,6 +10,8 @@ const DEFAULT_MAX_AGE_SECS: f64 = 600.0;
 const DEFAULT_MAX_SPANS_PER_TRACE: usize = 10_000;
 /// The window's bytes without `--memory-limit`.
 pub const DEFAULT_MAX_BYTES: u64 = 256 << 20;
+pub const DEFAULT_LOOP_REPEAT: u32 = 3;
+pub const DEFAULT_CONTEXT_GROWTH_FACTOR: f64 = 4.0;
 /// With `--memory-limit`, the window may hold this share of it.
 const SHARE_OF_MEMORY_LIMIT: u64 = 4;
 
@@ -39,6 +41,16 @@ pub struct Args {
     /// past it the oldest traces close early [default: a quarter of --memory-limit, or 256MiB].
     #[arg(long, env = "AGENTRACE_GRAPH_MAX_BYTES", value_name = "SIZE")]
     pub graph_max_bytes: Option<String>,
+
+    /// Calls of one tool with the same arguments in one agent invocation that count as a loop
+    /// (twice as many when the arguments were not captured) [default: 3].
+    #[arg(long, env = "AGENTRACE_LOOP_REPEAT", value_name = "N")]
+    pub loop_repeat: Option<u32>,
+
+    /// A later LLM call of one invocation sending more than this many times the prompt tokens
+    /// of its first counts as runaway context growth [default: 4].
+    #[arg(long, env = "AGENTRACE_CONTEXT_GROWTH_FACTOR", value_name = "FACTOR")]
+    pub context_growth_factor: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -55,6 +67,11 @@ pub struct GraphConfig {
     pub max_bytes: usize,
     /// Also derive the GenAI conventions' series (`--metric-names otel|both`).
     pub spec_names: bool,
+    /// Calls of one tool with the same arguments in one invocation that make a loop.
+    pub loop_repeat: u32,
+    /// How many times its first call's prompt tokens a later call may send before the
+    /// invocation's context counts as growing without bound.
+    pub context_growth_factor: f64,
 }
 
 impl Default for GraphConfig {
@@ -68,6 +85,8 @@ impl Default for GraphConfig {
             max_pending_spans: DEFAULT_MAX_PENDING_SPANS,
             max_bytes: DEFAULT_MAX_BYTES as usize,
             spec_names: false,
+            loop_repeat: DEFAULT_LOOP_REPEAT,
+            context_growth_factor: DEFAULT_CONTEXT_GROWTH_FACTOR,
         }
     }
 }
@@ -116,6 +135,16 @@ impl Args {
                 self.attribution_max_pending_spans.unwrap_or(DEFAULT_MAX_PENDING_SPANS),
             )?,
             max_bytes: max_bytes as usize,
+            loop_repeat: args::positive("loop-repeat", self.loop_repeat.unwrap_or(DEFAULT_LOOP_REPEAT))?,
+            context_growth_factor: match self.context_growth_factor.unwrap_or(DEFAULT_CONTEXT_GROWTH_FACTOR) {
+                factor if factor.is_finite() && factor > 1.0 => factor,
+                factor => {
+                    return Err(ArgError::invalid(
+                        "context-growth-factor",
+                        format!("more than 1, not {factor}"),
+                    ))
+                }
+            },
             ..GraphConfig::default()
         })
     }

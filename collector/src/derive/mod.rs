@@ -21,8 +21,8 @@ use smallvec::smallvec;
 
 pub use self::args::{Args, GraphConfig};
 use self::graph::AgentGraph;
-use self::scoped::Call;
 pub(crate) use self::scoped::Scoped;
+use self::scoped::{Call, Money};
 use crate::cost::{PriceTable, Usage};
 use crate::gpu::WindowStats;
 use crate::metrics::{Exemplar, Label, Labels, Observation};
@@ -99,14 +99,22 @@ impl Deriver {
             _ if span.fields.mcp_method.is_some() => mcp(span, out),
             SpanClass::Llm | SpanClass::Embedding => {
                 let usage = Usage::of(&span.fields);
-                outcome.cost_usd =
-                    usage.map(|usage| self.prices.cost(span.fields.model.unwrap_or_default(), usage));
-                Some(Scoped::llm(span, outcome.cost_usd, gpu))
+                let model = span.fields.model.unwrap_or_default();
+                let money = Money {
+                    api: usage.map(|usage| self.prices.cost(model, usage)),
+                    cache_savings: usage
+                        .filter(|usage| usage.cached_input > 0)
+                        .map(|usage| self.prices.cache_savings(model, usage)),
+                    gpu: gpu.and_then(|stats| self.prices.gpu_cost(&stats.gpu_seconds_by_name)),
+                };
+                outcome.cost_usd = money.api;
+                Some(Scoped::llm(span, money, gpu))
             }
             SpanClass::Tool => Some(Scoped::new(span, Call::Tool, &[span.fields.tool])),
             SpanClass::Step => Some(Scoped::new(span, Call::Step, &[span.fields.step])),
             SpanClass::ModelLoad => {
-                model_load(span, gpu, out);
+                let gpu_cost = gpu.and_then(|stats| self.prices.gpu_cost(&stats.gpu_seconds_by_name));
+                model_load(span, gpu.map(|stats| (stats, gpu_cost)), out);
                 None
             }
             SpanClass::Agent => {
@@ -275,12 +283,19 @@ fn evaluations<'a>(span: &CanonicalSpan<'a>, out: &mut Vec<Observation<'a>>) {
 
 /// The load time, and the GPU time of the load's window: a model load is the server's, not an
 /// agent's, so it counts under the agent the span names (usually none).
-fn model_load<'a>(span: &CanonicalSpan<'a>, gpu: Option<&WindowStats>, out: &mut Vec<Observation<'a>>) {
+fn model_load<'a>(
+    span: &CanonicalSpan<'a>,
+    gpu: Option<(&WindowStats, Option<f64>)>,
+    out: &mut Vec<Observation<'a>>,
+) {
     let labels = smallvec![Label::cut(span.service), field(span.fields.model)];
     out.push(Observation::new(metric::LLM_MODEL_LOAD_TIME_SECONDS, labels, span.duration_seconds(), None));
-    let Some(stats) = gpu else { return };
+    let Some((stats, cost)) = gpu else { return };
     let labels: Labels<'a> =
         smallvec![Label::cut(span.service), field(span.fields.agent), field(span.fields.model)];
+    if let Some(cost) = cost {
+        push(out, metric::LLM_GPU_COST_USD_TOTAL, labels.clone(), cost, span);
+    }
     push(out, metric::LLM_GPU_SECONDS_TOTAL, labels.clone(), stats.gpu_seconds, span);
     push(out, metric::LLM_GPU_ENERGY_JOULES_TOTAL, labels, stats.energy_joules, span);
 }
@@ -322,6 +337,8 @@ fn span_metrics<'a>(span: &CanonicalSpan<'a>, out: &mut Vec<Observation<'a>>) {
 
 #[cfg(test)]
 mod attribution_tests;
+#[cfg(test)]
+mod loop_tests;
 #[cfg(test)]
 mod protocol_tests;
 #[cfg(test)]

@@ -53,9 +53,18 @@ pub(super) struct LlmFigures {
     tokens: Counts,
     /// Seconds (normalize drops one longer than the call).
     first_token: Option<f64>,
-    cost: Option<f64>,
+    money: Money,
     /// GPU-seconds and joules in the call's window.
     gpu: Option<(f64, f64)>,
+}
+
+/// What a call cost: its tokens at API prices, what cache reads saved, its GPU time at GPU-hour
+/// prices (self-hosted models).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Money {
+    pub api: Option<f64>,
+    pub cache_savings: Option<f64>,
+    pub gpu: Option<f64>,
 }
 
 /// A call's token counts, each present or not, kept compact (a call's series may wait, boxed,
@@ -160,13 +169,13 @@ impl<'a> Scoped<'a> {
     }
 
     /// An LLM or embedding call.
-    pub(super) fn llm(span: &CanonicalSpan<'a>, cost: Option<f64>, gpu: Option<&WindowStats>) -> Self {
+    pub(super) fn llm(span: &CanonicalSpan<'a>, money: Money, gpu: Option<&WindowStats>) -> Self {
         let fields = &span.fields;
         let figures = LlmFigures {
             error: span.error,
             tokens: Counts::of(fields),
             first_token: fields.time_to_first_token,
-            cost,
+            money,
             gpu: gpu.map(|stats| (stats.gpu_seconds, stats.energy_joules)),
         };
         Self::new(span, Call::Llm(figures), &[fields.provider, fields.model, fields.operation])
@@ -309,10 +318,16 @@ impl<'a> Scoped<'a> {
         if let Some((gpu_seconds, joules)) = llm.gpu {
             // service, agent, model.
             let labels: Labels<'o> = smallvec![self.labels[0].clone(), agent.clone(), self.labels[2].clone()];
+            if let Some(cost) = llm.money.gpu {
+                record(metric::LLM_GPU_COST_USD_TOTAL, labels.clone(), cost);
+            }
             record(metric::LLM_GPU_SECONDS_TOTAL, labels.clone(), gpu_seconds);
             record(metric::LLM_GPU_ENERGY_JOULES_TOTAL, labels, joules);
         }
-        if let Some(cost) = llm.cost {
+        if let Some(savings) = llm.money.cache_savings {
+            record(metric::LLM_CACHE_SAVINGS_USD_TOTAL, base.clone(), savings);
+        }
+        if let Some(cost) = llm.money.api {
             record(metric::LLM_COST_USD_TOTAL, base, cost);
         }
     }

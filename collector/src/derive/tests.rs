@@ -31,6 +31,7 @@ pub(super) fn span<'a>(
         evaluations: Vec::new(),
         guardrails: Vec::new(),
         remote_agent: None,
+        arguments_hash: None,
         linked_span_id: None,
         invalid: Vec::new(),
         timing_valid: true,

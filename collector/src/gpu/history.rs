@@ -25,6 +25,8 @@ struct Point {
 #[derive(Clone, Debug)]
 struct DeviceRing {
     uuid: String,
+    /// The device's name (`NVIDIA H200`), which its hourly price is looked up by.
+    name: String,
     points: VecDeque<Point>,
 }
 
@@ -50,6 +52,8 @@ pub struct WindowStats {
     pub power_avg_watts: f64,
     /// Integral of utilization over the window, summed over the counted GPUs.
     pub gpu_seconds: f64,
+    /// The same per counted GPU, with the GPU's name: what its GPU time costs.
+    pub gpu_seconds_by_name: Vec<(String, f64)>,
     /// Integral of power over the window, summed over the counted GPUs.
     pub energy_joules: f64,
 }
@@ -82,7 +86,12 @@ impl History {
             let position = match self.devices.iter().position(|ring| ring.uuid == device.uuid) {
                 Some(position) => position,
                 None => {
-                    self.devices.push(DeviceRing { uuid: device.uuid.clone(), points: VecDeque::new() });
+                    let ring = DeviceRing {
+                        uuid: device.uuid.clone(),
+                        name: device.name.clone(),
+                        points: VecDeque::new(),
+                    };
+                    self.devices.push(ring);
                     self.devices.len() - 1
                 }
             };
@@ -132,6 +141,7 @@ impl History {
             memory_used_max_bytes: 0,
             power_avg_watts: 0.0,
             gpu_seconds: 0.0,
+            gpu_seconds_by_name: Vec::new(),
             energy_joules: 0.0,
         };
         let duration = end - start;
@@ -176,6 +186,7 @@ impl History {
             stats.memory_used_max_bytes += memory_max;
             stats.power_avg_watts += power_avg;
             stats.gpu_seconds += busy;
+            stats.gpu_seconds_by_name.push((ring.name.clone(), busy));
             stats.energy_joules += energy;
         }
         Ok(stats)

@@ -199,7 +199,16 @@ impl Registry {
             .enumerate()
             .map(|(position, family)| (family.definition.name, position))
             .collect();
-        Self { families, index, limits }
+        let registry = Self { families, index, limits };
+        // The collector's own counters without labels exist at 0 from the start, so that an
+        // alert comparing them (`… == 0`) has a series to compare before the first event.
+        let now = crate::unix_now();
+        for definition in registry.families.iter().map(|family| family.definition) {
+            if !definition.expires && definition.kind == Kind::Counter && definition.labels.is_empty() {
+                registry.add(definition.name, &[], 0.0, now);
+            }
+        }
+        registry
     }
 
     /// Stripes for `workers` processing workers: one each and one for the other writers, or

@@ -50,6 +50,9 @@ pub struct CanonicalSpan<'a> {
     pub guardrails: Vec<(&'a str, Cow<'a, str>)>,
     /// An A2A call's remote agent: the callee of the graph edge from the calling agent.
     pub remote_agent: Option<&'a str>,
+    /// A tool call's arguments, hashed (when the instrumentation captured them): repeats of
+    /// the same call show a loop. Never leaves the collector.
+    pub arguments_hash: Option<u64>,
     /// The first span of the same trace this one links to (an inference server's span linked
     /// to the application's call rather than under it).
     pub linked_span_id: Option<[u8; 8]>,
@@ -83,6 +86,9 @@ impl CanonicalSpan<'_> {
 #[derive(Debug, Default)]
 pub struct Normalizer {
     reader: FieldReader,
+    /// Keyed at random per process: tool-argument hashes compare calls inside the collector
+    /// and mean nothing outside it.
+    arguments: std::hash::RandomState,
 }
 
 /// The framework rules for the spans of an instrumentation scope, if its framework has any.
@@ -159,6 +165,7 @@ impl Normalizer {
             evaluations,
             guardrails: protocols::guardrail_results(span),
             remote_agent,
+            arguments_hash: (class == SpanClass::Tool).then(|| self.arguments_hash(span)).flatten(),
             linked_span_id: span
                 .links
                 .iter()
@@ -167,6 +174,14 @@ impl Normalizer {
             invalid,
             timing_valid,
         })
+    }
+
+    /// The hash of a tool call's arguments, from whichever dialect captured them.
+    fn arguments_hash(&self, span: &Span) -> Option<u64> {
+        use std::hash::BuildHasher;
+        let arguments =
+            attr::TOOL_ARGUMENTS_KEYS.iter().find_map(|key| string_attribute(&span.attributes, key))?;
+        Some(self.arguments.hash_one(arguments))
     }
 
     /// Time to first token from a first-token span event (OpenInference, OpenLLMetry).

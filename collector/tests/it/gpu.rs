@@ -158,6 +158,17 @@ fn assert_gpu_time(metrics: &str) {
         3.0,
         "host energy",
     );
+    // GPU time at GPU-hour prices: GPU 0 ("Fake H200 A") at 7.20 from the price file, the
+    // other at --gpu-hour-price 3.60. The server's call ran on GPU 0 alone.
+    let seconds = value(metrics, &format!("llm_gpu_seconds_total{labels}")).expect("gpu seconds");
+    let cost = value(metrics, &format!("llm_gpu_cost_usd_total{labels}")).expect("gpu cost");
+    close(cost, seconds * 7.2 / 3600.0, 1e-12, "gpu cost on GPU 0");
+    let seconds = value(metrics, &format!("llm_gpu_seconds_total{batch}")).expect("gpu seconds");
+    let cost = value(metrics, &format!("llm_gpu_cost_usd_total{batch}")).expect("gpu cost");
+    assert!(
+        cost > seconds * 3.6 / 3600.0 && cost < seconds * 7.2 / 3600.0,
+        "the host's call on both GPUs, each at its price: {cost} for {seconds} GPU-seconds"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,8 +180,15 @@ async fn fake_nvml_samples_become_gauges_span_attributes_and_gpu_seconds() {
     // GPU 0 steps from 20 % to 80 % utilization two seconds from now.
     let step_ms = unix_ms() + 2_000;
     let step = step_ms.to_string();
+    let prices = tempfile::tempdir().expect("temp dir");
+    let price_file = prices.path().join("prices.toml");
+    std::fs::write(&price_file, "[gpus.\"Fake H200 A\"]\nhour = 7.2\n").expect("write prices");
     let collector = CollectorProcess::spawn_with_env(
         &[
+            "--price-file",
+            price_file.to_str().expect("utf-8 path"),
+            "--gpu-hour-price",
+            "3.6",
             "--nvml-lib",
             library.to_str().expect("utf-8 path"),
             "--gpu-sample-interval",

@@ -6,7 +6,7 @@ use super::SpanId;
 use crate::small_map::SmallMap;
 
 /// Parent chains longer than this are broken (and cycles stop).
-const MAX_CHAIN: usize = 256;
+pub(super) const MAX_CHAIN: usize = 256;
 
 /// An agent span's node: the agent and the service it runs in.
 #[derive(Debug)]

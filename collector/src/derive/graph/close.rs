@@ -5,7 +5,7 @@ use agentrace_semconv::metric;
 use smallvec::smallvec;
 
 use super::waiting::{Held, Waiter};
-use super::{roll_up, TraceState};
+use super::{roll_up, GraphConfig, TraceState};
 use crate::metrics::{Label, Observation};
 
 /// Counts held series with `agent=""`, as unresolved for `reason`.
@@ -30,7 +30,12 @@ pub(super) fn unresolved_count<'o>(reason: &'static str, spans: usize) -> Observ
 
 /// Final accounting of a trace: what still waits for an agent counted with `agent=""` as
 /// unresolved (for `reason`), unpaired edges counted, roll-ups per invocation.
-pub(super) fn flush(mut trace: TraceState, reason: &'static str, spec: bool, out: &mut Vec<Observation>) {
+pub(super) fn flush(
+    mut trace: TraceState,
+    reason: &'static str,
+    config: &GraphConfig,
+    out: &mut Vec<Observation>,
+) {
     let (mut unpaired, mut held) = (0usize, Vec::new());
     let mut waiters: Vec<Waiter> = trace.waiting.drain().collect();
     // A server span still deferred never learnt what is above it: counted as the only record.
@@ -52,8 +57,9 @@ pub(super) fn flush(mut trace: TraceState, reason: &'static str, spec: bool, out
             &invocation.agent,
             &invocation.calls,
             (invocation.weight, invocation.exemplar),
-            spec,
+            config.spec_names,
             out,
         );
     }
+    super::loops::detect(&trace.nodes, &trace.invocations, config, out);
 }

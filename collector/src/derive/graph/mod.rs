@@ -23,6 +23,7 @@ mod chain;
 mod close;
 mod dedup;
 mod edges;
+mod loops;
 mod waiting;
 
 use std::collections::hash_map::Entry;
@@ -54,6 +55,7 @@ struct Invocation {
     agent: Arc<str>,
     exemplar: Exemplar,
     calls: RollUp,
+    watch: loops::Watch,
 }
 
 #[derive(Debug, Default)]
@@ -178,7 +180,7 @@ impl AgentGraph {
             }
             if let Some(trace) = self.traces.remove(&oldest) {
                 self.forget(&trace);
-                flush(trace, unresolved::EVICTED, self.config.spec_names, out);
+                flush(trace, unresolved::EVICTED, &self.config, out);
             }
         }
     }
@@ -197,7 +199,7 @@ impl AgentGraph {
             let Some(oldest) = self.opened.pop_front() else { return };
             if let Some(trace) = self.traces.remove(&oldest) {
                 self.forget(&trace);
-                flush(trace, unresolved::EVICTED, self.config.spec_names, out);
+                flush(trace, unresolved::EVICTED, &self.config, out);
             }
         }
     }
@@ -228,7 +230,7 @@ impl AgentGraph {
         }
         for trace in closed {
             self.forget(&trace);
-            flush(trace, unresolved::WAIT_EXPIRED, config.spec_names, out);
+            flush(trace, unresolved::WAIT_EXPIRED, &config, out);
         }
         if self.held > 0 {
             let oldest_kept = now - config.attribution_wait_secs;
@@ -283,6 +285,7 @@ fn add_to_graph(
             agent,
             exemplar,
             calls: RollUp::default(),
+            watch: loops::Watch::default(),
         };
         trace.invocations.push((span.span_id, invocation));
     }
@@ -292,7 +295,8 @@ fn add_to_graph(
         let tokens =
             span.fields.input_tokens.unwrap_or(0).saturating_add(span.fields.output_tokens.unwrap_or(0));
         let calls = RollUp { llm_calls: u32::from(is_llm), tool_calls: u32::from(is_tool), tokens };
-        let member = Waiter::Member(Member { parent: span.parent_span_id, calls });
+        let probe = loops::Probe::of(span);
+        let member = Waiter::Member(Member { parent: span.parent_span_id, calls, probe });
         settle_or_defer(trace, member, deferred.as_deref_mut(), out);
     }
     let role = dedup::role(span);
@@ -393,6 +397,7 @@ fn settle(trace: &mut TraceState, waiter: Waiter, out: &mut Vec<Observation>) {
             let invocation = trace.invocations.iter_mut().find(|(span_id, _)| Some(*span_id) == agent_span);
             if let Some((_, invocation)) = invocation {
                 invocation.calls.add(member.calls);
+                invocation.watch.add(member.probe);
             }
         }
         Waiter::Held(held) => {

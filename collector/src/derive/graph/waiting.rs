@@ -35,6 +35,7 @@ pub(super) struct PendingEdge {
 pub(super) struct Member {
     pub parent: Option<SpanId>,
     pub calls: RollUp,
+    pub probe: super::loops::Probe,
 }
 
 /// A span's agent-scoped series, waiting for its agent.
