@@ -24,6 +24,7 @@ mod normalize;
 mod process;
 mod receive;
 mod serve;
+pub mod slo;
 mod small_map;
 mod tls;
 mod topology;

@@ -11,6 +11,9 @@ use tracing_subscriber::EnvFilter;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    if std::env::args_os().nth(1).is_some_and(|first| first == "slo") {
+        return slo(std::env::args_os().skip(1));
+    }
     // Before the defaults are worked out: the connection caps are a share of this limit.
     let open_files = agentrace_collector::raise_open_file_limit();
     let loaded = Options::load(std::env::args_os()).and_then(Options::validate);
@@ -38,6 +41,20 @@ fn main() -> std::process::ExitCode {
             tracing::error!("{error:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// `agentrace-collector slo generate FILE`: prints the rules, or the error on one line.
+fn slo(args: impl Iterator<Item = std::ffi::OsString>) -> std::process::ExitCode {
+    use clap::Parser;
+    let cli = agentrace_collector::slo::Cli::parse_from(args);
+    let agentrace_collector::slo::Command::Generate { file } = cli.command;
+    match agentrace_collector::slo::generate(&file) {
+        Ok(rules) => {
+            print!("{rules}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(error) => usage_error(&first_line(&error.to_string())),
     }
 }
 

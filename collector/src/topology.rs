@@ -117,23 +117,8 @@ impl Topology {
         let (gpu, gpu_sampler) = start_gpu(&config.gpu, &registry).await;
         let windows = GraphWindows::new(config.receive.workers);
         reported.push(windows.clone());
-        let mut ingest_senders = Vec::new();
-        let mut processors = Vec::new();
-        for worker in 0..config.receive.workers {
-            // Full: receivers refuse with gRPC UNAVAILABLE / HTTP 503 + Retry-After, counted as refused.
-            let (sender, receiver) = mpsc::channel(config.receive.queue_capacity);
-            ingest_senders.push(sender);
-            let deriver = Deriver::new(config.graph.share(config.receive.workers), config.prices.clone());
-            let processor = Processor::new(
-                deriver,
-                registry.clone(),
-                ingest_gauge.clone(),
-                gpu.clone(),
-                forwarding.clone(),
-            )
-            .worker(worker, windows.clone());
-            processors.push(start_processor(processor, receiver, worker)?);
-        }
+        let workers = Workers { registry: &registry, ingest_gauge: &ingest_gauge, gpu: &gpu, windows };
+        let (ingest_senders, processors) = workers.start(&config, forwarding.as_ref())?;
         drop(forwarding);
 
         let stop_after_drain = CancellationToken::new();
@@ -267,6 +252,45 @@ fn start_export(
 /// The processor runs on a thread of its own: deriving a large request takes milliseconds
 /// without an await, and on a runtime with one worker (one core) that would hold up the
 /// receivers' acknowledgements; as a thread of its own, the OS shares the core between them.
+/// What every processing worker shares.
+struct Workers<'a> {
+    registry: &'a Arc<Registry>,
+    ingest_gauge: &'a Arc<QueueGauge>,
+    gpu: &'a Option<Arc<GpuState>>,
+    windows: Arc<GraphWindows>,
+}
+
+impl Workers<'_> {
+    /// One processing thread per worker, each with its ingest queue and its share of the
+    /// agent-graph window; the conversation table is one for all.
+    fn start(
+        self,
+        config: &Config,
+        forwarding: Option<&Forwarding>,
+    ) -> anyhow::Result<(Vec<mpsc::Sender<Batch>>, Vec<ProcessorHandle>)> {
+        let conversations = crate::derive::Conversations::new(config.graph.conversations);
+        let mut senders = Vec::new();
+        let mut processors = Vec::new();
+        for worker in 0..config.receive.workers {
+            // Full: receivers refuse with gRPC UNAVAILABLE / HTTP 503 + Retry-After, counted as refused.
+            let (sender, receiver) = mpsc::channel(config.receive.queue_capacity);
+            senders.push(sender);
+            let deriver = Deriver::new(config.graph.share(config.receive.workers), config.prices.clone())
+                .sharing_conversations(conversations.clone());
+            let processor = Processor::new(
+                deriver,
+                self.registry.clone(),
+                self.ingest_gauge.clone(),
+                self.gpu.clone(),
+                forwarding.cloned(),
+            )
+            .worker(worker, self.windows.clone());
+            processors.push(start_processor(processor, receiver, worker)?);
+        }
+        Ok((senders, processors))
+    }
+}
+
 fn start_processor(
     processor: Processor,
     input: mpsc::Receiver<Batch>,

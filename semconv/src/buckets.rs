@@ -35,6 +35,14 @@ pub const TOKENS_PER_INVOCATION: &[f64] = &[
     8192.0, 12288.0, 16384.0, 24576.0, 32768.0, 65536.0, 131072.0, 262144.0, 1048576.0,
 ];
 
+/// Cost of one conversation, in US dollars.
+pub const CONVERSATION_COST_USD: &[f64] =
+    &[0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 50.0];
+
+/// Length of one conversation, first request to last answer.
+pub const CONVERSATION_SECONDS: &[f64] =
+    &[1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0, 86400.0];
+
 /// Tempo metrics-generator defaults, for span metrics and service-graph latencies.
 pub const TEMPO_SECONDS: &[f64] =
     &[0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048, 4.096, 8.192, 16.384];
@@ -60,6 +68,8 @@ mod tests {
             TOKENS,
             CALLS_PER_INVOCATION,
             TOKENS_PER_INVOCATION,
+            CONVERSATION_COST_USD,
+            CONVERSATION_SECONDS,
             TEMPO_SECONDS,
             EVALUATION_SCORE,
             MCP_SECONDS,

@@ -33,6 +33,10 @@ pub const AGENT_STEP_DURATION_SECONDS: &str = "agent_step_duration_seconds";
 pub const AGENT_TOOL_CALLS_TOTAL: &str = "agent_tool_calls_total";
 pub const AGENT_TOOL_CALL_DURATION_SECONDS: &str = "agent_tool_call_duration_seconds";
 pub const AGENT_LOOP_DETECTED_TOTAL: &str = "agent_loop_detected_total";
+pub const AGENT_CONVERSATION_TURNS: &str = "agent_conversation_turns";
+pub const AGENT_CONVERSATION_TOKENS: &str = "agent_conversation_tokens";
+pub const AGENT_CONVERSATION_COST_USD: &str = "agent_conversation_cost_usd";
+pub const AGENT_CONVERSATION_DURATION_SECONDS: &str = "agent_conversation_duration_seconds";
 
 pub const SERVICE_GRAPH_REQUEST_TOTAL: &str = "traces_service_graph_request_total";
 pub const SERVICE_GRAPH_REQUEST_FAILED_TOTAL: &str = "traces_service_graph_request_failed_total";
@@ -120,6 +124,8 @@ pub const SELF_ATTRIBUTION_PENDING_SPANS: &str = "agentrace_attribution_pending_
 pub const SELF_ATTRIBUTION_UNRESOLVED_TOTAL: &str = "agentrace_attribution_unresolved_total";
 pub const SELF_SPANS_INVALID_TOTAL: &str = "agentrace_spans_invalid_total";
 pub const SELF_LLM_SPANS_DEDUPLICATED_TOTAL: &str = "agentrace_llm_spans_deduplicated_total";
+pub const SELF_CONVERSATIONS_OPEN: &str = "agentrace_conversations_open";
+pub const SELF_CONVERSATIONS_OVERFLOW_TOTAL: &str = "agentrace_conversations_overflow_total";
 pub const SELF_MCP_SPANS_DEDUPLICATED_TOTAL: &str = "agentrace_mcp_spans_deduplicated_total";
 pub const SELF_CONNECTIONS_CLOSED_TOTAL: &str = "agentrace_connections_closed_total";
 pub const SELF_REQUESTS_REFUSED_TOTAL: &str = "agentrace_requests_refused_total";
@@ -171,6 +177,8 @@ pub mod label {
     pub const KIND: &str = "kind";
     pub const TRACE_ID: &str = "trace_id";
     pub const SPAN_ID: &str = "span_id";
+    /// An exemplar label only: a conversation id is never a series label.
+    pub const CONVERSATION_ID: &str = "conversation_id";
 }
 
 /// Why a span's agent stayed unknown (`agentrace_attribution_unresolved_total`).

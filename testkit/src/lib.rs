@@ -104,13 +104,23 @@ pub struct Prometheus {
 
 impl Prometheus {
     pub async fn start(targets: &[SocketAddr]) -> Self {
+        Self::start_with_rules(targets, None).await
+    }
+
+    /// The same, evaluating `rules` (a rules file's text) every second.
+    pub async fn start_with_rules(targets: &[SocketAddr], rules: Option<&str>) -> Self {
         let binary = std::env::var("PROMETHEUS_BIN").unwrap_or_else(|_| "prometheus".to_owned());
         let data = tempfile::tempdir().expect("prometheus data dir");
         let targets: Vec<String> = targets.iter().map(|target| format!("\"{target}\"")).collect();
-        let config = format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: agentrace\n    static_configs:\n      - targets: [{}]\n",
+        let mut config = format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: agentrace\n    static_configs:\n      - targets: [{}]\n",
             targets.join(", ")
         );
+        if let Some(rules) = rules {
+            let rules_path = data.path().join("rules.yml");
+            std::fs::write(&rules_path, rules).expect("write rules");
+            config.push_str(&format!("rule_files:\n  - {}\n", rules_path.display()));
+        }
         let config_path = data.path().join("prometheus.yml");
         std::fs::write(&config_path, config).expect("write prometheus config");
         let reserved = reserve_address();

@@ -51,6 +51,16 @@ pub struct Args {
     /// of its first counts as runaway context growth [default: 4].
     #[arg(long, env = "AGENTRACE_CONTEXT_GROWTH_FACTOR", value_name = "FACTOR")]
     pub context_growth_factor: Option<f64>,
+
+    /// Seconds without a span after which a conversation (`gen_ai.conversation.id`,
+    /// `session.id`) is over and recorded [default: 300].
+    #[arg(long, env = "AGENTRACE_CONVERSATION_IDLE_SECS", value_name = "SECS")]
+    pub conversation_idle_secs: Option<f64>,
+
+    /// Most conversations followed at once; past it new ones are counted in
+    /// agentrace_conversations_overflow_total and not followed [default: 50000].
+    #[arg(long, env = "AGENTRACE_CONVERSATION_MAX_OPEN", value_name = "N")]
+    pub conversation_max_open: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -72,6 +82,7 @@ pub struct GraphConfig {
     /// How many times its first call's prompt tokens a later call may send before the
     /// invocation's context counts as growing without bound.
     pub context_growth_factor: f64,
+    pub conversations: super::ConversationConfig,
 }
 
 impl Default for GraphConfig {
@@ -87,6 +98,7 @@ impl Default for GraphConfig {
             spec_names: false,
             loop_repeat: DEFAULT_LOOP_REPEAT,
             context_growth_factor: DEFAULT_CONTEXT_GROWTH_FACTOR,
+            conversations: super::ConversationConfig::default(),
         }
     }
 }
@@ -144,6 +156,17 @@ impl Args {
                         format!("more than 1, not {factor}"),
                     ))
                 }
+            },
+            conversations: super::ConversationConfig {
+                idle_secs: args::seconds(
+                    "conversation-idle-secs",
+                    self.conversation_idle_secs.unwrap_or(super::conversations::DEFAULT_IDLE_SECS),
+                )?
+                .as_secs_f64(),
+                max_open: args::positive(
+                    "conversation-max-open",
+                    self.conversation_max_open.unwrap_or(super::conversations::DEFAULT_MAX_OPEN),
+                )?,
             },
             ..GraphConfig::default()
         })

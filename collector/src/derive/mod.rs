@@ -10,6 +10,7 @@
 //! spans: the edges between agents, tools and models, and the per-invocation roll-ups.
 
 mod args;
+mod conversations;
 mod graph;
 mod scoped;
 
@@ -20,12 +21,13 @@ use agentrace_semconv::SpanClass;
 use smallvec::smallvec;
 
 pub use self::args::{Args, GraphConfig};
+pub use self::conversations::{ConversationConfig, Conversations};
 use self::graph::AgentGraph;
 pub(crate) use self::scoped::Scoped;
 use self::scoped::{Call, Money};
 use crate::cost::{PriceTable, Usage};
 use crate::gpu::WindowStats;
-use crate::metrics::{Exemplar, Label, Labels, Observation};
+use crate::metrics::{Exemplar, ExemplarTag, Label, Labels, Observation};
 use crate::normalize::CanonicalSpan;
 use crate::wire::SpanPos;
 
@@ -36,6 +38,8 @@ pub struct Deriver {
     prices: Arc<PriceTable>,
     /// Also the GenAI conventions' series.
     spec: bool,
+    /// Shared by every worker.
+    conversations: Arc<Conversations>,
 }
 
 impl Default for Deriver {
@@ -72,7 +76,13 @@ pub fn gpu_window(span: &CanonicalSpan<'_>) -> Option<(f64, f64)> {
 
 impl Deriver {
     pub fn new(graph: GraphConfig, prices: Arc<PriceTable>) -> Self {
-        Self { spec: graph.spec_names, graph: AgentGraph::new(graph), prices }
+        let conversations = Conversations::new(graph.conversations);
+        Self { spec: graph.spec_names, graph: AgentGraph::new(graph), prices, conversations }
+    }
+
+    /// The same, following conversations in a table that other workers share.
+    pub fn sharing_conversations(self, conversations: Arc<Conversations>) -> Self {
+        Self { conversations, ..self }
     }
 
     /// Observations of one span (and of what waited for it in its trace); `gpu` is what the
@@ -108,6 +118,8 @@ impl Deriver {
                     gpu: gpu.and_then(|stats| self.prices.gpu_cost(&stats.gpu_seconds_by_name)),
                 };
                 outcome.cost_usd = money.api;
+                let cost = money.api.unwrap_or(0.0) + money.gpu.unwrap_or(0.0);
+                self.conversations.observe(span, cost, now, out);
                 Some(Scoped::llm(span, money, gpu))
             }
             SpanClass::Tool => Some(Scoped::new(span, Call::Tool, &[span.fields.tool])),
@@ -133,6 +145,9 @@ impl Deriver {
                 None => guardrails.emit(Label::Borrowed(""), out),
             }
         }
+        if !matches!(span.class, SpanClass::Llm | SpanClass::Embedding) {
+            self.conversations.observe(span, 0.0, now, out);
+        }
         let scoped = scoped.map(|mut scoped| {
             scoped.spec = self.spec;
             scoped
@@ -151,6 +166,7 @@ impl Deriver {
     /// paired, spans whose agent never arrived) and reports the spans still waiting.
     pub fn tick(&mut self, now: f64, out: &mut Vec<Observation>) {
         self.graph.flush_idle(now, out);
+        self.conversations.close_idle(now, out);
     }
 
     pub fn open_traces(&self) -> usize {
@@ -246,7 +262,13 @@ pub(crate) fn roll_up(
 }
 
 pub(crate) fn exemplar_of(span: &CanonicalSpan<'_>, value: f64) -> Exemplar {
-    Exemplar { trace_id: span.trace_id, span_id: span.span_id, value, timestamp: span.end_seconds() }
+    Exemplar {
+        trace_id: span.trace_id,
+        span_id: span.span_id,
+        value,
+        timestamp: span.end_seconds(),
+        conversation: ExemplarTag::default(),
+    }
 }
 
 fn push<'a>(

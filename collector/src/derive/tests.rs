@@ -221,8 +221,12 @@ fn roll_ups_and_unpaired_edges_come_out_when_the_window_passes() {
     }
     out.clear();
     deriver.tick(109.0, &mut out);
-    let gauges =
-        [metric::SELF_ATTRIBUTION_PENDING_SPANS, metric::SELF_GRAPH_BYTES, metric::SELF_GRAPH_MAX_BYTES];
+    let gauges = [
+        metric::SELF_ATTRIBUTION_PENDING_SPANS,
+        metric::SELF_GRAPH_BYTES,
+        metric::SELF_GRAPH_MAX_BYTES,
+        metric::SELF_CONVERSATIONS_OPEN,
+    ];
     let only_the_gauges = out.iter().all(|observation| gauges.contains(&observation.metric));
     assert!(only_the_gauges, "still inside the window: {out:?}");
     deriver.tick(110.0, &mut out);

@@ -280,6 +280,30 @@ pub const CATALOGUE: &[Definition] = &[
         &[label::SERVICE, label::AGENT, label::TOOL, label::STATUS],
     ),
     derived(
+        metric::AGENT_CONVERSATION_TURNS,
+        "Requests (traces) of one conversation, recorded once it has been idle.",
+        Kind::Histogram(buckets::CALLS_PER_INVOCATION),
+        AGENT_LABELS,
+    ),
+    derived(
+        metric::AGENT_CONVERSATION_TOKENS,
+        "Input plus output tokens of one conversation's LLM calls.",
+        Kind::Histogram(buckets::TOKENS_PER_INVOCATION),
+        AGENT_LABELS,
+    ),
+    derived(
+        metric::AGENT_CONVERSATION_COST_USD,
+        "Cost of one conversation's LLM calls (API and GPU time), in US dollars.",
+        Kind::Histogram(buckets::CONVERSATION_COST_USD),
+        AGENT_LABELS,
+    ),
+    derived(
+        metric::AGENT_CONVERSATION_DURATION_SECONDS,
+        "Length of one conversation, from its first request to its last answer.",
+        Kind::Histogram(buckets::CONVERSATION_SECONDS),
+        AGENT_LABELS,
+    ),
+    derived(
         metric::AGENT_LOOP_DETECTED_TOTAL,
         "Agent invocations caught in a loop, by kind: a repeated tool call, a delegation cycle, runaway context growth.",
         Kind::Counter,

@@ -197,20 +197,30 @@ fn write_series(out: &mut String, name: &str, kind: Kind, labels: &str, series: 
     }
 }
 
+/// OpenMetrics allows an exemplar's label names and values 128 characters in all.
+const MAX_EXEMPLAR_LABEL_CHARS: usize = 128;
+
 fn write_exemplar(out: &mut String, exemplar: Option<&Exemplar>) {
     let Some(exemplar) = exemplar else {
         return;
     };
     let _ = write!(
         out,
-        " # {{{}=\"{}\",{}=\"{}\"}} {} {:.3}",
+        " # {{{}=\"{}\",{}=\"{}\"",
         label::TRACE_ID,
         hex::encode(exemplar.trace_id),
         label::SPAN_ID,
         hex::encode(exemplar.span_id),
-        number(exemplar.value),
-        exemplar.timestamp,
     );
+    let ids = label::TRACE_ID.len() + 32 + label::SPAN_ID.len() + 16;
+    if let Some(conversation) = exemplar.conversation.text() {
+        if ids + label::CONVERSATION_ID.len() + conversation.chars().count() <= MAX_EXEMPLAR_LABEL_CHARS {
+            let _ = write!(out, ",{}=\"", label::CONVERSATION_ID);
+            escape_label_value(out, &conversation);
+            out.push('"');
+        }
+    }
+    let _ = write!(out, "}} {} {:.3}", number(exemplar.value), exemplar.timestamp);
 }
 
 fn number(value: f64) -> String {
@@ -245,8 +255,13 @@ mod tests {
 
     fn sample_registry() -> Registry {
         let registry = Registry::new(SeriesLimits::default());
-        let exemplar =
-            Exemplar { trace_id: [0xab; 16], span_id: [0xcd; 8], value: 0.5, timestamp: 1_700_000_000.25 };
+        let exemplar = Exemplar {
+            trace_id: [0xab; 16],
+            span_id: [0xcd; 8],
+            value: 0.5,
+            timestamp: 1_700_000_000.25,
+            ..Exemplar::default()
+        };
         let mut observations = vec![
             Observation::new(
                 metric::AGENT_INVOCATIONS_TOTAL,

@@ -17,13 +17,65 @@ const MAX_LABEL_BYTES: usize = 128;
 const MAX_SHARED_NAMES: usize = 10_000;
 
 /// A link from a sample to the span that produced it.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Exemplar {
     pub trace_id: [u8; 16],
     pub span_id: [u8; 8],
     pub value: f64,
     /// Unix seconds.
     pub timestamp: f64,
+    /// A conversation id the exemplar carries as a label (never a series label).
+    pub conversation: ExemplarTag,
+}
+
+/// Recent exemplar label values, in a bounded ring shared by the process, so that an exemplar
+/// stays a small value that is copied freely: a tag is the value's number in the ring, and one
+/// overwritten by newer values reads as none.
+mod tags {
+    use std::sync::{Arc, Mutex};
+
+    const CAPACITY: usize = 4096;
+
+    static RING: Mutex<Ring> = Mutex::new(Ring { next: 1, slots: Vec::new() });
+
+    struct Ring {
+        /// The number the next value gets; 0 means no value.
+        next: u32,
+        slots: Vec<(u32, Arc<str>)>,
+    }
+
+    pub(super) fn put(text: &str) -> u32 {
+        let Ok(mut ring) = RING.lock() else { return 0 };
+        let number = ring.next;
+        ring.next = ring.next.checked_add(1).unwrap_or(1);
+        let slot = number as usize % CAPACITY;
+        if ring.slots.len() <= slot {
+            ring.slots.resize(CAPACITY, (0, Arc::from("")));
+        }
+        ring.slots[slot] = (number, Arc::from(text));
+        number
+    }
+
+    pub(super) fn get(number: u32) -> Option<Arc<str>> {
+        let ring = RING.lock().ok()?;
+        let (held, text) = ring.slots.get(number as usize % CAPACITY)?;
+        (number != 0 && *held == number).then(|| text.clone())
+    }
+}
+
+/// An exemplar label value: none, or a recent value held by number.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExemplarTag(u32);
+
+impl ExemplarTag {
+    pub fn new(text: &str) -> Self {
+        Self(tags::put(text))
+    }
+
+    /// The value, unless newer ones took its place.
+    pub fn text(self) -> Option<Arc<str>> {
+        (self.0 != 0).then(|| tags::get(self.0)).flatten()
+    }
 }
 
 /// One change to one series: a counter increment, a gauge value or a histogram sample,

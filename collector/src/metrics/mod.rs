@@ -33,7 +33,7 @@ pub use self::args::{Args, SeriesLimits};
 pub use self::catalogue::{Definition, Kind, Naming};
 pub use self::encode::Format;
 use self::label::LabelsRef;
-pub use self::label::{truncated, Exemplar, Label, Labels, Observation, SharedNames};
+pub use self::label::{truncated, Exemplar, ExemplarTag, Label, Labels, Observation, SharedNames};
 
 /// Something that happened in the collector itself, counted in its own metrics; each kind is
 /// a type in `events.rs` that knows its metric and labels.

@@ -155,7 +155,13 @@ fn mixed_observations() -> Vec<(Observation<'static>, f64)> {
     for step in 0..60u32 {
         let agent = ["a", "b", "c"][step as usize % 3];
         let now = f64::from(step);
-        let exemplar = Exemplar { trace_id: [step as u8; 16], span_id: [1; 8], value: 1.0, timestamp: now };
+        let exemplar = Exemplar {
+            trace_id: [step as u8; 16],
+            span_id: [1; 8],
+            value: 1.0,
+            timestamp: now,
+            ..Exemplar::default()
+        };
         let labels =
             || smallvec::smallvec![Label::Borrowed("svc"), Label::Borrowed(agent), Label::Borrowed("ok")];
         observations

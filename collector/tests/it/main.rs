@@ -5,6 +5,7 @@
 #![warn(clippy::too_many_lines)]
 
 mod agents_live;
+mod alerts;
 mod attribution;
 mod auth;
 mod backend_down;
@@ -29,4 +30,5 @@ mod overload;
 mod prometheus_e2e;
 mod python_sdk;
 mod receive_status;
+mod slo;
 mod tls;

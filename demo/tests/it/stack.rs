@@ -30,7 +30,9 @@ fn promtool_accepts_the_config_and_rules_and_their_unit_tests_pass() {
     let config = run("promtool", &["check", "config", "prometheus.yml"], &prometheus);
     assert!(config.contains("SUCCESS: 1 rule files found") || config.contains("SUCCESS"), "{config}");
     let rules = run("promtool", &["check", "rules", "rules/agentrace.yml"], &prometheus);
-    assert!(rules.contains("SUCCESS: 20 rules found"), "{rules}");
+    assert!(rules.contains("SUCCESS: 24 rules found"), "{rules}");
+    let slo = run("promtool", &["check", "rules", "rules/slo.yml"], &prometheus);
+    assert!(slo.contains("SUCCESS: 27 rules found"), "{slo}");
     let tests = run("promtool", &["test", "rules", "tests/agentrace.test.yml"], &prometheus);
     assert!(tests.contains("SUCCESS"), "{tests}");
 }
@@ -41,7 +43,7 @@ fn every_alert_has_a_runbook_and_a_unit_test() {
     let tests =
         std::fs::read_to_string(root().join("prometheus/tests/agentrace.test.yml")).expect("rule tests");
     let alerts: Vec<&str> = rules.lines().filter_map(|line| line.trim().strip_prefix("- alert: ")).collect();
-    assert_eq!(alerts.len(), 11, "{alerts:?}");
+    assert_eq!(alerts.len(), 13, "{alerts:?}");
     assert_eq!(rules.matches("runbook:").count(), alerts.len(), "one runbook line per alert");
     for alert in alerts {
         let evaluations = tests.matches(&format!("alertname: {alert}\n")).count();

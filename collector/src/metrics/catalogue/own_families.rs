@@ -98,6 +98,18 @@ pub(super) const OWN: &[Definition] = &[
         &[],
     ),
     own(
+        metric::SELF_CONVERSATIONS_OPEN,
+        "Conversations followed until they go idle.",
+        Kind::Gauge,
+        &[],
+    ),
+    own(
+        metric::SELF_CONVERSATIONS_OVERFLOW_TOTAL,
+        "Conversations not followed because --conversation-max-open were open.",
+        Kind::Counter,
+        &[],
+    ),
+    own(
         metric::SELF_MCP_SPANS_DEDUPLICATED_TOTAL,
         "MCP client spans not counted because an MCP client span of the same call above them counts it.",
         Kind::Counter,
