@@ -140,7 +140,8 @@ struct Request {
 
 impl Request {
     async fn handle(mut self) {
-        let planner = agentrace::agent("planner").conversation_id(&format!("conv-{}", self.id % 50));
+        // Three requests in a row make one conversation.
+        let planner = agentrace::agent("planner").conversation_id(&format!("conv-{}", self.id / 3));
         let ok = planner.instrument(self.plan_delegate_write()).await;
         if !ok {
             planner.fail(agentrace::ErrorKind::Other, "request not completed");

@@ -10,7 +10,7 @@ use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
 use rand::rngs::StdRng;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
@@ -76,7 +76,12 @@ async fn research(
     let ok = researcher
         .instrument(async {
             tracing::debug!(question = %question.text, "researching");
-            sim::tool("web_search", Duration::from_millis(60), &mut rng, settings, books).await;
+            // One question in twenty sends the researcher round in circles: the same search
+            // six times over, a loop the collector reports.
+            let searches = if rng.random_bool(0.05) { 6 } else { 1 };
+            for _ in 0..searches {
+                sim::tool("web_search", Duration::from_millis(60), &mut rng, settings, books).await;
+            }
             sim::tool("calculator", Duration::from_millis(2), &mut rng, settings, books).await;
             sim::chat(MODEL, &mut rng, settings, books).await
         })

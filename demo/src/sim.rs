@@ -98,12 +98,26 @@ fn failure_message(kind: ErrorKind) -> &'static str {
     }
 }
 
+/// How a model of some size serves: time to first token (ms) and decode speed (tokens/s) at
+/// latency scale 1. A 70B model answers later and decodes slower than an 8B one.
+fn profile(model: &str) -> (std::ops::Range<u64>, std::ops::Range<u64>) {
+    if model.contains("70b") {
+        (150..600, 20..45)
+    } else if model.contains("8b") {
+        (30..120, 80..150)
+    } else {
+        (40..150, 70..130)
+    }
+}
+
 /// One streamed chat call. Returns whether it succeeded.
 pub async fn chat(model: &str, rng: &mut StdRng, settings: Settings, books: &Books) -> bool {
     let prompt_tokens = rng.random_range(200..2_000u64);
     let response_tokens = rng.random_range(40..400u64);
     let fails = rng.random_bool(settings.failure_rate.clamp(0.0, 1.0));
-    let first_token_ms = rng.random_range(20..120u64);
+    let (first_token, decode) = profile(model);
+    let first_token_ms = rng.random_range(first_token);
+    let tokens_per_second = rng.random_range(decode);
     // A third of the calls reuse a cached prompt prefix, a third write one.
     let (cache_read, cache_write) = match rng.random_range(0..3u8) {
         0 => (prompt_tokens * 3 / 4, 0),
@@ -124,8 +138,7 @@ pub async fn chat(model: &str, rng: &mut StdRng, settings: Settings, books: &Boo
             return false;
         }
         call.first_token();
-        // Decode at about 1500 tokens per second.
-        settings.pause(Duration::from_micros(response_tokens * 660)).await;
+        settings.pause(Duration::from_secs_f64(response_tokens as f64 / tokens_per_second as f64)).await;
         call.record_usage(prompt_tokens, response_tokens);
         if cache_read > 0 {
             call.record_cached_input_tokens(cache_read);

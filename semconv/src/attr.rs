@@ -198,6 +198,9 @@ pub mod openllmetry {
     pub const IS_STREAMING: &str = "llm.is_streaming";
     /// Span event per streamed chunk; the first one marks the first token.
     pub const COMPLETION_CHUNK_EVENT: &str = "llm.content.completion.chunk";
+    /// Association properties on every span of the context: the session, or conversation.
+    pub const SESSION_ID: &str = "traceloop.association.properties.session_id";
+    pub const CONVERSATION_ID: &str = "traceloop.association.properties.conversation_id";
 }
 
 /// OpenLIT; most of its keys are GenAI names, current or deprecated.

@@ -1,27 +1,26 @@
-//! Conversations: the requests that share a `gen_ai.conversation.id` (OpenInference and
-//! OpenLLMetry: `session.id`), across traces and processing workers. Once one has been idle for
+//! Conversations: the requests (traces) that share a `gen_ai.conversation.id` (OpenInference:
+//! `session.id`), across processing workers. A trace belongs to the conversation one of its
+//! spans names, and adds all its LLM calls when it closes, each call once, whether or not the
+//! call's own span names the conversation. Once a conversation has been idle for
 //! `--conversation-idle-secs`, its turns (traces), tokens, cost and duration are recorded,
 //! labelled with its service and entry agent; the conversation id travels only as an exemplar
 //! label, beside the conversation's last trace.
 //!
-//! One table for all workers, behind a lock taken only for spans that name a conversation.
+//! One table for all workers, behind a lock taken only when a conversation's trace closes.
 //! Bounded: past `--conversation-max-open` open conversations, new ones are not followed and
 //! are counted in `agentrace_conversations_overflow_total`.
 
 use std::sync::{Arc, Mutex};
 
 use agentrace_semconv::metric;
-use agentrace_semconv::SpanClass;
 use foldhash::HashMap;
-use smallvec::{smallvec, SmallVec};
+use smallvec::smallvec;
 
+use super::RollUp;
 use crate::metrics::{truncated, Exemplar, ExemplarTag, Label, Observation};
-use crate::normalize::CanonicalSpan;
 
 pub const DEFAULT_IDLE_SECS: f64 = 300.0;
 pub const DEFAULT_MAX_OPEN: usize = 50_000;
-/// Recent trace ids kept per conversation to count each trace as one turn.
-const RECENT_TRACES: usize = 8;
 
 #[derive(Clone, Copy, Debug)]
 pub struct ConversationConfig {
@@ -35,12 +34,30 @@ impl Default for ConversationConfig {
     }
 }
 
+/// What one trace adds to its conversation, gathered while it is open.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TraceTotals {
+    /// The first conversation id a span of the trace names.
+    pub conversation: Option<Arc<str>>,
+    pub trace_id: [u8; 16],
+    /// The trace's LLM calls (each call once), their tokens and cost.
+    pub calls: RollUp,
+    pub first_start_nanos: u64,
+    pub last_end_nanos: u64,
+    pub last_span_id: [u8; 8],
+    /// The root agent's service, else the first span's.
+    pub service: Option<Arc<str>>,
+    /// The agent at the root of the trace.
+    pub entry_agent: Option<Arc<str>>,
+}
+
 #[derive(Debug, Default)]
 struct Conversation {
     service: String,
-    entry_agent: Option<(String, bool)>,
+    /// Whether the service is the entry agent's.
+    service_from_entry: bool,
+    entry_agent: Option<String>,
     turns: u32,
-    recent_traces: SmallVec<[[u8; 16]; RECENT_TRACES]>,
     tokens: u64,
     cost_usd: f64,
     first_start_nanos: u64,
@@ -62,9 +79,8 @@ impl Conversations {
         Arc::new(Self { config, open: Mutex::default() })
     }
 
-    /// Adds a span that names its conversation; `cost` is an LLM call's API and GPU cost.
-    pub fn observe(&self, span: &CanonicalSpan<'_>, cost: f64, now: f64, out: &mut Vec<Observation>) {
-        let Some(id) = span.fields.conversation else { return };
+    /// Adds a closed trace (one turn) of conversation `id`.
+    pub fn add_trace(&self, id: &str, trace: &TraceTotals, now: f64, out: &mut Vec<Observation>) {
         let Ok(mut open) = self.open.lock() else { return };
         let id = truncated(id);
         if !open.contains_key(id) && open.len() >= self.config.max_open {
@@ -72,11 +88,10 @@ impl Conversations {
             return;
         }
         let conversation = open.entry(Box::from(id)).or_insert_with(|| Conversation {
-            service: span.service.to_owned(),
-            first_start_nanos: span.start_unix_nano,
+            first_start_nanos: trace.first_start_nanos,
             ..Conversation::default()
         });
-        conversation.add(span, cost, now);
+        conversation.add(trace, now);
     }
 
     /// Records and forgets the conversations idle for the idle time.
@@ -91,39 +106,28 @@ impl Conversations {
 }
 
 impl Conversation {
-    fn add(&mut self, span: &CanonicalSpan<'_>, cost: f64, now: f64) {
-        if !self.recent_traces.contains(&span.trace_id) {
-            self.turns = self.turns.saturating_add(1);
-            if self.recent_traces.len() == RECENT_TRACES {
-                self.recent_traces.remove(0);
-            }
-            self.recent_traces.push(span.trace_id);
+    fn add(&mut self, trace: &TraceTotals, now: f64) {
+        self.turns = self.turns.saturating_add(1);
+        self.tokens = self.tokens.saturating_add(trace.calls.tokens);
+        self.cost_usd += trace.calls.cost;
+        if self.entry_agent.is_none() {
+            self.entry_agent = trace.entry_agent.as_deref().map(str::to_owned);
         }
-        if matches!(span.class, SpanClass::Llm | SpanClass::Embedding) {
-            let tokens =
-                span.fields.input_tokens.unwrap_or(0).saturating_add(span.fields.output_tokens.unwrap_or(0));
-            self.tokens = self.tokens.saturating_add(tokens);
-            self.cost_usd += cost;
+        let from_entry = trace.entry_agent.is_some();
+        if self.service.is_empty() || from_entry && !self.service_from_entry {
+            self.service = trace.service.as_deref().unwrap_or_default().to_owned();
+            self.service_from_entry = from_entry;
         }
-        // The entry agent: the first agent at the root of a trace, else the first agent seen.
-        if span.class == SpanClass::Agent {
-            let root = span.parent_span_id.is_none();
-            if self.entry_agent.as_ref().is_none_or(|(_, was_root)| root && !was_root) {
-                let agent = truncated(span.fields.agent.unwrap_or(span.name));
-                self.entry_agent = Some((agent.to_owned(), root));
-                self.service = span.service.to_owned();
-            }
-        }
-        self.first_start_nanos = self.first_start_nanos.min(span.start_unix_nano);
-        if span.end_unix_nano >= self.last_end_nanos {
-            self.last_end_nanos = span.end_unix_nano;
-            self.last_span = (span.trace_id, span.span_id);
+        self.first_start_nanos = self.first_start_nanos.min(trace.first_start_nanos);
+        if trace.last_end_nanos >= self.last_end_nanos {
+            self.last_end_nanos = trace.last_end_nanos;
+            self.last_span = (trace.trace_id, trace.last_span_id);
         }
         self.last_seen = now;
     }
 
     fn record(self, id: &str, out: &mut Vec<Observation>) {
-        let agent = self.entry_agent.map(|(agent, _)| agent).unwrap_or_default();
+        let agent = self.entry_agent.unwrap_or_default();
         let labels = smallvec![Label::Shared(Arc::from(self.service)), Label::Shared(Arc::from(agent))];
         let duration = self.last_end_nanos.saturating_sub(self.first_start_nanos) as f64 / 1e9;
         let conversation = ExemplarTag::new(id);
@@ -150,34 +154,19 @@ impl Conversation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::derive::tests::span;
     use crate::metrics::{Registry, SeriesLimits};
-    use agentrace_semconv::GenAiFields;
 
-    fn turn(trace: u8, agent_span: u8, conversation: &'static str) -> [CanonicalSpan<'static>; 2] {
-        let agent = GenAiFields {
-            agent: Some("concierge"),
-            conversation: Some(conversation),
-            ..GenAiFields::default()
-        };
-        let call = GenAiFields {
-            model: Some("m"),
-            input_tokens: Some(100),
-            output_tokens: Some(20),
-            conversation: Some(conversation),
-            ..GenAiFields::default()
-        };
-        let with_trace = |mut span: CanonicalSpan<'static>, start: u64| {
-            span.trace_id = [trace; 16];
-            span.start_unix_nano = start * 1_000_000_000;
-            span.end_unix_nano = (start + 2) * 1_000_000_000;
-            span
-        };
-        let start = u64::from(trace) * 10;
-        [
-            with_trace(span(agent_span, None, SpanClass::Agent, agent), start),
-            with_trace(span(agent_span + 1, Some(agent_span), SpanClass::Llm, call), start),
-        ]
+    fn trace(trace: u8, start_second: u64) -> TraceTotals {
+        TraceTotals {
+            conversation: Some(Arc::from("conv-1")),
+            trace_id: [trace; 16],
+            calls: RollUp { llm_calls: 1, tool_calls: 0, tokens: 120, cost: 0.01 },
+            first_start_nanos: start_second * 1_000_000_000,
+            last_end_nanos: (start_second + 2) * 1_000_000_000,
+            last_span_id: [trace; 8],
+            service: Some(Arc::from("svc")),
+            entry_agent: Some(Arc::from("concierge")),
+        }
     }
 
     fn values(out: &[Observation], metric: &str) -> Vec<f64> {
@@ -191,11 +180,8 @@ mod tests {
     fn a_conversation_is_recorded_once_idle_with_its_turns_tokens_cost_and_length() {
         let conversations = Conversations::new(ConversationConfig { idle_secs: 300.0, max_open: 10 });
         let mut out = Vec::new();
-        for (at, trace) in [(0.0, 1), (100.0, 2), (200.0, 3)] {
-            for span in turn(trace, trace * 10, "conv-1") {
-                let cost = if span.class == SpanClass::Llm { 0.01 } else { 0.0 };
-                conversations.observe(&span, cost, at, &mut out);
-            }
+        for (at, number) in [(0.0, 1), (100.0, 2), (200.0, 3)] {
+            conversations.add_trace("conv-1", &trace(number, u64::from(number) * 10), at, &mut out);
         }
         conversations.close_idle(499.0, &mut out);
         assert!(values(&out, metric::AGENT_CONVERSATION_TURNS).is_empty(), "not idle yet");
@@ -226,12 +212,10 @@ mod tests {
     fn past_the_cap_new_conversations_are_counted_not_followed() {
         let conversations = Conversations::new(ConversationConfig { idle_secs: 300.0, max_open: 2 });
         let mut out = Vec::new();
-        for (trace, id) in [(1, "a"), (2, "b"), (3, "c"), (4, "a")] {
-            for span in turn(trace, trace * 10, id) {
-                conversations.observe(&span, 0.0, 0.0, &mut out);
-            }
+        for (number, id) in [(1, "a"), (2, "b"), (3, "c"), (4, "a")] {
+            conversations.add_trace(id, &trace(number, 0), 0.0, &mut out);
         }
-        assert_eq!(values(&out, metric::SELF_CONVERSATIONS_OVERFLOW_TOTAL), [1.0, 1.0], "c's two spans");
+        assert_eq!(values(&out, metric::SELF_CONVERSATIONS_OVERFLOW_TOTAL), [1.0]);
         conversations.close_idle(300.0, &mut out);
         let mut turns = values(&out, metric::AGENT_CONVERSATION_TURNS);
         turns.sort_by(f64::total_cmp);

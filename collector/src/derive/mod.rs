@@ -38,7 +38,7 @@ pub struct Deriver {
     prices: Arc<PriceTable>,
     /// Also the GenAI conventions' series.
     spec: bool,
-    /// Shared by every worker.
+    /// Shared by every worker; the graph adds each closing trace of a conversation to it.
     conversations: Arc<Conversations>,
 }
 
@@ -77,11 +77,13 @@ pub fn gpu_window(span: &CanonicalSpan<'_>) -> Option<(f64, f64)> {
 impl Deriver {
     pub fn new(graph: GraphConfig, prices: Arc<PriceTable>) -> Self {
         let conversations = Conversations::new(graph.conversations);
-        Self { spec: graph.spec_names, graph: AgentGraph::new(graph), prices, conversations }
+        let graph = AgentGraph::new(graph, conversations.clone());
+        Self { spec: graph.spec_names(), graph, prices, conversations }
     }
 
     /// The same, following conversations in a table that other workers share.
-    pub fn sharing_conversations(self, conversations: Arc<Conversations>) -> Self {
+    pub fn sharing_conversations(mut self, conversations: Arc<Conversations>) -> Self {
+        self.graph.share_conversations(conversations.clone());
         Self { conversations, ..self }
     }
 
@@ -118,8 +120,6 @@ impl Deriver {
                     gpu: gpu.and_then(|stats| self.prices.gpu_cost(&stats.gpu_seconds_by_name)),
                 };
                 outcome.cost_usd = money.api;
-                let cost = money.api.unwrap_or(0.0) + money.gpu.unwrap_or(0.0);
-                self.conversations.observe(span, cost, now, out);
                 Some(Scoped::llm(span, money, gpu))
             }
             SpanClass::Tool => Some(Scoped::new(span, Call::Tool, &[span.fields.tool])),
@@ -144,9 +144,6 @@ impl Deriver {
                 Some(agent) => guardrails.emit(Label::cut(agent), out),
                 None => guardrails.emit(Label::Borrowed(""), out),
             }
-        }
-        if !matches!(span.class, SpanClass::Llm | SpanClass::Embedding) {
-            self.conversations.observe(span, 0.0, now, out);
         }
         let scoped = scoped.map(|mut scoped| {
             scoped.spec = self.spec;
@@ -222,6 +219,8 @@ pub(crate) struct RollUp {
     pub llm_calls: u32,
     pub tool_calls: u32,
     pub tokens: u64,
+    /// API and GPU cost of the LLM calls, in USD.
+    pub cost: f64,
 }
 
 impl RollUp {
@@ -229,6 +228,7 @@ impl RollUp {
         self.llm_calls = self.llm_calls.saturating_add(other.llm_calls);
         self.tool_calls = self.tool_calls.saturating_add(other.tool_calls);
         self.tokens = self.tokens.saturating_add(other.tokens);
+        self.cost += other.cost;
     }
 }
 

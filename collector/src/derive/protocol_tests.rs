@@ -228,3 +228,43 @@ fn spec_named_series_follow_the_conventions_labels_only_when_asked() {
     // agentrace's own series are derived as before.
     assert_eq!(total(&out, metric::LLM_PROMPT_TOKENS_TOTAL), 1000.0);
 }
+
+#[test]
+fn a_conversation_counts_its_traces_calls_once_whether_or_not_they_name_it() {
+    let config = GraphConfig {
+        conversations: crate::derive::ConversationConfig { idle_secs: 60.0, max_open: 10 },
+        ..GraphConfig::default()
+    };
+    let mut deriver = Deriver::new(config, Arc::new(crate::cost::PriceTable::built_in()));
+    let mut out = Vec::new();
+    for trace in [1u8, 2] {
+        let mut planner = agent(1, None, "planner");
+        planner.fields.conversation = Some("conv-9");
+        let http = CanonicalSpan {
+            kind: SpanKind::Client,
+            ..span(3, Some(2), SpanClass::Other, GenAiFields::default())
+        };
+        // The call and the inference server's span of it name no conversation.
+        let mut spans = [
+            planner,
+            chat(2, Some(1), SpanKind::Client, "app"),
+            http,
+            chat(4, Some(3), SpanKind::Server, "vllm"),
+        ];
+        for span in &mut spans {
+            span.trace_id = [trace; 16];
+        }
+        for span in &spans {
+            deriver.observe(span, None, f64::from(trace), &mut out);
+        }
+    }
+    deriver.tick(100.0, &mut out);
+    assert!(
+        total(&out, metric::AGENT_CONVERSATION_TURNS) == 0.0,
+        "idle for 60 s from its last trace's close"
+    );
+    deriver.tick(160.0, &mut out);
+    assert_eq!(total(&out, metric::AGENT_CONVERSATION_TURNS), 2.0);
+    assert_eq!(total(&out, metric::AGENT_CONVERSATION_TOKENS), 2.0 * 1050.0, "each call once");
+    assert_eq!(labels_of(&out, metric::AGENT_CONVERSATION_TOKENS), [["svc", "planner"]]);
+}

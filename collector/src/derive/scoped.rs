@@ -181,6 +181,14 @@ impl<'a> Scoped<'a> {
         Self::new(span, Call::Llm(figures), &[fields.provider, fields.model, fields.operation])
     }
 
+    /// An LLM call's API and GPU cost, in USD; 0 for anything else.
+    pub(crate) fn cost(&self) -> f64 {
+        match self.call {
+            Call::Llm(figures) => figures.money.api.unwrap_or(0.0) + figures.money.gpu.unwrap_or(0.0),
+            _ => 0.0,
+        }
+    }
+
     /// The same series with labels of their own (shared through `share`), to keep while the
     /// span waits for its agent.
     pub(crate) fn to_owned(&self, share: &mut impl FnMut(&str) -> Arc<str>) -> Scoped<'static> {

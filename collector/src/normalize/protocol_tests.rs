@@ -92,6 +92,8 @@ fn modality_conversation_and_prompt_are_read() {
     );
     let session = span("LLM", SpanKind::Internal, vec![text(attr::openinference::SESSION_ID, "s-9")]);
     assert_eq!(read(&session).fields.conversation, Some("s-9"));
+    let association = span("task", SpanKind::Internal, vec![text(attr::openllmetry::SESSION_ID, "s-10")]);
+    assert_eq!(read(&association).fields.conversation, Some("s-10"));
 }
 
 #[test]

@@ -9,6 +9,7 @@ mod alerts;
 mod attribution;
 mod auth;
 mod backend_down;
+mod bucket_quantiles;
 mod cli;
 mod common;
 mod connections;

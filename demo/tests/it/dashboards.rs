@@ -3,7 +3,9 @@
 //! `libnvidia-ml.so` (no GPU here), so the GPU panels have data too; the dcgm-exporter panels
 //! read a recorded dcgm-exporter exposition served by the test, since dcgm-exporter itself
 //! needs a GPU. Tempo targets (the node graph, the trace table) need Tempo, which does not run
-//! here: they are counted and listed, not queried.
+//! here: they are counted and listed, not queried. The collector prices the demo's GPU time
+//! from `demo/prices.toml`, ends conversations after 5 s idle, and Prometheus evaluates the
+//! SLO rules of `prometheus/rules/slo.yml`, so the cost, conversation and SLO panels have data.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -75,10 +77,26 @@ async fn label_values(prometheus: &Prometheus, label: &str, matcher: &str) -> us
 async fn every_dashboard_query_returns_data_from_demo_traffic() {
     let library = fake_nvml();
     let library = library.to_str().expect("utf-8 path");
-    let collector =
-        InProcessCollector::start_with(&["--nvml-lib", library, "--gpu-sample-interval", "0.2"]).await;
+    let prices = root().join("demo/prices.toml");
+    let collector = InProcessCollector::start_with(&[
+        "--nvml-lib",
+        library,
+        "--gpu-sample-interval",
+        "0.2",
+        // The demo's GPU-hour prices, and one for the fake GPUs, which no price list names.
+        "--price-file",
+        prices.to_str().expect("utf-8 path"),
+        "--gpu-hour-price",
+        "3.5",
+        // Conversations end within the run.
+        "--conversation-idle-secs",
+        "5",
+    ])
+    .await;
     let dcgm = dcgm_exporter_recording().await;
-    let prometheus = Prometheus::start(&[collector.metrics, dcgm]).await;
+    // The SLO panels read the recording rules `slo generate` made of prometheus/slo.toml.
+    let slo_rules = std::fs::read_to_string(root().join("prometheus/rules/slo.yml")).expect("slo rules");
+    let prometheus = Prometheus::start_with_rules(&[collector.metrics, dcgm], Some(&slo_rules)).await;
 
     let mut demo = tokio::process::Command::new(env!("CARGO_BIN_EXE_agentrace-demo"))
         .args(["--endpoint", &format!("http://{}", collector.grpc)])
@@ -133,6 +151,19 @@ async fn every_dashboard_query_returns_data_from_demo_traffic() {
                     Err(error) => failures.push(format!("{title}: {error} for {query}")),
                 }
             }
+        }
+    }
+    // The demo looks like real models: the 70B model is slower than the 8B one, and decode
+    // speed stays inside the histogram (below its top bucket) at this latency scale.
+    let median = |model: &str| {
+        format!("histogram_quantile(0.5, sum by (le) (rate(llm_inference_latency_seconds_bucket{{model=\"{model}\"}}[1m])))")
+    };
+    let slower = format!("{} > {}", median("llama-3.1-70b-instruct"), median("llama-3.1-8b-instruct"));
+    let fastest =
+        "histogram_quantile(0.99, sum by (le) (rate(llm_output_tokens_per_second_bucket[1m]))) < 2000";
+    for check in [slower.as_str(), fastest] {
+        if !matches!(result_count(&prometheus, check).await, Ok(1)) {
+            failures.push(format!("not true: {check}"));
         }
     }
     let _ = demo.kill().await;

@@ -108,7 +108,7 @@ fn dashboards_parse_have_unique_agentrace_uids_and_provisioned_datasources() {
         BTreeSet::from(["agentrace-prometheus".to_owned(), "agentrace-tempo".to_owned()])
     );
     let boards = dashboards();
-    assert_eq!(boards.len(), 4, "LLM inference, agents, GPU, collector health");
+    assert_eq!(boards.len(), 6, "LLM inference, agents, GPU, collector health, cost, behaviour");
     let mut uids = BTreeSet::new();
     for (path, board) in &boards {
         let uid = board["uid"].as_str().unwrap_or_else(|| panic!("{path}: no uid"));
@@ -120,7 +120,25 @@ fn dashboards_parse_have_unique_agentrace_uids_and_provisioned_datasources() {
             .iter()
             .filter_map(|variable| variable["name"].as_str())
             .collect();
-        assert_eq!(variables, ["service", "agent", "model"], "{path}");
+        // Every variable is used by a panel, and every variable a panel uses is defined.
+        let exprs: Vec<&str> = board["panels"]
+            .as_array()
+            .expect("panels")
+            .iter()
+            .flat_map(|panel| panel["targets"].as_array().expect("targets"))
+            .filter_map(|target| target["expr"].as_str())
+            .collect();
+        for variable in &variables {
+            let used = format!("${variable}");
+            assert!(
+                exprs.iter().any(|expr| expr.contains(&used)),
+                "{path}: variable {variable} no panel uses"
+            );
+        }
+        for name in ["service", "agent", "model"] {
+            let used = exprs.iter().any(|expr| expr.contains(&format!("${name}\"")));
+            assert!(!used || variables.contains(&name), "{path}: ${name} used but not defined");
+        }
         for variable in board["templating"]["list"].as_array().expect("variables") {
             let uid = variable["datasource"]["uid"].as_str().unwrap_or_default();
             assert!(datasources.contains(uid), "{path}: variable datasource {uid}");

@@ -152,7 +152,12 @@ pub const OPENLLMETRY: Dialect = Dialect {
         rule(openllmetry::REQUEST_TYPE, "completion", SpanClass::Llm),
         rule(openllmetry::REQUEST_TYPE, "embedding", SpanClass::Embedding),
     ],
-    fields: &[(Field::Operation, openllmetry::REQUEST_TYPE), (Field::Name, openllmetry::ENTITY_NAME)],
+    fields: &[
+        (Field::Operation, openllmetry::REQUEST_TYPE),
+        (Field::Name, openllmetry::ENTITY_NAME),
+        (Field::Conversation, openllmetry::CONVERSATION_ID),
+        (Field::Conversation, openllmetry::SESSION_ID),
+    ],
     first_token_events: &[openllmetry::COMPLETION_CHUNK_EVENT],
     implied_provider: None,
 };

@@ -4,8 +4,9 @@
 use agentrace_semconv::metric;
 use smallvec::smallvec;
 
+use super::chain::{nearest_agent, Caller};
 use super::waiting::{Held, Waiter};
-use super::{roll_up, GraphConfig, TraceState};
+use super::{roll_up, Conversations, GraphConfig, TraceState};
 use crate::metrics::{Label, Observation};
 
 /// Counts held series with `agent=""`, as unresolved for `reason`.
@@ -33,7 +34,7 @@ pub(super) fn unresolved_count<'o>(reason: &'static str, spans: usize) -> Observ
 pub(super) fn flush(
     mut trace: TraceState,
     reason: &'static str,
-    config: &GraphConfig,
+    (config, conversations, now): (&GraphConfig, &Conversations, f64),
     out: &mut Vec<Observation>,
 ) {
     let (mut unpaired, mut held) = (0usize, Vec::new());
@@ -62,4 +63,16 @@ pub(super) fn flush(
         );
     }
     super::loops::detect(&trace.nodes, &trace.invocations, config, out);
+    if let Some(conversation) = trace.totals.conversation.clone() {
+        // The entry agent: an invocation with no agent above it.
+        let entry = trace.invocations.iter().find(|(span_id, _)| {
+            let parent = trace.nodes.get(span_id).and_then(|node| node.parent);
+            matches!(nearest_agent(&trace.nodes, parent), Caller::Root)
+        });
+        if let Some((_, invocation)) = entry {
+            trace.totals.entry_agent = Some(invocation.agent.clone());
+            trace.totals.service = Some(invocation.service.clone());
+        }
+        conversations.add_trace(&conversation, &trace.totals, now, out);
+    }
 }

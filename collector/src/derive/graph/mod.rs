@@ -36,6 +36,7 @@ use foldhash::HashMap;
 use agentrace_semconv::metric::{self, unresolved};
 use agentrace_semconv::SpanClass;
 
+use super::conversations::{Conversations, TraceTotals};
 use super::{exemplar_of, roll_up, EdgeLabels, GraphConfig, RollUp, Scoped};
 use crate::metrics::{truncated, Exemplar, Label, Observation, SharedNames};
 use crate::normalize::CanonicalSpan;
@@ -69,6 +70,8 @@ struct TraceState {
     invocations: SmallVec<[(SpanId, Invocation); 1]>,
     /// Whether an A2A call is in the trace: a remote agent's edge may be drawn already.
     has_a2a: bool,
+    /// What the trace adds to its conversation, if it has one.
+    totals: TraceTotals,
 }
 
 /// A trace's state with its entries in the window's table and queue (names are shared, and
@@ -107,11 +110,21 @@ pub struct AgentGraph {
     names: SharedNames,
     /// Scratch space for names built from parts (`tool:<name>`).
     scratch: String,
+    /// Where a closing trace of a conversation adds its turn.
+    conversations: Arc<Conversations>,
 }
 
 impl AgentGraph {
-    pub fn new(config: GraphConfig) -> Self {
-        Self { config, ..Self::default() }
+    pub fn new(config: GraphConfig, conversations: Arc<Conversations>) -> Self {
+        Self { config, conversations, ..Self::default() }
+    }
+
+    pub fn spec_names(&self) -> bool {
+        self.config.spec_names
+    }
+
+    pub fn share_conversations(&mut self, conversations: Arc<Conversations>) {
+        self.conversations = conversations;
     }
 
     pub fn open_traces(&self) -> usize {
@@ -127,7 +140,7 @@ impl AgentGraph {
         now: f64,
         out: &mut Vec<Observation<'a>>,
     ) {
-        self.make_room(span.trace_id, scoped.as_ref().is_some_and(|scoped| scoped.agent.is_none()), out);
+        self.make_room(span.trace_id, scoped.as_ref().is_some_and(|scoped| scoped.agent.is_none()), now, out);
         let (trace, bytes_before) = match self.traces.entry(span.trace_id) {
             Entry::Occupied(open) => {
                 let trace = open.into_mut();
@@ -146,7 +159,10 @@ impl AgentGraph {
             Box::new(Deferred { kind, parent: dedup::call_start(span), waiters: SmallVec::new() })
         });
         let names = &mut self.names;
-        if in_graph && add_to_graph(trace, span, names, &mut self.scratch, deferred.as_deref_mut(), out) {
+        let cost = scoped.as_ref().map_or(0.0, Scoped::cost);
+        totals_add(&mut trace.totals, span);
+        let scratch = &mut self.scratch;
+        if in_graph && add_to_graph(trace, span, (names, scratch), (cost, deferred.as_deref_mut()), out) {
             for waiter in trace.waiting.take(&span.span_id) {
                 settle(trace, waiter, out);
             }
@@ -165,13 +181,13 @@ impl AgentGraph {
         }
         self.bytes = self.bytes + trace.bytes() - bytes_before;
         self.held = self.held + trace.waiting.held - held_before;
-        self.shrink_to_budget(span.trace_id, out);
+        self.shrink_to_budget(span.trace_id, now, out);
     }
 
     /// Closes the oldest traces while the window is over its byte budget (a table that just
     /// grew can take it over), but not `current`: once it is the oldest, it is left to grow
     /// until the next span.
-    fn shrink_to_budget(&mut self, current: TraceId, out: &mut Vec<Observation>) {
+    fn shrink_to_budget(&mut self, current: TraceId, now: f64, out: &mut Vec<Observation>) {
         while self.bytes > self.config.max_bytes {
             let Some(oldest) = self.opened.pop_front() else { return };
             if oldest == current {
@@ -180,14 +196,14 @@ impl AgentGraph {
             }
             if let Some(trace) = self.traces.remove(&oldest) {
                 self.forget(&trace);
-                flush(trace, unresolved::EVICTED, &self.config, out);
+                flush(trace, unresolved::EVICTED, (&self.config, &self.conversations, now), out);
             }
         }
     }
 
     /// Flushes the oldest traces while the window is full: at `max_bytes`, for a new trace when
     /// it holds `max_traces`, and for a span about to be held when `max_pending_spans` are.
-    fn make_room(&mut self, trace_id: TraceId, may_hold: bool, out: &mut Vec<Observation>) {
+    fn make_room(&mut self, trace_id: TraceId, may_hold: bool, now: f64, out: &mut Vec<Observation>) {
         loop {
             let traces_full =
                 self.traces.len() >= self.config.max_traces && !self.traces.contains_key(&trace_id);
@@ -199,7 +215,7 @@ impl AgentGraph {
             let Some(oldest) = self.opened.pop_front() else { return };
             if let Some(trace) = self.traces.remove(&oldest) {
                 self.forget(&trace);
-                flush(trace, unresolved::EVICTED, &self.config, out);
+                flush(trace, unresolved::EVICTED, (&self.config, &self.conversations, now), out);
             }
         }
     }
@@ -230,7 +246,7 @@ impl AgentGraph {
         }
         for trace in closed {
             self.forget(&trace);
-            flush(trace, unresolved::WAIT_EXPIRED, &config, out);
+            flush(trace, unresolved::WAIT_EXPIRED, (&config, &self.conversations, now), out);
         }
         if self.held > 0 {
             let oldest_kept = now - config.attribution_wait_secs;
@@ -264,9 +280,8 @@ impl AgentGraph {
 fn add_to_graph(
     trace: &mut TraceState,
     span: &CanonicalSpan<'_>,
-    names: &mut SharedNames,
-    scratch: &mut String,
-    mut deferred: Option<&mut Deferred>,
+    (names, scratch): (&mut SharedNames, &mut String),
+    (cost, mut deferred): (f64, Option<&mut Deferred>),
     out: &mut Vec<Observation>,
 ) -> bool {
     let service = names.get(truncated(span.service));
@@ -294,7 +309,7 @@ fn add_to_graph(
     if is_llm || is_tool {
         let tokens =
             span.fields.input_tokens.unwrap_or(0).saturating_add(span.fields.output_tokens.unwrap_or(0));
-        let calls = RollUp { llm_calls: u32::from(is_llm), tool_calls: u32::from(is_tool), tokens };
+        let calls = RollUp { llm_calls: u32::from(is_llm), tool_calls: u32::from(is_tool), tokens, cost };
         let probe = loops::Probe::of(span);
         let member = Waiter::Member(Member { parent: span.parent_span_id, calls, probe });
         settle_or_defer(trace, member, deferred.as_deref_mut(), out);
@@ -360,6 +375,23 @@ fn hold_or_count<'a>(
     trace.waiting.park(missing, Waiter::Held(Box::new(held)));
 }
 
+/// The trace's times, last span, first service and conversation, as each span arrives.
+fn totals_add(totals: &mut TraceTotals, span: &CanonicalSpan<'_>) {
+    if totals.service.is_none() {
+        totals.trace_id = span.trace_id;
+        totals.service = Some(Arc::from(truncated(span.service)));
+        totals.first_start_nanos = span.start_unix_nano;
+    }
+    if totals.conversation.is_none() {
+        totals.conversation = span.fields.conversation.map(|id| Arc::from(truncated(id)));
+    }
+    totals.first_start_nanos = totals.first_start_nanos.min(span.start_unix_nano);
+    if span.end_unix_nano >= totals.last_end_nanos {
+        totals.last_end_nanos = span.end_unix_nano;
+        totals.last_span_id = span.span_id;
+    }
+}
+
 /// Settles a waiter whose chain up to an agent (or the root) is complete: emits the edge, adds
 /// the call to its invocation, counts the series; otherwise files it under the missing span.
 fn settle(trace: &mut TraceState, waiter: Waiter, out: &mut Vec<Observation>) {
@@ -392,8 +424,9 @@ fn settle(trace: &mut TraceState, waiter: Waiter, out: &mut Vec<Observation>) {
             };
             super::edge(labels, edge.failed, edge.duration, edge.weight, edge.exemplar, out);
         }
-        // Without an agent above it, a call belongs to no invocation.
+        // Without an agent above it, a call belongs to no invocation, but to its trace.
         Waiter::Member(member) => {
+            trace.totals.calls.add(member.calls);
             let invocation = trace.invocations.iter_mut().find(|(span_id, _)| Some(*span_id) == agent_span);
             if let Some((_, invocation)) = invocation {
                 invocation.calls.add(member.calls);
