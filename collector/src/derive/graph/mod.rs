@@ -160,7 +160,7 @@ impl AgentGraph {
         });
         let names = &mut self.names;
         let cost = scoped.as_ref().map_or(0.0, Scoped::cost);
-        totals_add(&mut trace.totals, span);
+        totals_add(&mut trace.totals, span, names);
         let scratch = &mut self.scratch;
         if in_graph && add_to_graph(trace, span, (names, scratch), (cost, deferred.as_deref_mut()), out) {
             for waiter in trace.waiting.take(&span.span_id) {
@@ -376,10 +376,10 @@ fn hold_or_count<'a>(
 }
 
 /// The trace's times, last span, first service and conversation, as each span arrives.
-fn totals_add(totals: &mut TraceTotals, span: &CanonicalSpan<'_>) {
+fn totals_add(totals: &mut TraceTotals, span: &CanonicalSpan<'_>, names: &mut SharedNames) {
     if totals.service.is_none() {
         totals.trace_id = span.trace_id;
-        totals.service = Some(Arc::from(truncated(span.service)));
+        totals.service = Some(names.get(truncated(span.service)));
         totals.first_start_nanos = span.start_unix_nano;
     }
     if totals.conversation.is_none() {
