@@ -39,16 +39,21 @@ impl Default for ConversationConfig {
 pub(crate) struct TraceTotals {
     /// The first conversation id a span of the trace names.
     pub conversation: Option<Arc<str>>,
-    pub trace_id: [u8; 16],
     /// The trace's LLM calls (each call once), their tokens and cost.
     pub calls: RollUp,
     pub first_start_nanos: u64,
     pub last_end_nanos: u64,
     pub last_span_id: [u8; 8],
-    /// The root agent's service, else the first span's.
+    /// The first span's service.
     pub service: Option<Arc<str>>,
-    /// The agent at the root of the trace.
-    pub entry_agent: Option<Arc<str>>,
+}
+
+/// A closed trace of a conversation: its totals, its id, and the agent at its root with that
+/// agent's service.
+pub(crate) struct Turn<'a> {
+    pub totals: &'a TraceTotals,
+    pub trace_id: [u8; 16],
+    pub entry: Option<(&'a Arc<str>, &'a Arc<str>)>,
 }
 
 #[derive(Debug, Default)]
@@ -80,18 +85,20 @@ impl Conversations {
     }
 
     /// Adds a closed trace (one turn) of conversation `id`.
-    pub fn add_trace(&self, id: &str, trace: &TraceTotals, now: f64, out: &mut Vec<Observation>) {
+    pub fn add_trace(&self, id: &str, turn: &Turn<'_>, now: f64, out: &mut Vec<Observation>) {
         let Ok(mut open) = self.open.lock() else { return };
         let id = truncated(id);
-        if !open.contains_key(id) && open.len() >= self.config.max_open {
+        if let Some(conversation) = open.get_mut(id) {
+            return conversation.add(turn, now);
+        }
+        if open.len() >= self.config.max_open {
             out.push(Observation::new(metric::SELF_CONVERSATIONS_OVERFLOW_TOTAL, smallvec![], 1.0, None));
             return;
         }
-        let conversation = open.entry(Box::from(id)).or_insert_with(|| Conversation {
-            first_start_nanos: trace.first_start_nanos,
-            ..Conversation::default()
-        });
-        conversation.add(trace, now);
+        let mut conversation =
+            Conversation { first_start_nanos: turn.totals.first_start_nanos, ..Conversation::default() };
+        conversation.add(turn, now);
+        open.insert(Box::from(id), conversation);
     }
 
     /// Records and forgets the conversations idle for the idle time.
@@ -106,22 +113,25 @@ impl Conversations {
 }
 
 impl Conversation {
-    fn add(&mut self, trace: &TraceTotals, now: f64) {
+    fn add(&mut self, turn: &Turn<'_>, now: f64) {
+        let trace = turn.totals;
         self.turns = self.turns.saturating_add(1);
         self.tokens = self.tokens.saturating_add(trace.calls.tokens);
         self.cost_usd += trace.calls.cost;
         if self.entry_agent.is_none() {
-            self.entry_agent = trace.entry_agent.as_deref().map(str::to_owned);
+            self.entry_agent = turn.entry.map(|(agent, _)| agent.to_string());
         }
-        let from_entry = trace.entry_agent.is_some();
+        // The entry agent's service, else the first span's.
+        let service = turn.entry.map(|(_, service)| service).or(trace.service.as_ref());
+        let from_entry = turn.entry.is_some();
         if self.service.is_empty() || from_entry && !self.service_from_entry {
-            self.service = trace.service.as_deref().unwrap_or_default().to_owned();
+            self.service = service.map(|service| service.to_string()).unwrap_or_default();
             self.service_from_entry = from_entry;
         }
         self.first_start_nanos = self.first_start_nanos.min(trace.first_start_nanos);
         if trace.last_end_nanos >= self.last_end_nanos {
             self.last_end_nanos = trace.last_end_nanos;
-            self.last_span = (trace.trace_id, trace.last_span_id);
+            self.last_span = (turn.trace_id, trace.last_span_id);
         }
         self.last_seen = now;
     }
@@ -156,17 +166,29 @@ mod tests {
     use super::*;
     use crate::metrics::{Registry, SeriesLimits};
 
-    fn trace(trace: u8, start_second: u64) -> TraceTotals {
+    fn totals(trace: u8, start_second: u64) -> TraceTotals {
         TraceTotals {
             conversation: Some(Arc::from("conv-1")),
-            trace_id: [trace; 16],
             calls: RollUp { llm_calls: 1, tool_calls: 0, tokens: 120, cost: 0.01 },
             first_start_nanos: start_second * 1_000_000_000,
             last_end_nanos: (start_second + 2) * 1_000_000_000,
             last_span_id: [trace; 8],
-            service: Some(Arc::from("svc")),
-            entry_agent: Some(Arc::from("concierge")),
+            service: Some(Arc::from("first")),
         }
+    }
+
+    fn add(
+        conversations: &Conversations,
+        id: &str,
+        trace: u8,
+        start_second: u64,
+        at: f64,
+        out: &mut Vec<Observation>,
+    ) {
+        let (agent, service): (Arc<str>, Arc<str>) = (Arc::from("concierge"), Arc::from("svc"));
+        let totals = totals(trace, start_second);
+        let turn = Turn { totals: &totals, trace_id: [trace; 16], entry: Some((&agent, &service)) };
+        conversations.add_trace(id, &turn, at, out);
     }
 
     fn values(out: &[Observation], metric: &str) -> Vec<f64> {
@@ -181,7 +203,7 @@ mod tests {
         let conversations = Conversations::new(ConversationConfig { idle_secs: 300.0, max_open: 10 });
         let mut out = Vec::new();
         for (at, number) in [(0.0, 1), (100.0, 2), (200.0, 3)] {
-            conversations.add_trace("conv-1", &trace(number, u64::from(number) * 10), at, &mut out);
+            add(&conversations, "conv-1", number, u64::from(number) * 10, at, &mut out);
         }
         conversations.close_idle(499.0, &mut out);
         assert!(values(&out, metric::AGENT_CONVERSATION_TURNS).is_empty(), "not idle yet");
@@ -213,7 +235,7 @@ mod tests {
         let conversations = Conversations::new(ConversationConfig { idle_secs: 300.0, max_open: 2 });
         let mut out = Vec::new();
         for (number, id) in [(1, "a"), (2, "b"), (3, "c"), (4, "a")] {
-            conversations.add_trace(id, &trace(number, 0), 0.0, &mut out);
+            add(&conversations, id, number, 0, 0.0, &mut out);
         }
         assert_eq!(values(&out, metric::SELF_CONVERSATIONS_OVERFLOW_TOTAL), [1.0]);
         conversations.close_idle(300.0, &mut out);

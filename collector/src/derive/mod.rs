@@ -116,7 +116,8 @@ impl Deriver {
                     api: usage.map(|usage| self.prices.cost(model, usage)),
                     cache_savings: usage
                         .filter(|usage| usage.cached_input > 0)
-                        .map(|usage| self.prices.cache_savings(model, usage)),
+                        .map(|usage| self.prices.cache_savings(model, usage))
+                        .filter(|savings| *savings > 0.0),
                     gpu: gpu.and_then(|stats| self.prices.gpu_cost(&stats.gpu_seconds_by_name)),
                 };
                 outcome.cost_usd = money.api;

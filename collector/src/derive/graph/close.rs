@@ -6,7 +6,8 @@ use smallvec::smallvec;
 
 use super::chain::{nearest_agent, Caller};
 use super::waiting::{Held, Waiter};
-use super::{roll_up, Conversations, GraphConfig, TraceState};
+use super::{roll_up, Conversations, GraphConfig, TraceId, TraceState};
+use crate::derive::conversations::Turn;
 use crate::metrics::{Label, Observation};
 
 /// Counts held series with `agent=""`, as unresolved for `reason`.
@@ -32,7 +33,7 @@ pub(super) fn unresolved_count<'o>(reason: &'static str, spans: usize) -> Observ
 /// Final accounting of a trace: what still waits for an agent counted with `agent=""` as
 /// unresolved (for `reason`), unpaired edges counted, roll-ups per invocation.
 pub(super) fn flush(
-    mut trace: TraceState,
+    (trace_id, mut trace): (TraceId, TraceState),
     reason: &'static str,
     (config, conversations, now): (&GraphConfig, &Conversations, f64),
     out: &mut Vec<Observation>,
@@ -63,16 +64,17 @@ pub(super) fn flush(
         );
     }
     super::loops::detect(&trace.nodes, &trace.invocations, config, out);
-    if let Some(conversation) = trace.totals.conversation.clone() {
+    if let Some(conversation) = &trace.totals.conversation {
         // The entry agent: an invocation with no agent above it.
         let entry = trace.invocations.iter().find(|(span_id, _)| {
             let parent = trace.nodes.get(span_id).and_then(|node| node.parent);
             matches!(nearest_agent(&trace.nodes, parent), Caller::Root)
         });
-        if let Some((_, invocation)) = entry {
-            trace.totals.entry_agent = Some(invocation.agent.clone());
-            trace.totals.service = Some(invocation.service.clone());
-        }
-        conversations.add_trace(&conversation, &trace.totals, now, out);
+        let turn = Turn {
+            totals: &trace.totals,
+            trace_id,
+            entry: entry.map(|(_, invocation)| (&invocation.agent, &invocation.service)),
+        };
+        conversations.add_trace(conversation, &turn, now, out);
     }
 }

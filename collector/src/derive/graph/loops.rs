@@ -32,13 +32,14 @@ struct ToolKey {
     by_name: bool,
 }
 
-/// One invocation's loop evidence so far.
+/// One invocation's loop evidence so far; small, since every open trace holds one per agent
+/// span (the tools' list is on the heap only once the invocation calls a tool).
 #[derive(Clone, Debug, Default)]
 pub(super) struct Watch {
-    tools: SmallVec<[(ToolKey, u32); 2]>,
+    tools: Vec<(ToolKey, u32)>,
     /// The earliest call's (start, prompt tokens), and the most prompt tokens of any call.
-    first_prompt: Option<(u64, u64)>,
-    most_prompt: u64,
+    first_prompt: Option<(u64, u32)>,
+    most_prompt: u32,
 }
 
 impl Probe {
@@ -65,6 +66,7 @@ impl Watch {
             }
         }
         if let Some((start, tokens)) = probe.prompt {
+            let tokens = u32::try_from(tokens).unwrap_or(u32::MAX);
             if self.first_prompt.is_none_or(|(first, _)| start < first) {
                 self.first_prompt = Some((start, tokens));
             }
@@ -81,7 +83,7 @@ impl Watch {
 
     fn context_grew(&self, config: &GraphConfig) -> bool {
         self.first_prompt.is_some_and(|(_, first)| {
-            first > 0 && self.most_prompt as f64 > first as f64 * config.context_growth_factor
+            first > 0 && f64::from(self.most_prompt) > f64::from(first) * config.context_growth_factor
         })
     }
 }

@@ -196,7 +196,7 @@ impl AgentGraph {
             }
             if let Some(trace) = self.traces.remove(&oldest) {
                 self.forget(&trace);
-                flush(trace, unresolved::EVICTED, (&self.config, &self.conversations, now), out);
+                flush((oldest, trace), unresolved::EVICTED, (&self.config, &self.conversations, now), out);
             }
         }
     }
@@ -215,7 +215,7 @@ impl AgentGraph {
             let Some(oldest) = self.opened.pop_front() else { return };
             if let Some(trace) = self.traces.remove(&oldest) {
                 self.forget(&trace);
-                flush(trace, unresolved::EVICTED, (&self.config, &self.conversations, now), out);
+                flush((oldest, trace), unresolved::EVICTED, (&self.config, &self.conversations, now), out);
             }
         }
     }
@@ -240,13 +240,10 @@ impl AgentGraph {
         let done = self.traces.extract_if(|_, trace| {
             now - trace.last_seen >= config.wait_secs || now - trace.first_seen >= config.max_age_secs
         });
-        let mut closed = Vec::new();
-        for (_, trace) in done {
-            closed.push(trace);
-        }
-        for trace in closed {
+        let closed: Vec<(TraceId, TraceState)> = done.collect();
+        for (trace_id, trace) in closed {
             self.forget(&trace);
-            flush(trace, unresolved::WAIT_EXPIRED, (&config, &self.conversations, now), out);
+            flush((trace_id, trace), unresolved::WAIT_EXPIRED, (&config, &self.conversations, now), out);
         }
         if self.held > 0 {
             let oldest_kept = now - config.attribution_wait_secs;
@@ -378,7 +375,6 @@ fn hold_or_count<'a>(
 /// The trace's times, last span, first service and conversation, as each span arrives.
 fn totals_add(totals: &mut TraceTotals, span: &CanonicalSpan<'_>, names: &mut SharedNames) {
     if totals.service.is_none() {
-        totals.trace_id = span.trace_id;
         totals.service = Some(names.get(truncated(span.service)));
         totals.first_start_nanos = span.start_unix_nano;
     }
