@@ -4,15 +4,13 @@
 //! inference, tool execution duration. Labels follow the conventions' attributes; the agent is
 //! a label only where they name it (`gen_ai.agent.name` on tool executions).
 
+use agentrace_semconv::attr::operation;
 use agentrace_semconv::dialect::MODALITIES;
 use agentrace_semconv::metric::spec;
 use smallvec::smallvec;
 
 use super::{LlmFigures, Scoped};
 use crate::metrics::{Label, Labels, Observation};
-
-/// `embeddings` is not an inference: it has the general operation duration.
-const EMBEDDINGS: &str = "embeddings";
 
 impl Scoped<'_> {
     fn error_label<'o>(&self) -> Label<'o> {
@@ -31,7 +29,8 @@ pub(super) fn inference<'a: 'o, 'o>(scoped: &Scoped<'a>, llm: &LlmFigures, out: 
     };
     let with_error = with(scoped.error_label());
     let mut record = |metric, labels, value| out.push(scoped.observation(metric, labels, value));
-    if &*operation == EMBEDDINGS {
+    // Embeddings are not an inference: they have the general operation duration.
+    if &*operation == operation::EMBEDDINGS {
         return record(spec::OPERATION_DURATION, with_error, scoped.duration);
     }
     record(spec::INFERENCE_DURATION, with_error.clone(), scoped.duration);
