@@ -28,6 +28,7 @@ use crate::gpu::{self, GpuConfig};
 use crate::metrics::{self, SeriesLimits};
 use crate::receive::{self, ReceiveConfig};
 use crate::serve::{self, ConnectionConfig};
+use crate::view::{self, ViewConfig};
 
 pub const DEFAULT_METRICS_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9101);
@@ -73,6 +74,8 @@ pub struct Options {
     pub connections: serve::Args,
     #[command(flatten)]
     pub metrics_endpoint: prometheus::Args,
+    #[command(flatten)]
+    pub view: view::Args,
 }
 
 /// The validated configuration, one part per stage.
@@ -88,6 +91,8 @@ pub struct Config {
     pub prices: Arc<PriceTable>,
     pub gpu: GpuConfig,
     pub enricher: Enricher,
+    /// `None` with `--view off`.
+    pub view: Option<ViewConfig>,
     pub shutdown_timeout: Duration,
 }
 
@@ -171,6 +176,7 @@ impl Options {
             prices: Arc::new(self.prices.validate()?),
             gpu: self.gpu.validate()?,
             enricher: self.forwarded.validate(queue_dir.as_deref())?,
+            view: self.view.validate()?,
             shutdown_timeout,
         })
     }

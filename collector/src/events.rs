@@ -9,6 +9,7 @@ use agentrace_semconv::metric;
 
 use crate::gpu::Skip;
 use crate::metrics::{Event, Registry};
+use crate::view::Eviction;
 
 /// How a request reached the collector.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -290,6 +291,33 @@ pub struct ScrapeTruncated;
 impl Event for ScrapeTruncated {
     fn emit(self, registry: &Registry, now: f64) {
         registry.add(metric::SELF_SCRAPE_TRUNCATED_TOTAL, &[], 1.0, now);
+    }
+}
+
+/// The live view's store, as a scrape reads it.
+pub struct ViewFill {
+    pub traces: usize,
+    pub bytes: usize,
+    pub max_bytes: usize,
+}
+
+impl Event for ViewFill {
+    fn emit(self, registry: &Registry, now: f64) {
+        registry.add(metric::SELF_VIEW_TRACES, &[], self.traces as f64, now);
+        registry.add(metric::SELF_VIEW_BYTES, &[], self.bytes as f64, now);
+        registry.add(metric::SELF_VIEW_MAX_BYTES, &[], self.max_bytes as f64, now);
+    }
+}
+
+/// Spans the live view's store let go or did not keep.
+pub struct ViewEvicted {
+    pub reason: Eviction,
+    pub count: u64,
+}
+
+impl Event for ViewEvicted {
+    fn emit(self, registry: &Registry, now: f64) {
+        registry.add(metric::SELF_VIEW_SPANS_DROPPED_TOTAL, &[self.reason.as_str()], self.count as f64, now);
     }
 }
 

@@ -17,11 +17,12 @@ use tower::ServiceExt;
 use crate::derive::Deriver;
 use crate::metrics::{Format, Registry, SeriesLimits};
 use crate::normalize::Normalizer;
-use crate::process::derive_request;
+use crate::process::{derive_request, Deriving};
 use crate::receive::http::{HttpReceiver, TRACES_PATH};
 use crate::receive::{decode, Batch, Ingest, QueueGauge};
 use crate::serve::body::Metered;
 use crate::serve::{BodyLimits, Budget, Table};
+use crate::view::{Staged, View, ViewConfig};
 use crate::wire::ExportTraceServiceRequest;
 use crate::{Listeners, Options};
 
@@ -119,8 +120,7 @@ fn derive_and_render(request: &ExportTraceServiceRequest) {
     derive_request(
         &Normalizer::default(),
         &mut deriver,
-        registry.writer(0),
-        None,
+        Deriving { registry: registry.writer(0), gpu: None, staged: None },
         request,
         0.0,
         &mut observations,
@@ -189,7 +189,8 @@ pub fn replay_json(
     let normalizer = Normalizer::default();
     for body in bodies {
         let request = decode::json(body).map_err(|error| error.to_string())?.request;
-        derive_request(&normalizer, &mut deriver, registry.writer(0), None, &request, now, &mut Vec::new());
+        let deriving = Deriving { registry: registry.writer(0), gpu: None, staged: None };
+        derive_request(&normalizer, &mut deriver, deriving, &request, now, &mut Vec::new());
     }
     let mut observations = Vec::new();
     deriver.tick(now + 3600.0, &mut observations);
@@ -372,14 +373,18 @@ pub struct Pipeline {
     registry: Arc<Registry>,
     /// The registry stripe this pipeline writes, as worker number `stripe`.
     stripe: usize,
+    /// The live view's store and the staging room, as the collector runs by default.
+    view: (Arc<View>, Staged),
 }
 
 impl Default for Pipeline {
     fn default() -> Self {
+        let registry = Arc::new(Registry::new(SeriesLimits::default()));
         Self {
             normalizer: Normalizer::default(),
             deriver: Deriver::default(),
-            registry: Arc::new(Registry::new(SeriesLimits::default())),
+            view: (View::new(ViewConfig::default(), registry.clone(), None), Staged::default()),
+            registry,
             stripe: 0,
         }
     }
@@ -392,10 +397,12 @@ impl Pipeline {
     pub fn sharing_a_registry(count: usize, striped: bool) -> Vec<Self> {
         let stripes = if striped { Registry::stripes_for(count) } else { 1 };
         let registry = Arc::new(Registry::striped(SeriesLimits::default(), stripes));
+        let view = View::new(ViewConfig::default(), registry.clone(), None);
         (0..count)
             .map(|worker| Self {
                 normalizer: Normalizer::default(),
                 deriver: Deriver::default(),
+                view: (view.clone(), Staged::default()),
                 registry: registry.clone(),
                 stripe: if striped { worker } else { 0 },
             })
@@ -407,15 +414,12 @@ impl Pipeline {
         let Ok(decoded) = decode::protobuf(body) else { return false };
         let request = decoded.request;
         let mut observations = Vec::new();
-        derive_request(
-            &self.normalizer,
-            &mut self.deriver,
-            self.registry.writer(self.stripe),
-            None,
-            &request,
-            now,
-            &mut observations,
-        );
+        let (view, staged) = &mut self.view;
+        view.prepare(staged);
+        let deriving =
+            Deriving { registry: self.registry.writer(self.stripe), gpu: None, staged: Some(staged) };
+        derive_request(&self.normalizer, &mut self.deriver, deriving, &request, now, &mut observations);
+        view.insert(staged);
         true
     }
 

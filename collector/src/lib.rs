@@ -28,6 +28,7 @@ pub mod slo;
 mod small_map;
 mod tls;
 mod topology;
+mod view;
 mod wire;
 
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -27,6 +27,7 @@ use crate::metrics::{Observation, Registry, Reported, Writer};
 use crate::normalize::{framework_of, service_name, string_attribute, Normalizer};
 use crate::receive::{Batch, QueueGauge};
 use crate::unix_now;
+use crate::view::{Staged, View};
 use crate::wire::{any_value, ExportTraceServiceRequest, Text};
 
 const TICK: Duration = Duration::from_secs(1);
@@ -56,6 +57,9 @@ pub struct Processor {
     window: Option<(Arc<GraphWindows>, usize)>,
     /// Which worker this is: its stripe of the registry; the first also expires idle series.
     worker: usize,
+    /// The live view's store, and this worker's staging room for it (reused request after
+    /// request); `None` with `--view off`.
+    view: Option<(Arc<View>, Staged)>,
 }
 
 /// The agent-graph windows' fill, one slot per worker, summed when `/metrics` is read: the
@@ -128,7 +132,13 @@ impl Processor {
             observations: Vec::new(),
             window: None,
             worker: 0,
+            view: None,
         }
+    }
+
+    /// Adds what this worker derives to the live view's store.
+    pub fn viewing(self, view: Option<Arc<View>>) -> Self {
+        Self { view: view.map(|view| (view, Staged::default())), ..self }
     }
 
     /// Makes this worker number `worker`, which reports its graph window's fill into its
@@ -165,16 +175,22 @@ impl Processor {
         let mut observations = recycle(std::mem::take(&mut self.observations));
         let now = unix_now();
         let gpu = self.gpu.as_deref();
+        let staged = self.view.as_mut().map(|(view, staged)| {
+            view.prepare(staged);
+            staged
+        });
         let facts = derive_request(
             &self.normalizer,
             &mut self.deriver,
-            self.registry.writer(self.worker),
-            gpu,
+            Deriving { registry: self.registry.writer(self.worker), gpu, staged },
             &batch.request,
             now,
             &mut observations,
         );
         self.observations = recycle(observations);
+        if let Some((view, staged)) = &self.view {
+            view.insert(staged);
+        }
         let enricher = &self.forwarding.as_ref()?.enricher;
         let request = enricher.outgoing(&mut batch.request, &batch.encoded, &facts);
         Some(Forward { request, spans: batch.spans, stored: batch.stored })
@@ -197,12 +213,11 @@ impl Processor {
 /// Normalizes and derives every span of `request`, applying the observations to `registry`
 /// every [`APPLY_EVERY`] of them (so that they are still in cache when applied; `out` is empty
 /// on return), and looks up the GPU window of the spans that have one. Returns what the
-/// forwarded spans are to carry.
+/// forwarded spans are to carry. With `staged`, each span is also staged for the live view.
 pub fn derive_request<'a>(
     normalizer: &Normalizer,
     deriver: &mut Deriver,
-    registry: Writer<'_>,
-    gpu: Option<&GpuState>,
+    Deriving { registry, gpu, mut staged }: Deriving<'_>,
     request: &'a ExportTraceServiceRequest,
     now: f64,
     out: &mut Vec<Observation<'a>>,
@@ -229,6 +244,9 @@ pub fn derive_request<'a>(
                 .ok()
         });
         let outcome = deriver.observe(&canonical, window.as_ref(), now, out);
+        if let Some(staged) = staged.as_deref_mut() {
+            staged.push(&canonical, outcome.cost_usd, window.as_ref());
+        }
         let llm = matches!(canonical.class, SpanClass::Llm | SpanClass::Embedding);
         if outcome.cost_usd.is_some() || window.is_some() || llm {
             facts.push(SpanFacts { pos: found.pos, cost_usd: outcome.cost_usd, gpu: window, llm });
@@ -239,6 +257,14 @@ pub fn derive_request<'a>(
     }
     registry.apply(out, now);
     facts
+}
+
+/// Where [`derive_request`]'s results go besides its return value: the registry (through a
+/// worker's writer), the GPU history it reads, and the live view's staging room.
+pub struct Deriving<'r> {
+    pub registry: Writer<'r>,
+    pub gpu: Option<&'r GpuState>,
+    pub staged: Option<&'r mut Staged>,
 }
 
 /// Per resource of the request, the `process.pid` it names when the process is on this host;

@@ -58,6 +58,7 @@ use crate::receive::http::HttpReceiver;
 use crate::receive::{Batch, Ingest, QueueGauge};
 use crate::serve::{self, BodyLimits, Budget};
 use crate::tls::ServerTls;
+use crate::view::View;
 
 /// Grace given to the exporter to count what it drops after the shutdown deadline.
 const HARD_STOP_GRACE: Duration = Duration::from_secs(2);
@@ -117,7 +118,14 @@ impl Topology {
         let (gpu, gpu_sampler) = start_gpu(&config.gpu, &registry).await;
         let windows = GraphWindows::new(config.receive.workers);
         reported.push(windows.clone());
-        let workers = Workers { registry: &registry, ingest_gauge: &ingest_gauge, gpu: &gpu, windows };
+        let view = config.view.clone().map(|view_config| {
+            View::new(view_config, registry.clone(), config.metrics_endpoint.token.clone())
+        });
+        if let Some(view) = &view {
+            reported.push(view.clone());
+        }
+        let workers =
+            Workers { registry: &registry, ingest_gauge: &ingest_gauge, gpu: &gpu, windows, view: &view };
         let (ingest_senders, processors) = workers.start(&config, forwarding.as_ref())?;
         drop(forwarding);
 
@@ -157,7 +165,12 @@ impl Topology {
             registry,
         };
         let shutdown = stop_after_drain.clone().cancelled_owned();
-        let metrics = tokio::spawn(serve::serve(metrics_listener, metrics_server.router(), shutdown));
+        let mut router = metrics_server.router();
+        if let Some(view) = view {
+            tokio::spawn(view.clone().sample(stop_after_drain.clone()));
+            router = router.merge(view.router());
+        }
+        let metrics = tokio::spawn(serve::serve(metrics_listener, router, shutdown));
         ready.store(true, Ordering::Relaxed);
         Ok(Self {
             shutdown_timeout: config.shutdown_timeout,
@@ -258,6 +271,7 @@ struct Workers<'a> {
     ingest_gauge: &'a Arc<QueueGauge>,
     gpu: &'a Option<Arc<GpuState>>,
     windows: Arc<GraphWindows>,
+    view: &'a Option<Arc<View>>,
 }
 
 impl Workers<'_> {
@@ -284,7 +298,8 @@ impl Workers<'_> {
                 self.gpu.clone(),
                 forwarding.cloned(),
             )
-            .worker(worker, self.windows.clone());
+            .worker(worker, self.windows.clone())
+            .viewing(self.view.clone());
             processors.push(start_processor(processor, receiver, worker)?);
         }
         Ok((senders, processors))

@@ -132,6 +132,10 @@ pub const SELF_REQUESTS_REFUSED_TOTAL: &str = "agentrace_requests_refused_total"
 pub const SELF_INFLIGHT_REQUEST_BYTES: &str = "agentrace_inflight_request_bytes";
 pub const SELF_INFLIGHT_REQUEST_BYTES_LIMIT: &str = "agentrace_inflight_request_bytes_limit";
 pub const SELF_SCRAPE_TRUNCATED_TOTAL: &str = "agentrace_scrape_truncated_total";
+pub const SELF_VIEW_TRACES: &str = "agentrace_view_traces";
+pub const SELF_VIEW_BYTES: &str = "agentrace_view_bytes";
+pub const SELF_VIEW_MAX_BYTES: &str = "agentrace_view_max_bytes";
+pub const SELF_VIEW_SPANS_DROPPED_TOTAL: &str = "agentrace_view_spans_dropped_total";
 
 /// Label names. A metric's labels are always a fixed subset of these.
 pub mod label {

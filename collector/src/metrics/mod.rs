@@ -17,6 +17,7 @@ mod args;
 mod catalogue;
 mod encode;
 mod label;
+mod read;
 mod stripes;
 
 use std::sync::{Mutex, MutexGuard};
@@ -34,6 +35,7 @@ pub use self::catalogue::{Definition, Kind, Naming};
 pub use self::encode::Format;
 use self::label::LabelsRef;
 pub use self::label::{truncated, Exemplar, ExemplarTag, Label, Labels, Observation, SharedNames};
+pub use self::read::Reading;
 
 /// Something that happened in the collector itself, counted in its own metrics; each kind is
 /// a type in `events.rs` that knows its metric and labels.

@@ -245,6 +245,36 @@ async fn fake_nvml_samples_become_gauges_span_attributes_and_gpu_seconds() {
     );
     let utilization = format!("gpu_process_utilization_ratio{{gpu=\"0\",pid=\"4242\",container=\"{CONTAINER}\",service=\"vllm-server\"}}");
     assert_eq!(value(&metrics, &utilization), Some(0.8));
+    assert_view_gpus(&collector).await;
+}
+
+/// The live view shows the same GPUs, GPU processes and span windows.
+async fn assert_view_gpus(collector: &CollectorProcess) {
+    let get = async |path: &str| -> serde_json::Value {
+        let url = format!("http://{}{path}", collector.metrics);
+        reqwest::get(url).await.expect("the view answers").json().await.expect("JSON")
+    };
+    let gpus = get("/api/v1/summary").await["gpus"].clone();
+    let device =
+        gpus["devices"].as_array().expect("devices").iter().find(|gpu| gpu["labels"]["gpu"] == "1").cloned();
+    let device = device.expect("GPU 1 in the view");
+    assert_eq!(device["utilization"]["value"], 0.1);
+    assert_eq!(device["memory_used_bytes"]["value"], 10.0 * GIB);
+    assert_eq!(device["memory_total_bytes"]["value"], 141.0 * GIB);
+    assert!(device["utilization"]["query"]
+        .as_str()
+        .expect("query")
+        .starts_with("gpu_utilization_ratio{gpu=\"1\""));
+    let processes = gpus["processes"].as_array().expect("processes");
+    let process = processes.iter().find(|process| process["labels"]["pid"] == "4242").expect("pid 4242");
+    assert_eq!(process["labels"]["container"], CONTAINER);
+    assert_eq!(process["memory_used_bytes"]["value"], 8.0 * GIB);
+    let trace = get(&format!("/api/v1/traces/{}", "77".repeat(16))).await;
+    let spans = trace["span_list"].as_array().expect("spans");
+    let attributed = spans.iter().find(|span| span["span_id"] == "0101010101010101").expect("span 1");
+    assert_eq!(attributed["gpu"]["memory_used_max_bytes"], 8.0 * GIB);
+    assert_eq!(attributed["gpu"]["utilization_max"], 0.8);
+    assert!(spans.iter().any(|span| span["gpu"].is_null()), "the late span has no GPU window");
 }
 
 #[tokio::test]

@@ -33,3 +33,4 @@ mod python_sdk;
 mod receive_status;
 mod slo;
 mod tls;
+mod view;

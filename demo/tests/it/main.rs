@@ -7,3 +7,4 @@ mod common;
 mod dashboards;
 mod e2e;
 mod stack;
+mod view;

@@ -145,4 +145,13 @@ pub(super) const OWN: &[Definition] = &[
         Kind::Counter,
         &[],
     ),
+    own(metric::SELF_VIEW_TRACES, "Traces the live view's store holds.", Kind::Gauge, &[]),
+    own(metric::SELF_VIEW_BYTES, "Memory the live view's store takes, by its account.", Kind::Gauge, &[]),
+    own(metric::SELF_VIEW_MAX_BYTES, "Most memory the live view's store may take.", Kind::Gauge, &[]),
+    own(
+        metric::SELF_VIEW_SPANS_DROPPED_TOTAL,
+        "Spans the live view's store let go to stay within its bounds, or did not keep, by reason.",
+        Kind::Counter,
+        &[label::REASON],
+    ),
 ];
