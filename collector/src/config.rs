@@ -25,7 +25,9 @@ use crate::enrich::{self, Enricher};
 use crate::export::prometheus::{self, EndpointConfig};
 use crate::export::{self, ExportConfig};
 use crate::gpu::{self, GpuConfig};
+use crate::logs::{self, LogsConfig};
 use crate::metrics::{self, SeriesLimits};
+use crate::probe::{self, Target};
 use crate::receive::{self, ReceiveConfig};
 use crate::serve::{self, ConnectionConfig};
 use crate::view::{self, ViewConfig};
@@ -76,6 +78,10 @@ pub struct Options {
     pub metrics_endpoint: prometheus::Args,
     #[command(flatten)]
     pub view: view::Args,
+    #[command(flatten)]
+    pub probes: probe::Args,
+    #[command(flatten)]
+    pub logs: logs::Args,
 }
 
 /// The validated configuration, one part per stage.
@@ -93,6 +99,9 @@ pub struct Config {
     pub enricher: Enricher,
     /// `None` with `--view off`.
     pub view: Option<ViewConfig>,
+    /// `--probe-config`'s targets.
+    pub probes: Vec<Target>,
+    pub logs: LogsConfig,
     pub shutdown_timeout: Duration,
 }
 
@@ -162,6 +171,15 @@ impl Options {
             self.shutdown_timeout_secs.unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT_SECS),
         )?;
         let receive = self.receive.validate()?;
+        let probes = self.probes.validate()?;
+        if !probes.is_empty() && receive.tls.is_some() {
+            return Err(ArgError::invalid(
+                "probe-config",
+                "the probes send their spans to this collector's OTLP/gRPC receiver over loopback, \
+                 which is set to TLS; run the probes in a collector without receiver TLS",
+            )
+            .into());
+        }
         let memory_limit = receive.memory_limit_bytes;
         let series = self.series.validate()?;
         let graph = GraphConfig { spec_names: series.names.spec(), ..self.graph.validate(memory_limit)? };
@@ -177,6 +195,8 @@ impl Options {
             gpu: self.gpu.validate()?,
             enricher: self.forwarded.validate(queue_dir.as_deref())?,
             view: self.view.validate()?,
+            probes,
+            logs: self.logs.validate()?,
             shutdown_timeout,
         })
     }

@@ -153,6 +153,17 @@ impl Enricher {
         }
     }
 
+    /// Whether an attribute is removed (or hashed) in what is forwarded; forwarded logs drop
+    /// what spans would hash.
+    pub fn redacts(&self, key: &[u8]) -> bool {
+        self.dropped.matches(key) || self.hashed.matches(key)
+    }
+
+    /// Whether prompt and completion content is forwarded (`--keep-content`).
+    pub fn keeps_content(&self) -> bool {
+        !self.drop_error_texts
+    }
+
     /// The request as it is forwarded: redacted, with `facts` added to their spans. `request`
     /// must still be what `encoded` holds; it is redacted in place.
     pub fn outgoing(

@@ -321,6 +321,43 @@ impl Event for ViewEvicted {
     }
 }
 
+/// Log records received.
+pub struct LogRecordsReceived {
+    pub transport: Transport,
+    pub records: u64,
+}
+
+impl Event for LogRecordsReceived {
+    fn emit(self, registry: &Registry, now: f64) {
+        let labels = [self.transport.as_str()];
+        registry.add(metric::SELF_LOG_RECORDS_RECEIVED_TOTAL, &labels, self.records as f64, now);
+    }
+}
+
+/// Log records the logs endpoint took.
+pub struct LogRecordsExported {
+    pub records: u64,
+}
+
+impl Event for LogRecordsExported {
+    fn emit(self, registry: &Registry, now: f64) {
+        registry.add(metric::SELF_LOG_RECORDS_EXPORTED_TOTAL, &[], self.records as f64, now);
+    }
+}
+
+/// Log records given up on: `export_refused`, `export_retries_exhausted`, `rejected_by_endpoint`,
+/// `shutdown`.
+pub struct LogRecordsDropped {
+    pub reason: &'static str,
+    pub records: u64,
+}
+
+impl Event for LogRecordsDropped {
+    fn emit(self, registry: &Registry, now: f64) {
+        registry.add(metric::SELF_LOG_RECORDS_DROPPED_TOTAL, &[self.reason], self.records as f64, now);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

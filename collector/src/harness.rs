@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use tower::ServiceExt;
 
 use crate::derive::Deriver;
+pub use crate::logs::fuzz_rules as log_rules;
 use crate::metrics::{Format, Registry, SeriesLimits};
 use crate::normalize::Normalizer;
 use crate::process::{derive_request, Deriving};

@@ -50,6 +50,7 @@ use crate::export::otlp::OtlpExporter;
 use crate::export::prometheus::MetricsServer;
 use crate::export::queue::{self, DiskQueue};
 use crate::gpu::{GpuConfig, GpuState, NvmlSource, Sampler};
+use crate::logs::LogPipeline;
 use crate::memory::{MemoryGuard, ProcessMemory};
 use crate::metrics::{Registry, Reported};
 use crate::process::{Forwarding, GraphWindows, Processor};
@@ -94,8 +95,11 @@ pub struct Topology {
     http: ServeTask,
     processors: Vec<ProcessorHandle>,
     exporter: Option<JoinHandle<()>>,
+    /// Forwards logs; ends once the receivers are gone.
+    logs_exporter: Option<JoinHandle<()>>,
     gpu_sampler: Option<SamplerHandle>,
     metrics: ServeTask,
+    probes: Option<crate::probe::Probes>,
 }
 
 type SamplerHandle = (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>);
@@ -115,15 +119,11 @@ impl Topology {
         let hard_stop = CancellationToken::new();
         let durable = config.export.as_ref().is_some_and(|export| export.persistent.is_some());
         let (forwarding, exporter) = start_export(&config, &registry, &hard_stop, &mut reported)?;
+        let (logs, logs_exporter) = LogPipeline::configured(&config, &registry, &hard_stop)?;
         let (gpu, gpu_sampler) = start_gpu(&config.gpu, &registry).await;
         let windows = GraphWindows::new(config.receive.workers);
         reported.push(windows.clone());
-        let view = config.view.clone().map(|view_config| {
-            View::new(view_config, registry.clone(), config.metrics_endpoint.token.clone())
-        });
-        if let Some(view) = &view {
-            reported.push(view.clone());
-        }
+        let view = View::configured(&config, &registry, &mut reported);
         let workers =
             Workers { registry: &registry, ingest_gauge: &ingest_gauge, gpu: &gpu, windows, view: &view };
         let (ingest_senders, processors) = workers.start(&config, forwarding.as_ref())?;
@@ -143,9 +143,12 @@ impl Topology {
         let budget = Budget::new(config.connections.max_inflight_bytes);
         reported.push(budget.clone());
         let stop_receiving = CancellationToken::new();
-        let receivers = Receivers { ingest, registry: &registry, budget: &budget, stop: &stop_receiving };
+        let receivers =
+            Receivers { ingest, logs, registry: &registry, budget: &budget, stop: &stop_receiving };
         let metrics_bodies = BodyLimits { max_bytes: METRICS_MAX_REQUEST_BYTES, ..receivers.bodies(&config) };
+        let grpc_address = listeners.otlp_grpc.local_addr().context("the otlp grpc listener's address")?;
         let (grpc, http) = receivers.start(&config, listeners.otlp_grpc, listeners.otlp_http)?;
+        let probes = crate::probe::Probes::configured(&config, &registry, grpc_address)?;
 
         let ready = Arc::new(AtomicBool::new(false));
         let endpoint = &config.metrics_endpoint;
@@ -182,8 +185,10 @@ impl Topology {
             http,
             processors,
             exporter,
+            logs_exporter,
             gpu_sampler,
             metrics,
+            probes,
         })
     }
 
@@ -191,8 +196,13 @@ impl Topology {
     pub async fn shutdown(self) -> anyhow::Result<()> {
         tracing::info!(timeout_secs = self.shutdown_timeout.as_secs_f64(), "shutting down, draining queues");
         self.ready.store(false, Ordering::Relaxed);
+        // The probes' last spans still reach the receivers before they stop.
+        if let Some(probes) = self.probes {
+            probes.stop().await;
+        }
         self.stop_receiving.cancel();
-        let (grpc, http, processors, exporter) = (self.grpc, self.http, self.processors, self.exporter);
+        let (grpc, http, processors) = (self.grpc, self.http, self.processors);
+        let exporters = [self.exporter, self.logs_exporter];
         let drain = async move {
             grpc.await.context("grpc receiver task")?.context("otlp grpc receiver")?;
             http.await.context("http receiver task")?.context("otlp http receiver")?;
@@ -202,7 +212,7 @@ impl Topology {
                     tracing::warn!("processor thread did not stop cleanly");
                 }
             }
-            if let Some(exporter) = exporter {
+            for exporter in exporters.into_iter().flatten() {
                 exporter.await.context("exporter task")?;
             }
             anyhow::Ok(())
@@ -332,6 +342,7 @@ const METRICS_MAX_REQUEST_BYTES: u64 = 64 * 1024;
 /// What the two OTLP receivers share.
 struct Receivers<'a> {
     ingest: Ingest,
+    logs: LogPipeline,
     registry: &'a Arc<Registry>,
     budget: &'a Arc<Budget>,
     stop: &'a CancellationToken,
@@ -373,8 +384,9 @@ impl Receivers<'_> {
         };
         let grpc_listener = listener(serve::OTLP_GRPC, grpc_socket, true);
         let http_listener = listener(serve::OTLP_HTTP, http_socket, false);
-        let grpc_service = GrpcReceiver::new(self.ingest.clone(), max_bytes);
-        let http_service = HttpReceiver::new(self.ingest, max_bytes).router();
+        let grpc_service =
+            GrpcReceiver::new(self.ingest.clone(), max_bytes).with_logs(Some(self.logs.clone()));
+        let http_service = HttpReceiver::new(self.ingest, max_bytes).with_logs(Some(self.logs)).router();
         let grpc =
             tokio::spawn(serve::serve(grpc_listener, grpc_service, self.stop.clone().cancelled_owned()));
         let http =

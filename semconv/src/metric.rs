@@ -54,6 +54,13 @@ pub const GPU_TEMPERATURE_CELSIUS: &str = "gpu_temperature_celsius";
 pub const GPU_POWER_WATTS: &str = "gpu_power_watts";
 pub const GPU_PROCESS_MEMORY_USED_BYTES: &str = "gpu_process_memory_used_bytes";
 pub const GPU_PROCESS_UTILIZATION_RATIO: &str = "gpu_process_utilization_ratio";
+pub const LLM_PROBE_SUCCESS: &str = "llm_probe_success";
+pub const LLM_LOG_ERRORS_TOTAL: &str = "llm_log_errors_total";
+pub const LLM_LOG_EVENTS_TOTAL: &str = "llm_log_events_total";
+pub const LLM_LOG_VALUE: &str = "llm_log_value";
+pub const LLM_LOG_SECONDS: &str = "llm_log_seconds";
+pub const LLM_PROBE_DURATION_SECONDS: &str = "llm_probe_duration_seconds";
+pub const LLM_PROBE_OUTPUT_TOKENS_PER_SECOND: &str = "llm_probe_output_tokens_per_second";
 
 pub const SPANMETRICS_CALLS_TOTAL: &str = "traces_spanmetrics_calls_total";
 pub const SPANMETRICS_LATENCY: &str = "traces_spanmetrics_latency";
@@ -133,6 +140,9 @@ pub const SELF_INFLIGHT_REQUEST_BYTES: &str = "agentrace_inflight_request_bytes"
 pub const SELF_INFLIGHT_REQUEST_BYTES_LIMIT: &str = "agentrace_inflight_request_bytes_limit";
 pub const SELF_SCRAPE_TRUNCATED_TOTAL: &str = "agentrace_scrape_truncated_total";
 pub const SELF_VIEW_TRACES: &str = "agentrace_view_traces";
+pub const SELF_LOG_RECORDS_RECEIVED_TOTAL: &str = "agentrace_log_records_received_total";
+pub const SELF_LOG_RECORDS_EXPORTED_TOTAL: &str = "agentrace_log_records_exported_total";
+pub const SELF_LOG_RECORDS_DROPPED_TOTAL: &str = "agentrace_log_records_dropped_total";
 pub const SELF_VIEW_BYTES: &str = "agentrace_view_bytes";
 pub const SELF_VIEW_MAX_BYTES: &str = "agentrace_view_max_bytes";
 pub const SELF_VIEW_SPANS_DROPPED_TOTAL: &str = "agentrace_view_spans_dropped_total";
@@ -166,6 +176,11 @@ pub mod label {
     pub const METRIC: &str = "metric";
     pub const EVALUATION: &str = "evaluation";
     pub const GPU: &str = "gpu";
+    /// A synthetic probe's target, and which part of the probe a duration covers.
+    pub const TARGET: &str = "target";
+    pub const PHASE: &str = "phase";
+    /// The log rule that wrote a series.
+    pub const RULE: &str = "rule";
     pub const UUID: &str = "uuid";
     pub const NAME: &str = "name";
     pub const PID: &str = "pid";

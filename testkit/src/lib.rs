@@ -7,6 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
+use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -19,11 +21,12 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 /// How long any `eventually` waits before failing the test.
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
-/// An OTLP/gRPC server that keeps every request it receives, answering each `delay` after it
-/// arrived, and notes the most requests it held at once.
+/// An OTLP/gRPC server that keeps every request it receives (traces, and logs), answering each
+/// trace request `delay` after it arrived, and notes the most requests it held at once.
 #[derive(Clone, Default)]
 pub struct Sink {
     pub received: Arc<Mutex<Vec<ExportTraceServiceRequest>>>,
+    pub logs: Arc<Mutex<Vec<ExportLogsServiceRequest>>>,
     pub delay: Duration,
     pub in_flight: Arc<std::sync::atomic::AtomicUsize>,
     pub most_in_flight: Arc<std::sync::atomic::AtomicUsize>,
@@ -47,6 +50,17 @@ impl TraceService for Sink {
     }
 }
 
+#[tonic::async_trait]
+impl LogsService for Sink {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportLogsServiceRequest>,
+    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
+        self.logs.lock().expect("sink lock").push(request.into_inner());
+        Ok(tonic::Response::new(ExportLogsServiceResponse::default()))
+    }
+}
+
 impl Sink {
     /// Serves on a free loopback port from a background task; returns the address.
     pub async fn start(&self) -> SocketAddr {
@@ -56,6 +70,7 @@ impl Sink {
         tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(service)
+                .add_service(LogsServiceServer::new(self.clone()))
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
         );
         address

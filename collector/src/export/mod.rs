@@ -6,4 +6,4 @@ pub mod otlp;
 pub mod prometheus;
 pub mod queue;
 
-pub use self::args::{Args, ExportConfig};
+pub use self::args::{Args, ExportConfig, DEFAULT_MAX_RETRY_SECS};

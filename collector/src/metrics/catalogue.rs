@@ -81,6 +81,13 @@ const fn own(
     Definition { name, help, kind, labels, expires: false, naming: Naming::Always }
 }
 
+/// A gauge of the last synthetic probe of a target; it does not expire on idleness (a probe
+/// interval may be longer than the idle timeout).
+const fn probed(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Definition {
+    Definition { name, help, kind: Kind::Gauge, labels, expires: false, naming: Naming::Always }
+}
+
+const PROBE_LABELS: &[&str] = &[label::TARGET, label::MODEL];
 const GPU_SPAN_LABELS: &[&str] = &[label::SERVICE, label::AGENT, label::MODEL];
 const GPU_LABELS: &[&str] = &[label::GPU, label::UUID, label::NAME];
 const GPU_PROCESS_LABELS: &[&str] = &[label::GPU, label::PID, label::CONTAINER, label::SERVICE];
@@ -213,6 +220,31 @@ pub const CATALOGUE: &[Definition] = &[
         "What prompt-cache reads saved against the input price, in US dollars.",
         Kind::Counter,
         LLM_LABELS,
+    ),
+    derived(
+        metric::LLM_LOG_ERRORS_TOTAL,
+        "Log records of an error, and lines a log rule calls errors, by error type.",
+        Kind::Counter,
+        &[label::SERVICE, label::TYPE],
+    ),
+    derived(metric::LLM_LOG_EVENTS_TOTAL, "Log lines a log rule counts.", Kind::Counter, &[label::SERVICE, label::RULE]),
+    derived(metric::LLM_LOG_VALUE, "The last value a log rule read.", Kind::Gauge, &[label::SERVICE, label::RULE]),
+    derived(
+        metric::LLM_LOG_SECONDS,
+        "Durations log rules read.",
+        Kind::Histogram(buckets::LLM_DURATION_SECONDS),
+        &[label::SERVICE, label::RULE],
+    ),
+    probed(metric::LLM_PROBE_SUCCESS, "Whether the last synthetic probe of a target succeeded (1) or not (0).", PROBE_LABELS),
+    probed(
+        metric::LLM_PROBE_DURATION_SECONDS,
+        "Duration of the last synthetic probe of a target: to its first token, and in all.",
+        &[label::TARGET, label::MODEL, label::PHASE],
+    ),
+    probed(
+        metric::LLM_PROBE_OUTPUT_TOKENS_PER_SECOND,
+        "Output tokens per second after the first, in the last synthetic probe of a target that streamed.",
+        PROBE_LABELS,
     ),
     sampled(metric::GPU_UTILIZATION_RATIO, "GPU utilization, 0 to 1.", GPU_LABELS),
     sampled(metric::GPU_MEMORY_USED_BYTES, "GPU memory in use.", GPU_LABELS),

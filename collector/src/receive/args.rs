@@ -75,6 +75,8 @@ pub struct ReceiveConfig {
     pub queue_capacity: usize,
     pub workers: usize,
     pub auth_token: Option<BearerToken>,
+    /// The token itself, for the collector's own probes, which send to these receivers.
+    pub auth_secret: Option<std::sync::Arc<str>>,
     pub memory_limit_bytes: Option<u64>,
     pub tls: Option<ServerTls>,
 }
@@ -86,6 +88,11 @@ fn available_cores() -> usize {
 
 impl Args {
     pub fn validate(self) -> Result<ReceiveConfig, ArgError> {
+        let secret = self
+            .auth_token_file
+            .as_deref()
+            .map(|path| args::read_secret("auth-token-file", path))
+            .transpose()?;
         Ok(ReceiveConfig {
             grpc_addr: self.otlp_grpc_addr.unwrap_or(DEFAULT_GRPC_ADDR),
             http_addr: self.otlp_http_addr.unwrap_or(DEFAULT_HTTP_ADDR),
@@ -103,13 +110,8 @@ impl Args {
                 .as_deref()
                 .map(|text| args::size("memory-limit", text, "512MiB"))
                 .transpose()?,
-            auth_token: self
-                .auth_token_file
-                .as_deref()
-                .map(|path| {
-                    args::read_secret("auth-token-file", path).map(|secret| BearerToken::new(&secret))
-                })
-                .transpose()?,
+            auth_token: secret.as_deref().map(BearerToken::new),
+            auth_secret: secret,
             tls: self.tls()?,
         })
     }

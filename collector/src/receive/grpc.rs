@@ -19,6 +19,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use super::decode;
 use super::{Ingest, RequestRefusal, Transport};
+use crate::logs::{grpc_export, LogPipeline, LOGS_PATH};
 use crate::serve::{BodyError, RequestBody};
 use crate::wire::{Decoded, ExportTracePartialSuccess, ExportTraceServiceResponse};
 
@@ -29,12 +30,18 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 pub struct GrpcReceiver {
     ingest: Ingest,
     max_request_bytes: usize,
+    logs: Option<LogPipeline>,
 }
 
 impl GrpcReceiver {
     /// Served by `serve::serve`, which owns the connections, TLS and their limits.
     pub fn new(ingest: Ingest, max_request_bytes: usize) -> Self {
-        Self { ingest, max_request_bytes }
+        Self { ingest, max_request_bytes, logs: None }
+    }
+
+    /// Also `LogsService/Export`, into `logs`.
+    pub fn with_logs(self, logs: Option<LogPipeline>) -> Self {
+        Self { logs, ..self }
     }
 }
 
@@ -104,13 +111,21 @@ impl tower::Service<http::Request<RequestBody>> for GrpcReceiver {
             }))
         });
         Box::pin(async move {
-            if request.uri().path() != EXPORT_PATH {
-                return Ok(Status::unimplemented("only TraceService/Export is served").into_http());
-            }
+            let logs = match (request.uri().path(), &receiver.logs) {
+                (EXPORT_PATH, _) => None,
+                (LOGS_PATH, Some(logs)) => Some(logs.clone()),
+                _ => {
+                    return Ok(Status::unimplemented("TraceService/Export and LogsService/Export are served")
+                        .into_http())
+                }
+            };
             // Before the body is read: an unauthenticated request costs no decoding.
             let authorization = request.headers().get(AUTHORIZATION).map(|value| value.as_bytes());
             if !receiver.ingest.authorized(authorization, Transport::Grpc) {
                 return Ok(Status::unauthenticated("a valid bearer token is required").into_http());
+            }
+            if let Some(logs) = logs {
+                return Ok(otlp_status_codes(grpc_export(logs, request, receiver.max_request_bytes).await));
             }
             let mut gzip = EnabledCompressionEncodings::default();
             gzip.enable(CompressionEncoding::Gzip);

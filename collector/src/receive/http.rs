@@ -1,4 +1,5 @@
-//! OTLP/HTTP receiver: `POST /v1/traces`, protobuf or JSON by Content-Type, optionally gzip.
+//! OTLP/HTTP receiver: `POST /v1/traces` (and `POST /v1/logs`, for `logs/`), protobuf or JSON by
+//! Content-Type, optionally gzip.
 //! Answers follow the OTLP/HTTP spec: the response (or a `google.rpc.Status` on failure) in
 //! the request's encoding; 400 for undecodable data, 413 over the size limit (after
 //! decompression), 415 for an unsupported type or encoding, 503 with Retry-After when full
@@ -14,6 +15,7 @@ use axum::routing::post;
 use axum::Router;
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
@@ -21,7 +23,11 @@ use prost::Message;
 
 use super::decode::{self, DecodeError};
 use super::{Ingest, Refusal, RequestRefusal, Transport};
+use crate::logs::LogPipeline;
 use crate::serve::BodyError;
+
+/// Where OTLP/HTTP logs are posted.
+pub const LOGS_HTTP_PATH: &str = "/v1/logs";
 
 pub use agentrace_semconv::otlp::TRACES_PATH;
 
@@ -63,47 +69,62 @@ impl Encoding {
 struct HttpState {
     ingest: Ingest,
     max_request_bytes: usize,
+    logs: Option<LogPipeline>,
 }
 
 #[derive(Debug)]
 pub struct HttpReceiver {
     ingest: Ingest,
     max_request_bytes: usize,
+    logs: Option<LogPipeline>,
 }
 
 impl HttpReceiver {
     pub fn new(ingest: Ingest, max_request_bytes: usize) -> Self {
-        Self { ingest, max_request_bytes }
+        Self { ingest, max_request_bytes, logs: None }
+    }
+
+    /// Also `POST /v1/logs`, into `logs`.
+    pub fn with_logs(self, logs: Option<LogPipeline>) -> Self {
+        Self { logs, ..self }
     }
 
     pub fn router(self) -> Router {
-        let state = HttpState { ingest: self.ingest, max_request_bytes: self.max_request_bytes };
+        let state =
+            HttpState { ingest: self.ingest, max_request_bytes: self.max_request_bytes, logs: self.logs };
         Router::new()
             .route(TRACES_PATH, post(export_traces))
+            .route(LOGS_HTTP_PATH, post(export_logs))
             // The limit is enforced in the handler, so that the 413 carries an OTLP Status.
             .layer(DefaultBodyLimit::disable())
             .with_state(state)
     }
 }
 
-async fn export_traces(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+/// The body of an OTLP/HTTP request, checked and inflated: the bearer token, the media type, the
+/// size limit (after decompression), the encoding. An answer when any of them fails.
+async fn read_body(
+    state: &HttpState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Encoding, Result<Bytes, DecodeError>), Response> {
     let authorization = headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
     if !state.ingest.authorized(authorization, Transport::Http) {
-        let encoding = Encoding::from_headers(&headers).unwrap_or(Encoding::Protobuf);
+        let encoding = Encoding::from_headers(headers).unwrap_or(Encoding::Protobuf);
         let message = "a valid bearer token is required";
         let mut response =
             status_response(encoding, StatusCode::UNAUTHORIZED, tonic::Code::Unauthenticated, message);
         response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        return response;
+        return Err(response);
     }
-    let Some(encoding) = Encoding::from_headers(&headers) else {
+    let Some(encoding) = Encoding::from_headers(headers) else {
         let message = format!("Content-Type must be {PROTOBUF} or {JSON}");
-        return status_response(
+        return Err(status_response(
             Encoding::Protobuf,
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             tonic::Code::InvalidArgument,
             &message,
-        );
+        ));
     };
     let fail = |status: StatusCode, code: tonic::Code, message: &str| {
         status_response(encoding, status, code, message)
@@ -113,9 +134,9 @@ async fn export_traces(State(state): State<HttpState>, headers: HeaderMap, body:
         Ok(collected) => collected.to_bytes(),
         Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
             let message = DecodeError::TooLarge { limit }.to_string();
-            return fail(StatusCode::PAYLOAD_TOO_LARGE, tonic::Code::InvalidArgument, &message);
+            return Err(fail(StatusCode::PAYLOAD_TOO_LARGE, tonic::Code::InvalidArgument, &message));
         }
-        Err(error) => return unread(&state.ingest, encoding, error.as_ref()),
+        Err(error) => return Err(unread(&state.ingest, encoding, error.as_ref())),
     };
     let content_encoding =
         headers.get(header::CONTENT_ENCODING).and_then(|value| value.to_str().ok()).map(str::trim);
@@ -124,8 +145,19 @@ async fn export_traces(State(state): State<HttpState>, headers: HeaderMap, body:
         Some(gzip) if gzip.eq_ignore_ascii_case("gzip") => decode::gunzip(&raw, limit).map(Bytes::from),
         Some(other) => {
             let message = format!("Content-Encoding {other:?} is not supported; use gzip or none");
-            return fail(StatusCode::UNSUPPORTED_MEDIA_TYPE, tonic::Code::InvalidArgument, &message);
+            return Err(fail(StatusCode::UNSUPPORTED_MEDIA_TYPE, tonic::Code::InvalidArgument, &message));
         }
+    };
+    Ok((encoding, inflated))
+}
+
+async fn export_traces(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    let (encoding, inflated) = match read_body(&state, &headers, body).await {
+        Ok(read) => read,
+        Err(answer) => return answer,
+    };
+    let fail = |status: StatusCode, code: tonic::Code, message: &str| {
+        status_response(encoding, status, code, message)
     };
     // As over gRPC: while the queue is full, a protobuf body is refused before it is decoded,
     // its spans counted by walking the message (a JSON body has to be parsed to be counted).
@@ -156,6 +188,50 @@ async fn export_traces(State(state): State<HttpState>, headers: HeaderMap, body:
             encoded(encoding, StatusCode::OK, &ExportTraceServiceResponse { partial_success })
         }
         Err(refusal) => refused(encoding, refusal),
+    }
+}
+
+/// `POST /v1/logs`: the same checks as traces, then the logs pipeline (`logs/`).
+async fn export_logs(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    let Some(logs) = state.logs.clone() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let (encoding, inflated) = match read_body(&state, &headers, body).await {
+        Ok(read) => read,
+        Err(answer) => return answer,
+    };
+    let decoded = inflated.map_err(|error| error.to_string()).and_then(|bytes| match encoding {
+        Encoding::Protobuf => ExportLogsServiceRequest::decode(bytes.clone())
+            .map(|request| (request, Some(bytes)))
+            .map_err(|error| format!("not an OTLP logs request: {error}")),
+        Encoding::Json => serde_json::from_slice::<ExportLogsServiceRequest>(&bytes)
+            .map(|request| (request, None))
+            .map_err(|error| format!("not OTLP/JSON logs: {error}")),
+    });
+    let (request, received) = match decoded {
+        Ok(decoded) => decoded,
+        Err(message) => {
+            return status_response(encoding, StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument, &message)
+        }
+    };
+    match logs.accept(request, received, Transport::Http) {
+        Ok(()) => {
+            let body = match encoding {
+                Encoding::Protobuf => ExportLogsServiceResponse::default().encode_to_vec(),
+                Encoding::Json => b"{}".to_vec(),
+            };
+            (StatusCode::OK, [(header::CONTENT_TYPE, encoding.content_type())], body).into_response()
+        }
+        Err(full) => {
+            let mut response = status_response(
+                encoding,
+                StatusCode::SERVICE_UNAVAILABLE,
+                tonic::Code::Unavailable,
+                &full.to_string(),
+            );
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+            response
+        }
     }
 }
 

@@ -19,6 +19,7 @@ pub enum Switch {
 
 #[derive(Clone, Debug, Default, clap::Args)]
 #[command(next_help_heading = "Live view")]
+#[group(id = "live_view")]
 pub struct Args {
     /// The live view at / on the metrics address, its JSON API under /api/v1/ and the
     /// recent-trace store behind them; `off` removes all three [default: on].

@@ -58,6 +58,17 @@ impl View {
         Arc::new(Self { config, registry, token, store, window, threshold, offered })
     }
 
+    /// The view of `config`, unless `--view off`; its store's fill is read at each scrape.
+    pub fn configured(
+        config: &crate::Config,
+        registry: &Arc<Registry>,
+        reported: &mut Vec<Arc<dyn Reported>>,
+    ) -> Option<Arc<Self>> {
+        let view = Self::new(config.view.clone()?, registry.clone(), config.metrics_endpoint.token.clone());
+        reported.push(view.clone());
+        Some(view)
+    }
+
     /// Empties `staged` for a request, with the sample it is to stage.
     pub fn prepare(&self, staged: &mut Staged) {
         staged.prepare(self.threshold.load(Ordering::Relaxed), self.config.store.slow_nanos);

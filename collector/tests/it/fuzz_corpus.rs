@@ -82,3 +82,16 @@ fn the_exposition_check_reads_labels_and_rejects_what_strict_parsers_reject() {
         assert!(harness::check_exposition(bad).is_err(), "{bad:?}");
     }
 }
+
+#[test]
+fn log_rule_seeds_replay_and_the_shipped_lines_match() {
+    let mut matched = 0;
+    for (path, input) in corpus("log_rules") {
+        let found = harness::log_rules(&input);
+        if path.ends_with("custom-rule") || path.ends_with("builtin-and-vllm-line") {
+            assert!(found >= 1, "{path}: {found} rules matched");
+        }
+        matched += usize::from(found > 0);
+    }
+    assert!(matched >= 25, "{matched} seeds matched a rule");
+}

@@ -35,6 +35,44 @@ fn as_grafana_sends(expr: &str) -> String {
         .replace("$service", ".*")
         .replace("$agent", ".*")
         .replace("$model", ".*")
+        .replace("$target", ".*")
+}
+
+/// A Chat Completions endpoint for the probe panels: `/ok/v1` streams five tokens at 50
+/// tokens/s, `/limited/v1` refuses with 429.
+async fn openai_like_server() -> std::net::SocketAddr {
+    let streamed = || async {
+        let (sender, receiver) = tokio::sync::mpsc::channel::<Result<String, std::convert::Infallible>>(8);
+        tokio::spawn(async move {
+            for token in 0..5 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let chunk = format!(
+                    "data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"t{token}\"}}}}]}}\n\n"
+                );
+                let _ = sender.send(Ok(chunk)).await;
+            }
+            let usage = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":5}}\n\ndata: [DONE]\n\n";
+            let _ = sender.send(Ok(usage.to_owned())).await;
+        });
+        let body = axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(receiver));
+        ([("content-type", "text/event-stream")], body)
+    };
+    let limited =
+        || async { (axum::http::StatusCode::TOO_MANY_REQUESTS, "{\"error\":{\"message\":\"rate limit\"}}") };
+    let app = axum::Router::new()
+        .route("/ok/v1/chat/completions", axum::routing::post(streamed))
+        .route("/limited/v1/chat/completions", axum::routing::post(limited));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    address
+}
+
+/// A fresh directory under the target folder, for the probe file.
+fn probe_dir() -> PathBuf {
+    let dir = root().join("target/dashboards-test").join(std::process::id().to_string());
+    std::fs::create_dir_all(&dir).expect("create the directory");
+    dir
 }
 
 /// Serves the recorded dcgm-exporter exposition on a loopback port.
@@ -78,7 +116,16 @@ async fn every_dashboard_query_returns_data_from_demo_traffic() {
     let library = fake_nvml();
     let library = library.to_str().expect("utf-8 path");
     let prices = root().join("demo/prices.toml");
+    // Two probe targets for the probe panels: one answering, one rate limited.
+    let server = openai_like_server().await;
+    let probes = probe_dir().join("probes.toml");
+    let target = |name: &str| {
+        format!("[[target]]\nname = \"{name}\"\nurl = \"http://{server}/{name}/v1\"\nmodel = \"probe-model\"\ninterval_secs = 1\ntimeout_secs = 1\n")
+    };
+    std::fs::write(&probes, target("ok") + &target("limited")).expect("write the probe file");
     let collector = InProcessCollector::start_with(&[
+        "--probe-config",
+        probes.to_str().expect("utf-8 path"),
         "--nvml-lib",
         library,
         "--gpu-sample-interval",
@@ -128,7 +175,8 @@ async fn every_dashboard_query_returns_data_from_demo_traffic() {
                 failures.push(format!("{}: variable {label} has no values", path.display()));
             }
         }
-        for panel in board["panels"].as_array().expect("panels") {
+        for panel in board["panels"].as_array().expect("panels").iter().filter(|panel| panel["type"] != "row")
+        {
             for target in panel["targets"].as_array().expect("targets") {
                 let title = panel["title"].as_str().unwrap_or_default();
                 let Some(expr) = target["expr"].as_str() else {

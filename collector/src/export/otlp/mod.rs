@@ -13,7 +13,7 @@
 //! splits, so that throughput is not one batch per round trip to the endpoint. The next batch
 //! is taken from the queue only when one of them has finished.
 
-mod retry;
+pub(crate) mod retry;
 mod split;
 mod transport;
 

@@ -154,4 +154,17 @@ pub(super) const OWN: &[Definition] = &[
         Kind::Counter,
         &[label::REASON],
     ),
+    own(
+        metric::SELF_LOG_RECORDS_RECEIVED_TOTAL,
+        "Log records received, by transport.",
+        Kind::Counter,
+        &[label::TRANSPORT],
+    ),
+    own(metric::SELF_LOG_RECORDS_EXPORTED_TOTAL, "Log records forwarded to the logs endpoint.", Kind::Counter, &[]),
+    own(
+        metric::SELF_LOG_RECORDS_DROPPED_TOTAL,
+        "Log records given up on after they were received, by reason.",
+        Kind::Counter,
+        &[label::REASON],
+    ),
 ];
