@@ -41,6 +41,7 @@
 //! [`AgentInvocation::continue_from`] continues the trace on the other side.
 
 mod content;
+mod logs;
 mod propagation;
 mod scope;
 mod setup;

@@ -15,6 +15,7 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::KeyValue;
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, SdkTracer, SdkTracerProvider, SpanData, SpanExporter,
     SpanProcessor,
@@ -84,6 +85,7 @@ pub struct Builder {
     queue_size: Option<usize>,
     export_timeout: Option<Duration>,
     scheduled_delay: Option<Duration>,
+    logs: Option<bool>,
 }
 
 /// A builder with nothing set: environment and defaults apply.
@@ -156,6 +158,13 @@ impl Builder {
         self
     }
 
+    /// Whether `tracing` events are also exported as OTLP log records (on by default, unless
+    /// `OTEL_LOGS_EXPORTER=none`).
+    pub fn logs(mut self, enabled: bool) -> Self {
+        self.logs = Some(enabled);
+        self
+    }
+
     /// Installs the global `tracing` subscriber (console logs for events per `RUST_LOG`, the
     /// OpenTelemetry layer, the agent scope layer). Never fails: when something cannot be set
     /// up, it says so on stderr and returns a guard that records nothing.
@@ -179,6 +188,7 @@ impl Builder {
         tracing_subscriber::registry()
             .with(console)
             .with(layer(guard.tracer()))
+            .with(guard.log_layer())
             .try_init()
             .map_err(|_| InitError::SubscriberAlreadySet)?;
         Ok(guard)
@@ -211,7 +221,19 @@ impl Builder {
             .with_span_processor(processor)
             .with_resource(self.resource())
             .build();
-        Ok(Guard { provider: Some(provider), runtime: Some(runtime), stats })
+        let logs = if self.logs.unwrap_or_else(|| !crate::logs::disabled_by_env()) {
+            let settings = crate::logs::LogSettings {
+                protocol,
+                endpoint: self.endpoint.clone(),
+                headers: self.headers.clone(),
+                timeout: self.export_timeout.unwrap_or(DEFAULT_EXPORT_TIMEOUT),
+                resource: self.resource(),
+            };
+            Some(crate::logs::provider(settings, runtime.handle())?)
+        } else {
+            None
+        };
+        Ok(Guard { provider: Some(provider), logs, runtime: Some(runtime), stats })
     }
 
     fn resource(&self) -> Resource {
@@ -397,13 +419,24 @@ impl SpanProcessor for EndCounter {
 #[must_use = "dropping the guard shuts tracing down"]
 pub struct Guard {
     provider: Option<SdkTracerProvider>,
+    /// The logs bridge's provider; `None` when it is off.
+    logs: Option<SdkLoggerProvider>,
     runtime: Option<tokio::runtime::Runtime>,
     stats: Arc<Counters>,
 }
 
 impl Guard {
     fn disabled() -> Self {
-        Self { provider: None, runtime: None, stats: Arc::default() }
+        Self { provider: None, logs: None, runtime: None, stats: Arc::default() }
+    }
+
+    /// The `tracing` → OTLP logs layer, when composing a subscriber of your own (nothing when
+    /// the bridge is off).
+    pub fn log_layer<S>(&self) -> Option<impl Layer<S>>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        self.logs.as_ref().map(crate::logs::bridge)
     }
 
     /// A tracer for [`layer`], when composing a subscriber of your own.
@@ -423,6 +456,11 @@ impl Guard {
         if let Some(provider) = &self.provider {
             if let Err(error) = provider.force_flush() {
                 eprintln!("agentrace: flush failed: {error}");
+            }
+        }
+        if let Some(logs) = &self.logs {
+            if let Err(error) = logs.force_flush() {
+                eprintln!("agentrace: log flush failed: {error}");
             }
         }
     }
@@ -447,6 +485,11 @@ impl Guard {
                     stats.dropped(),
                     stats.failed
                 );
+            }
+        }
+        if let Some(logs) = self.logs.take() {
+            if let Err(error) = logs.shutdown() {
+                eprintln!("agentrace: log shutdown: {error}");
             }
         }
         if let Some(runtime) = self.runtime.take() {

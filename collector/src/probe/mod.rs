@@ -75,7 +75,8 @@ impl Probes {
         let mut builder = agentrace::builder()
             .service_name(PROBE_SERVICE)
             .endpoint(receiver_url(grpc))
-            .scheduled_delay(Duration::from_millis(500));
+            .scheduled_delay(Duration::from_millis(500))
+            .logs(false);
         if let Some(token) = token {
             builder = builder.header("authorization", format!("Bearer {token}"));
         }

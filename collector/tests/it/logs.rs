@@ -103,3 +103,55 @@ async fn python_sdk_logs_are_forwarded_as_sent_counted_and_read_by_the_rules() {
     .await;
     collector.stop().await;
 }
+
+/// The SDK's `tracing` → OTLP logs bridge: events inside an agent's span reach the collector
+/// with that span's trace id, are counted and read by the rules, and are forwarded.
+#[tokio::test]
+async fn the_sdk_bridge_sends_tracing_events_with_their_trace_ids() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let sink = Sink::default();
+    let sink_address = sink.start().await;
+    let collector = Collector::start(&["--logs-endpoint", &format!("grpc://{sink_address}")]).await;
+    let endpoint = format!("http://{}", collector.grpc);
+    let trace_id = tokio::task::spawn_blocking(move || {
+        let guard =
+            agentrace::builder().service_name("rust-agent").endpoint(endpoint).build().expect("the SDK");
+        let subscriber =
+            tracing_subscriber::registry().with(agentrace::layer(guard.tracer())).with(guard.log_layer());
+        let trace_id = tracing::subscriber::with_default(subscriber, || {
+            let agent = agentrace::agent("planner");
+            let _inside = agent.enter();
+            tracing::info!("Loading weights took 2.50 seconds");
+            tracing::error!("CUDA out of memory while decoding");
+            opentelemetry::trace::TraceContextExt::span(&opentelemetry::Context::current())
+                .span_context()
+                .trace_id()
+                .to_string()
+        });
+        let stats = guard.shutdown();
+        assert_eq!(stats.failed, 0, "spans exported");
+        trace_id
+    })
+    .await
+    .expect("the SDK thread");
+    let seen = eventually("the two records at the second endpoint", async || {
+        let seen = forwarded(&sink);
+        (seen.len() >= 2).then_some(seen)
+    })
+    .await;
+    let bodies: BTreeSet<(String, String, String, String)> =
+        [("Loading weights took 2.50 seconds", "INFO"), ("CUDA out of memory while decoding", "ERROR")]
+            .iter()
+            .map(|(body, level)| {
+                ("rust-agent".to_owned(), (*body).to_owned(), (*level).to_owned(), trace_id.clone())
+            })
+            .collect();
+    assert_eq!(seen, bodies, "forwarded with the agent span's trace id {trace_id}");
+    let page = collector.scrape().await;
+    assert_eq!(metric_value(&page, "llm_log_errors_total{service=\"rust-agent\",type=\"oom\"}"), Some(1.0));
+    assert_eq!(
+        metric_value(&page, "llm_model_load_time_seconds{service=\"rust-agent\",model=\"\"}"),
+        Some(2.5)
+    );
+    collector.stop().await;
+}

@@ -105,7 +105,11 @@ fn dashboards_parse_have_unique_agentrace_uids_and_provisioned_datasources() {
     let datasources = provisioned_datasources();
     assert_eq!(
         datasources,
-        BTreeSet::from(["agentrace-prometheus".to_owned(), "agentrace-tempo".to_owned()])
+        BTreeSet::from([
+            "agentrace-prometheus".to_owned(),
+            "agentrace-tempo".to_owned(),
+            "agentrace-loki".to_owned()
+        ])
     );
     let boards = dashboards();
     assert_eq!(
