@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
-use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
+use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::logs::{BatchLogProcessor, SdkLoggerProvider};
 use opentelemetry_sdk::Resource;
 use tracing::Subscriber;
@@ -15,7 +15,7 @@ use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
-use crate::setup::{InitError, Protocol};
+use crate::setup::{grpc_settings, http_settings, InitError, Protocol};
 
 const LOGS_EXPORTER_ENV: &str = "OTEL_LOGS_EXPORTER";
 const LOGS_PATH: &str = "/v1/logs";
@@ -54,35 +54,16 @@ pub fn provider(
         match protocol {
             Protocol::Grpc => {
                 let _runtime = runtime.enter();
-                let mut exporter =
-                    opentelemetry_otlp::LogExporter::builder().with_tonic().with_timeout(timeout);
-                if let Some(endpoint) = endpoint {
-                    exporter = exporter.with_endpoint(endpoint);
-                }
-                if !headers.is_empty() {
-                    let mut metadata = tonic::metadata::MetadataMap::new();
-                    for (name, value) in &headers {
-                        let key = tonic::metadata::MetadataKey::from_bytes(name.as_bytes());
-                        if let (Ok(key), Ok(value)) = (key, value.parse()) {
-                            metadata.insert(key, value);
-                        }
-                    }
-                    exporter = exporter.with_metadata(metadata);
-                }
-                Ok(exporter.build()?)
+                let exporter = opentelemetry_otlp::LogExporter::builder().with_tonic().with_timeout(timeout);
+                Ok(grpc_settings(exporter, endpoint, &headers).build()?)
             }
             Protocol::HttpProtobuf => {
-                let mut exporter = opentelemetry_otlp::LogExporter::builder()
+                let exporter = opentelemetry_otlp::LogExporter::builder()
                     .with_http()
                     .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
                     .with_timeout(timeout);
-                if let Some(endpoint) = endpoint {
-                    exporter = exporter.with_endpoint(http_logs_url(&endpoint));
-                }
-                if !headers.is_empty() {
-                    exporter = exporter.with_headers(headers);
-                }
-                Ok(exporter.build()?)
+                let url = endpoint.map(|endpoint| http_logs_url(&endpoint));
+                Ok(http_settings(exporter, url, headers).build()?)
             }
         }
     };

@@ -264,39 +264,58 @@ fn build_exporter(
         match protocol {
             Protocol::Grpc => {
                 let _runtime = runtime.enter();
-                let mut exporter =
-                    opentelemetry_otlp::SpanExporter::builder().with_tonic().with_timeout(timeout);
-                if let Some(endpoint) = endpoint {
-                    exporter = exporter.with_endpoint(endpoint);
-                }
-                if !headers.is_empty() {
-                    let mut metadata = tonic::metadata::MetadataMap::new();
-                    for (name, value) in &headers {
-                        let key = tonic::metadata::MetadataKey::from_bytes(name.as_bytes());
-                        if let (Ok(key), Ok(value)) = (key, value.parse()) {
-                            metadata.insert(key, value);
-                        }
-                    }
-                    exporter = exporter.with_metadata(metadata);
-                }
-                Ok(exporter.build()?)
+                let exporter = opentelemetry_otlp::SpanExporter::builder().with_tonic().with_timeout(timeout);
+                Ok(grpc_settings(exporter, endpoint, &headers).build()?)
             }
             Protocol::HttpProtobuf => {
-                let mut exporter = opentelemetry_otlp::SpanExporter::builder()
+                let exporter = opentelemetry_otlp::SpanExporter::builder()
                     .with_http()
                     .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
                     .with_timeout(timeout);
-                if let Some(endpoint) = endpoint {
-                    exporter = exporter.with_endpoint(agentrace_semconv::otlp::http_traces_url(&endpoint));
-                }
-                if !headers.is_empty() {
-                    exporter = exporter.with_headers(headers);
-                }
-                Ok(exporter.build()?)
+                let url = endpoint.map(|endpoint| agentrace_semconv::otlp::http_traces_url(&endpoint));
+                Ok(http_settings(exporter, url, headers).build()?)
             }
         }
     };
     std::thread::scope(|scope| scope.spawn(build).join()).map_err(|_| InitError::BuilderThread)?
+}
+
+/// An OTLP/gRPC exporter builder (spans or logs) sending to `endpoint` with `headers` as gRPC
+/// metadata.
+pub(crate) fn grpc_settings<B: WithExportConfig + WithTonicConfig>(
+    mut exporter: B,
+    endpoint: Option<String>,
+    headers: &HashMap<String, String>,
+) -> B {
+    if let Some(endpoint) = endpoint {
+        exporter = exporter.with_endpoint(endpoint);
+    }
+    if !headers.is_empty() {
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        for (name, value) in headers {
+            let key = tonic::metadata::MetadataKey::from_bytes(name.as_bytes());
+            if let (Ok(key), Ok(value)) = (key, value.parse()) {
+                metadata.insert(key, value);
+            }
+        }
+        exporter = exporter.with_metadata(metadata);
+    }
+    exporter
+}
+
+/// An OTLP/HTTP exporter builder (spans or logs) posting to `url` with `headers`.
+pub(crate) fn http_settings<B: WithExportConfig + WithHttpConfig>(
+    mut exporter: B,
+    url: Option<String>,
+    headers: HashMap<String, String>,
+) -> B {
+    if let Some(url) = url {
+        exporter = exporter.with_endpoint(url);
+    }
+    if !headers.is_empty() {
+        exporter = exporter.with_headers(headers);
+    }
+    exporter
 }
 
 fn host_name() -> Option<String> {

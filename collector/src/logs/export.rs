@@ -22,17 +22,13 @@ use super::args::LogsEndpoint;
 use super::Forwarded;
 use crate::events::{LogRecordsDropped, LogRecordsExported};
 use crate::export::otlp::retry::{backoff, http_verdict, verdict, Verdict};
+use crate::export::otlp::{system_http_client, EncodedCodec, HttpClient};
 use crate::metrics::Registry;
 
 /// Requests waiting to be forwarded, at most.
 pub const QUEUE_CAPACITY: usize = 256;
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-
-type HttpClient = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Full<Bytes>,
->;
 
 enum Transport {
     Http { client: Box<HttpClient>, url: http::Uri },
@@ -59,20 +55,7 @@ impl LogsExporter {
     ) -> anyhow::Result<Self> {
         let transport = match endpoint {
             LogsEndpoint::Http(url) => {
-                let tls = crate::tls::ClientTls { ca_pem: None, identity: None }
-                    .rustls()
-                    .or_else(|_| crate::tls::plain_http_only())?;
-                let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
-                connector.enforce_http(false);
-                let connector = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_tls_config(tls)
-                    .https_or_http()
-                    .enable_http1()
-                    .wrap_connector(connector);
-                let client =
-                    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                        .build(connector);
-                Transport::Http { client: Box::new(client), url: url.parse()? }
+                Transport::Http { client: Box::new(system_http_client()?), url: url.parse()? }
             }
             LogsEndpoint::Grpc(url) => {
                 let channel = tonic::transport::Endpoint::from_shared(url.clone())?.connect_lazy();
@@ -136,7 +119,13 @@ impl LogsExporter {
                 let call = async {
                     client.ready().await.map_err(|error| tonic::Status::unavailable(error.to_string()))?;
                     let path = http::uri::PathAndQuery::from_static(super::LOGS_PATH);
-                    client.unary(tonic::Request::new(body), path, EncodedCodec).await
+                    client
+                        .unary(
+                            tonic::Request::new(body),
+                            path,
+                            EncodedCodec::<ExportLogsServiceResponse>::default(),
+                        )
+                        .await
                 };
                 match tokio::time::timeout(ATTEMPT_TIMEOUT, call).await {
                     Ok(Ok(response)) => Answer::Accepted { rejected: rejected(&response.into_inner()) },
@@ -177,36 +166,4 @@ fn rejected(response: &ExportLogsServiceResponse) -> u64 {
         .partial_success
         .as_ref()
         .map_or(0, |partial| u64::try_from(partial.rejected_log_records).unwrap_or(0))
-}
-
-/// Sends bytes that already are an encoded request; decodes the answer with prost.
-#[derive(Clone, Copy, Debug, Default)]
-struct EncodedCodec;
-
-#[derive(Debug)]
-struct EncodedEncoder;
-
-impl tonic::codec::Encoder for EncodedEncoder {
-    type Item = Bytes;
-    type Error = tonic::Status;
-
-    fn encode(&mut self, item: Bytes, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
-        bytes::BufMut::put(dst, item);
-        Ok(())
-    }
-}
-
-impl tonic::codec::Codec for EncodedCodec {
-    type Encode = Bytes;
-    type Decode = ExportLogsServiceResponse;
-    type Encoder = EncodedEncoder;
-    type Decoder = tonic_prost::ProstDecoder<ExportLogsServiceResponse>;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        EncodedEncoder
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        tonic_prost::ProstDecoder::default()
-    }
 }

@@ -165,6 +165,14 @@ impl LogRules {
         Self::compile(tables).map_err(|reason| ArgError::invalid("log-rules", reason))
     }
 
+    /// The shipped rules alone, compiled once.
+    pub fn builtin() -> &'static Self {
+        static BUILTIN_RULES: std::sync::LazyLock<LogRules> = std::sync::LazyLock::new(|| {
+            LogRules::compile(parse_tables(BUILTIN).expect("the built-in rules parse")).expect("and compile")
+        });
+        &BUILTIN_RULES
+    }
+
     /// The rules of one file's text (for tests and the fuzzer).
     pub fn parse(text: &str) -> Result<Self, String> {
         Self::compile(parse_tables(text)?)

@@ -7,8 +7,8 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use super::*;
 use crate::metrics::SeriesLimits;
 
-fn builtin() -> LogRules {
-    LogRules::load(None).expect("the built-in rules compile")
+fn builtin() -> &'static LogRules {
+    LogRules::builtin()
 }
 
 /// What the rules make of one line, as `metric{labels} value` strings.
@@ -50,7 +50,7 @@ fn the_vllm_rules_read_vllms_own_lines() {
         &[],
     ];
     for (line, expected) in lines(fixture).into_iter().zip(expected) {
-        assert_eq!(updates(&rules, line), expected, "{line}");
+        assert_eq!(updates(rules, line), expected, "{line}");
     }
 }
 
@@ -72,7 +72,7 @@ fn the_llamacpp_rules_read_the_servers_own_lines() {
         &["llm_log_value{server,llamacpp_generation_tokens_per_second} 45.08"],
     ];
     for (line, expected) in lines(fixture).into_iter().zip(expected) {
-        assert_eq!(updates(&rules, line), expected, "{line}");
+        assert_eq!(updates(rules, line), expected, "{line}");
     }
 }
 
@@ -91,7 +91,7 @@ fn the_ollama_rules_read_ollamas_own_lines() {
         &[],
     ];
     for (line, expected) in lines(fixture).into_iter().zip(expected) {
-        assert_eq!(updates(&rules, line), expected, "{line}");
+        assert_eq!(updates(rules, line), expected, "{line}");
     }
 }
 
@@ -125,8 +125,8 @@ fn a_huge_body_is_read_only_to_its_bound() {
     let rules = builtin();
     let mut line = "x".repeat(rules::MAX_BODY);
     line.push_str(" CUDA out of memory");
-    assert!(updates(&rules, &line).is_empty(), "past the bound, not read");
-    assert_eq!(updates(&rules, &line[rules::MAX_BODY - 100..]).len(), 1);
+    assert!(updates(rules, &line).is_empty(), "past the bound, not read");
+    assert_eq!(updates(rules, &line[rules::MAX_BODY - 100..]).len(), 1);
 }
 
 fn record(body: &str, severity: i32, attributes: Vec<KeyValue>) -> LogRecord {
@@ -174,7 +174,7 @@ fn error_records_count_once_by_type_and_rules_win() {
         // An error with nothing to go by.
         record("something broke", 21, Vec::new()),
     ];
-    assert_eq!(derive(&rules, &registry, &request(records)), 4);
+    assert_eq!(derive(rules, &registry, &request(records)), 4);
     let errors = |kind: &str| registry.value(metric::LLM_LOG_ERRORS_TOTAL, &["vllm", kind]);
     assert_eq!(errors("rate_limited"), Some(1.0));
     assert_eq!(errors("oom"), Some(1.0));

@@ -14,25 +14,11 @@ use super::config::Target;
 /// The most of an error answer read to classify it.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
-pub type Client = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Full<Bytes>,
->;
+pub type Client = crate::export::otlp::HttpClient;
 
 /// A client for http:// and https:// targets (the system's roots).
 pub fn client() -> anyhow::Result<Client> {
-    let tls = crate::tls::ClientTls { ca_pem: None, identity: None }
-        .rustls()
-        .or_else(|_| crate::tls::plain_http_only())?;
-    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    connector.enforce_http(false);
-    connector.set_connect_timeout(Some(Duration::from_secs(5)));
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(connector);
-    Ok(hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector))
+    Ok(crate::export::otlp::system_http_client()?)
 }
 
 /// What one probe found.

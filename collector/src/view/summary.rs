@@ -2,6 +2,8 @@
 //! comes with the PromQL that computes it in Prometheus, so the view leads into the stack.
 
 use agentrace_semconv::metric::{self, graph_node, label};
+use std::collections::HashMap;
+
 use serde_json::{json, Value};
 
 use super::window::{increase, quantile, AgentTotals, Totals};
@@ -173,46 +175,61 @@ pub fn graph(now: &Totals, start: Option<&Totals>, seconds: f64) -> Value {
     json!({ "window_seconds": seconds, "nodes": nodes, "edges": edges })
 }
 
+/// A gauge family's values by label values.
+type Values = HashMap<Vec<String>, f64>;
+
+/// One row per series of `rows_of` with the same series of each `figures` family (field,
+/// family), and the query of each. Each family is read once.
+fn gauge_rows(registry: &Registry, rows_of: &str, figures: &[(&str, &str)]) -> Vec<Value> {
+    let names = registry.label_names(rows_of).unwrap_or_default();
+    let read: Vec<(&str, &str, Values)> = figures
+        .iter()
+        .map(|(field, family)| {
+            let values =
+                registry.read(family).into_iter().map(|reading| (reading.labels, reading.value)).collect();
+            (*field, *family, values)
+        })
+        .collect();
+    registry
+        .read(rows_of)
+        .iter()
+        .take(MAX_ROWS)
+        .map(|reading| {
+            let pairs: Vec<(&str, &str)> =
+                names.iter().zip(&reading.labels).map(|(name, value)| (*name, value.as_str())).collect();
+            let labels: serde_json::Map<String, Value> =
+                pairs.iter().map(|(name, value)| ((*name).to_owned(), json!(value))).collect();
+            let mut row = serde_json::Map::from_iter([("labels".to_owned(), Value::Object(labels))]);
+            for (field, family, values) in &read {
+                let query = format!("{family}{}", selector(&pairs));
+                row.insert(
+                    (*field).to_owned(),
+                    json!({ "value": values.get(&reading.labels), "query": query }),
+                );
+            }
+            Value::Object(row)
+        })
+        .collect()
+}
+
 /// The GPUs' and GPU processes' gauges as sampled last, with their queries.
 pub fn gpus(registry: &Registry) -> Value {
-    let gauge = |family: &str, labels: &[String], names: &[&str]| {
-        let pairs: Vec<(&str, &str)> =
-            names.iter().zip(labels).map(|(name, value)| (*name, value.as_str())).collect();
-        let query = format!("{family}{}", selector(&pairs));
-        let value =
-            registry.read(family).into_iter().find(|reading| reading.labels == labels).map(|r| r.value);
-        json!({ "value": value, "query": query })
-    };
-    let device_labels = registry.label_names(metric::GPU_UTILIZATION_RATIO).unwrap_or_default();
-    let devices: Vec<Value> = registry
-        .read(metric::GPU_UTILIZATION_RATIO)
-        .iter()
-        .take(MAX_ROWS)
-        .map(|reading| {
-            let named: serde_json::Map<String, Value> =
-                device_labels.iter().zip(&reading.labels).map(|(k, v)| ((*k).to_owned(), json!(v))).collect();
-            json!({
-                "labels": named,
-                "utilization": gauge(metric::GPU_UTILIZATION_RATIO, &reading.labels, device_labels),
-                "memory_used_bytes": gauge(metric::GPU_MEMORY_USED_BYTES, &reading.labels, device_labels),
-                "memory_total_bytes": gauge(metric::GPU_MEMORY_TOTAL_BYTES, &reading.labels, device_labels),
-            })
-        })
-        .collect();
-    let process_labels = registry.label_names(metric::GPU_PROCESS_MEMORY_USED_BYTES).unwrap_or_default();
-    let processes: Vec<Value> = registry
-        .read(metric::GPU_PROCESS_MEMORY_USED_BYTES)
-        .iter()
-        .take(MAX_ROWS)
-        .map(|reading| {
-            let named: serde_json::Map<String, Value> =
-                process_labels.iter().zip(&reading.labels).map(|(k, v)| ((*k).to_owned(), json!(v))).collect();
-            json!({
-                "labels": named,
-                "memory_used_bytes": gauge(metric::GPU_PROCESS_MEMORY_USED_BYTES, &reading.labels, process_labels),
-                "utilization": gauge(metric::GPU_PROCESS_UTILIZATION_RATIO, &reading.labels, process_labels),
-            })
-        })
-        .collect();
+    let devices = gauge_rows(
+        registry,
+        metric::GPU_UTILIZATION_RATIO,
+        &[
+            ("utilization", metric::GPU_UTILIZATION_RATIO),
+            ("memory_used_bytes", metric::GPU_MEMORY_USED_BYTES),
+            ("memory_total_bytes", metric::GPU_MEMORY_TOTAL_BYTES),
+        ],
+    );
+    let processes = gauge_rows(
+        registry,
+        metric::GPU_PROCESS_MEMORY_USED_BYTES,
+        &[
+            ("memory_used_bytes", metric::GPU_PROCESS_MEMORY_USED_BYTES),
+            ("utilization", metric::GPU_PROCESS_UTILIZATION_RATIO),
+        ],
+    );
     json!({ "devices": devices, "processes": processes })
 }

@@ -251,9 +251,11 @@ fn the_sample_is_the_same_for_every_span_of_a_trace_and_scales_with_the_bound() 
     assert_eq!(share(u64::MAX), 10_000);
     let tenth = share(u64::MAX / 10);
     assert!((900..=1100).contains(&tenth), "{tenth} of 10 000 in a tenth's sample");
-    assert!(ids
-        .iter()
-        .all(|id| super::staged::sampled(id, u64::MAX / 10) == super::staged::sampled(id, u64::MAX / 10)));
+    // A smaller sample is part of a larger one: a trace sampled while traces are many stays
+    // sampled when they are fewer.
+    let in_tenth = ids.iter().filter(|id| super::staged::sampled(id, u64::MAX / 10));
+    assert!(in_tenth.clone().all(|id| super::staged::sampled(id, u64::MAX / 2)));
+    assert!(in_tenth.count() < share(u64::MAX / 2));
 }
 
 #[test]

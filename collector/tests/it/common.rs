@@ -22,6 +22,12 @@ pub async fn heavy() -> tokio::sync::MutexGuard<'static, ()> {
     HEAVY.lock().await
 }
 
+/// The Python with the OpenTelemetry SDK (`scripts/test` sets `AGENTRACE_PYTHON` to its
+/// virtualenv's).
+pub fn python() -> String {
+    std::env::var("AGENTRACE_PYTHON").unwrap_or_else(|_| "python3".to_owned())
+}
+
 /// A collector in this process, on ports it bound itself unless `args` name them.
 pub struct Collector {
     inner: InProcess,

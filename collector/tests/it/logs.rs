@@ -4,11 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::common::{eventually, metric_value, Collector, Sink};
-
-fn python() -> String {
-    std::env::var("AGENTRACE_PYTHON").unwrap_or_else(|_| "python3".to_owned())
-}
+use crate::common::{eventually, metric_value, python, Collector, Sink};
 
 async fn send(protocol: &str, endpoint: &str, service: &str) -> serde_json::Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/send_logs.py");

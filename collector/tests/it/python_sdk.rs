@@ -2,11 +2,7 @@
 //! installs them into a virtualenv and sets `AGENTRACE_PYTHON`) send GenAI-convention spans to
 //! the collector binary over gRPC and over HTTP; a real Prometheus reads the metrics back.
 
-use crate::common::{Collector, Prometheus};
-
-fn python() -> String {
-    std::env::var("AGENTRACE_PYTHON").unwrap_or_else(|_| "python3".to_owned())
-}
+use crate::common::{python, Collector, Prometheus};
 
 async fn send(protocol: &str, endpoint: &str, service: &str) -> String {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/send_genai.py");

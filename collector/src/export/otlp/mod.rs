@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::retry::{backoff, Verdict};
 use self::split::split_in_half;
-pub use self::transport::{export_grpc, TransportError};
+pub use self::transport::{export_grpc, system_http_client, EncodedCodec, HttpClient, TransportError};
 use self::transport::{Answer, Transport};
 use crate::events::{DropReason, ExportRetried, SpansDropped, SpansExported};
 use crate::export::args::ExportConfig;

@@ -14,10 +14,34 @@ use crate::wire::ExportTraceServiceResponse;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-type HttpClient = hyper_util::client::legacy::Client<
+pub type HttpClient = hyper_util::client::legacy::Client<
     hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
     http_body_util::Full<Bytes>,
 >;
+
+/// An HTTP/1 and HTTP/2 client for http:// and https:// URLs with `tls`: the OTLP/HTTP
+/// exporters' (traces and logs) and the synthetic probes'.
+pub fn http_client(tls: tokio_rustls::rustls::ClientConfig) -> HttpClient {
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    connector.enforce_http(false);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(connector);
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector)
+}
+
+/// [`http_client`] trusting the system's roots (or, where it has none, usable for http://
+/// only): the logs exporter's and the probes'.
+pub fn system_http_client() -> Result<HttpClient, crate::tls::TlsError> {
+    let tls = crate::tls::ClientTls { ca_pem: None, identity: None }
+        .rustls()
+        .or_else(|_| crate::tls::plain_http_only())?;
+    Ok(http_client(tls))
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
@@ -68,19 +92,7 @@ impl Transport {
                     Some(tls) => tls.rustls()?,
                     None => crate::tls::plain_http_only()?,
                 };
-                let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
-                connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-                connector.enforce_http(false);
-                let connector = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_tls_config(tls)
-                    .https_or_http()
-                    .enable_http1()
-                    .enable_http2()
-                    .wrap_connector(connector);
-                let client =
-                    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                        .build(connector);
-                Self::Http { client: Box::new(client), url: config.endpoint.parse()? }
+                Self::Http { client: Box::new(http_client(tls)), url: config.endpoint.parse()? }
             }
         })
     }
@@ -142,15 +154,22 @@ pub async fn export_grpc(
 ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
     client.ready().await.map_err(|error| tonic::Status::unavailable(format!("not ready: {error}")))?;
     let path = http::uri::PathAndQuery::from_static(agentrace_semconv::otlp::GRPC_TRACES_EXPORT_PATH);
-    client.unary(tonic::Request::new(request), path, EncodedCodec).await
+    client.unary(tonic::Request::new(request), path, EncodedCodec::default()).await
 }
 
-/// Sends bytes that already are an encoded message; decodes the answer with prost.
-#[derive(Clone, Copy, Debug, Default)]
-struct EncodedCodec;
+/// Sends bytes that already are an encoded message; decodes the answer `R` with prost. The
+/// logs exporter sends with it too.
+#[derive(Debug)]
+pub struct EncodedCodec<R = ExportTraceServiceResponse>(std::marker::PhantomData<R>);
+
+impl<R> Default for EncodedCodec<R> {
+    fn default() -> Self {
+        Self(std::marker::PhantomData)
+    }
+}
 
 #[derive(Debug)]
-struct EncodedEncoder;
+pub struct EncodedEncoder;
 
 impl tonic::codec::Encoder for EncodedEncoder {
     type Item = Bytes;
@@ -162,11 +181,11 @@ impl tonic::codec::Encoder for EncodedEncoder {
     }
 }
 
-impl tonic::codec::Codec for EncodedCodec {
+impl<R: prost::Message + Default + Send + 'static> tonic::codec::Codec for EncodedCodec<R> {
     type Encode = Bytes;
-    type Decode = ExportTraceServiceResponse;
+    type Decode = R;
     type Encoder = EncodedEncoder;
-    type Decoder = tonic_prost::ProstDecoder<ExportTraceServiceResponse>;
+    type Decoder = tonic_prost::ProstDecoder<R>;
 
     fn encoder(&mut self) -> Self::Encoder {
         EncodedEncoder
