@@ -50,6 +50,15 @@ VARIANTS = {
     "agentrace-disk": {"args": ["--queue-dir", "{dir}"]},
     "agentrace-sink20": {"sink_delay_ms": 20},
     "agentrace-sink50": {"sink_delay_ms": 50},
+    # The two tiers of a scale-out deployment, each on its own: the node tier samples GPUs (the
+    # scripted libnvidia-ml.so, 2 GPUs every second) and enriches spans, deriving nothing; the
+    # gateway tier derives everything and samples no GPU.
+    "agentrace-node": {"args": ["--role", "node", "--nvml-lib", "{fake_nvml}"], "gpu": True},
+    "agentrace-gateway": {"args": ["--role", "gateway"]},
+    # The node tier routing by trace id over two endpoints (two names of the one sink): what
+    # cutting each request in two costs.
+    "agentrace-node-routed": {"args": ["--role", "node", "--nvml-lib", "{fake_nvml}"], "gpu": True,
+                              "endpoints": ["127.0.0.1", "localhost"]},
 }
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -204,10 +213,13 @@ class Bench:
         cores = variant.get("cores", SUT_CORE)
         if name == "agentrace" or name in VARIANTS:
             scratch = tempfile.TemporaryDirectory(prefix="agentrace-bench-")
-            extra = [word.replace("{dir}", scratch.name) for word in variant.get("args", [])]
+            extra = [word.replace("{dir}", scratch.name).replace("{fake_nvml}", self.args.fake_nvml or "")
+                     for word in variant.get("args", [])]
+            gpu = [] if variant.get("gpu") else ["--gpu", "off"]
             command = [self.args.agentrace, "--otlp-grpc-addr", f"127.0.0.1:{grpc}",
                        "--otlp-http-addr", f"127.0.0.1:{second}", "--metrics-addr", f"127.0.0.1:{metrics}",
-                       "--traces-endpoint", f"http://127.0.0.1:{sink_port}", "--gpu", "off"] + extra
+                       "--traces-endpoint", ",".join(f"http://{host}:{sink_port}"
+                                                     for host in variant.get("endpoints", ["127.0.0.1"]))] + gpu + extra
             env = {"AGENTRACE_LOG": "warn"}
             self.record(name, cores, env, command)
             if variant.get("sink_delay_ms"):
@@ -375,6 +387,7 @@ def main():
     parser.add_argument("--otelcol", required=True)
     parser.add_argument("--rotel", required=True)
     parser.add_argument("--loadgen", required=True)
+    parser.add_argument("--fake-nvml", help="the scripted libnvidia-ml.so, for the node-tier run")
     parser.add_argument("--workload", default="w1", choices=["w0", "w1", "w2"])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--systems", default=",".join(BASE_SYSTEMS + list(VARIANTS)))

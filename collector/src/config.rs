@@ -58,6 +58,13 @@ pub struct Options {
     #[arg(long, env = "AGENTRACE_SHUTDOWN_TIMEOUT_SECS", value_name = "SECS")]
     pub shutdown_timeout_secs: Option<f64>,
 
+    /// Which tier this collector is: `all` does everything on one machine; `node` (on every GPU
+    /// node) samples the GPUs, adds their figures to spans and forwards them to the gateways,
+    /// deriving no span metrics; `gateway` receives from the nodes, attributes and derives,
+    /// and forwards to the trace store, sampling no GPU [default: all].
+    #[arg(long, env = "AGENTRACE_ROLE", value_name = "ROLE")]
+    pub role: Option<Role>,
+
     #[command(flatten)]
     pub receive: receive::Args,
     #[command(flatten)]
@@ -84,9 +91,29 @@ pub struct Options {
     pub logs: logs::Args,
 }
 
+/// A collector's tier.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// Everything, in one process.
+    #[default]
+    All,
+    /// GPU sampling and span enrichment, forwarding by trace id; no span metrics.
+    Node,
+    /// Attribution, span metrics and the agent graph; no GPU sampling.
+    Gateway,
+}
+
+impl Role {
+    /// Whether this tier derives metrics from spans.
+    pub fn derives(self) -> bool {
+        self != Self::Node
+    }
+}
+
 /// The validated configuration, one part per stage.
 #[derive(Clone, Debug)]
 pub struct Config {
+    pub role: Role,
     pub receive: ReceiveConfig,
     pub connections: ConnectionConfig,
     pub metrics_addr: SocketAddr,
@@ -183,17 +210,33 @@ impl Options {
         let memory_limit = receive.memory_limit_bytes;
         let series = self.series.validate()?;
         let graph = GraphConfig { spec_names: series.names.spec(), ..self.graph.validate(memory_limit)? };
+        let role = self.role.unwrap_or_default();
+        let export = self.export.validate()?;
+        if role == Role::Node && export.is_none() {
+            return Err(ArgError::invalid(
+                "role",
+                "the node tier forwards every span to the gateways: set --traces-endpoint",
+            )
+            .into());
+        }
+        let mut gpu = self.gpu.validate()?;
+        // The gateways see spans from every node; the GPUs they could sample are not those.
+        gpu.enabled &= role != Role::Gateway;
         Ok(Config {
+            role,
             connections: self.connections.validate(memory_limit)?,
             receive,
             metrics_addr: self.metrics_addr.unwrap_or(DEFAULT_METRICS_ADDR),
             metrics_endpoint: self.metrics_endpoint.validate()?,
             series,
             graph,
-            export: self.export.validate()?,
+            export,
             prices: Arc::new(self.prices.validate()?),
-            gpu: self.gpu.validate()?,
-            enricher: self.forwarded.validate(queue_dir.as_deref())?,
+            gpu,
+            enricher: match role {
+                Role::Node => self.forwarded.validate(queue_dir.as_deref())?.keeping_error_texts(),
+                Role::All | Role::Gateway => self.forwarded.validate(queue_dir.as_deref())?,
+            },
             view: self.view.validate()?,
             probes,
             logs: self.logs.validate()?,

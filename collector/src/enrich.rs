@@ -95,8 +95,9 @@ pub struct Enricher {
     /// The secret key of hashed values.
     hash_key: std::sync::Arc<[u8]>,
     /// Without `--keep-content`: an LLM call's error texts (status message, exception message)
-    /// are dropped too.
+    /// are dropped too (except on the node tier, whose gateway reads them to type the error).
     drop_error_texts: bool,
+    keep_content: bool,
 }
 
 /// Attribute keys to match, as `attr::matches_key` reads a list: whole keys, and prefixes
@@ -150,7 +151,14 @@ impl Enricher {
             hashed: Keys::new(hashed),
             hash_key: std::sync::Arc::from(Vec::new()),
             drop_error_texts: !keep_content,
+            keep_content,
         }
+    }
+
+    /// The same, forwarding error texts: what the node tier sends its gateway, which types the
+    /// error from them and then drops them itself.
+    pub fn keeping_error_texts(self) -> Self {
+        Self { drop_error_texts: false, ..self }
     }
 
     /// Whether an attribute is removed (or hashed) in what is forwarded; forwarded logs drop
@@ -161,7 +169,7 @@ impl Enricher {
 
     /// Whether prompt and completion content is forwarded (`--keep-content`).
     pub fn keeps_content(&self) -> bool {
-        !self.drop_error_texts
+        self.keep_content
     }
 
     /// The request as it is forwarded: redacted, with `facts` added to their spans. `request`
@@ -345,6 +353,10 @@ fn attributes(facts: &SpanFacts) -> Vec<KeyValue> {
             any_value::Value::IntValue(i64::try_from(gpu.memory_used_max_bytes).unwrap_or(i64::MAX)),
         ));
         attributes.push(double(attr::AGENTRACE_GPU_POWER_AVG_WATTS, gpu.power_avg_watts));
+        attributes.push(double(attr::AGENTRACE_GPU_SECONDS, gpu.gpu_seconds));
+        attributes.push(double(attr::AGENTRACE_GPU_ENERGY_JOULES, gpu.energy_joules));
+        let names: Vec<&str> = gpu.gpu_seconds_by_name.iter().map(|(name, _)| name.as_str()).collect();
+        attributes.push(KeyValue::string(key(attr::AGENTRACE_GPU_NAME), names.join(",")));
     }
     attributes
 }

@@ -165,6 +165,17 @@ impl Event for QueueFill {
     }
 }
 
+/// How many trace endpoints spans are routed over, as a scrape reads it.
+pub struct ExportEndpoints {
+    pub endpoints: usize,
+}
+
+impl Event for ExportEndpoints {
+    fn emit(self, registry: &Registry, now: f64) {
+        registry.add(metric::SELF_EXPORT_ENDPOINTS, &[], self.endpoints as f64, now);
+    }
+}
+
 /// The persistent queue's contents, as a scrape reads them.
 pub struct DiskQueueFill {
     pub requests: u64,

@@ -21,7 +21,8 @@ use tokio::sync::mpsc;
 use crate::derive::{self, Deriver, SpanFacts};
 use crate::enrich::Enricher;
 use crate::events::{GpuEnrichmentSkipped, GraphWindowFill};
-use crate::export::queue::{Forward, QueueSender};
+use crate::export::queue::Forward;
+use crate::export::route::Destination;
 use crate::gpu::GpuState;
 use crate::metrics::{Observation, Registry, Reported, Writer};
 use crate::normalize::{framework_of, service_name, string_attribute, Normalizer};
@@ -38,7 +39,7 @@ const APPLY_EVERY: usize = 64;
 #[derive(Clone)]
 pub struct Forwarding {
     pub enricher: Enricher,
-    pub queue: QueueSender,
+    pub queue: Destination,
 }
 
 pub struct Processor {
@@ -60,6 +61,9 @@ pub struct Processor {
     /// The live view's store, and this worker's staging room for it (reused request after
     /// request); `None` with `--view off`.
     view: Option<(Arc<View>, Staged)>,
+    /// False on the node tier: spans are only enriched with their GPU figures, for the
+    /// gateways to derive from.
+    derives: bool,
 }
 
 /// The agent-graph windows' fill, one slot per worker, summed when `/metrics` is read: the
@@ -133,7 +137,13 @@ impl Processor {
             window: None,
             worker: 0,
             view: None,
+            derives: true,
         }
+    }
+
+    /// Whether this worker derives metrics (it does but on the node tier).
+    pub fn deriving(self, derives: bool) -> Self {
+        Self { derives, ..self }
     }
 
     /// Adds what this worker derives to the live view's store.
@@ -172,9 +182,16 @@ impl Processor {
     fn process(&mut self, mut batch: Batch) -> Option<Forward> {
         // Observations borrow their label values from the request, so they live for one; the
         // vector's room is kept for the next.
-        let mut observations = recycle(std::mem::take(&mut self.observations));
         let now = unix_now();
         let gpu = self.gpu.as_deref();
+        if !self.derives {
+            let facts =
+                gpu_facts(&self.normalizer, self.registry.writer(self.worker), gpu, &batch.request, now);
+            let enricher = &self.forwarding.as_ref()?.enricher;
+            let request = enricher.outgoing(&mut batch.request, &batch.encoded, &facts);
+            return Some(Forward { request, spans: batch.spans, stored: batch.stored });
+        }
+        let mut observations = recycle(std::mem::take(&mut self.observations));
         let staged = self.view.as_mut().map(|(view, staged)| {
             view.prepare(staged);
             staged
@@ -235,7 +252,8 @@ pub fn derive_request<'a>(
             (scope, framework) = ((found.pos.resource, found.pos.scope), framework_of(found.scope));
         }
         let Some(canonical) = normalizer.normalize(service, framework, found.span, now) else { continue };
-        let window = gpu.zip(derive::gpu_window(&canonical)).and_then(|(gpu, (start, end))| {
+        let spanned = derive::gpu_window(&canonical);
+        let window = gpu.zip(spanned).and_then(|(gpu, (start, end))| {
             let pid = pids.get(found.pos.resource).copied().flatten();
             gpu.window(start, end, pid)
                 .inspect_err(|reason| {
@@ -243,6 +261,11 @@ pub fn derive_request<'a>(
                 })
                 .ok()
         });
+        // Without GPUs of its own (the gateway tier), the figures a node added to the span.
+        let window = match (window, gpu, spanned) {
+            (None, None, Some(_)) => crate::gpu::carried(&found.span.attributes),
+            (window, ..) => window,
+        };
         let outcome = deriver.observe(&canonical, window.as_ref(), now, out);
         if let Some(staged) = staged.as_deref_mut() {
             staged.push(&canonical, outcome.cost_usd, window.as_ref());
@@ -256,6 +279,38 @@ pub fn derive_request<'a>(
         }
     }
     registry.apply(out, now);
+    facts
+}
+
+/// The node tier's part: each LLM and model-load span's GPU figures, to be added to it, and
+/// the processes that sent spans noted (their service names the GPU processes); nothing is
+/// derived.
+fn gpu_facts(
+    normalizer: &Normalizer,
+    registry: Writer<'_>,
+    gpu: Option<&GpuState>,
+    request: &ExportTraceServiceRequest,
+    now: f64,
+) -> Vec<SpanFacts> {
+    let Some(gpu) = gpu else { return Vec::new() };
+    let pids = local_pids(request, gpu, now);
+    let mut facts = Vec::new();
+    for found in request.spans() {
+        let service = service_name(found.resource);
+        let Some(canonical) = normalizer.normalize(service, framework_of(found.scope), found.span, now)
+        else {
+            continue;
+        };
+        let Some((start, end)) = derive::gpu_window(&canonical) else { continue };
+        let pid = pids.get(found.pos.resource).copied().flatten();
+        match gpu.window(start, end, pid) {
+            Ok(window) => {
+                let llm = matches!(canonical.class, SpanClass::Llm | SpanClass::Embedding);
+                facts.push(SpanFacts { pos: found.pos, cost_usd: None, gpu: Some(window), llm });
+            }
+            Err(reason) => registry.emit(GpuEnrichmentSkipped { reason, weight: canonical.weight }),
+        }
+    }
     facts
 }
 
@@ -286,7 +341,8 @@ fn local_pids(request: &ExportTraceServiceRequest, gpu: &GpuState, now: f64) -> 
                     any_value::Value::StringValue(pid) => pid.text().parse().ok(),
                     _ => None,
                 })?;
-            if !gpu.services.is_local(string_attribute(&resource.attributes, attr::HOST_NAME)) {
+            let host = string_attribute(&resource.attributes, attr::HOST_NAME);
+            if !gpu.services.is_local(host, string_attribute(&resource.attributes, attr::K8S_NODE_NAME)) {
                 return None;
             }
             gpu.services.note(pid, service_name(Some(resource)), now);
@@ -323,7 +379,8 @@ mod tests {
     async fn a_request_in_becomes_metrics_and_an_enriched_redacted_request_out() {
         let registry = Arc::new(Registry::new(SeriesLimits::default()));
         let (sender, mut receiver, _) = queue::memory(registry.clone());
-        let forwarding = Forwarding { enricher: Enricher::new(false, Vec::new(), Vec::new()), queue: sender };
+        let queue = Destination::Queue(sender);
+        let forwarding = Forwarding { enricher: Enricher::new(false, Vec::new(), Vec::new()), queue };
         let gauge = QueueGauge::new("ingest", 4);
         let processor = Processor::new(Deriver::default(), registry.clone(), gauge, None, Some(forwarding));
         let (input, queued) = mpsc::channel(4);

@@ -49,6 +49,7 @@ use crate::events::{BuildInfo, GpuAvailable};
 use crate::export::otlp::OtlpExporter;
 use crate::export::prometheus::MetricsServer;
 use crate::export::queue::{self, DiskQueue};
+use crate::export::route::{Destination, Routes};
 use crate::gpu::{GpuConfig, GpuState, NvmlSource, Sampler};
 use crate::logs::LogPipeline;
 use crate::memory::{MemoryGuard, ProcessMemory};
@@ -123,7 +124,8 @@ impl Topology {
         let (gpu, gpu_sampler) = start_gpu(&config.gpu, &registry).await;
         let windows = GraphWindows::new(config.receive.workers);
         reported.push(windows.clone());
-        let view = View::configured(&config, &registry, &mut reported);
+        // The node tier derives nothing for the view to show.
+        let view = View::configured(&config, &registry, &mut reported).filter(|_| config.role.derives());
         let workers =
             Workers { registry: &registry, ingest_gauge: &ingest_gauge, gpu: &gpu, windows, view: &view };
         let (ingest_senders, processors) = workers.start(&config, forwarding.as_ref())?;
@@ -247,6 +249,13 @@ fn start_export(
     reported: &mut Vec<Arc<dyn Reported>>,
 ) -> anyhow::Result<(Option<Forwarding>, Option<JoinHandle<()>>)> {
     let Some(export) = &config.export else { return Ok((None, None)) };
+    if let Some(routing) = &export.routing {
+        let (routes, router, fill) =
+            Routes::new(export.clone(), routing.clone(), registry.clone(), hard_stop.clone());
+        reported.push(fill);
+        let forwarding = Forwarding { enricher: config.enricher.clone(), queue: Destination::Routed(router) };
+        return Ok((Some(forwarding), Some(tokio::spawn(routes.run()))));
+    }
     let (sender, receiver) = match &export.persistent {
         Some(persistent) => {
             let disk = DiskQueue::open(&persistent.dir, persistent.max_bytes, persistent.fsync)
@@ -268,7 +277,7 @@ fn start_export(
     };
     let exporter = OtlpExporter::new(export.clone(), registry.clone(), hard_stop.clone())
         .context("create otlp trace exporter")?;
-    let forwarding = Forwarding { enricher: config.enricher.clone(), queue: sender };
+    let forwarding = Forwarding { enricher: config.enricher.clone(), queue: Destination::Queue(sender) };
     Ok((Some(forwarding), Some(tokio::spawn(exporter.run(receiver)))))
 }
 
@@ -309,7 +318,8 @@ impl Workers<'_> {
                 forwarding.cloned(),
             )
             .worker(worker, self.windows.clone())
-            .viewing(self.view.clone());
+            .viewing(self.view.clone())
+            .deriving(config.role.derives());
             processors.push(start_processor(processor, receiver, worker)?);
         }
         Ok((senders, processors))

@@ -33,6 +33,10 @@ struct Cli {
     seed: u64,
     #[command(subcommand)]
     role: Option<Role>,
+    /// OTLP/gRPC endpoint of the researcher process the planner starts (default: --endpoint),
+    /// as when the two agents run on different machines.
+    #[arg(long)]
+    researcher_endpoint: Option<String>,
     /// Planner requests per second.
     #[arg(long, default_value_t = 2.0)]
     rps: f64,
@@ -78,7 +82,7 @@ async fn main() -> anyhow::Result<()> {
                 duration: Duration::from_secs_f64(cli.duration_secs.max(0.0)),
                 settings: settings(&cli),
                 seed: cli.seed,
-                endpoint: cli.endpoint.clone(),
+                endpoint: cli.researcher_endpoint.clone().or_else(|| cli.endpoint.clone()),
             };
             let report = run.run().await?;
             let stats = guard.shutdown();

@@ -40,6 +40,7 @@ pub struct Run {
     pub duration: Duration,
     pub settings: Settings,
     pub seed: u64,
+    /// Where the researcher process exports its spans.
     pub endpoint: Option<String>,
 }
 

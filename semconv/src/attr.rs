@@ -8,6 +8,8 @@ pub const SERVICE_NAME: &str = "service.name";
 pub const SERVICE_INSTANCE_ID: &str = "service.instance.id";
 pub const PROCESS_PID: &str = "process.pid";
 pub const HOST_NAME: &str = "host.name";
+/// The Kubernetes node a pod runs on (resource attribute).
+pub const K8S_NODE_NAME: &str = "k8s.node.name";
 
 // --- GenAI, current names -------------------------------------------------------------------
 pub const GEN_AI_OPERATION_NAME: &str = "gen_ai.operation.name";
@@ -135,6 +137,12 @@ pub const AGENTRACE_GPU_UTILIZATION_AVG: &str = "agentrace.gpu.utilization.avg";
 pub const AGENTRACE_GPU_UTILIZATION_MAX: &str = "agentrace.gpu.utilization.max";
 pub const AGENTRACE_GPU_MEMORY_USED_MAX_BYTES: &str = "agentrace.gpu.memory.used.max_bytes";
 pub const AGENTRACE_GPU_POWER_AVG_WATTS: &str = "agentrace.gpu.power.avg_watts";
+/// The same window's GPU time (utilization integrated over it, seconds, summed over the GPUs
+/// counted), the energy they drew (joules), and their model names (comma-separated, in the
+/// order of the UUIDs): what a gateway collector counts per agent for spans a node enriched.
+pub const AGENTRACE_GPU_SECONDS: &str = "agentrace.gpu.seconds";
+pub const AGENTRACE_GPU_ENERGY_JOULES: &str = "agentrace.gpu.energy_joules";
+pub const AGENTRACE_GPU_NAME: &str = "agentrace.gpu.name";
 /// Low-cardinality name of an agent step (plan, act, reflect…).
 pub const AGENTRACE_STEP_NAME: &str = "agentrace.step.name";
 

@@ -117,6 +117,7 @@ pub const SELF_EXPORT_RETRIES_TOTAL: &str = "agentrace_export_retries_total";
 pub const SELF_QUEUE_DEPTH: &str = "agentrace_queue_depth";
 pub const SELF_QUEUE_CAPACITY: &str = "agentrace_queue_capacity";
 pub const SELF_QUEUE_DISK_BYTES: &str = "agentrace_queue_disk_bytes";
+pub const SELF_EXPORT_ENDPOINTS: &str = "agentrace_export_endpoints";
 pub const SELF_SERIES_OVERFLOW_TOTAL: &str = "agentrace_metric_series_overflow_total";
 pub const SELF_SERIES_EXPIRED_TOTAL: &str = "agentrace_metric_series_expired_total";
 pub const SELF_GRAPH_UNPAIRED_TOTAL: &str = "agentrace_graph_unpaired_total";
@@ -185,6 +186,8 @@ pub mod label {
     pub const NAME: &str = "name";
     pub const PID: &str = "pid";
     pub const CONTAINER: &str = "container";
+    pub const POD: &str = "pod";
+    pub const NAMESPACE: &str = "namespace";
     pub const VERSION: &str = "version";
     /// The only label of a metric's overflow series.
     pub const OVERFLOW: &str = "otel_metric_overflow";

@@ -1,6 +1,8 @@
 //! Test fixtures shared by the workspace's end-to-end tests: a capturing OTLP/gRPC sink, a
 //! real Prometheus (Debian's `prometheus` package) with exemplar storage on, and polling
-//! with a deadline instead of sleeps.
+//! with a deadline instead of sleeps; a DNS server whose answers a test changes (`dns.rs`).
+
+mod dns;
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -17,6 +19,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::Span;
+
+pub use dns::DnsServer;
 
 /// How long any `eventually` waits before failing the test.
 pub const DEADLINE: Duration = Duration::from_secs(60);
@@ -179,6 +183,33 @@ impl Prometheus {
             return None;
         }
         result[0]["value"][1].as_str()?.parse().ok()
+    }
+
+    /// Every series of an instant query, by its labels (in name order, `name=value` joined by
+    /// commas); empty until the query has results.
+    pub async fn vector(&self, query: &str) -> std::collections::BTreeMap<String, f64> {
+        let url = format!("http://{}/api/v1/query", self.address);
+        let response = reqwest::Client::new().get(url).query(&[("query", query)]).send().await;
+        let Ok(body) = (match response {
+            Ok(response) => response.json::<serde_json::Value>().await,
+            Err(error) => Err(error),
+        }) else {
+            return Default::default();
+        };
+        let series = body["data"]["result"].as_array().cloned().unwrap_or_default();
+        series
+            .iter()
+            .filter_map(|series| {
+                let labels = series["metric"].as_object()?;
+                let mut pairs: Vec<String> = labels
+                    .iter()
+                    .map(|(name, value)| format!("{name}={}", value.as_str().unwrap_or_default()))
+                    .collect();
+                pairs.sort();
+                let value = series["value"][1].as_str()?.parse().ok()?;
+                Some((pairs.join(","), value))
+            })
+            .collect()
     }
 
     /// Waits until `query` returns exactly `expected`.

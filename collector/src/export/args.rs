@@ -12,15 +12,29 @@ pub const DEFAULT_TIMEOUT_SECS: f64 = 10.0;
 pub const DEFAULT_FIRST_BACKOFF_SECS: f64 = 0.5;
 pub const DEFAULT_MAX_RETRY_SECS: f64 = 300.0;
 pub const DEFAULT_QUEUE_MAX_BYTES: u64 = 1 << 30;
+pub const DEFAULT_RESOLVE_SECS: f64 = 5.0;
 
 #[derive(Clone, Debug, Default, clap::Args)]
 #[command(next_help_heading = "Trace forwarding")]
 #[group(id = "trace_forwarding")]
 pub struct Args {
-    /// OTLP/gRPC endpoint that traces are forwarded to (Tempo, another collector). Unset: traces
-    /// are not forwarded.
+    /// OTLP/gRPC endpoint that traces are forwarded to (Tempo, another collector). Several,
+    /// comma-separated, or `dns:///<name>:<port>` (every A/AAAA record of the name, such as a
+    /// headless Service's, re-resolved every --traces-resolve-secs; `dns://<server>/…` asks
+    /// that DNS server): each trace then goes whole to one of them, by --traces-routing. Unset:
+    /// traces are not forwarded.
     #[arg(long, env = "AGENTRACE_TRACES_ENDPOINT", value_name = "URL")]
     pub traces_endpoint: Option<String>,
+
+    /// How spans are shared among several trace endpoints: `trace-id` (consistent hashing of
+    /// the trace id, so that every span of a trace, from whichever node, reaches the same
+    /// endpoint; when the set changes, about 1/N of the traces move) [default: trace-id].
+    #[arg(long, env = "AGENTRACE_TRACES_ROUTING", value_name = "ROUTING")]
+    pub traces_routing: Option<String>,
+
+    /// Seconds between lookups of a `dns:///` trace endpoint's name [default: 5].
+    #[arg(long, env = "AGENTRACE_TRACES_RESOLVE_SECS", value_name = "SECS")]
+    pub traces_resolve_secs: Option<f64>,
 
     /// Protocol to the trace endpoint: `grpc` or `http/protobuf` (then the endpoint is the
     /// OTLP/HTTP base URL; `/v1/traces` is added when it has no path).
@@ -96,6 +110,34 @@ pub struct ExportConfig {
     pub max_retry: Option<Duration>,
     /// Set when the export queue is on disk.
     pub persistent: Option<PersistentQueue>,
+    /// Set when traces are routed by trace id over several endpoints; `endpoint` is then each
+    /// one's in turn.
+    pub routing: Option<Routing>,
+}
+
+/// Several trace endpoints, each trace sent whole to one of them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Routing {
+    pub endpoints: Endpoints,
+}
+
+/// Where the trace endpoints come from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Endpoints {
+    /// A fixed list of URLs.
+    Listed(Vec<String>),
+    /// Every address a name resolves to, looked up again and again.
+    Resolved(DnsName),
+}
+
+/// A `dns://[server]/name:port` endpoint.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DnsName {
+    /// The DNS server to ask; `None`: the system's resolver configuration.
+    pub server: Option<std::net::SocketAddr>,
+    pub host: String,
+    pub port: u16,
+    pub every: Duration,
 }
 
 /// How traces are forwarded.
@@ -135,17 +177,18 @@ impl Args {
                 ))
             }
         };
-        let tls = endpoint.starts_with("https://").then(|| self.client_tls()).transpose()?;
-        let endpoint = match protocol {
-            ExportProtocol::Grpc => endpoint_url(endpoint)?,
-            ExportProtocol::HttpProtobuf => {
-                agentrace_semconv::otlp::http_traces_url(&endpoint_url(endpoint)?)
-            }
+        let routing = self.routing(&endpoint, protocol)?;
+        let endpoint = match &routing {
+            Some(Routing { endpoints: Endpoints::Listed(urls) }) => urls[0].clone(),
+            Some(Routing { endpoints: Endpoints::Resolved(_) }) => String::from("http://unresolved"),
+            None => endpoint_url(endpoint.trim().to_owned(), protocol)?,
         };
+        let tls = endpoint.starts_with("https://").then(|| self.client_tls()).transpose()?;
         Ok(Some(ExportConfig {
             endpoint,
             protocol,
             tls,
+            routing,
             batch_spans: args::positive(
                 "export-batch-spans",
                 self.export_batch_spans.unwrap_or(DEFAULT_BATCH_SPANS),
@@ -199,11 +242,121 @@ impl Args {
     }
 }
 
-fn endpoint_url(endpoint: String) -> Result<String, ArgError> {
+impl Args {
+    /// `None` for one endpoint that is not a `dns:` name.
+    fn routing(&self, endpoint: &str, protocol: ExportProtocol) -> Result<Option<Routing>, ArgError> {
+        let listed: Vec<&str> = endpoint.split(',').map(str::trim).filter(|url| !url.is_empty()).collect();
+        let routed = listed.len() > 1 || listed.iter().any(|url| url.starts_with("dns:"));
+        match self.traces_routing.as_deref().map(str::trim) {
+            None | Some("trace-id") => {}
+            Some(other) => {
+                return Err(ArgError::invalid(
+                    "traces-routing",
+                    format!("{other:?} is not a routing; the one there is: trace-id"),
+                ))
+            }
+        }
+        if !routed {
+            return Ok(None);
+        }
+        let endpoints = match listed.as_slice() {
+            [name] => {
+                if protocol != ExportProtocol::Grpc {
+                    return Err(ArgError::invalid("traces-endpoint", "a dns: endpoint is reached over grpc"));
+                }
+                let every = args::seconds(
+                    "traces-resolve-secs",
+                    self.traces_resolve_secs.unwrap_or(DEFAULT_RESOLVE_SECS),
+                )?;
+                Endpoints::Resolved(dns_name(name, every)?)
+            }
+            urls => Endpoints::Listed(
+                urls.iter().map(|url| endpoint_url((*url).to_owned(), protocol)).collect::<Result<_, _>>()?,
+            ),
+        };
+        Ok(Some(Routing { endpoints }))
+    }
+}
+
+/// Parses `dns:///name:port` and `dns://server[:port]/name:port`.
+fn dns_name(text: &str, every: Duration) -> Result<DnsName, ArgError> {
+    let invalid = || {
+        ArgError::invalid(
+            "traces-endpoint",
+            format!("{text:?} is not dns:///<name>:<port> or dns://<server>/<name>:<port>"),
+        )
+    };
+    let rest = text.strip_prefix("dns://").ok_or_else(invalid)?;
+    let (server, target) = rest.split_once('/').ok_or_else(invalid)?;
+    let server = match server {
+        "" => None,
+        server => Some(
+            server
+                .parse::<std::net::SocketAddr>()
+                .or_else(|_| server.parse::<std::net::IpAddr>().map(|ip| (ip, 53).into()))
+                .map_err(|_| invalid())?,
+        ),
+    };
+    let (host, port) = target.rsplit_once(':').ok_or_else(invalid)?;
+    let port = port.parse().map_err(|_| invalid())?;
+    if host.is_empty() || host.contains('/') {
+        return Err(invalid());
+    }
+    Ok(DnsName { server, host: host.to_owned(), port, every })
+}
+
+/// A checked endpoint URL; for OTLP/HTTP, with `/v1/traces` added when it has no path.
+fn endpoint_url(endpoint: String, protocol: ExportProtocol) -> Result<String, ArgError> {
     let invalid = |reason: String| ArgError::invalid("traces-endpoint", reason);
     let uri: http::Uri = endpoint.parse().map_err(|error| invalid(format!("{endpoint:?}: {error}")))?;
-    match (uri.scheme_str(), uri.authority()) {
-        (Some("http") | Some("https"), Some(_)) => Ok(endpoint),
+    match (uri.scheme_str(), uri.authority(), protocol) {
+        (Some("http") | Some("https"), Some(_), ExportProtocol::Grpc) => Ok(endpoint),
+        (Some("http") | Some("https"), Some(_), ExportProtocol::HttpProtobuf) => {
+            Ok(agentrace_semconv::otlp::http_traces_url(&endpoint))
+        }
         _ => Err(invalid(format!("{endpoint:?} is not an http:// or https:// URL with a host"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn routing(endpoint: &str) -> Result<Option<Routing>, ArgError> {
+        let args = Args { traces_endpoint: Some(endpoint.to_owned()), ..Default::default() };
+        args.validate().map(|config| config.and_then(|config| config.routing))
+    }
+
+    #[test]
+    fn one_endpoint_is_not_routed_and_several_or_a_name_are() {
+        assert_eq!(routing("http://tempo:4317").expect("valid"), None);
+        let listed = routing("http://a:4317, http://b:4317").expect("valid").expect("routed");
+        assert_eq!(listed.endpoints, Endpoints::Listed(vec!["http://a:4317".into(), "http://b:4317".into()]));
+        let Some(Routing { endpoints: Endpoints::Resolved(name) }) =
+            routing("dns:///gateway.agentrace.svc:4317").expect("valid")
+        else {
+            panic!("a dns name is resolved");
+        };
+        assert_eq!((name.server, name.host.as_str(), name.port), (None, "gateway.agentrace.svc", 4317));
+        let Some(Routing { endpoints: Endpoints::Resolved(name) }) =
+            routing("dns://127.0.0.1:5353/gateways:4317").expect("valid")
+        else {
+            panic!("a dns name is resolved");
+        };
+        assert_eq!(name.server, Some("127.0.0.1:5353".parse().expect("address")));
+    }
+
+    #[test]
+    fn malformed_names_and_routings_are_refused_with_the_flag() {
+        for bad in ["dns:///gateway", "dns:///:4317", "dns://not-an-ip/g:4317", "http://a:4317,ftp://b"] {
+            let error = routing(bad).expect_err(bad).to_string();
+            assert!(error.starts_with("invalid value for --traces-endpoint"), "{error}");
+        }
+        let args = Args {
+            traces_endpoint: Some("http://a:4317".into()),
+            traces_routing: Some("round-robin".into()),
+            ..Default::default()
+        };
+        assert!(args.validate().expect_err("unknown routing").to_string().contains("--traces-routing"));
     }
 }

@@ -5,5 +5,6 @@ mod args;
 pub mod otlp;
 pub mod prometheus;
 pub mod queue;
+pub mod route;
 
 pub use self::args::{Args, ExportConfig, DEFAULT_MAX_RETRY_SECS};

@@ -7,6 +7,7 @@
 //! Without NVML (no driver, no device, an init error) the collector runs on: one log line,
 //! `agentrace_gpu_available 0`, no enrichment.
 
+mod carried;
 mod history;
 mod nvml;
 mod processes;
@@ -19,9 +20,10 @@ use std::time::{Duration, Instant};
 
 use agentrace_semconv::metric;
 
+pub use carried::carried;
 pub use history::{History, Skip, WindowStats};
 pub use nvml::NvmlSource;
-pub use processes::{local_host_name, ProcessServices};
+pub use processes::{local_host_name, Identity, ProcessServices};
 
 use crate::args::{self, ArgError};
 use crate::metrics::Registry;
@@ -81,11 +83,16 @@ pub struct GpuConfig {
     pub history: Duration,
     /// Where `<pid>/cgroup` files are read (`/proc`).
     pub proc_root: PathBuf,
+    /// The kubelet's pod log directories, which name the pods of GPU processes.
+    pub pod_logs_dir: PathBuf,
+    /// This Kubernetes node's name, when on one.
+    pub node_name: Option<String>,
 }
 
 pub const DEFAULT_SAMPLE_INTERVAL_SECS: f64 = 1.0;
 pub const DEFAULT_HISTORY_SECS: f64 = 600.0;
 pub const DEFAULT_PROC_ROOT: &str = "/proc";
+pub const DEFAULT_POD_LOGS_DIR: &str = "/var/log/pods";
 
 impl Default for GpuConfig {
     fn default() -> Self {
@@ -95,6 +102,8 @@ impl Default for GpuConfig {
             interval: Duration::from_secs_f64(DEFAULT_SAMPLE_INTERVAL_SECS),
             history: Duration::from_secs_f64(DEFAULT_HISTORY_SECS),
             proc_root: PathBuf::from(DEFAULT_PROC_ROOT),
+            pod_logs_dir: PathBuf::from(DEFAULT_POD_LOGS_DIR),
+            node_name: None,
         }
     }
 }
@@ -123,6 +132,16 @@ pub struct Args {
     /// Where the process table is read, for container ids of GPU processes [default: /proc].
     #[arg(long, env = "AGENTRACE_PROC_ROOT", value_name = "PATH")]
     pub proc_root: Option<PathBuf>,
+
+    /// The kubelet's pod log directories (`<namespace>_<pod>_<uid>`), read to name the pod
+    /// and namespace of a GPU process from the pod UID in its cgroup [default: /var/log/pods].
+    #[arg(long, env = "AGENTRACE_POD_LOGS_DIR", value_name = "PATH")]
+    pub pod_logs_dir: Option<PathBuf>,
+
+    /// This Kubernetes node's name (from the downward API's `spec.nodeName`): spans whose
+    /// resource carries it in `k8s.node.name` come from this machine's processes.
+    #[arg(long, env = "AGENTRACE_NODE_NAME", value_name = "NAME")]
+    pub node_name: Option<String>,
 }
 
 impl Args {
@@ -144,6 +163,8 @@ impl Args {
                 self.gpu_history_secs.unwrap_or(DEFAULT_HISTORY_SECS),
             )?,
             proc_root: self.proc_root.unwrap_or_else(|| PathBuf::from(DEFAULT_PROC_ROOT)),
+            pod_logs_dir: self.pod_logs_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_POD_LOGS_DIR)),
+            node_name: self.node_name.map(|name| name.trim().to_owned()).filter(|name| !name.is_empty()),
         })
     }
 }
@@ -161,7 +182,8 @@ impl GpuState {
             (config.history.as_secs_f64() / config.interval.as_secs_f64().max(1e-3)).ceil() as usize;
         Self {
             history: Mutex::new(History::new(capacity)),
-            services: ProcessServices::new(local_host_name(), SERVICE_TTL_SECS),
+            services: ProcessServices::new(local_host_name(), SERVICE_TTL_SECS)
+                .on_node(config.node_name.clone()),
         }
     }
 
@@ -192,7 +214,7 @@ impl Sampler {
     /// are fixed-rate: the time a sample takes does not stretch the period, and a sampler that
     /// fell behind samples at once instead of bursting to catch up.
     pub fn run(mut self, stop: Receiver<()>) {
-        let mut containers: HashMap<u32, String> = HashMap::new();
+        let mut containers: HashMap<u32, Identity> = HashMap::new();
         let mut failures = 0u64;
         let mut next_tick = Instant::now();
         loop {
@@ -222,7 +244,7 @@ impl Sampler {
     }
 
     /// Rewrites the `gpu_*` gauges from one sample.
-    fn publish(&self, devices: &[DeviceSample], containers: &mut HashMap<u32, String>, now: f64) {
+    fn publish(&self, devices: &[DeviceSample], containers: &mut HashMap<u32, Identity>, now: f64) {
         type Reading = fn(&DeviceSample) -> Option<f64>;
         let device_gauges: [(&str, Reading); 5] = [
             (metric::GPU_UTILIZATION_RATIO, |device| device.utilization),
@@ -249,12 +271,21 @@ impl Sampler {
         let mut utilization = Vec::new();
         for device in devices {
             for process in &device.processes {
-                let container = containers
+                let Identity { container, pod, namespace } = containers
                     .entry(process.pid)
-                    .or_insert_with(|| processes::container_of(&self.config.proc_root, process.pid))
+                    .or_insert_with(|| {
+                        processes::identity_of(&self.config.proc_root, &self.config.pod_logs_dir, process.pid)
+                    })
                     .clone();
                 let service = self.state.services.service_of(process.pid, now);
-                let labels = vec![device.index.to_string(), process.pid.to_string(), container, service];
+                let labels = vec![
+                    device.index.to_string(),
+                    process.pid.to_string(),
+                    container,
+                    pod,
+                    namespace,
+                    service,
+                ];
                 if let Some(bytes) = process.memory_used {
                     memory.push((labels.clone(), bytes as f64));
                 }

@@ -90,7 +90,8 @@ const fn probed(name: &'static str, help: &'static str, labels: &'static [&'stat
 const PROBE_LABELS: &[&str] = &[label::TARGET, label::MODEL];
 const GPU_SPAN_LABELS: &[&str] = &[label::SERVICE, label::AGENT, label::MODEL];
 const GPU_LABELS: &[&str] = &[label::GPU, label::UUID, label::NAME];
-const GPU_PROCESS_LABELS: &[&str] = &[label::GPU, label::PID, label::CONTAINER, label::SERVICE];
+const GPU_PROCESS_LABELS: &[&str] =
+    &[label::GPU, label::PID, label::CONTAINER, label::POD, label::NAMESPACE, label::SERVICE];
 const LLM_LABELS: &[&str] = &[label::SERVICE, label::AGENT, label::PROVIDER, label::MODEL];
 const LLM_OP_LABELS: &[&str] =
     &[label::SERVICE, label::AGENT, label::PROVIDER, label::MODEL, label::OPERATION];

@@ -44,12 +44,26 @@ fn idle_derived_series_expire_and_own_counters_stay() {
 fn replacing_gauges_drops_the_series_not_given_again() {
     let registry = registry(10);
     let series = |pids: &[&str]| -> Vec<(Vec<String>, f64)> {
-        pids.iter().map(|pid| (vec!["0".into(), (*pid).into(), String::new(), String::new()], 1.0)).collect()
+        pids.iter()
+            .map(|pid| {
+                (
+                    vec![
+                        "0".into(),
+                        (*pid).into(),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                    ],
+                    1.0,
+                )
+            })
+            .collect()
     };
     registry.replace_gauges(metric::GPU_PROCESS_MEMORY_USED_BYTES, series(&["1", "2"]), 0.0);
     registry.replace_gauges(metric::GPU_PROCESS_MEMORY_USED_BYTES, series(&["2"]), 1.0);
     assert_eq!(registry.series_count(metric::GPU_PROCESS_MEMORY_USED_BYTES), 1);
-    assert_eq!(registry.value(metric::GPU_PROCESS_MEMORY_USED_BYTES, &["0", "2", "", ""]), Some(1.0));
+    assert_eq!(registry.value(metric::GPU_PROCESS_MEMORY_USED_BYTES, &["0", "2", "", "", "", ""]), Some(1.0));
 }
 
 #[test]

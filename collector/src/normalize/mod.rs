@@ -391,7 +391,7 @@ fn error_type(span: &Span, status: status::StatusCode, declared: Option<&str>) -
 }
 
 /// A numeric attribute (an int or a double) as a float.
-fn number_attribute(attributes: &[KeyValue], key: &str) -> Option<f64> {
+pub fn number_attribute(attributes: &[KeyValue], key: &str) -> Option<f64> {
     attributes.iter().find(|kv| kv.key == key).and_then(|kv| match attr_value(kv) {
         AttrValue::Double(number) => Some(number),
         AttrValue::Int(number) => Some(number as f64),

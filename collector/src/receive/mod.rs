@@ -6,6 +6,7 @@
 //! receivers refuse with a retryable answer (gRPC UNAVAILABLE, HTTP 503 with Retry-After), so
 //! the client keeps the data and tries again; nothing acknowledged is dropped here.
 
+mod answer;
 mod args;
 pub mod decode;
 pub mod grpc;
@@ -16,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 pub use self::args::{Args, ReceiveConfig};
 use crate::auth::BearerToken;
@@ -42,8 +43,7 @@ pub struct Batch {
     pub stored: Option<StoreAnswer>,
 }
 
-/// Tells the receiver whether its request is on disk (with the persistent queue).
-pub type StoreAnswer = oneshot::Sender<Result<(), Refusal>>;
+pub use self::answer::{StoreAnswer, StoreWait};
 
 /// Depth and capacity of one queue, read by `/metrics`; for the ingest queue, also the spans
 /// it holds.
@@ -253,7 +253,7 @@ impl Ingest {
         request: ExportTraceServiceRequest,
         encoded: Bytes,
         spans: usize,
-    ) -> Result<Vec<oneshot::Receiver<Result<(), Refusal>>>, Refusal> {
+    ) -> Result<Vec<StoreWait>, Refusal> {
         if !self.gauge.reserve_spans(spans) {
             return Err(Refusal::QueueFull);
         }
@@ -273,7 +273,7 @@ impl Ingest {
         }
         let mut on_disk = Vec::new();
         for (part, permit) in parts.into_iter().zip(permits) {
-            let (stored, answer) = self.wait_for_store.then(oneshot::channel).unzip();
+            let (stored, answer) = self.wait_for_store.then(StoreAnswer::channel).unzip();
             on_disk.extend(answer);
             permit.send(Batch { request: part.request, encoded: part.encoded, spans: part.spans, stored });
             self.gauge.pushed();

@@ -1,10 +1,11 @@
 //! GPU sampling through the real `nvml-wrapper` loading a scripted `libnvidia-ml.so`
 //! (`testkit/fake-nvml`): the gauges show the scripted values, the per-process metric carries
-//! the container id from a fixture cgroup file and the service of the spans that process
-//! sent, spans get the `agentrace.gpu.*` picture of their window, and GPU-seconds and energy
+//! the container id and the pod from a fixture cgroup file (a Kubernetes pod's) and fixture pod
+//! log directories, and the service of the spans that process sent, spans get the `agentrace.gpu.*` picture of their window, and GPU-seconds and energy
 //! equal a hand computation. Without NVML the collector still serves.
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::common::{int, request, text, Collector, CollectorProcess, Sink};
@@ -16,6 +17,7 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
 const GIB: f64 = (1u64 << 30) as f64;
 const CONTAINER: &str = "8a1f3c5e7b9d2046e8f0a1b2c3d4e5f60718293a4b5c6d7e8f9012a3b4c5d6e7";
+const POD: &str = "pod=\"vllm-server-6d4f9-kx2vq\",namespace=\"inference\"";
 const GPU0: &str = "GPU-fa4e0000-0000-0000-0000-000000000000";
 const GPU1: &str = "GPU-fa4e0000-0000-0000-0000-000000000001";
 
@@ -171,38 +173,89 @@ fn assert_gpu_time(metrics: &str) {
     );
 }
 
+/// The collectors of a scenario: one doing everything, or a node tier (GPUs, span
+/// enrichment) forwarding to a gateway tier (attribution, GPU time per agent) that forwards
+/// to the sink.
+struct Tiers {
+    /// Samples the GPUs and receives the spans.
+    node: CollectorProcess,
+    /// Counts from the spans; `None`: the node does.
+    gateway: Option<CollectorProcess>,
+}
+
+impl Tiers {
+    fn start(tiered: bool, sink: SocketAddr, step: &str, price_file: &Path) -> Self {
+        let library = fake_nvml();
+        let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let (proc_root, pod_logs) = (fixtures.join("proc"), fixtures.join("pods"));
+        let path = |path: &Path| path.to_str().expect("utf-8 path").to_owned();
+        let prices = ["--price-file".to_owned(), path(price_file), "--gpu-hour-price".into(), "3.6".into()];
+        let sink = format!("http://{sink}");
+        let gateway = tiered.then(|| {
+            let mut args =
+                vec!["--role".to_owned(), "gateway".into(), "--traces-endpoint".into(), sink.clone()];
+            args.extend(prices.clone());
+            CollectorProcess::spawn(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        });
+        let mut args = vec![
+            "--nvml-lib".to_owned(),
+            path(&library),
+            "--gpu-sample-interval".into(),
+            "0.05".into(),
+            "--proc-root".into(),
+            path(&proc_root),
+            "--pod-logs-dir".into(),
+            path(&pod_logs),
+            "--traces-endpoint".into(),
+        ];
+        match &gateway {
+            Some(gateway) => args.extend([gateway.grpc_url(), "--role".into(), "node".into()]),
+            None => args.extend([
+                sink,
+                prices[0].clone(),
+                prices[1].clone(),
+                prices[2].clone(),
+                prices[3].clone(),
+            ]),
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let node = CollectorProcess::spawn_with_env(
+            &args,
+            &[("FAKE_NVML_STEP_UNIX_MS", step), ("FAKE_NVML_PID", "4242")],
+        );
+        Self { node, gateway }
+    }
+
+    /// Where the span metrics are counted.
+    fn counting(&self) -> &CollectorProcess {
+        self.gateway.as_ref().unwrap_or(&self.node)
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fake_nvml_samples_become_gauges_span_attributes_and_gpu_seconds() {
+    gpu_scenario(false).await;
+}
+
+/// The same figures when a node measures the GPUs and a gateway counts them from the spans.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_measures_the_gpus_and_its_gateway_counts_the_same_gpu_time_per_agent() {
+    gpu_scenario(true).await;
+}
+
+async fn gpu_scenario(tiered: bool) {
     let sink = Sink::default();
     let sink_address = sink.start().await;
-    let library = fake_nvml();
-    let proc_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/proc");
     // GPU 0 steps from 20 % to 80 % utilization two seconds from now.
     let step_ms = unix_ms() + 2_000;
-    let step = step_ms.to_string();
     let prices = tempfile::tempdir().expect("temp dir");
     let price_file = prices.path().join("prices.toml");
     std::fs::write(&price_file, "[gpus.\"Fake H200 A\"]\nhour = 7.2\n").expect("write prices");
-    let collector = CollectorProcess::spawn_with_env(
-        &[
-            "--price-file",
-            price_file.to_str().expect("utf-8 path"),
-            "--gpu-hour-price",
-            "3.6",
-            "--nvml-lib",
-            library.to_str().expect("utf-8 path"),
-            "--gpu-sample-interval",
-            "0.05",
-            "--proc-root",
-            proc_root.to_str().expect("utf-8 path"),
-            "--traces-endpoint",
-            &format!("http://{sink_address}"),
-        ],
-        &[("FAKE_NVML_STEP_UNIX_MS", step.as_str()), ("FAKE_NVML_PID", "4242")],
-    );
+    let tiers = Tiers::start(tiered, sink_address, &step_ms.to_string(), &price_file);
+    let node = &tiers.node;
 
     let metrics = crate::common::eventually("gpu 0 at 80 % a second after the step", async || {
-        let metrics = collector.scrape().await;
+        let metrics = node.scrape().await;
         let stepped = value(
             &metrics,
             &format!("gpu_utilization_ratio{{gpu=\"0\",uuid=\"{GPU0}\",name=\"Fake H200 A\"}}"),
@@ -215,7 +268,7 @@ async fn fake_nvml_samples_become_gauges_span_attributes_and_gpu_seconds() {
     // Two calls over [step − 1 s, step + 1 s]: one from the process on GPU 0, one from a
     // process NVML does not know. And one that ended an hour ago.
     let window = (step_ms - 1_000, step_ms + 1_000);
-    let mut client = TraceServiceClient::connect(collector.grpc_url()).await.expect("connect");
+    let mut client = TraceServiceClient::connect(node.grpc_url()).await.expect("connect");
     let resource_spans = |service: &str, pid: Option<i64>, span: Span| ResourceSpans {
         resource: Some(resource(service, pid)),
         scope_spans: vec![ScopeSpans { spans: vec![span], ..Default::default() }],
@@ -233,19 +286,30 @@ async fn fake_nvml_samples_become_gauges_span_attributes_and_gpu_seconds() {
     assert_enriched_spans(&sink).await;
 
     let metrics = crate::common::eventually("the process's service on its GPU memory", async || {
-        let metrics = collector.scrape().await;
-        let series = format!("gpu_process_memory_used_bytes{{gpu=\"0\",pid=\"4242\",container=\"{CONTAINER}\",service=\"vllm-server\"}}");
+        let metrics = node.scrape().await;
+        let series = format!("gpu_process_memory_used_bytes{{gpu=\"0\",pid=\"4242\",container=\"{CONTAINER}\",{POD},service=\"vllm-server\"}}");
         (value(&metrics, &series) == Some(8.0 * GIB)).then_some(metrics)
     })
     .await;
-    assert_gpu_time(&metrics);
     assert_eq!(
         value(&metrics, "agentrace_gpu_enrichment_skipped_total{reason=\"window_left_ring\"}"),
         Some(1.0)
     );
-    let utilization = format!("gpu_process_utilization_ratio{{gpu=\"0\",pid=\"4242\",container=\"{CONTAINER}\",service=\"vllm-server\"}}");
+    let utilization = format!("gpu_process_utilization_ratio{{gpu=\"0\",pid=\"4242\",container=\"{CONTAINER}\",{POD},service=\"vllm-server\"}}");
     assert_eq!(value(&metrics, &utilization), Some(0.8));
-    assert_view_gpus(&collector).await;
+    let counted = crate::common::eventually("GPU time counted", async || {
+        let metrics = tiers.counting().scrape().await;
+        metrics.contains("llm_gpu_seconds_total{service=\"batch\"").then_some(metrics)
+    })
+    .await;
+    assert_gpu_time(&counted);
+    if tiered {
+        assert!(!metrics.lines().any(|line| line.starts_with("llm_")), "the node derives no span metrics");
+        let gateway = tiers.counting().scrape().await;
+        assert_eq!(value(&gateway, "agentrace_gpu_available"), Some(0.0), "the gateway samples no GPU");
+    } else {
+        assert_view_gpus(node).await;
+    }
 }
 
 /// The live view shows the same GPUs, GPU processes and span windows.
@@ -268,6 +332,7 @@ async fn assert_view_gpus(collector: &CollectorProcess) {
     let processes = gpus["processes"].as_array().expect("processes");
     let process = processes.iter().find(|process| process["labels"]["pid"] == "4242").expect("pid 4242");
     assert_eq!(process["labels"]["container"], CONTAINER);
+    assert_eq!(process["labels"]["pod"], "vllm-server-6d4f9-kx2vq");
     assert_eq!(process["memory_used_bytes"]["value"], 8.0 * GIB);
     let trace = get(&format!("/api/v1/traces/{}", "77".repeat(16))).await;
     let spans = trace["span_list"].as_array().expect("spans");

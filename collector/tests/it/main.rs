@@ -33,6 +33,7 @@ mod probe;
 mod prometheus_e2e;
 mod python_sdk;
 mod receive_status;
+mod routing;
 mod slo;
 mod tls;
 mod view;

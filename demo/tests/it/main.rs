@@ -7,4 +7,5 @@ mod common;
 mod dashboards;
 mod e2e;
 mod stack;
+mod tiers;
 mod view;

@@ -184,6 +184,7 @@ mod tests {
             first_backoff: Duration::from_millis(20),
             max_retry: Some(Duration::from_secs(30)),
             persistent: None,
+            routing: None,
         }
     }
 

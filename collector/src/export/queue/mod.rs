@@ -127,14 +127,14 @@ impl QueueSender {
             Sender::Disk { pending } => {
                 if forward.spans == 0 {
                     if let Some(stored) = forward.stored {
-                        let _ = stored.send(Ok(()));
+                        stored.send(Ok(()));
                     }
                     return;
                 }
                 if let Err(mpsc::error::SendError(unstored)) = pending.send(forward).await {
                     tracing::warn!("persistent queue writer is gone, refusing the request");
                     if let Some(stored) = unstored.stored {
-                        let _ = stored.send(Err(Refusal::StoreFailed));
+                        stored.send(Err(Refusal::StoreFailed));
                     }
                 }
             }
@@ -356,7 +356,7 @@ mod tests {
         let disk = Arc::new(DiskQueue::open(dir.path(), 1 << 20, true).expect("open"));
         let hard_stop = CancellationToken::new();
         let (mut sender, mut receiver) = on_disk(&disk, hard_stop.clone());
-        let (stored, on_disk) = tokio::sync::oneshot::channel();
+        let (stored, on_disk) = StoreAnswer::channel();
         sender.push(forward(3, Some(stored))).await;
         assert_eq!(on_disk.await.expect("answered"), Ok(()));
         let batch = receiver.next_batch(100).await.expect("a batch");
@@ -377,7 +377,7 @@ mod tests {
         let (mut sender, mut receiver) = on_disk(&disk, CancellationToken::new());
         let mut answers = Vec::new();
         for spans in 1..=20 {
-            let (stored, on_disk) = tokio::sync::oneshot::channel();
+            let (stored, on_disk) = StoreAnswer::channel();
             sender.push(forward(spans, Some(stored))).await;
             answers.push(on_disk);
         }
@@ -416,7 +416,7 @@ mod tests {
         let disk = Arc::new(DiskQueue::open(dir.path(), 1 << 20, true).expect("open"));
         let hard_stop = CancellationToken::new();
         let (mut sender, mut receiver) = on_disk(&disk, hard_stop.clone());
-        let (stored, on_disk) = tokio::sync::oneshot::channel();
+        let (stored, on_disk) = StoreAnswer::channel();
         sender.push(forward(2, Some(stored))).await;
         assert_eq!(on_disk.await.expect("answered"), Ok(()));
         hard_stop.cancel();

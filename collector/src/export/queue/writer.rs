@@ -47,7 +47,7 @@ impl DiskWriter {
             let outcome = self.store(&group, &mut full_logged);
             for forward in group {
                 if let Some(stored) = forward.stored {
-                    let _ = stored.send(outcome);
+                    stored.send(outcome);
                 }
             }
         }

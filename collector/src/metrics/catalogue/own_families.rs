@@ -36,6 +36,12 @@ pub(super) const OWN: &[Definition] = &[
     own(metric::SELF_QUEUE_CAPACITY, "Capacity of each queue, in batches.", Kind::Gauge, &[label::QUEUE]),
     own(metric::SELF_QUEUE_DISK_BYTES, "Bytes held by the persistent export queue.", Kind::Gauge, &[]),
     own(
+        metric::SELF_EXPORT_ENDPOINTS,
+        "Trace endpoints that spans are routed to by trace id (the gateways found).",
+        Kind::Gauge,
+        &[],
+    ),
+    own(
         metric::SELF_GRAPH_UNPAIRED_TOTAL,
         "Agent-graph edges whose caller never arrived within the pairing window.",
         Kind::Counter,
