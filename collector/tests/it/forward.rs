@@ -140,18 +140,18 @@ fn with_content(
     let span = &mut resource_spans.scope_spans[0].spans[1];
     span.attributes.push(crate::common::text(
         attr::GEN_AI_INPUT_MESSAGES,
-        "[{\"role\":\"user\",\"content\":\"my card is 4111\"}]",
+        "[{\"role\":\"user\",\"content\":\"my card is 4111-1111\"}]",
     ));
-    span.attributes.push(crate::common::text("llm.input_messages.0.message.content", "my card is 4111"));
-    span.attributes.push(crate::common::text("llm.prompt_template.variables", "{\"card\":\"4111\"}"));
-    span.attributes.push(crate::common::text("llm.prompt_template.template", "card 4111: {q}"));
-    span.attributes.push(crate::common::text("ai.prompt.messages", "my card is 4111"));
-    span.attributes.push(crate::common::text("ai.response.text", "your card 4111"));
+    span.attributes.push(crate::common::text("llm.input_messages.0.message.content", "my card is 4111-1111"));
+    span.attributes.push(crate::common::text("llm.prompt_template.variables", "{\"card\":\"4111-1111\"}"));
+    span.attributes.push(crate::common::text("llm.prompt_template.template", "card 4111-1111: {q}"));
+    span.attributes.push(crate::common::text("ai.prompt.messages", "my card is 4111-1111"));
+    span.attributes.push(crate::common::text("ai.response.text", "your card 4111-1111"));
     span.attributes.push(KeyValue {
         key: "request".to_owned(),
         value: Some(AnyValue {
             value: Some(any_value::Value::KvlistValue(KeyValueList {
-                values: vec![crate::common::text("gen_ai.prompt", "my card is 4111")],
+                values: vec![crate::common::text("gen_ai.prompt", "my card is 4111-1111")],
             })),
         }),
         ..Default::default()
@@ -159,18 +159,18 @@ fn with_content(
     span.events.push(span::Event {
         name: "gen_ai.user.message".to_owned(),
         attributes: vec![
-            crate::common::text("content", "my card is 4111"),
-            crate::common::text("gen_ai.event.content", "my card is 4111"),
+            crate::common::text("content", "my card is 4111-1111"),
+            crate::common::text("gen_ai.event.content", "my card is 4111-1111"),
         ],
         ..Default::default()
     });
     span.events.push(span::Event {
         name: attr::EXCEPTION_EVENT.to_owned(),
-        attributes: vec![crate::common::text(attr::EXCEPTION_MESSAGE, "bad request: my card is 4111")],
+        attributes: vec![crate::common::text(attr::EXCEPTION_MESSAGE, "bad request: my card is 4111-1111")],
         ..Default::default()
     });
     span.status =
-        Some(Status { code: status::StatusCode::Error as i32, message: "rejected 4111".to_owned() });
+        Some(Status { code: status::StatusCode::Error as i32, message: "rejected 4111-1111".to_owned() });
     span.attributes.push(crate::common::text("user.id", "alice"));
     span.attributes.push(crate::common::text("internal.ticket", "T-1"));
     resource_spans
@@ -223,7 +223,7 @@ async fn content_is_dropped_and_listed_attributes_redacted_before_forwarding() {
         assert_eq!(keys.contains(&attr::GEN_AI_INPUT_MESSAGES), keep_content, "{keys:?}");
         assert_eq!(keys.contains(&"llm.input_messages.0.message.content"), keep_content, "{keys:?}");
         let everything = format!("{chat:?}");
-        assert_eq!(everything.contains("4111"), keep_content, "{everything}");
+        assert_eq!(everything.contains("4111-1111"), keep_content, "{everything}");
         assert_eq!(chat.status.as_ref().map(|status| status.code), Some(status::StatusCode::Error as i32));
         assert!(
             chat.events.iter().any(|event| event.name == attr::EXCEPTION_EVENT),
