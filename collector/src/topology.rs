@@ -262,12 +262,8 @@ fn start_export(
                 .context("open the persistent queue")?;
             let disk = Arc::new(disk);
             reported.push(disk.clone());
-            let (sender, receiver, writer) = queue::disk(disk, registry.clone(), hard_stop.clone());
-            std::thread::Builder::new()
-                .name("agentrace-queue-writer".into())
-                .spawn(move || writer.run())
-                .context("start the persistent queue's writer")?;
-            (sender, receiver)
+            queue::disk_with_writer(disk, registry.clone(), hard_stop.clone())
+                .context("start the persistent queue's writer")?
         }
         None => {
             let (sender, receiver, gauge) = queue::memory(registry.clone());

@@ -131,3 +131,81 @@ async fn serve_at(sink: &Sink, address: std::net::SocketAddr) {
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
 }
+
+/// A gateway that leaves the DNS answer while it is down: its share, in memory or on disk, is
+/// routed again to the gateway left, and nothing is lost. On disk, the node is also killed
+/// while the share waits, and its next start (the name now resolving to one gateway) drains
+/// what the earlier run queued for the gone one.
+async fn a_gateway_leaves(queue: Option<&std::path::Path>) {
+    let name = "gateways.routing.test";
+    let (live, gone) = (std::net::Ipv4Addr::new(127, 0, 0, 2), std::net::Ipv4Addr::new(127, 0, 0, 3));
+    let listener = std::net::TcpListener::bind((live, 0)).expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    drop(listener);
+    let sink = Sink::default();
+    serve_at(&sink, (live, port).into()).await;
+    let dns = agentrace_testkit::DnsServer::start(name, &[live, gone]).await;
+    let route = format!("dns://{}/{name}:{port}", dns.address);
+    let queue_dir = queue.map(|dir| dir.display().to_string());
+    let start = |address: Option<&str>| {
+        let mut args = vec!["--role", "node", "--gpu", "off", "--traces-endpoint", &route];
+        args.extend(["--traces-resolve-secs", "0.2", "--export-first-backoff-secs", "0.05"]);
+        if let Some(dir) = &queue_dir {
+            args.extend(["--queue-dir", dir.as_str()]);
+        }
+        if let Some(address) = address {
+            args.extend(["--otlp-grpc-addr", address]);
+        }
+        CollectorProcess::spawn(&args)
+    };
+    let node = start(None);
+    let address = node.grpc.to_string();
+    eventually("both gateways found", async || {
+        let metrics = node.scrape().await;
+        (crate::common::metric_value(&metrics, "agentrace_export_endpoints") == Some(2.0)).then_some(())
+    })
+    .await;
+    let mut client = TraceServiceClient::connect(node.grpc_url()).await.expect("connect");
+    for request in requests(0..TRACES) {
+        client.export(request).await.expect("the node acknowledges");
+    }
+    let before = eventually("the live gateway's share", async || {
+        let spans = sink.spans().len();
+        (spans > 0 && spans < 2 * TRACES as usize).then_some(spans)
+    })
+    .await;
+    let node = if queue.is_some() {
+        node.kill();
+        dns.set(&[live]);
+        start(Some(&address))
+    } else {
+        dns.set(&[live]);
+        node
+    };
+    let all = eventually("the gone gateway's share at the live one", async || {
+        let spans: std::collections::HashSet<(Vec<u8>, Vec<u8>)> =
+            sink.spans().into_iter().map(|(_, span)| (span.trace_id, span.span_id)).collect();
+        (spans.len() == 2 * TRACES as usize).then_some(spans)
+    })
+    .await;
+    let traces: BTreeSet<&Vec<u8>> = all.iter().map(|(trace, _)| trace).collect();
+    assert_eq!(traces.len(), TRACES as usize, "every trace arrived");
+    assert!(before < 2 * TRACES as usize);
+    eprintln!("{before} of {} spans at the live gateway before the change, all after", 2 * TRACES);
+    let metrics = node.scrape().await;
+    assert!(!metrics
+        .lines()
+        .any(|line| line.starts_with("agentrace_spans_dropped_total{") && !line.ends_with(" 0")));
+    node.kill();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_that_leaves_the_dns_answer_hands_its_share_to_the_others() {
+    a_gateway_leaves(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_an_earlier_run_queued_for_a_gone_gateway_is_drained_to_the_others() {
+    let queue = tempfile::tempdir().expect("queue dir");
+    a_gateway_leaves(Some(queue.path())).await;
+}

@@ -12,6 +12,11 @@
 //! Up to `--export-concurrency` batches are in flight at once, each with its own retries and
 //! splits, so that throughput is not one batch per round trip to the endpoint. The next batch
 //! is taken from the queue only when one of them has finished.
+//!
+//! Routed over several endpoints (`route/`), an exporter whose endpoint has left the set is
+//! retired: what its endpoint does not take at once is routed again over the endpoints in use
+//! (stored there first, with the persistent queue), instead of waiting for an address that
+//! may never come back.
 
 pub(crate) mod retry;
 mod split;
@@ -34,6 +39,7 @@ use self::transport::{Answer, Transport};
 use crate::events::{DropReason, ExportRetried, SpansDropped, SpansExported};
 use crate::export::args::ExportConfig;
 use crate::export::queue::QueueReceiver;
+use crate::export::route::Reroute;
 use crate::metrics::Registry;
 use crate::wire::raw::{ExportTraceServiceRequest, ResourceSpans};
 
@@ -43,6 +49,8 @@ pub struct OtlpExporter {
     transport: Transport,
     /// Cancelled when the shutdown deadline passes: retries stop and what is left is counted.
     hard_stop: CancellationToken,
+    /// Set for an endpoint of a routed set: once it is retired, failures are routed again.
+    reroute: Option<Reroute>,
 }
 
 /// How sending a batch whole ended.
@@ -53,6 +61,8 @@ enum Attempt {
     TooLarge(Vec<ResourceSpans>),
     /// The hard stop came first.
     Interrupted,
+    /// The endpoint is retired and did not take it: here it is back, to route again.
+    Retired(Vec<ResourceSpans>),
 }
 
 impl OtlpExporter {
@@ -62,7 +72,12 @@ impl OtlpExporter {
         hard_stop: CancellationToken,
     ) -> Result<Self, TransportError> {
         let transport = Transport::new(&config)?;
-        Ok(Self { config, registry, transport, hard_stop })
+        Ok(Self { config, registry, transport, hard_stop, reroute: None })
+    }
+
+    /// An exporter to one endpoint of a routed set, which `reroute` retires.
+    pub fn rerouting(self, reroute: Reroute) -> Self {
+        Self { reroute: Some(reroute), ..self }
     }
 
     /// Sends batches, up to the configured concurrency at once, until the queue ends (its
@@ -95,6 +110,18 @@ impl OtlpExporter {
             let too_large = match self.send_whole(batch, count).await {
                 Attempt::Done => continue,
                 Attempt::Interrupted => return count + pending.iter().map(|(_, count)| count).sum::<usize>(),
+                Attempt::Retired(batch) => {
+                    let durable = self.config.persistent.is_some();
+                    let rerouted = match &self.reroute {
+                        Some(reroute) => reroute.send(batch, count, durable).await,
+                        None => false,
+                    };
+                    if rerouted {
+                        continue;
+                    }
+                    // Not stored elsewhere: it stays where it is (on disk, read again).
+                    return count + pending.iter().map(|(_, count)| count).sum::<usize>();
+                }
                 Attempt::TooLarge(batch) => batch,
             };
             if count < 2 {
@@ -123,6 +150,11 @@ impl OtlpExporter {
                     self.accepted(spans, rejected);
                     return Attempt::Done;
                 }
+                Answer::Failed { verdict: Verdict::Retry(_), .. }
+                    if self.reroute.as_ref().is_some_and(Reroute::is_retired) =>
+                {
+                    return Attempt::Retired(request.resource_spans)
+                }
                 Answer::Failed { verdict: Verdict::Retry(asked), detail } => {
                     tracing::debug!(%detail, attempt, "otlp export failed, retrying");
                     asked
@@ -145,8 +177,15 @@ impl OtlpExporter {
             }
             self.registry.emit(ExportRetried);
             attempt += 1;
+            let retired = async {
+                match &self.reroute {
+                    Some(reroute) => reroute.retiring().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
+                () = retired => {}
                 _ = self.hard_stop.cancelled() => return Attempt::Interrupted,
             }
         }

@@ -89,6 +89,17 @@ pub fn disk(
     (sender, receiver, writer)
 }
 
+/// The persistent queue over `queue` with its writer started on a thread of its own.
+pub fn disk_with_writer(
+    queue: Arc<DiskQueue>,
+    registry: Arc<Registry>,
+    hard_stop: CancellationToken,
+) -> std::io::Result<(QueueSender, QueueReceiver)> {
+    let (sender, receiver, writer) = disk(queue, registry, hard_stop);
+    std::thread::Builder::new().name("agentrace-queue-writer".into()).spawn(move || writer.run())?;
+    Ok((sender, receiver))
+}
+
 /// The processing stage's end of the queue, one copy per worker. Dropping the last closes
 /// the queue.
 #[derive(Clone, Debug)]

@@ -8,12 +8,17 @@
 //! alike). When a lane joins or leaves, only the traces whose top score changes move: about
 //! 1/N of them. A lane whose endpoint is down keeps its share: it is retried there (and waits
 //! on disk with `--queue-dir`), never sent elsewhere, where its trace would be cut in two.
+//! A lane whose endpoint leaves the set (a gateway scaled in, or replaced by a rollout) is
+//! retired: what its endpoint does not take at once is routed again over the lanes in use, so
+//! that nothing waits for an address that is gone; so is, at a start, what an earlier run left
+//! queued on disk for endpoints no longer in the set.
 //!
 //! The endpoints are a fixed list or a name looked up every few seconds (`resolve.rs`). The
 //! lanes in use are published through a watch channel; [`Routes::run`] owns its sending end
 //! and ends once every processor has dropped its [`Router`]: then the lanes' queues close, and
 //! it waits for their exporters to drain.
 
+mod fill;
 mod resolve;
 
 use std::collections::BTreeMap;
@@ -28,12 +33,14 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
-use crate::events::{DiskQueueFill, DropReason, ExportEndpoints, QueueFill, SpansDropped};
+use self::fill::Fill;
+pub use self::fill::LaneFill;
+use crate::events::{DropReason, SpansDropped};
 use crate::export::args::{Endpoints, ExportConfig, Routing};
 use crate::export::otlp::OtlpExporter;
 use crate::export::queue::{self, DiskQueue, Forward, QueueSender};
-use crate::metrics::{Registry, Reported};
-use crate::receive::{QueueGauge, Refusal};
+use crate::metrics::Registry;
+use crate::receive::{Refusal, StoreAnswer};
 use crate::wire::raw;
 
 /// Where the processors put what they forward: the one export queue, or the router.
@@ -178,6 +185,47 @@ fn split(forward: Forward, lanes: &Lanes) -> Vec<(usize, Forward)> {
         .collect()
 }
 
+/// A lane's way out once its endpoint has left the set: the lanes in use, set when it is
+/// retired. Only the retired lane's exporter holds the router then, until it has drained.
+#[derive(Clone, Default)]
+pub struct Reroute {
+    router: Arc<Mutex<Option<Router>>>,
+    retired: CancellationToken,
+}
+
+impl Reroute {
+    fn retire(&self, router: Router) {
+        if let Ok(mut slot) = self.router.lock() {
+            *slot = Some(router);
+        }
+        self.retired.cancel();
+    }
+
+    pub fn is_retired(&self) -> bool {
+        self.retired.is_cancelled()
+    }
+
+    /// Resolves once the lane is retired.
+    pub async fn retiring(&self) {
+        self.retired.cancelled().await;
+    }
+
+    /// Routes `resource_spans` again over the lanes in use; with `durable`, returns whether
+    /// every part was stored there (the caller then lets go of its copy).
+    pub async fn send(&self, resource_spans: Vec<raw::ResourceSpans>, spans: usize, durable: bool) -> bool {
+        let Some(mut router) = self.router.lock().ok().and_then(|slot| slot.clone()) else { return false };
+        let request = raw::ExportTraceServiceRequest { resource_spans };
+        tracing::debug!(spans, "a retired endpoint's spans routed again");
+        if !durable {
+            router.push(Forward { request, spans, stored: None }).await;
+            return true;
+        }
+        let (answer, stored) = StoreAnswer::channel();
+        router.push(Forward { request, spans, stored: Some(answer) }).await;
+        matches!(stored.await, Ok(Ok(())))
+    }
+}
+
 /// Opens lanes as endpoints appear and closes them as they go; see the module's comment.
 pub struct Routes {
     config: ExportConfig,
@@ -187,8 +235,10 @@ pub struct Routes {
     publish: watch::Sender<Arc<Lanes>>,
     fill: Arc<LaneFill>,
     exporters: JoinSet<()>,
-    /// Open lanes by endpoint: its URL and its queue's sending end.
-    open: BTreeMap<String, (String, QueueSender)>,
+    /// Open lanes by endpoint: its queue's sending end, and the handle that retires it.
+    open: BTreeMap<String, (QueueSender, Reroute)>,
+    /// Whether the lanes an earlier run left on disk were looked for.
+    looked_for_leftovers: bool,
 }
 
 impl Routes {
@@ -211,6 +261,7 @@ impl Routes {
             fill: fill.clone(),
             exporters: JoinSet::new(),
             open: BTreeMap::new(),
+            looked_for_leftovers: false,
         };
         (routes, router, fill)
     }
@@ -248,36 +299,81 @@ impl Routes {
         while self.exporters.join_next().await.is_some() {}
     }
 
-    /// Makes `endpoints` (name → URL) the lanes in use: new ones opened, gone ones closed
-    /// (their exporters send what they hold and end).
+    /// Makes `endpoints` (name → URL) the lanes in use: new ones opened, gone ones retired
+    /// (their exporters route again what their endpoint does not take, and end once drained).
     fn update(&mut self, endpoints: BTreeMap<String, String>) {
         if endpoints.keys().eq(self.open.keys()) {
             return;
         }
         tracing::info!(endpoints = ?endpoints.keys().collect::<Vec<_>>(), "trace endpoints changed");
-        self.open.retain(|name, _| endpoints.contains_key(name));
-        for (name, url) in endpoints {
-            if self.open.contains_key(&name) {
+        let gone: Vec<String> =
+            self.open.keys().filter(|name| !endpoints.contains_key(*name)).cloned().collect();
+        let mut retiring = Vec::new();
+        for name in gone {
+            if let Some((_, reroute)) = self.open.remove(&name) {
+                retiring.push(reroute);
+            }
+        }
+        for (name, url) in &endpoints {
+            if self.open.contains_key(name) {
                 continue;
             }
-            match self.open_lane(&name, &url) {
-                Ok(sender) => {
-                    self.open.insert(name, (url, sender));
+            match self.open_lane(name, url) {
+                Ok(lane) => {
+                    self.open.insert(name.clone(), lane);
                 }
                 Err(error) => tracing::error!(%error, endpoint = %url, "cannot open a lane to the endpoint"),
             }
         }
+        if !self.looked_for_leftovers {
+            self.looked_for_leftovers = true;
+            retiring.extend(self.leftovers());
+        }
         let lanes = self
             .open
             .iter()
-            .map(|(name, (_, sender))| Lane { seed: xxh3_64(name.as_bytes()), sender: sender.clone() })
+            .map(|(name, (sender, _))| Lane { seed: xxh3_64(name.as_bytes()), sender: sender.clone() })
             .collect();
         self.fill.endpoints.store(self.open.len(), std::sync::atomic::Ordering::Relaxed);
         self.publish.send_replace(Arc::new(Lanes { lanes }));
+        for reroute in retiring {
+            reroute.retire(self.router());
+        }
+    }
+
+    /// A router over the lanes in use, for a retired lane.
+    fn router(&self) -> Router {
+        Router {
+            lanes: self.publish.subscribe(),
+            hard_stop: self.hard_stop.clone(),
+            registry: self.registry.clone(),
+        }
+    }
+
+    /// The lanes an earlier run left on disk for endpoints not in use now, opened to be
+    /// drained: their endpoint is tried, and what it does not take is routed again.
+    fn leftovers(&mut self) -> Vec<Reroute> {
+        let Some(persistent) = self.config.persistent.clone() else { return Vec::new() };
+        let Ok(entries) = std::fs::read_dir(persistent.dir.join("endpoints")) else { return Vec::new() };
+        let mut retiring = Vec::new();
+        for dir in entries.filter_map(Result::ok).map(|entry| entry.path()) {
+            let Ok(text) = std::fs::read_to_string(dir.join(ENDPOINT_FILE)) else { continue };
+            let Some((name, url)) = text.trim().split_once('\n') else { continue };
+            if self.open.contains_key(name) {
+                continue;
+            }
+            tracing::info!(endpoint = %url, "draining what an earlier run queued for an endpoint no longer in use");
+            match self.open_lane(name, url) {
+                // Its sending end is dropped here: the lane's queue closes once drained.
+                Ok((_, reroute)) => retiring.push(reroute),
+                Err(error) => tracing::error!(%error, endpoint = %url, "cannot open an earlier run's lane"),
+            }
+        }
+        retiring
     }
 
     /// A queue and an exporter for one endpoint.
-    fn open_lane(&mut self, name: &str, url: &str) -> anyhow::Result<QueueSender> {
+    fn open_lane(&mut self, name: &str, url: &str) -> anyhow::Result<(QueueSender, Reroute)> {
         let config = ExportConfig { endpoint: url.to_owned(), routing: None, ..self.config.clone() };
         let (sender, receiver) = match &config.persistent {
             Some(persistent) => {
@@ -286,14 +382,12 @@ impl Routes {
                     DiskQueue::open(&dir, persistent.max_bytes, persistent.fsync)
                         .with_context(|| format!("open the persistent queue {}", dir.display()))?,
                 );
+                // Which endpoint the queue is for, should a later run no longer use it.
+                std::fs::write(dir.join(ENDPOINT_FILE), format!("{name}\n{url}\n"))
+                    .with_context(|| format!("write {}", dir.display()))?;
                 self.fill.add(name, Fill::Disk(disk.clone()));
-                let (sender, receiver, writer) =
-                    queue::disk(disk, self.registry.clone(), self.hard_stop.clone());
-                std::thread::Builder::new()
-                    .name("agentrace-queue-writer".into())
-                    .spawn(move || writer.run())
-                    .context("start a persistent queue's writer")?;
-                (sender, receiver)
+                queue::disk_with_writer(disk, self.registry.clone(), self.hard_stop.clone())
+                    .context("start a persistent queue's writer")?
             }
             None => {
                 let (sender, receiver, gauge) = queue::memory(self.registry.clone());
@@ -301,12 +395,17 @@ impl Routes {
                 (sender, receiver)
             }
         };
+        let reroute = Reroute::default();
         let exporter = OtlpExporter::new(config, self.registry.clone(), self.hard_stop.clone())
-            .context("create the endpoint's exporter")?;
+            .context("create the endpoint's exporter")?
+            .rerouting(reroute.clone());
         self.exporters.spawn(exporter.run(receiver));
-        Ok(sender)
+        Ok((sender, reroute))
     }
 }
+
+/// In each endpoint's queue directory: the endpoint's name and URL.
+const ENDPOINT_FILE: &str = "endpoint";
 
 /// Where an endpoint's persistent queue is kept: a directory named after it.
 fn lane_dir(root: &std::path::Path, name: &str) -> PathBuf {
@@ -315,50 +414,6 @@ fn lane_dir(root: &std::path::Path, name: &str) -> PathBuf {
         .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
         .collect();
     root.join("endpoints").join(safe)
-}
-
-/// The lanes' queues and how many endpoints are in use, for `/metrics`: the lanes' queues
-/// read as the one export queue they replace. A closed lane's queue is still read while it
-/// drains, until a lane to the same endpoint takes its place.
-#[derive(Default)]
-pub struct LaneFill {
-    endpoints: std::sync::atomic::AtomicUsize,
-    queues: Mutex<BTreeMap<String, Fill>>,
-}
-
-enum Fill {
-    Memory(Arc<QueueGauge>),
-    Disk(Arc<DiskQueue>),
-}
-
-impl LaneFill {
-    fn add(&self, endpoint: &str, fill: Fill) {
-        if let Ok(mut queues) = self.queues.lock() {
-            queues.insert(endpoint.to_owned(), fill);
-        }
-    }
-}
-
-impl Reported for LaneFill {
-    fn report(&self, registry: &Registry) {
-        let endpoints = self.endpoints.load(std::sync::atomic::Ordering::Relaxed);
-        registry.emit(ExportEndpoints { endpoints });
-        let Ok(queues) = self.queues.lock() else { return };
-        let (mut depth, mut capacity, mut requests, mut bytes, mut disk) = (0, 0, 0, 0, false);
-        for fill in queues.values() {
-            match fill {
-                Fill::Memory(gauge) => (depth, capacity) = (depth + gauge.depth(), capacity + gauge.capacity),
-                Fill::Disk(queue) => {
-                    (requests, bytes, disk) = (requests + queue.len(), bytes + queue.bytes(), true);
-                }
-            }
-        }
-        if disk {
-            registry.emit(DiskQueueFill { requests, bytes });
-        } else {
-            registry.emit(QueueFill { queue: "export", depth, capacity });
-        }
-    }
 }
 
 #[cfg(test)]
