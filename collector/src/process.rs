@@ -10,6 +10,10 @@
 //! share of the window's bounds), all writing to the one registry; the receivers send each
 //! worker the spans of its traces. Each window's fill is summed over the workers for
 //! `/metrics` ([`GraphWindows`]).
+//!
+//! On the node tier (`--role node`) a worker derives nothing: it looks up the GPU window of
+//! each LLM and model-load span for the forwarded span to carry, and the gateway tier derives
+//! from the span (`gpu::carried`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -26,7 +26,9 @@
 //! table in `cost.rs`, the graph's parent chains in `derive/graph/chain.rs`, the GPU history).
 //!
 //! With `--queue-dir` the export queue is on disk and the receiver acknowledges a request once
-//! it is written there. Shutdown: the receivers stop accepting and finish their calls, which
+//! it is written there. With several trace endpoints (`--traces-routing trace-id`), each
+//! endpoint has its own export queue and exporter, and the processors cut each request by
+//! trace id among them (`export/route/`). Shutdown: the receivers stop accepting and finish their calls, which
 //! drops every ingest sender; each processor empties its queue and returns, dropping its copy
 //! of the export queue's sender; the exporter sends what is left and returns. If that takes longer than the
 //! shutdown timeout, the exporter is told to give up (and counts what it drops; on disk, what
