@@ -27,13 +27,13 @@ use crate::enrich::Enricher;
 use crate::events::{GpuEnrichmentSkipped, GraphWindowFill};
 use crate::export::queue::Forward;
 use crate::export::route::Destination;
-use crate::gpu::GpuState;
+use crate::gpu::{GpuState, WindowStats};
 use crate::metrics::{Observation, Registry, Reported, Writer};
-use crate::normalize::{framework_of, service_name, string_attribute, Normalizer};
+use crate::normalize::{framework_of, service_name, string_attribute, CanonicalSpan, Normalizer};
 use crate::receive::{Batch, QueueGauge};
 use crate::unix_now;
 use crate::view::{Staged, View};
-use crate::wire::{any_value, ExportTraceServiceRequest, Text};
+use crate::wire::{any_value, ExportTraceServiceRequest, SpanRef, Text};
 
 const TICK: Duration = Duration::from_secs(1);
 /// Observations derived before they are applied to the registry: a few spans' worth.
@@ -182,29 +182,37 @@ impl Processor {
         }
     }
 
-    /// Derives the batch's metrics; when traces are forwarded, returns the request to forward.
+    /// Derives the batch's metrics (on the node tier, only its GPU windows); when traces are
+    /// forwarded, returns the request to forward.
     fn process(&mut self, mut batch: Batch) -> Option<Forward> {
+        let now = unix_now();
+        let facts = if self.derives {
+            self.derive(&batch.request, now)
+        } else {
+            let registry = self.registry.writer(self.worker);
+            gpu_facts(&self.normalizer, registry, self.gpu.as_deref(), &batch.request, now)
+        };
+        let enricher = &self.forwarding.as_ref()?.enricher;
+        let request = enricher.outgoing(&mut batch.request, &batch.encoded, &facts);
+        Some(Forward { request, spans: batch.spans, stored: batch.stored })
+    }
+
+    /// Derives `request` into the registry (and the live view); returns what its forwarded
+    /// spans are to carry.
+    fn derive(&mut self, request: &ExportTraceServiceRequest, now: f64) -> Vec<SpanFacts> {
         // Observations borrow their label values from the request, so they live for one; the
         // vector's room is kept for the next.
-        let now = unix_now();
-        let gpu = self.gpu.as_deref();
-        if !self.derives {
-            let facts =
-                gpu_facts(&self.normalizer, self.registry.writer(self.worker), gpu, &batch.request, now);
-            let enricher = &self.forwarding.as_ref()?.enricher;
-            let request = enricher.outgoing(&mut batch.request, &batch.encoded, &facts);
-            return Some(Forward { request, spans: batch.spans, stored: batch.stored });
-        }
         let mut observations = recycle(std::mem::take(&mut self.observations));
         let staged = self.view.as_mut().map(|(view, staged)| {
             view.prepare(staged);
             staged
         });
+        let gpu = self.gpu.as_deref();
         let facts = derive_request(
             &self.normalizer,
             &mut self.deriver,
             Deriving { registry: self.registry.writer(self.worker), gpu, staged },
-            &batch.request,
+            request,
             now,
             &mut observations,
         );
@@ -212,9 +220,7 @@ impl Processor {
         if let Some((view, staged)) = &self.view {
             view.insert(staged);
         }
-        let enricher = &self.forwarding.as_ref()?.enricher;
-        let request = enricher.outgoing(&mut batch.request, &batch.encoded, &facts);
-        Some(Forward { request, spans: batch.spans, stored: batch.stored })
+        facts
     }
 
     fn tick(&mut self) {
@@ -245,30 +251,13 @@ pub fn derive_request<'a>(
 ) -> Vec<SpanFacts> {
     let pids = gpu.map(|gpu| local_pids(request, gpu, now)).unwrap_or_default();
     let mut facts = Vec::new();
-    // The service and the framework rules change with the resource and the scope, not per span.
-    let (mut resource, mut service, mut scope, mut framework) =
-        (usize::MAX, "", (usize::MAX, usize::MAX), None);
-    for found in request.spans() {
-        if found.pos.resource != resource {
-            (resource, service) = (found.pos.resource, service_name(found.resource));
-        }
-        if (found.pos.resource, found.pos.scope) != scope {
-            (scope, framework) = ((found.pos.resource, found.pos.scope), framework_of(found.scope));
-        }
-        let Some(canonical) = normalizer.normalize(service, framework, found.span, now) else { continue };
+    for (found, canonical) in canonical_spans(normalizer, request, now) {
         let spanned = derive::gpu_window(&canonical);
-        let window = gpu.zip(spanned).and_then(|(gpu, (start, end))| {
-            let pid = pids.get(found.pos.resource).copied().flatten();
-            gpu.window(start, end, pid)
-                .inspect_err(|reason| {
-                    registry.emit(GpuEnrichmentSkipped { reason: *reason, weight: canonical.weight });
-                })
-                .ok()
-        });
-        // Without GPUs of its own (the gateway tier), the figures a node added to the span.
-        let window = match (window, gpu, spanned) {
-            (None, None, Some(_)) => crate::gpu::carried(&found.span.attributes),
-            (window, ..) => window,
+        let window = match (gpu, spanned) {
+            (Some(gpu), Some(spanned)) => span_window(gpu, &pids, &found, &canonical, spanned, &registry),
+            // Without GPUs of its own (the gateway tier), the figures a node added to the span.
+            (None, Some(_)) => crate::gpu::carried(&found.span.attributes),
+            (_, None) => None,
         };
         let outcome = deriver.observe(&canonical, window.as_ref(), now, out);
         if let Some(staged) = staged.as_deref_mut() {
@@ -299,23 +288,52 @@ fn gpu_facts(
     let Some(gpu) = gpu else { return Vec::new() };
     let pids = local_pids(request, gpu, now);
     let mut facts = Vec::new();
-    for found in request.spans() {
-        let service = service_name(found.resource);
-        let Some(canonical) = normalizer.normalize(service, framework_of(found.scope), found.span, now)
-        else {
-            continue;
-        };
-        let Some((start, end)) = derive::gpu_window(&canonical) else { continue };
-        let pid = pids.get(found.pos.resource).copied().flatten();
-        match gpu.window(start, end, pid) {
-            Ok(window) => {
-                let llm = matches!(canonical.class, SpanClass::Llm | SpanClass::Embedding);
-                facts.push(SpanFacts { pos: found.pos, cost_usd: None, gpu: Some(window), llm });
-            }
-            Err(reason) => registry.emit(GpuEnrichmentSkipped { reason, weight: canonical.weight }),
+    for (found, canonical) in canonical_spans(normalizer, request, now) {
+        let Some(spanned) = derive::gpu_window(&canonical) else { continue };
+        if let Some(window) = span_window(gpu, &pids, &found, &canonical, spanned, &registry) {
+            let llm = matches!(canonical.class, SpanClass::Llm | SpanClass::Embedding);
+            facts.push(SpanFacts { pos: found.pos, cost_usd: None, gpu: Some(window), llm });
         }
     }
     facts
+}
+
+/// Every span of `request` that normalizes, with its canonical form; the service and the
+/// framework rules are looked up once per resource and per scope, not per span.
+fn canonical_spans<'a, 'n>(
+    normalizer: &'n Normalizer,
+    request: &'a ExportTraceServiceRequest,
+    now: f64,
+) -> impl Iterator<Item = (SpanRef<'a>, CanonicalSpan<'a>)> + use<'a, 'n> {
+    let (mut resource, mut service, mut scope, mut framework) =
+        (usize::MAX, "", (usize::MAX, usize::MAX), None);
+    request.spans().filter_map(move |found| {
+        if found.pos.resource != resource {
+            (resource, service) = (found.pos.resource, service_name(found.resource));
+        }
+        if (found.pos.resource, found.pos.scope) != scope {
+            (scope, framework) = ((found.pos.resource, found.pos.scope), framework_of(found.scope));
+        }
+        normalizer.normalize(service, framework, found.span, now).map(|canonical| (found, canonical))
+    })
+}
+
+/// The GPU statistics of a span's window `(start, end)`, for its process's GPUs when its
+/// resource names a local process; a window the history cannot give is counted, by reason.
+fn span_window(
+    gpu: &GpuState,
+    pids: &[Option<u32>],
+    found: &SpanRef<'_>,
+    canonical: &CanonicalSpan<'_>,
+    (start, end): (f64, f64),
+    registry: &Writer<'_>,
+) -> Option<WindowStats> {
+    let pid = pids.get(found.pos.resource).copied().flatten();
+    gpu.window(start, end, pid)
+        .inspect_err(|reason| {
+            registry.emit(GpuEnrichmentSkipped { reason: *reason, weight: canonical.weight })
+        })
+        .ok()
 }
 
 /// Where [`derive_request`]'s results go besides its return value: the registry (through a
