@@ -24,8 +24,6 @@ mod transport;
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-use prost::Message;
 use rand::Rng;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -38,10 +36,9 @@ pub use self::transport::{export_grpc, system_http_client, EncodedCodec, HttpCli
 use self::transport::{Answer, Transport};
 use crate::events::{DropReason, ExportRetried, SpansDropped, SpansExported};
 use crate::export::args::ExportConfig;
-use crate::export::queue::QueueReceiver;
+use crate::export::queue::{Payload, QueueReceiver};
 use crate::export::route::Reroute;
 use crate::metrics::Registry;
-use crate::wire::raw::{ExportTraceServiceRequest, ResourceSpans};
 
 pub struct OtlpExporter {
     config: ExportConfig,
@@ -58,11 +55,11 @@ enum Attempt {
     /// Exported, or given up on (and counted).
     Done,
     /// The endpoint says it is too large: here it is back, to split.
-    TooLarge(Vec<ResourceSpans>),
+    TooLarge(Payload),
     /// The hard stop came first.
     Interrupted,
     /// The endpoint is retired and did not take it: here it is back, to route again.
-    Retired(Vec<ResourceSpans>),
+    Retired(Payload),
 }
 
 impl OtlpExporter {
@@ -92,7 +89,7 @@ impl OtlpExporter {
             let Some(batch) = queue.next_batch(exporter.config.batch_spans).await else { break };
             let (exporter, settler) = (exporter.clone(), queue.settler());
             in_flight.spawn(async move {
-                match exporter.send(batch.resource_spans, batch.spans).await {
+                match exporter.send(batch.payload, batch.spans).await {
                     0 => settler.ack(batch.receipt).await,
                     unsent => settler.abandon(batch.receipt, unsent),
                 }
@@ -104,8 +101,8 @@ impl OtlpExporter {
 
     /// Sends one batch, splitting it while the endpoint says it is too large. Returns how many
     /// spans the hard stop left unsent (0 when it did not interrupt).
-    async fn send(&self, resource_spans: Vec<ResourceSpans>, spans: usize) -> usize {
-        let mut pending = vec![(resource_spans, spans)];
+    async fn send(&self, payload: Payload, spans: usize) -> usize {
+        let mut pending = vec![(payload, spans)];
         while let Some((batch, count)) = pending.pop() {
             let too_large = match self.send_whole(batch, count).await {
                 Attempt::Done => continue,
@@ -113,7 +110,7 @@ impl OtlpExporter {
                 Attempt::Retired(batch) => {
                     let durable = self.config.persistent.is_some();
                     let rerouted = match &self.reroute {
-                        Some(reroute) => reroute.send(batch, count, durable).await,
+                        Some(reroute) => reroute.send(batch.into_resource_spans(), count, durable).await,
                         None => false,
                     };
                     if rerouted {
@@ -130,20 +127,19 @@ impl OtlpExporter {
                 continue;
             }
             tracing::debug!(spans = count, "trace endpoint says the batch is too large, splitting it");
-            let [first, second] = split_in_half(too_large, count);
-            pending.push(second);
-            pending.push(first);
+            let [first, second] = split_in_half(too_large.into_resource_spans(), count);
+            pending.push((Payload::Decoded(second.0), second.1));
+            pending.push((Payload::Decoded(first.0), first.1));
         }
         0
     }
 
     /// Sends a batch whole, with retries; gives the batch back when it is too large.
-    async fn send_whole(&self, resource_spans: Vec<ResourceSpans>, spans: usize) -> Attempt {
+    async fn send_whole(&self, payload: Payload, spans: usize) -> Attempt {
         let started = Instant::now();
         let mut attempt = 0u32;
         // Encoded once; every retry sends the same bytes.
-        let request = ExportTraceServiceRequest { resource_spans };
-        let encoded = Bytes::from(request.encode_to_vec());
+        let encoded = payload.encoded();
         loop {
             let wait = match self.transport.attempt(encoded.clone(), self.config.timeout).await {
                 Answer::Accepted { rejected } => {
@@ -153,15 +149,13 @@ impl OtlpExporter {
                 Answer::Failed { verdict: Verdict::Retry(_), .. }
                     if self.reroute.as_ref().is_some_and(Reroute::is_retired) =>
                 {
-                    return Attempt::Retired(request.resource_spans)
+                    return Attempt::Retired(payload)
                 }
                 Answer::Failed { verdict: Verdict::Retry(asked), detail } => {
                     tracing::debug!(%detail, attempt, "otlp export failed, retrying");
                     asked
                 }
-                Answer::Failed { verdict: Verdict::Split, .. } => {
-                    return Attempt::TooLarge(request.resource_spans)
-                }
+                Answer::Failed { verdict: Verdict::Split, .. } => return Attempt::TooLarge(payload),
                 Answer::Failed { verdict: Verdict::GiveUp, detail } => {
                     tracing::warn!(%detail, spans, "otlp export refused, dropping batch");
                     self.registry.emit(SpansDropped { reason: DropReason::ExportRefused, spans });
@@ -204,6 +198,9 @@ impl OtlpExporter {
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    use bytes::Bytes;
+    use prost::Message;
 
     use super::*;
     use crate::export::args::ExportProtocol;

@@ -40,12 +40,16 @@ fn store<E: std::fmt::Display>(error: E) -> QueueError {
     QueueError::Store(error.to_string())
 }
 
-/// A stored request, as the exporter reads it.
-#[derive(Debug)]
+/// The oldest stored requests, as the exporter reads them: their keys and span counts, and
+/// their encoded bytes one after the other, which is itself an encoded
+/// `ExportTraceServiceRequest` holding all of their resource spans. The exporter sends it as it
+/// is, without decoding it and encoding it again.
+#[derive(Debug, Default)]
 pub struct Stored {
-    pub key: u64,
-    pub request: ExportTraceServiceRequest,
+    /// `(key, spans)` of each request, oldest first.
+    pub requests: Vec<(u64, usize)>,
     pub spans: usize,
+    pub encoded: Vec<u8>,
 }
 
 #[derive(Debug)]
@@ -94,13 +98,12 @@ impl DiskQueue {
     /// requests dropped to make room.
     #[cfg(test)]
     pub fn append(&self, request: &ExportTraceServiceRequest, spans: usize) -> Result<usize, QueueError> {
-        self.append_all(&[(request, spans)])
+        self.append_all(&[encode(request, spans)])
     }
 
-    /// Stores requests in order, in one transaction and one fsync (blocking). Returns the spans
-    /// of the oldest requests dropped to make room.
-    pub fn append_all(&self, requests: &[(&ExportTraceServiceRequest, usize)]) -> Result<usize, QueueError> {
-        let values: Vec<Vec<u8>> = requests.iter().map(|(request, spans)| encode(request, *spans)).collect();
+    /// Stores values made by [`encode`] in order, in one transaction and one fsync (blocking).
+    /// Returns the spans of the oldest requests dropped to make room.
+    pub fn append_all(&self, values: &[Vec<u8>]) -> Result<usize, QueueError> {
         let mut bytes = self.bytes.lock().map_err(store)?;
         let mut write = self.db.begin_write().map_err(store)?;
         write
@@ -110,7 +113,7 @@ impl DiskQueue {
         let mut stored_bytes = *bytes;
         {
             let mut table = write.open_table(REQUESTS).map_err(store)?;
-            for value in &values {
+            for value in values {
                 while stored_bytes + value.len() as u64 > self.max_bytes {
                     let Some((_, oldest)) = table.pop_first().map_err(store)? else { break };
                     let oldest = oldest.value();
@@ -131,37 +134,33 @@ impl DiskQueue {
 
     /// The oldest requests, up to `max_spans` spans (at least one request). Blocking.
     #[cfg(test)]
-    pub fn oldest(&self, max_spans: usize) -> Result<Vec<Stored>, QueueError> {
+    pub fn oldest(&self, max_spans: usize) -> Result<Stored, QueueError> {
         self.oldest_from(0, max_spans)
     }
 
     /// The oldest requests from key `from` on (those before it are being sent), up to
     /// `max_spans` spans (at least one request). Blocking.
-    pub fn oldest_from(&self, from: u64, max_spans: usize) -> Result<Vec<Stored>, QueueError> {
+    pub fn oldest_from(&self, from: u64, max_spans: usize) -> Result<Stored, QueueError> {
         let read = self.db.begin_read().map_err(store)?;
         let table = read.open_table(REQUESTS).map_err(store)?;
-        let mut found = Vec::new();
-        let mut total = 0;
+        let mut found = Stored::default();
         for entry in table.range(from..).map_err(store)? {
             let (key, value) = entry.map_err(store)?;
             let value = value.value();
             let spans = span_count(value);
-            if !found.is_empty() && total + spans > max_spans {
+            if !found.requests.is_empty() && found.spans + spans > max_spans {
                 break;
             }
-            let Ok(request) = ExportTraceServiceRequest::decode(bytes::Bytes::copy_from_slice(
-                value.get(4..).unwrap_or_default(),
-            )) else {
-                // A value this queue wrote always decodes; a torn one is skipped and removed.
-                found.push(Stored {
-                    key: key.value(),
-                    request: ExportTraceServiceRequest::default(),
-                    spans: 0,
-                });
+            let message = value.get(4..).unwrap_or_default();
+            // A value this queue wrote always walks to its span count; one that does not is
+            // skipped (its key goes with the batch, so it is removed).
+            if crate::receive::decode::count_spans(message) != Some(spans as u64) {
+                found.requests.push((key.value(), 0));
                 continue;
-            };
-            total += spans;
-            found.push(Stored { key: key.value(), request, spans });
+            }
+            found.encoded.extend_from_slice(message);
+            found.spans += spans;
+            found.requests.push((key.value(), spans));
         }
         Ok(found)
     }
@@ -235,7 +234,7 @@ impl Reported for DiskQueue {
 }
 
 /// A stored value: the span count (u32, little endian), then the protobuf request.
-fn encode(request: &ExportTraceServiceRequest, spans: usize) -> Vec<u8> {
+pub fn encode(request: &ExportTraceServiceRequest, spans: usize) -> Vec<u8> {
     let mut value = Vec::with_capacity(4 + request.encoded_len());
     value.extend_from_slice(&u32::try_from(spans).unwrap_or(u32::MAX).to_le_bytes());
     request.encode_raw(&mut value);
@@ -272,6 +271,10 @@ mod tests {
         }
     }
 
+    fn spans_of(stored: &Stored) -> Vec<usize> {
+        stored.requests.iter().map(|(_, spans)| *spans).collect()
+    }
+
     #[test]
     fn requests_come_back_oldest_first_and_survive_a_reopen() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -281,15 +284,18 @@ mod tests {
                 assert_eq!(queue.append(&request(spans), usize::from(spans)).expect("append"), 0);
             }
             let first_two = queue.oldest(3).expect("read");
-            assert_eq!(first_two.iter().map(|stored| stored.spans).collect::<Vec<_>>(), vec![1, 2]);
-            queue.remove(&[first_two[0].key]).expect("remove");
+            assert_eq!(spans_of(&first_two), vec![1, 2]);
+            queue.remove(&[first_two.requests[0].0]).expect("remove");
         }
         let queue = DiskQueue::open(dir.path(), 1 << 20, true).expect("reopen");
         let left = queue.oldest(100).expect("read");
-        assert_eq!(left.iter().map(|stored| stored.spans).collect::<Vec<_>>(), vec![2, 3]);
-        assert_eq!(left[1].request, request(3));
+        assert_eq!(spans_of(&left), vec![2, 3]);
+        let mut both = request(2);
+        both.resource_spans.extend(request(3).resource_spans);
+        assert_eq!(left.encoded, both.encode_to_vec(), "the requests' bytes, one after the other");
+        assert_eq!(left.spans, 5);
         queue.append(&request(4), 4).expect("append after reopen");
-        let keys: Vec<u64> = queue.oldest(100).expect("read").iter().map(|stored| stored.key).collect();
+        let keys: Vec<u64> = queue.oldest(100).expect("read").requests.iter().map(|(key, _)| *key).collect();
         assert!(keys.windows(2).all(|pair| pair[0] < pair[1]), "new keys after the old ones: {keys:?}");
     }
 
@@ -300,10 +306,25 @@ mod tests {
             let queue = DiskQueue::open(dir.path(), 1 << 20, true).expect("open");
             queue.append(&request(2), 2).expect("append");
             let sent = queue.oldest(10).expect("read");
-            queue.remove(&[sent[0].key]).expect("remove");
+            queue.remove(&[sent.requests[0].0]).expect("remove");
         }
         let queue = DiskQueue::open(dir.path(), 1 << 20, true).expect("reopen");
         assert_eq!(queue.len(), 0, "nothing comes back to be sent twice");
+    }
+
+    #[test]
+    fn a_value_that_is_not_a_request_of_its_span_count_is_skipped_and_goes_with_the_batch() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let queue = DiskQueue::open(dir.path(), 1 << 20, false).expect("open");
+        let mut torn = encode(&request(3), 3);
+        torn.truncate(torn.len() - 2);
+        queue.append_all(&[encode(&request(1), 1), torn, encode(&request(2), 2)]).expect("append");
+        let stored = queue.oldest(100).expect("read");
+        assert_eq!(spans_of(&stored), vec![1, 0, 2], "the torn one holds no spans");
+        let mut good = request(1);
+        good.resource_spans.extend(request(2).resource_spans);
+        assert_eq!(stored.encoded, good.encode_to_vec());
+        assert_eq!(stored.spans, 3);
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! is gone and everything was taken (or, on disk, the hard stop came).
 
 mod disk;
+mod payload;
 mod writer;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub use self::disk::DiskQueue;
+pub use self::payload::Payload;
 pub use self::writer::DiskWriter;
 use crate::events::{DropReason, SpansDropped};
 use crate::metrics::Registry;
@@ -51,7 +53,7 @@ pub struct Forward {
 /// Spans taken from the queue together, to send as one request.
 #[derive(Debug)]
 pub struct Batch {
-    pub resource_spans: Vec<raw::ResourceSpans>,
+    pub payload: Payload,
     pub spans: usize,
     pub receipt: Receipt,
 }
@@ -250,7 +252,7 @@ async fn next_in_memory(
             Ok(None) | Err(_) => break,
         }
     }
-    Some(Batch { resource_spans, spans, receipt: Receipt::default() })
+    Some(Batch { payload: Payload::Decoded(resource_spans), spans, receipt: Receipt::default() })
 }
 
 async fn next_on_disk(
@@ -271,20 +273,18 @@ async fn next_on_disk(
             Ok(Ok(stored)) => stored,
             Ok(Err(error)) => {
                 tracing::warn!(%error, "cannot read the persistent queue");
-                Vec::new()
+                disk::Stored::default()
             }
             Err(error) => {
                 tracing::warn!(%error, "persistent queue reader failed");
-                Vec::new()
+                disk::Stored::default()
             }
         };
-        if let Some(last) = stored.last() {
-            cursor.store(last.key + 1, std::sync::atomic::Ordering::Release);
-            let keys = stored.iter().map(|stored| stored.key).collect();
-            let spans = stored.iter().map(|stored| stored.spans).sum();
-            let resource_spans =
-                stored.into_iter().flat_map(|stored| stored.request.resource_spans).collect();
-            return Some(Batch { resource_spans, spans, receipt: Receipt { keys } });
+        if let Some((last, _)) = stored.requests.last() {
+            cursor.store(last + 1, std::sync::atomic::Ordering::Release);
+            let keys = stored.requests.iter().map(|(key, _)| *key).collect();
+            let payload = Payload::Encoded(stored.encoded.into());
+            return Some(Batch { payload, spans: stored.spans, receipt: Receipt { keys } });
         }
         if closed {
             return None;
@@ -335,7 +335,11 @@ mod tests {
         assert_eq!(gauge.depth(), 2);
         let started = Instant::now();
         let batch = receiver.next_batch(100).await.expect("a batch");
-        assert_eq!((batch.spans, batch.resource_spans.len()), (5, 2), "both requests, one batch");
+        assert_eq!(
+            (batch.spans, batch.payload.into_resource_spans().len()),
+            (5, 2),
+            "both requests, one batch"
+        );
         assert_eq!(started.elapsed(), BATCH_WINDOW, "it waited the window for more");
         assert_eq!(gauge.depth(), 0);
 
@@ -396,7 +400,7 @@ mod tests {
             assert_eq!(answer.await.expect("answered"), Ok(()));
         }
         let order: Vec<usize> =
-            disk.oldest(usize::MAX).expect("read").iter().map(|stored| stored.spans).collect();
+            disk.oldest(usize::MAX).expect("read").requests.iter().map(|(_, spans)| *spans).collect();
         assert_eq!(order, (1..=20).collect::<Vec<_>>());
         drop(sender);
         assert_eq!(receiver.next_batch(usize::MAX).await.expect("everything").spans, 210);

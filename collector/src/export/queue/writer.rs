@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use super::disk::DiskQueue;
+use super::disk::{encode, DiskQueue};
 use super::Forward;
 use crate::events::{DropReason, SpansDropped};
 use crate::metrics::Registry;
@@ -43,8 +43,8 @@ impl DiskWriter {
     pub fn run(mut self) {
         let mut full_logged: Option<Instant> = None;
         while let Some(first) = self.pending.blocking_recv() {
-            let group = self.group(first);
-            let outcome = self.store(&group, &mut full_logged);
+            let (group, values) = self.group(first);
+            let outcome = self.store(&values, group.len(), &mut full_logged);
             for forward in group {
                 if let Some(stored) = forward.stored {
                     stored.send(outcome);
@@ -54,22 +54,29 @@ impl DiskWriter {
         self.queue.close();
     }
 
-    /// `first` and whatever else is waiting, up to [`GROUP_MAX_BYTES`].
-    fn group(&mut self, first: Forward) -> Vec<Forward> {
-        let mut bytes = first.encoded_len();
+    /// `first` and whatever else is waiting, up to [`GROUP_MAX_BYTES`], each encoded once
+    /// as it will be stored.
+    fn group(&mut self, first: Forward) -> (Vec<Forward>, Vec<Vec<u8>>) {
+        let mut values = vec![encode(&first.request, first.spans)];
+        let mut bytes = values[0].len();
         let mut group = vec![first];
         while bytes < GROUP_MAX_BYTES {
             let Ok(next) = self.pending.try_recv() else { break };
-            bytes += next.encoded_len();
+            values.push(encode(&next.request, next.spans));
+            bytes += values.last().map_or(0, Vec::len);
             group.push(next);
         }
-        group
+        (group, values)
     }
 
     /// Writes a group in one transaction; the oldest requests dropped to make room are counted.
-    fn store(&self, group: &[Forward], full_logged: &mut Option<Instant>) -> Result<(), Refusal> {
-        let requests: Vec<_> = group.iter().map(|forward| (&forward.request, forward.spans)).collect();
-        match self.queue.append_all(&requests) {
+    fn store(
+        &self,
+        values: &[Vec<u8>],
+        requests: usize,
+        full_logged: &mut Option<Instant>,
+    ) -> Result<(), Refusal> {
+        match self.queue.append_all(values) {
             Ok(0) => Ok(()),
             Ok(dropped) => {
                 self.registry.emit(SpansDropped { reason: DropReason::QueueDiskFull, spans: dropped });
@@ -83,15 +90,9 @@ impl DiskWriter {
                 Ok(())
             }
             Err(error) => {
-                tracing::warn!(%error, requests = group.len(), "cannot write to the persistent queue, refusing");
+                tracing::warn!(%error, requests, "cannot write to the persistent queue, refusing");
                 Err(Refusal::StoreFailed)
             }
         }
-    }
-}
-
-impl Forward {
-    fn encoded_len(&self) -> usize {
-        prost::Message::encoded_len(&self.request)
     }
 }

@@ -1,0 +1,66 @@
+//! What a batch holds: decoded forwarding views from the memory queue, or the encoded bytes
+//! the persistent queue stored, which go out as they are.
+
+use crate::wire::raw;
+
+/// A batch's spans: from memory, the requests' forwarding views, encoded when sent; from disk,
+/// the stored bytes, sent as they are.
+#[derive(Debug)]
+pub enum Payload {
+    Decoded(Vec<raw::ResourceSpans>),
+    /// An encoded `ExportTraceServiceRequest`.
+    Encoded(bytes::Bytes),
+}
+
+impl Payload {
+    /// The request's bytes, encoding them if they are not yet.
+    pub fn encoded(&self) -> bytes::Bytes {
+        match self {
+            Self::Decoded(resource_spans) => {
+                // `ExportTraceServiceRequest.resource_spans` is field 1, its only field.
+                use prost::encoding::message;
+                let mut encoded = Vec::with_capacity(message::encoded_len_repeated(1, resource_spans));
+                message::encode_repeated(1, resource_spans, &mut encoded);
+                encoded.into()
+            }
+            Self::Encoded(encoded) => encoded.clone(),
+        }
+    }
+
+    /// The resource spans, decoding them if they are encoded (to split or route them again;
+    /// the spans themselves stay encoded). Bytes the queue wrote always decode.
+    pub fn into_resource_spans(self) -> Vec<raw::ResourceSpans> {
+        match self {
+            Self::Decoded(resource_spans) => resource_spans,
+            Self::Encoded(encoded) => <raw::ExportTraceServiceRequest as prost::Message>::decode(encoded)
+                .map(|request| request.resource_spans)
+                .unwrap_or_default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+
+    use super::*;
+    use crate::wire::Span;
+
+    fn resource_spans(spans: u8) -> Vec<raw::ResourceSpans> {
+        let span = |n: u8| {
+            bytes::Bytes::from(Span { span_id: vec![n; 8].into(), ..Default::default() }.encode_to_vec())
+        };
+        let scope = raw::ScopeSpans { spans: (1..=spans).map(span).collect(), ..Default::default() };
+        vec![raw::ResourceSpans { scope_spans: vec![scope], ..Default::default() }]
+    }
+
+    #[test]
+    fn decoded_and_encoded_payloads_are_the_same_request() {
+        let request = raw::ExportTraceServiceRequest { resource_spans: resource_spans(3) };
+        let decoded = Payload::Decoded(resource_spans(3));
+        assert_eq!(decoded.encoded(), request.encode_to_vec(), "encoded as the request itself is");
+        let encoded = Payload::Encoded(request.encode_to_vec().into());
+        assert_eq!(encoded.encoded(), request.encode_to_vec(), "sent as stored");
+        assert_eq!(encoded.into_resource_spans(), request.resource_spans, "decoded to split or route again");
+    }
+}
