@@ -327,3 +327,13 @@ fn the_collectors_own_unlabelled_counters_exist_at_zero_from_the_start() {
         assert!(page.contains(&format!("\n{counter} 0\n")), "{counter}");
     }
 }
+
+#[test]
+fn a_family_named_by_a_copy_of_its_name_is_the_same_family() {
+    let registry = registry(10);
+    let copy: &'static str = Box::leak(metric::SELF_EXPORT_RETRIES_TOTAL.to_owned().into_boxed_str());
+    assert_ne!(copy.as_ptr(), metric::SELF_EXPORT_RETRIES_TOTAL.as_ptr(), "a copy lives elsewhere");
+    registry.add(metric::SELF_EXPORT_RETRIES_TOTAL, &[], 1.0, 0.0);
+    registry.add(copy, &[], 2.0, 0.0);
+    assert_eq!(registry.value(metric::SELF_EXPORT_RETRIES_TOTAL, &[]), Some(3.0));
+}
