@@ -23,7 +23,9 @@ use sha2::Sha256;
 
 use crate::args::{self, ArgError};
 use crate::derive::SpanFacts;
-use crate::wire::{self, any_value, raw, AnyValue, ExportTraceServiceRequest, KeyValue, SpanPos, Text};
+use crate::wire::{
+    self, any_value, raw, AnyValue, ExportTraceServiceRequest, KeyValue, Received, SpanPos, Text,
+};
 
 #[derive(Clone, Debug, Default, clap::Args)]
 #[command(next_help_heading = "Forwarded spans")]
@@ -177,7 +179,7 @@ impl Enricher {
     pub fn outgoing(
         &self,
         request: &mut ExportTraceServiceRequest,
-        encoded: &Bytes,
+        received: Received,
         facts: &[SpanFacts],
     ) -> raw::ExportTraceServiceRequest {
         let mut changed = self.redact_request(request);
@@ -192,7 +194,7 @@ impl Enricher {
             changed.dedup();
         }
         let added = self.additions(request, facts);
-        forwarding_view(request, encoded, &changed, &added)
+        forwarding_view(request, received, &changed, &added)
     }
 
     fn is_noop(&self) -> bool {
@@ -368,14 +370,11 @@ fn attributes(facts: &SpanFacts) -> Vec<KeyValue> {
 /// request is encoded from `request`.
 fn forwarding_view(
     request: &ExportTraceServiceRequest,
-    encoded: &Bytes,
+    received: Received,
     changed: &[SpanPos],
     added: &[(SpanPos, Bytes)],
 ) -> raw::ExportTraceServiceRequest {
-    let mut view = match raw::ExportTraceServiceRequest::decode(encoded.clone()) {
-        Ok(view) => view,
-        Err(_) => wire::convert(request).unwrap_or_default(),
-    };
+    let mut view = received.into_view().unwrap_or_else(|| wire::convert(request).unwrap_or_default());
     for (raw_resource, resource) in view.resource_spans.iter_mut().zip(&request.resource_spans) {
         raw_resource.resource.clone_from(&resource.resource);
         for (raw_scope, scope) in raw_resource.scope_spans.iter_mut().zip(&resource.scope_spans) {

@@ -193,7 +193,7 @@ impl Processor {
             gpu_facts(&self.normalizer, registry, self.gpu.as_deref(), &batch.request, now)
         };
         let enricher = &self.forwarding.as_ref()?.enricher;
-        let request = enricher.outgoing(&mut batch.request, &batch.encoded, &facts);
+        let request = enricher.outgoing(&mut batch.request, batch.received, &facts);
         Some(Forward { request, spans: batch.spans, stored: batch.stored })
     }
 
@@ -394,7 +394,12 @@ mod tests {
             {"key":"gen_ai.usage.input_tokens","value":{"intValue":"1000"}},{"key":"gen_ai.usage.output_tokens","value":{"intValue":"100"}},
             {"key":"gen_ai.input.messages","value":{"stringValue":"a secret prompt"}}]}]}]}]}"#;
         let decoded = decode::json(json).expect("valid OTLP/JSON");
-        Batch { request: decoded.request, encoded: decoded.encoded, spans: 1, stored: None }
+        Batch {
+            request: decoded.request,
+            received: wire::Received::Encoded(decoded.encoded),
+            spans: 1,
+            stored: None,
+        }
     }
 
     #[tokio::test]

@@ -345,6 +345,26 @@ impl raw::ExportTraceServiceRequest {
     }
 }
 
+/// What forwarding reuses of a received request: the bytes it was decoded from, or its
+/// forwarding view already cut (a request spread over the workers: each part's spans are
+/// slices of the received bytes, so nothing is copied or encoded again).
+#[derive(Clone, Debug)]
+pub enum Received {
+    Encoded(Bytes),
+    View(raw::ExportTraceServiceRequest),
+}
+
+impl Received {
+    /// The forwarding view; `None` for bytes that do not decode (which the receivers refuse,
+    /// so only a broken invariant gets here).
+    pub fn into_view(self) -> Option<raw::ExportTraceServiceRequest> {
+        match self {
+            Self::Encoded(encoded) => raw::ExportTraceServiceRequest::decode(encoded).ok(),
+            Self::View(view) => Some(view),
+        }
+    }
+}
+
 /// A decoded request and the bytes it was decoded from (which forwarding reuses).
 #[derive(Clone, Debug, Default)]
 pub struct Decoded {

@@ -121,7 +121,7 @@ fn a_round_trip_through_the_standard_types_keeps_every_byte() {
     let decoded = decoded();
     let ours = decoded.request.clone();
     assert_eq!(ours.encode_to_vec(), bytes);
-    let view = forwarding_view(&decoded.request, &decoded.encoded, &[], &[]);
+    let view = forwarding_view(&decoded.request, Received::Encoded(decoded.encoded.clone()), &[], &[]);
     assert_eq!(view.encode_to_vec(), bytes, "the raw view forwards the same bytes");
     assert_eq!(ours.resource_spans[0].scope_spans[0].spans[0].name.text(), "chat m");
     let back: standard::ExportTraceServiceRequest = wire::convert(&ours).expect("converts back");
@@ -135,7 +135,7 @@ fn the_raw_view_carries_changed_spans_and_resources() {
     resource_spans.resource.as_mut().expect("resource").attributes.clear();
     resource_spans.scope_spans[0].spans[0].attributes.push(KeyValue::string("added", "yes"));
     let first = SpanPos { resource: 0, scope: 0, span: 0 };
-    let view = forwarding_view(&decoded.request, &decoded.encoded, &[first], &[]);
+    let view = forwarding_view(&decoded.request, Received::Encoded(decoded.encoded.clone()), &[first], &[]);
     let standard: standard::ExportTraceServiceRequest = wire::convert(&view).expect("standard");
     let ours: standard::ExportTraceServiceRequest = wire::convert(&decoded.request).expect("standard");
     assert_eq!(standard, ours);
@@ -147,7 +147,8 @@ fn appended_attribute_fields_decode_as_the_span_s_last_attributes() {
     let decoded = decoded();
     let added = encode_span_attributes(&[KeyValue::string("added", "yes"), KeyValue::string("more", "too")]);
     let first = SpanPos { resource: 0, scope: 0, span: 0 };
-    let view = forwarding_view(&decoded.request, &decoded.encoded, &[], &[(first, added)]);
+    let view =
+        forwarding_view(&decoded.request, Received::Encoded(decoded.encoded.clone()), &[], &[(first, added)]);
     let forwarded: standard::ExportTraceServiceRequest = wire::convert(&view).expect("standard");
     let mut expected = standard_request();
     let attributes = &mut expected.resource_spans[0].scope_spans[0].spans[0].attributes;
@@ -244,12 +245,20 @@ fn an_llm_call_s_error_texts_leave_only_with_keep_content() {
     let facts = [SpanFacts { pos: at, cost_usd: None, gpu: None, llm: true }];
     let encoded = Bytes::from(failed_call().encode_to_vec());
     let mut request = failed_call();
-    let view = Enricher::new(false, Vec::new(), Vec::new()).outgoing(&mut request, &encoded, &facts);
+    let view = Enricher::new(false, Vec::new(), Vec::new()).outgoing(
+        &mut request,
+        Received::Encoded(encoded.clone()),
+        &facts,
+    );
     let forwarded: standard::ExportTraceServiceRequest = wire::convert(&view).expect("standard");
     let sent = format!("{forwarded:?}");
     assert!(!sent.contains("secret") && sent.contains("BadRequestError"), "{sent}");
     let mut kept = failed_call();
-    let view = Enricher::new(true, Vec::new(), Vec::new()).outgoing(&mut kept, &encoded, &facts);
+    let view = Enricher::new(true, Vec::new(), Vec::new()).outgoing(
+        &mut kept,
+        Received::Encoded(encoded.clone()),
+        &facts,
+    );
     let forwarded: standard::ExportTraceServiceRequest = wire::convert(&view).expect("standard");
     assert!(format!("{forwarded:?}").contains("a secret"), "--keep-content keeps them");
 }

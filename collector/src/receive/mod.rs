@@ -28,15 +28,16 @@ use crate::events::{
 pub use crate::events::{RequestRefusal, Transport};
 use crate::memory::MemoryGuard;
 use crate::metrics::{Registry, Reported};
-use crate::wire::{Decoded, ExportTraceServiceRequest};
+use crate::wire::{Decoded, ExportTraceServiceRequest, Received};
 
 /// A decoded request on its way through the pipeline.
 #[derive(Debug)]
 pub struct Batch {
     pub request: ExportTraceServiceRequest,
-    /// The bytes `request` was decoded from (re-encoded if the receiver dropped spans), which
-    /// forwarding reuses for the spans it does not change.
-    pub encoded: Bytes,
+    /// The bytes `request` was decoded from (re-encoded if the receiver dropped spans), or its
+    /// forwarding view when it is a part of one: forwarding reuses them for the spans it does
+    /// not change.
+    pub received: Received,
     pub spans: usize,
     /// With the persistent queue: answered once the request is on disk, and only then is the
     /// client acknowledged.
@@ -275,7 +276,7 @@ impl Ingest {
         for (part, permit) in parts.into_iter().zip(permits) {
             let (stored, answer) = self.wait_for_store.then(StoreAnswer::channel).unzip();
             on_disk.extend(answer);
-            permit.send(Batch { request: part.request, encoded: part.encoded, spans: part.spans, stored });
+            permit.send(Batch { request: part.request, received: part.received, spans: part.spans, stored });
             self.gauge.pushed();
         }
         Ok(on_disk)

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use prost::Message;
 
 use crate::wire::{
-    raw, ExportTraceServiceRequest, InstrumentationScope, Resource, ResourceSpans, ScopeSpans, Span,
+    raw, ExportTraceServiceRequest, InstrumentationScope, Received, Resource, ResourceSpans, ScopeSpans, Span,
 };
 
 /// One worker's share of a request.
@@ -19,7 +19,7 @@ use crate::wire::{
 pub struct Part {
     pub worker: usize,
     pub request: ExportTraceServiceRequest,
-    pub encoded: Bytes,
+    pub received: Received,
     pub spans: usize,
 }
 
@@ -47,14 +47,14 @@ fn mix(mut value: u64) -> u64 {
 /// `request` (decoded from `encoded`, `spans` spans) in parts, one per worker it touches.
 pub fn split(request: ExportTraceServiceRequest, encoded: Bytes, spans: usize, workers: usize) -> Vec<Part> {
     if workers <= 1 {
-        return vec![Part { worker: 0, request, encoded, spans }];
+        return vec![Part { worker: 0, request, received: Received::Encoded(encoded), spans }];
     }
     let owners: Vec<usize> = request.spans().map(|found| worker_of(&found.span.trace_id, workers)).collect();
     let Some(&first) = owners.first() else {
-        return vec![Part { worker: 0, request, encoded, spans }];
+        return vec![Part { worker: 0, request, received: Received::Encoded(encoded), spans }];
     };
     if owners.iter().all(|owner| *owner == first) {
-        return vec![Part { worker: first, request, encoded, spans }];
+        return vec![Part { worker: first, request, received: Received::Encoded(encoded), spans }];
     }
     let view = raw::ExportTraceServiceRequest::decode(encoded).unwrap_or_default();
     let mut parts: Vec<Builder> = (0..workers).map(|_| Builder::default()).collect();
@@ -85,7 +85,7 @@ pub fn split(request: ExportTraceServiceRequest, encoded: Bytes, spans: usize, w
         .filter(|(_, part)| part.spans > 0)
         .map(|(worker, part)| Part {
             worker,
-            encoded: Bytes::from(part.view.encode_to_vec()),
+            received: Received::View(part.view),
             request: part.request,
             spans: part.spans,
         })
@@ -212,7 +212,10 @@ mod tests {
         let encoded = Bytes::from(request().encode_to_vec());
         let parts = split(request(), encoded.clone(), 14, 1);
         assert_eq!((parts.len(), parts[0].worker, parts[0].spans), (1, 0, 14));
-        assert_eq!(parts[0].encoded, encoded, "the received bytes themselves");
+        assert!(
+            matches!(&parts[0].received, Received::Encoded(bytes) if *bytes == encoded),
+            "the received bytes themselves"
+        );
 
         let one_trace = ExportTraceServiceRequest {
             resource_spans: vec![ResourceSpans {
@@ -229,14 +232,28 @@ mod tests {
     fn every_span_goes_once_with_its_trace_resource_and_scope_and_the_bytes_match() {
         let whole = request();
         let workers = 3;
-        let parts = split(whole.clone(), Bytes::from(whole.encode_to_vec()), 14, workers);
+        let received = Bytes::from(whole.encode_to_vec());
+        let parts = split(whole.clone(), received.clone(), 14, workers);
         assert!(parts.len() > 1, "five traces over three workers touch more than one");
         let mut seen = Vec::new();
         for part in &parts {
+            let Received::View(view) = &part.received else { panic!("a part has its own view") };
             assert_eq!(
-                ExportTraceServiceRequest::decode(part.encoded.clone()).expect("decodes"),
+                ExportTraceServiceRequest::decode(Bytes::from(view.encode_to_vec())).expect("decodes"),
                 part.request
             );
+            for span in view
+                .resource_spans
+                .iter()
+                .flat_map(|resource| &resource.scope_spans)
+                .flat_map(|scope| &scope.spans)
+            {
+                let offset = span.as_ptr() as usize - received.as_ptr() as usize;
+                assert!(
+                    offset + span.len() <= received.len(),
+                    "a span's bytes are a slice of the received ones"
+                );
+            }
             assert_eq!(part.spans, part.request.span_count());
             for found in part.request.spans() {
                 assert_eq!(
