@@ -43,6 +43,8 @@ pub enum DropReason {
     InvalidSpanId,
     /// The persistent queue made room for newer requests.
     QueueDiskFull,
+    /// A request read back from the persistent queue that is not the request it stored.
+    QueueUnreadable,
     /// A single span over the trace endpoint's size limit.
     TooLarge,
     /// The endpoint took the request but rejected these spans (partial success).
@@ -60,6 +62,7 @@ impl DropReason {
         match self {
             Self::InvalidSpanId => "invalid_span_id",
             Self::QueueDiskFull => "queue_disk_full",
+            Self::QueueUnreadable => "queue_unreadable",
             Self::TooLarge => "too_large",
             Self::RejectedByEndpoint => "rejected_by_endpoint",
             Self::ExportRefused => "export_refused",

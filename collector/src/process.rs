@@ -421,7 +421,7 @@ mod tests {
         assert_eq!(batch.spans, 1);
         let forwarded =
             wire::convert::<_, standard::ExportTraceServiceRequest>(&wire::raw::ExportTraceServiceRequest {
-                resource_spans: batch.payload.into_resource_spans(),
+                resource_spans: batch.payload.into_resource_spans().expect("a batch from memory"),
             })
             .expect("standard request");
         let span = &forwarded.resource_spans[0].scope_spans[0].spans[0];

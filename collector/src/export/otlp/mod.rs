@@ -39,6 +39,7 @@ use crate::export::args::ExportConfig;
 use crate::export::queue::{Payload, QueueReceiver};
 use crate::export::route::Reroute;
 use crate::metrics::Registry;
+use crate::wire::raw::ResourceSpans;
 
 pub struct OtlpExporter {
     config: ExportConfig,
@@ -109,9 +110,10 @@ impl OtlpExporter {
                 Attempt::Interrupted => return count + pending.iter().map(|(_, count)| count).sum::<usize>(),
                 Attempt::Retired(batch) => {
                     let durable = self.config.persistent.is_some();
-                    let rerouted = match &self.reroute {
-                        Some(reroute) => reroute.send(batch.into_resource_spans(), count, durable).await,
-                        None => false,
+                    let rerouted = match (&self.reroute, self.readable(batch, count)) {
+                        (Some(reroute), Some(batch)) => reroute.send(batch, count, durable).await,
+                        (_, None) => true,
+                        (None, Some(_)) => false,
                     };
                     if rerouted {
                         continue;
@@ -127,11 +129,23 @@ impl OtlpExporter {
                 continue;
             }
             tracing::debug!(spans = count, "trace endpoint says the batch is too large, splitting it");
-            let [first, second] = split_in_half(too_large.into_resource_spans(), count);
+            let Some(too_large) = self.readable(too_large, count) else { continue };
+            let [first, second] = split_in_half(too_large, count);
             pending.push((Payload::Decoded(second.0), second.1));
             pending.push((Payload::Decoded(first.0), first.1));
         }
         0
+    }
+
+    /// The batch's resource spans to split or route again; `None`, counted, for stored bytes
+    /// that do not decode.
+    fn readable(&self, payload: Payload, spans: usize) -> Option<Vec<ResourceSpans>> {
+        let resource_spans = payload.into_resource_spans();
+        if resource_spans.is_none() {
+            tracing::warn!(spans, "a stored batch cannot be decoded to split or route it, dropping it");
+            self.registry.emit(SpansDropped { reason: DropReason::QueueUnreadable, spans });
+        }
+        resource_spans
     }
 
     /// Sends a batch whole, with retries; gives the batch back when it is too large.

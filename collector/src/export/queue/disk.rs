@@ -50,6 +50,8 @@ pub struct Stored {
     pub requests: Vec<(u64, usize)>,
     pub spans: usize,
     pub encoded: Vec<u8>,
+    /// Spans of values skipped because they are not the request they claim to hold.
+    pub unreadable_spans: usize,
 }
 
 #[derive(Debug)]
@@ -153,9 +155,10 @@ impl DiskQueue {
             }
             let message = value.get(4..).unwrap_or_default();
             // A value this queue wrote always walks to its span count; one that does not is
-            // skipped (its key goes with the batch, so it is removed).
+            // skipped and counted (its key goes with the batch, so it is removed).
             if crate::receive::decode::count_spans(message) != Some(spans as u64) {
                 found.requests.push((key.value(), 0));
+                found.unreadable_spans += spans;
                 continue;
             }
             found.encoded.extend_from_slice(message);
@@ -321,6 +324,7 @@ mod tests {
         queue.append_all(&[encode(&request(1), 1), torn, encode(&request(2), 2)]).expect("append");
         let stored = queue.oldest(100).expect("read");
         assert_eq!(spans_of(&stored), vec![1, 0, 2], "the torn one holds no spans");
+        assert_eq!(stored.unreadable_spans, 3, "the spans it claimed, to be counted");
         let mut good = request(1);
         good.resource_spans.extend(request(2).resource_spans);
         assert_eq!(stored.encoded, good.encode_to_vec());

@@ -28,13 +28,13 @@ impl Payload {
     }
 
     /// The resource spans, decoding them if they are encoded (to split or route them again;
-    /// the spans themselves stay encoded). Bytes the queue wrote always decode.
-    pub fn into_resource_spans(self) -> Vec<raw::ResourceSpans> {
+    /// the spans themselves stay encoded). `None` for bytes that do not decode.
+    pub fn into_resource_spans(self) -> Option<Vec<raw::ResourceSpans>> {
         match self {
-            Self::Decoded(resource_spans) => resource_spans,
+            Self::Decoded(resource_spans) => Some(resource_spans),
             Self::Encoded(encoded) => <raw::ExportTraceServiceRequest as prost::Message>::decode(encoded)
                 .map(|request| request.resource_spans)
-                .unwrap_or_default(),
+                .ok(),
         }
     }
 }
@@ -61,6 +61,11 @@ mod tests {
         assert_eq!(decoded.encoded(), request.encode_to_vec(), "encoded as the request itself is");
         let encoded = Payload::Encoded(request.encode_to_vec().into());
         assert_eq!(encoded.encoded(), request.encode_to_vec(), "sent as stored");
-        assert_eq!(encoded.into_resource_spans(), request.resource_spans, "decoded to split or route again");
+        assert_eq!(
+            encoded.into_resource_spans(),
+            Some(request.resource_spans),
+            "decoded to split or route again"
+        );
+        assert_eq!(Payload::Encoded(vec![0x0a, 0xff].into()).into_resource_spans(), None);
     }
 }
