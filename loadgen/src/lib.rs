@@ -68,6 +68,9 @@ pub struct Report {
     pub requests_refused: u64,
     pub requests_failed: u64,
     pub elapsed_secs: f64,
+    /// From the start to the moment the last request went out: with `elapsed_secs`, which
+    /// also waits for the last answers, it tells keeping pace apart from answering late.
+    pub sending_secs: f64,
     pub acknowledged_spans_per_sec: f64,
     pub latency_ms_p50: f64,
     pub latency_ms_p90: f64,
@@ -222,6 +225,8 @@ struct Tally {
     requests_refused: AtomicU64,
     requests_failed: AtomicU64,
     latencies: Mutex<Vec<Duration>>,
+    /// Nanoseconds from the start to the latest request sent.
+    last_sent_nanos: AtomicU64,
 }
 
 fn unix_nanos() -> u64 {
@@ -249,6 +254,8 @@ pub async fn send(plan: SendPlan) -> anyhow::Result<Report> {
         let body = pool[(sequence % pool.len() as u64) as usize].body(sequence);
         tally.requests_sent.fetch_add(1, Ordering::Relaxed);
         let sent_at = Instant::now();
+        let since_start = u64::try_from(sent_at.duration_since(started).as_nanos()).unwrap_or(u64::MAX);
+        tally.last_sent_nanos.fetch_max(since_start, Ordering::Relaxed);
         let outcome = client.send(body).await;
         let latency = sent_at.elapsed();
         match outcome {
@@ -315,6 +322,7 @@ pub async fn send(plan: SendPlan) -> anyhow::Result<Report> {
         requests_refused: tally.requests_refused.load(Ordering::Relaxed),
         requests_failed: tally.requests_failed.load(Ordering::Relaxed),
         elapsed_secs: elapsed,
+        sending_secs: tally.last_sent_nanos.load(Ordering::Relaxed) as f64 / 1e9,
         acknowledged_spans_per_sec: spans_acknowledged as f64 / elapsed.max(1e-9),
         latency_ms_p50: percentile(0.50),
         latency_ms_p90: percentile(0.90),

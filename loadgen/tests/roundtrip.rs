@@ -45,6 +45,12 @@ async fn acknowledged_spans_are_the_spans_the_sink_counted() {
     assert_eq!(report.spans_acknowledged, sink.spans.load(std::sync::atomic::Ordering::Relaxed));
     assert_eq!(report.spans_acknowledged % 512, 0, "whole W1 requests");
     assert!(report.latency_ms_p50 <= report.latency_ms_p99 && report.latency_ms_p99 <= report.latency_ms_max);
+    assert!(
+        report.sending_secs > 0.0 && report.sending_secs <= report.elapsed_secs,
+        "the last request went out before the last answer came: {} / {}",
+        report.sending_secs,
+        report.elapsed_secs
+    );
     let _ = stop.send(());
     serving.await.expect("sink task").expect("sink stops");
 }
