@@ -57,12 +57,17 @@ fn target_after<'a>(name: &'a str, method: &str) -> Option<&'a str> {
 
 /// `(guardrail, decision)` of each `gen_ai.guardrail.result` event: the guardrail named by the
 /// event, else by the span; the decision is the provider's own value, as the conventions ask.
+/// The span's own guardrail name is looked for only when it has such an event (most spans
+/// have none, and the lookup searches the span name).
 pub(super) fn guardrail_results<'a>(span: &'a Span) -> Vec<(&'a str, Cow<'a, str>)> {
+    let mut events =
+        span.events.iter().filter(|event| event.name == attr::GEN_AI_GUARDRAIL_RESULT_EVENT).peekable();
+    if events.peek().is_none() {
+        return Vec::new();
+    }
     let span_guardrail = string_attribute(&span.attributes, attr::GEN_AI_GUARDRAIL_COMPONENT_NAME)
         .or_else(|| target_after(span.name.text(), operation::APPLY_GUARDRAIL));
-    span.events
-        .iter()
-        .filter(|event| event.name == attr::GEN_AI_GUARDRAIL_RESULT_EVENT)
+    events
         .map(|event| {
             let guardrail = string_attribute(&event.attributes, attr::GEN_AI_GUARDRAIL_COMPONENT_NAME)
                 .or(span_guardrail)
