@@ -180,6 +180,8 @@ fn guardrail_result_events_give_guardrail_and_decision() {
     let results: Vec<(&str, &str)> =
         canonical.guardrails.iter().map(|(guardrail, decision)| (*guardrail, decision.as_ref())).collect();
     assert_eq!(results, [("pii-filter", "GUARDRAIL_INTERVENED"), ("toxicity", "6"), ("pii-filter", "true")]);
+    check.events.clear();
+    assert!(read(&check).guardrails.is_empty(), "no result event, no result");
 }
 
 #[test]
