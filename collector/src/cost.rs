@@ -175,15 +175,20 @@ impl PriceTable {
 
     /// The price of `model`: its own entry, or the longest entry it extends with `-…`.
     pub fn price(&self, model: &str) -> Option<&Price> {
-        let model = model.to_lowercase();
-        if let Some(price) = self.models.get(&model) {
+        // Lowercase ASCII is its own lowercase: no copy for the usual model name.
+        let lowered;
+        let model = if model.bytes().all(|byte| byte.is_ascii() && !byte.is_ascii_uppercase()) {
+            model
+        } else {
+            lowered = model.to_lowercase();
+            lowered.as_str()
+        };
+        if let Some(price) = self.models.get(model) {
             return Some(price);
         }
-        self.models
-            .iter()
-            .filter(|(name, _)| model.strip_prefix(name.as_str()).is_some_and(|rest| rest.starts_with('-')))
-            .max_by_key(|(name, _)| name.len())
-            .map(|(_, price)| price)
+        // The longest listed name the model extends with a `-` suffix (a dated or tagged
+        // version): the model cut at each `-`, from the right, until one is listed.
+        model.rmatch_indices('-').find_map(|(at, _)| self.models.get(&model[..at]))
     }
 
     /// Cost of one call in USD; 0 for a model without a price.
@@ -263,6 +268,42 @@ mod tests {
         assert_eq!(mini.input, 0.15);
         assert_eq!(table.cost("llama-3.1-8b-instruct", usage), 0.0, "self-hosted costs nothing");
         assert_eq!(table.price("gpt-4omni"), None, "a prefix must end at a dash");
+    }
+
+    #[test]
+    fn a_model_takes_the_longest_listed_name_it_extends_at_a_dash_in_any_case() {
+        let table = PriceTable::built_in();
+        // The rule stated plainly: every listed name the lowercased model extends with `-…`,
+        // the longest of them.
+        let by_scan = |model: &str| {
+            let model = model.to_lowercase();
+            table.models.get(&model).or_else(|| {
+                table
+                    .models
+                    .iter()
+                    .filter(|(name, _)| {
+                        model.strip_prefix(name.as_str()).is_some_and(|rest| rest.starts_with('-'))
+                    })
+                    .max_by_key(|(name, _)| name.len())
+                    .map(|(_, price)| price)
+            })
+        };
+        let mut models: Vec<String> = table.models.keys().cloned().collect();
+        for name in table.models.keys() {
+            models.extend([
+                format!("{name}-2024-08-06"),
+                format!("{name}--x"),
+                name.to_uppercase(),
+                format!("{}-Preview", name.to_uppercase()),
+                format!("{name}x"),
+                format!("x{name}"),
+            ]);
+        }
+        models.extend(["", "-", "unknown-model", "ǅ-gpt-4o", "GPT-4O-İ"].map(str::to_owned));
+        for model in &models {
+            assert_eq!(table.price(model), by_scan(model), "{model}");
+        }
+        assert!(table.price("GPT-4o-2024-08-06").is_some(), "any case, any date");
     }
 
     #[test]
