@@ -251,8 +251,10 @@ impl Enricher {
                 kv.value = Some(AnyValue { value: Some(any_value::Value::StringValue(hashed.into())) });
                 continue;
             }
+            // Only maps and arrays have keys inside; the path is built for them alone.
+            let Some(value) = kv.value.as_mut().filter(|value| has_keys_inside(value)) else { continue };
             let nested = path(&kv.key).unwrap_or_else(|| kv.key.to_vec());
-            redacted |= kv.value.as_mut().is_some_and(|value| self.redact_value(value, &nested));
+            redacted |= self.redact_value(value, &nested);
         }
         redacted
     }
@@ -317,6 +319,11 @@ fn drop_error_texts(request: &mut ExportTraceServiceRequest, pos: SpanPos) -> Op
         dropped |= event.attributes.len() != before;
     }
     dropped.then_some(pos)
+}
+
+/// Whether a value is a map, or an array (which may hold maps).
+fn has_keys_inside(value: &AnyValue) -> bool {
+    matches!(value.value, Some(any_value::Value::KvlistValue(_) | any_value::Value::ArrayValue(_)))
 }
 
 /// A stable text form of a value to hash.
