@@ -33,7 +33,7 @@ pub(super) fn unresolved_count<'o>(reason: &'static str, spans: usize) -> Observ
 /// Final accounting of a trace: what still waits for an agent counted with `agent=""` as
 /// unresolved (for `reason`), unpaired edges counted, roll-ups per invocation.
 pub(super) fn flush(
-    (trace_id, mut trace): (TraceId, TraceState),
+    (trace_id, mut trace): (TraceId, Box<TraceState>),
     reason: &'static str,
     (config, conversations, now): (&GraphConfig, &Conversations, f64),
     out: &mut Vec<Observation>,

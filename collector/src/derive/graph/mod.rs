@@ -76,8 +76,9 @@ struct TraceState {
 
 /// A trace's state with its entries in the window's table and queue (names are shared, and
 /// bounded apart).
-const TRACE_BYTES: usize =
-    (size_of::<TraceState>() + size_of::<TraceId>() + 1) * 8 / 7 + size_of::<TraceId>();
+const TRACE_BYTES: usize = (size_of::<Box<TraceState>>() + size_of::<TraceId>() + 1) * 8 / 7
+    + size_of::<TraceId>()
+    + size_of::<TraceState>();
 
 impl TraceState {
     fn new(now: f64) -> Self {
@@ -98,7 +99,9 @@ impl TraceState {
 #[derive(Debug, Default)]
 pub struct AgentGraph {
     config: GraphConfig,
-    traces: HashMap<TraceId, TraceState>,
+    /// Each state boxed: the table then moves small entries when it grows (and the states
+    /// stay where they are).
+    traces: HashMap<TraceId, Box<TraceState>>,
     /// Traces in the order they opened, for evicting the oldest when full. May hold ids of
     /// traces already flushed; those are skipped.
     opened: VecDeque<TraceId>,
@@ -143,13 +146,13 @@ impl AgentGraph {
         self.make_room(span.trace_id, scoped.as_ref().is_some_and(|scoped| scoped.agent.is_none()), now, out);
         let (trace, bytes_before) = match self.traces.entry(span.trace_id) {
             Entry::Occupied(open) => {
-                let trace = open.into_mut();
+                let trace = &mut **open.into_mut();
                 let bytes = trace.bytes();
                 (trace, bytes)
             }
             Entry::Vacant(new) => {
                 self.opened.push_back(span.trace_id);
-                (new.insert(TraceState::new(now)), 0)
+                (&mut **new.insert(Box::new(TraceState::new(now))), 0)
             }
         };
         let held_before = trace.waiting.held;
@@ -240,7 +243,7 @@ impl AgentGraph {
         let done = self.traces.extract_if(|_, trace| {
             now - trace.last_seen >= config.wait_secs || now - trace.first_seen >= config.max_age_secs
         });
-        let closed: Vec<(TraceId, TraceState)> = done.collect();
+        let closed: Vec<(TraceId, Box<TraceState>)> = done.collect();
         for (trace_id, trace) in closed {
             self.forget(&trace);
             flush((trace_id, trace), unresolved::WAIT_EXPIRED, (&config, &self.conversations, now), out);
