@@ -337,3 +337,21 @@ fn a_family_named_by_a_copy_of_its_name_is_the_same_family() {
     registry.add(copy, &[], 2.0, 0.0);
     assert_eq!(registry.value(metric::SELF_EXPORT_RETRIES_TOTAL, &[]), Some(3.0));
 }
+
+#[test]
+fn a_batch_counts_an_infinite_value_as_invalid_in_its_own_stripe() {
+    // The batch holds the invalid family's lock already (its first observation is one), so the
+    // count must go through the batch's locks, on one stripe and on a worker's of three.
+    for registry in [registry(10), Registry::striped(SeriesLimits::default(), 3)] {
+        let labels = |values: &[&'static str]| values.iter().map(|value| Label::Borrowed(value)).collect();
+        let mut batch = vec![
+            Observation::new(metric::SELF_SPANS_INVALID_TOTAL, labels(&["not_finite"]), 1.0, None),
+            Observation::new(metric::LLM_PROMPT_TOKENS_TOTAL, labels(&["svc", "a", "p", "m"]), 1e308, None),
+            Observation::new(metric::LLM_PROMPT_TOKENS_TOTAL, labels(&["svc", "a", "p", "m"]), 1e308, None),
+        ];
+        registry.writer(0).apply(&mut batch, 0.0);
+        assert!(batch.is_empty());
+        assert_eq!(registry.value(metric::LLM_PROMPT_TOKENS_TOTAL, &["svc", "a", "p", "m"]), Some(1e308));
+        assert_eq!(registry.value(metric::SELF_SPANS_INVALID_TOTAL, &["not_finite"]), Some(2.0));
+    }
+}
