@@ -104,7 +104,7 @@ fn render_family(out: &mut String, family: &Family, format: Format) {
         let mut label_text = String::new();
         for (values, series) in &state.series {
             label_text.clear();
-            write_labels(&mut label_text, definition.labels, values);
+            write_labels(&mut label_text, definition.labels, values.values());
             write_series(out, definition.name, definition.kind, &label_text, series, format);
         }
         if let Some(series) = &state.overflow {
@@ -134,7 +134,7 @@ fn write_header(out: &mut String, name: &str, help: &str, kind: Kind, format: Fo
 }
 
 /// `name="value",…` without braces.
-fn write_labels(out: &mut String, names: &[&str], values: &[String]) {
+fn write_labels<'v>(out: &mut String, names: &[&str], values: impl Iterator<Item = &'v str>) {
     for (position, (name, value)) in names.iter().zip(values).enumerate() {
         if position > 0 {
             out.push(',');

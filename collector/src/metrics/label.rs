@@ -6,8 +6,6 @@ use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 use std::sync::Arc;
 
-use hashbrown::Equivalent;
-
 /// Label values longer than this are cut (at a character boundary): a label is for grouping,
 /// and a runaway value must not bloat every scrape.
 const MAX_LABEL_BYTES: usize = 128;
@@ -165,42 +163,6 @@ impl<'a> From<&'a str> for Label<'a> {
     }
 }
 
-/// Borrowed label values that find the series keyed by the same values as owned strings: a
-/// slice of `Label` hashes exactly as a slice of `String` does.
-pub(super) struct LabelsRef<'s, 'a>(pub(super) &'s [Label<'a>]);
-
-impl Hash for LabelsRef<'_, '_> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.hash(state);
-    }
-}
-
-impl Equivalent<Vec<String>> for LabelsRef<'_, '_> {
-    fn equivalent(&self, key: &Vec<String>) -> bool {
-        self.0.len() == key.len()
-            && self.0.iter().zip(key).all(|(ours, theirs)| same_bytes(ours.as_bytes(), theirs.as_bytes()))
-    }
-}
-
-/// Whether two byte strings are equal, compared inline for up to 16 bytes: a series lookup
-/// compares every label value of the observation with the series' own (W1's are 2 to 24
-/// bytes), and for values that short the call to `memcmp` cost more than the comparison.
-fn same_bytes(ours: &[u8], theirs: &[u8]) -> bool {
-    let length = ours.len();
-    if length != theirs.len() {
-        return false;
-    }
-    // Two words that overlap when the length is not twice theirs: the first and the last.
-    let word = |bytes: &[u8], at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default());
-    let half = |bytes: &[u8], at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap_or_default());
-    match length {
-        8..=16 => word(ours, 0) == word(theirs, 0) && word(ours, length - 8) == word(theirs, length - 8),
-        4..=7 => half(ours, 0) == half(theirs, 0) && half(ours, length - 4) == half(theirs, length - 4),
-        0..=3 => ours.iter().zip(theirs).all(|(a, b)| a == b),
-        _ => ours == theirs,
-    }
-}
-
 impl<'a> Label<'a> {
     /// `text` as a label value, cut at [`MAX_LABEL_BYTES`] (at a character boundary).
     pub fn cut(text: &'a str) -> Self {
@@ -250,24 +212,6 @@ impl SharedNames {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn byte_strings_compare_equal_exactly_when_they_are() {
-        let texts: Vec<Vec<u8>> =
-            (0..40usize).map(|length| (0..length).map(|n| b'a' + (n % 26) as u8).collect()).collect();
-        for text in &texts {
-            assert!(same_bytes(text, &text.clone()));
-            for (index, other) in texts.iter().enumerate() {
-                assert_eq!(same_bytes(text, other), text == other, "{text:?} against text {index}");
-            }
-            // One byte changed, at every place.
-            for at in 0..text.len() {
-                let mut changed = text.clone();
-                changed[at] ^= 0x20;
-                assert!(!same_bytes(text, &changed), "{text:?} differs at {at}");
-            }
-        }
-    }
 
     #[test]
     fn long_label_values_are_cut_at_a_character_boundary() {

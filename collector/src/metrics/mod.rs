@@ -16,6 +16,7 @@
 mod args;
 mod catalogue;
 mod encode;
+mod key;
 mod label;
 mod read;
 mod stripes;
@@ -33,7 +34,7 @@ use hashbrown::{HashMap, HashSet};
 pub use self::args::{Args, SeriesLimits};
 pub use self::catalogue::{Definition, Kind, Naming};
 pub use self::encode::Format;
-use self::label::LabelsRef;
+use self::key::{Key, LabelsRef};
 pub use self::label::{truncated, Exemplar, ExemplarTag, Label, Labels, Observation, SharedNames};
 pub use self::read::Reading;
 
@@ -135,7 +136,7 @@ impl Series {
 
 #[derive(Debug, Default)]
 struct FamilyState {
-    series: HashMap<Vec<String>, Series>,
+    series: HashMap<Key, Series>,
     overflow: Option<Series>,
     /// Observations that went to the overflow series.
     overflowed: u64,
@@ -151,7 +152,7 @@ struct Family {
     stripes: Box<[Mutex<FamilyState>]>,
     /// With several stripes, the label sets that any of them holds: the series cap counts
     /// these. Locked after a stripe, never before.
-    known: Mutex<HashSet<Vec<String>>>,
+    known: Mutex<HashSet<Key>>,
 }
 
 /// A processing worker's hand on the registry: its observations go to its own stripe.
@@ -308,7 +309,7 @@ impl Registry {
             let mut series = Series::new(definition.kind, now);
             let recorded = series.record(definition.kind, value, weight, exemplar, now);
             if recorded {
-                state.series.insert(labels.iter().map(ToString::to_string).collect(), series);
+                state.series.insert(Key::new(labels.iter().map(|label| &**label)), series);
             }
             recorded
         };
@@ -335,7 +336,7 @@ impl Registry {
         if known.len() >= max {
             return false;
         }
-        known.insert(labels.iter().map(ToString::to_string).collect());
+        known.insert(Key::new(labels.iter().map(|label| &**label)));
         true
     }
 
@@ -366,10 +367,11 @@ impl Registry {
             {
                 continue;
             }
-            let created = previous.get(&labels).map_or(now, |series| series.created);
+            let key = Key::of(&labels);
+            let created = previous.get(&key).map_or(now, |series| series.created);
             let mut fresh = Series::new(family.definition.kind, created);
             fresh.record(family.definition.kind, value, 1.0, None, now);
-            state.series.insert(labels, fresh);
+            state.series.insert(key, fresh);
         }
         drop(state);
         family.resync_known();
@@ -386,9 +388,9 @@ impl Registry {
     /// The current value of one counter or gauge series, or a histogram's sample count.
     #[cfg(test)]
     pub fn value(&self, metric: &str, labels: &[&str]) -> Option<f64> {
-        let labels: Vec<String> = labels.iter().map(|value| (*value).to_owned()).collect();
+        let key = Key::new(labels.iter().copied());
         self.family(metric)?.read(|state| {
-            let series = state.series.get(&labels)?;
+            let series = state.series.get(&key)?;
             Some(match &series.value {
                 Value::Counter { total, .. } => *total,
                 Value::Gauge(value) => *value,

@@ -29,7 +29,7 @@ impl Registry {
                             (counts.iter().sum::<u64>() as f64, counts.clone())
                         }
                     };
-                    Reading { labels: labels.clone(), value, buckets }
+                    Reading { labels: labels.to_vec(), value, buckets }
                 })
                 .collect()
         })

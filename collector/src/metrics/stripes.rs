@@ -12,7 +12,7 @@
 
 use std::sync::Mutex;
 
-use super::{lock, Family, FamilyState, Series, Value};
+use super::{lock, Family, FamilyState, Key, Series, Value};
 use hashbrown::HashSet;
 
 impl Family {
@@ -39,7 +39,7 @@ impl Family {
         let mut states: Vec<_> = self.stripes.iter().map(lock).collect();
         let idle = |series: &Series| series.updated < oldest_kept;
         // Idle somewhere: a candidate (few, so cloned); idle everywhere it is: removed.
-        let candidates: HashSet<Vec<String>> = states
+        let candidates: HashSet<Key> = states
             .iter()
             .flat_map(|state| {
                 state.series.iter().filter(|(_, series)| idle(series)).map(|(labels, _)| labels.clone())

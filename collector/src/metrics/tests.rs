@@ -75,7 +75,7 @@ fn histogram_samples_land_in_the_first_bucket_not_below_them() {
     }
     let family = &registry.families[registry.index[metric::AGENT_INVOCATION_DURATION_SECONDS]];
     let state = lock(&family.stripes[0]);
-    let series = &state.series[&vec!["svc".to_owned(), "planner".to_owned()]];
+    let series = &state.series[&Key::new(["svc", "planner"])];
     let Value::Histogram { counts, sum, .. } = &series.value else { panic!("not a histogram") };
     assert_eq!(counts[0], 1, "0.1 is in le=0.1");
     assert_eq!(counts[1], 1, "0.15 is in le=0.2");
