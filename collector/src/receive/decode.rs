@@ -54,8 +54,10 @@ pub fn protobuf(body: Bytes) -> Result<Decoded, DecodeError> {
     }
 }
 
+/// ASCII first: nearly every key and value is, and for short strings `is_ascii` (a few words
+/// at a time, inlined) costs a fraction of the full check, which is left for the others.
 fn utf8(bytes: &Bytes) -> bool {
-    std::str::from_utf8(bytes).is_ok()
+    bytes.is_ascii() || std::str::from_utf8(bytes).is_ok()
 }
 
 fn utf8_resource_spans(resource_spans: &ResourceSpans) -> bool {
@@ -169,5 +171,28 @@ mod tests {
         assert!(matches!(json(b""), Err(DecodeError::Json(_))));
         assert!(matches!(protobuf(Bytes::from_static(&[0x0a, 0xff, 0xff])), Err(DecodeError::Protobuf(_))));
         assert!(protobuf(Bytes::new()).expect("an empty message is valid").request.resource_spans.is_empty());
+    }
+
+    #[test]
+    fn strings_are_checked_as_utf_8_ascii_or_not() {
+        use crate::wire::{any_value, AnyValue, KeyValue, ResourceSpans, ScopeSpans, Span};
+        let request = |value: &'static [u8]| {
+            let value = AnyValue { value: Some(any_value::Value::StringValue(Bytes::from_static(value))) };
+            let attribute = KeyValue {
+                key: Bytes::from_static(b"gen_ai.agent.name"),
+                value: Some(value),
+                ..Default::default()
+            };
+            let span =
+                Span { name: Bytes::from_static(b"chat"), attributes: vec![attribute], ..Default::default() };
+            let scope = ScopeSpans { spans: vec![span], ..Default::default() };
+            let resource_spans = ResourceSpans { scope_spans: vec![scope], ..Default::default() };
+            Bytes::from(ExportTraceServiceRequest { resource_spans: vec![resource_spans] }.encode_to_vec())
+        };
+        assert!(protobuf(request(b"planner")).is_ok());
+        assert!(protobuf(request("planificateur-é-日本".as_bytes())).is_ok(), "UTF-8 beyond ASCII");
+        assert!(matches!(protobuf(request(b"caf\xe9")), Err(DecodeError::Utf8)), "Latin-1");
+        assert!(matches!(protobuf(request(b"\xff")), Err(DecodeError::Utf8)));
+        assert!(matches!(protobuf(request(b"ab\xe6\x97")), Err(DecodeError::Utf8)), "cut short");
     }
 }
