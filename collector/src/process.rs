@@ -33,7 +33,7 @@ use crate::normalize::{framework_of, service_name, string_attribute, CanonicalSp
 use crate::receive::{Batch, QueueGauge};
 use crate::unix_now;
 use crate::view::{Staged, View};
-use crate::wire::{any_value, ExportTraceServiceRequest, SpanRef, Text};
+use crate::wire::{any_value, ExportTraceServiceRequest, SpanPos, SpanRef, Text};
 
 const TICK: Duration = Duration::from_secs(1);
 /// Observations derived before they are applied to the registry: a few spans' worth.
@@ -237,10 +237,9 @@ impl Processor {
     }
 }
 
-/// Normalizes and derives every span of `request`, applying the observations to `registry`
-/// every [`APPLY_EVERY`] of them (so that they are still in cache when applied; `out` is empty
-/// on return), and looks up the GPU window of the spans that have one. Returns what the
-/// forwarded spans are to carry. With `staged`, each span is also staged for the live view.
+/// Normalizes and derives every span of `request`, applying the observations every
+/// [`APPLY_EVERY`] (still in cache; `out` empty on return), with each span's GPU window. Returns
+/// what the forwarded spans are to carry. With `staged`, spans are staged for the live view.
 pub fn derive_request<'a>(
     normalizer: &Normalizer,
     deriver: &mut Deriver,
@@ -251,17 +250,17 @@ pub fn derive_request<'a>(
 ) -> Vec<SpanFacts> {
     let pids = gpu.map(|gpu| local_pids(request, gpu, now)).unwrap_or_default();
     let mut facts = Vec::new();
-    for (found, canonical) in canonical_spans(normalizer, request, now) {
-        let spanned = derive::gpu_window(&canonical);
+    for_canonical_spans(normalizer, request, now, |found, canonical| {
+        let spanned = derive::gpu_window(canonical);
         let window = match (gpu, spanned) {
-            (Some(gpu), Some(spanned)) => span_window(gpu, &pids, &found, &canonical, spanned, &registry),
+            (Some(gpu), Some(spanned)) => span_window(gpu, &pids, &found, canonical, spanned, &registry),
             // Without GPUs of its own (the gateway tier), the figures a node added to the span.
             (None, Some(_)) => crate::gpu::carried(&found.span.attributes),
             (_, None) => None,
         };
-        let outcome = deriver.observe(&canonical, window.as_ref(), now, out);
+        let outcome = deriver.observe(canonical, window.as_ref(), now, out);
         if let Some(staged) = staged.as_deref_mut() {
-            staged.push(&canonical, outcome.cost_usd, window.as_ref());
+            staged.push(canonical, outcome.cost_usd, window.as_ref());
         }
         let llm = matches!(canonical.class, SpanClass::Llm | SpanClass::Embedding);
         if outcome.cost_usd.is_some() || window.is_some() || llm {
@@ -270,14 +269,13 @@ pub fn derive_request<'a>(
         if out.len() >= APPLY_EVERY {
             registry.apply(out, now);
         }
-    }
+    });
     registry.apply(out, now);
     facts
 }
 
-/// The node tier's part: each LLM and model-load span's GPU figures, to be added to it, and
-/// the processes that sent spans noted (their service names the GPU processes); nothing is
-/// derived.
+/// The node tier's part, deriving nothing: each LLM and model-load span's GPU figures for it to
+/// carry; the processes that sent spans are noted (their service names the GPU processes).
 fn gpu_facts(
     normalizer: &Normalizer,
     registry: Writer<'_>,
@@ -288,34 +286,37 @@ fn gpu_facts(
     let Some(gpu) = gpu else { return Vec::new() };
     let pids = local_pids(request, gpu, now);
     let mut facts = Vec::new();
-    for (found, canonical) in canonical_spans(normalizer, request, now) {
-        let Some(spanned) = derive::gpu_window(&canonical) else { continue };
-        if let Some(window) = span_window(gpu, &pids, &found, &canonical, spanned, &registry) {
+    for_canonical_spans(normalizer, request, now, |found, canonical| {
+        let Some(spanned) = derive::gpu_window(canonical) else { return };
+        if let Some(window) = span_window(gpu, &pids, &found, canonical, spanned, &registry) {
             let llm = matches!(canonical.class, SpanClass::Llm | SpanClass::Embedding);
             facts.push(SpanFacts { pos: found.pos, cost_usd: None, gpu: Some(window), llm });
         }
-    }
+    });
     facts
 }
 
-/// Every span of `request` that normalizes, with its canonical form; the service and the
-/// framework rules are looked up once per resource and per scope, not per span.
-fn canonical_spans<'a, 'n>(
-    normalizer: &'n Normalizer,
+/// Visits every span that normalizes, with its canonical form (service and framework looked up
+/// per resource and scope). Loops, not an iterator chain, so the form (656 bytes) is not moved.
+fn for_canonical_spans<'a>(
+    normalizer: &Normalizer,
     request: &'a ExportTraceServiceRequest,
     now: f64,
-) -> impl Iterator<Item = (SpanRef<'a>, CanonicalSpan<'a>)> + use<'a, 'n> {
-    let (mut resource, mut service, mut scope, mut framework) =
-        (usize::MAX, "", (usize::MAX, usize::MAX), None);
-    request.spans().filter_map(move |found| {
-        if found.pos.resource != resource {
-            (resource, service) = (found.pos.resource, service_name(found.resource));
+    mut visit: impl FnMut(SpanRef<'a>, &CanonicalSpan<'a>),
+) {
+    for (resource, resource_spans) in request.resource_spans.iter().enumerate() {
+        let resource_ref = resource_spans.resource.as_ref();
+        let service = service_name(resource_ref);
+        for (scope, scope_spans) in resource_spans.scope_spans.iter().enumerate() {
+            let (scope_ref, framework) =
+                (scope_spans.scope.as_ref(), framework_of(scope_spans.scope.as_ref()));
+            for (span, found) in scope_spans.spans.iter().enumerate() {
+                let Some(canonical) = normalizer.normalize(service, framework, found, now) else { continue };
+                let pos = SpanPos { resource, scope, span };
+                visit(SpanRef { pos, resource: resource_ref, scope: scope_ref, span: found }, &canonical);
+            }
         }
-        if (found.pos.resource, found.pos.scope) != scope {
-            (scope, framework) = ((found.pos.resource, found.pos.scope), framework_of(found.scope));
-        }
-        normalizer.normalize(service, framework, found.span, now).map(|canonical| (found, canonical))
-    })
+    }
 }
 
 /// The GPU statistics of a span's window `(start, end)`, for its process's GPUs when its
