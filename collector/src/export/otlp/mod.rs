@@ -63,6 +63,12 @@ enum Attempt {
     Retired(Payload),
 }
 
+/// A batch back from its attempts: its own once no request holds it, else a copy (a request
+/// body the connection has not let go of yet).
+fn owned(payload: Arc<Payload>) -> Payload {
+    Arc::try_unwrap(payload).unwrap_or_else(|shared| (*shared).clone())
+}
+
 impl OtlpExporter {
     pub fn new(
         config: ExportConfig,
@@ -152,10 +158,10 @@ impl OtlpExporter {
     async fn send_whole(&self, payload: Payload, spans: usize) -> Attempt {
         let started = Instant::now();
         let mut attempt = 0u32;
-        // Encoded once; every retry sends the same bytes.
-        let encoded = payload.encoded();
+        // Shared with each attempt's request; encoded by the transport for each attempt.
+        let payload = Arc::new(payload);
         loop {
-            let wait = match self.transport.attempt(encoded.clone(), self.config.timeout).await {
+            let wait = match self.transport.attempt(&payload, self.config.timeout).await {
                 Answer::Accepted { rejected } => {
                     self.accepted(spans, rejected);
                     return Attempt::Done;
@@ -163,13 +169,13 @@ impl OtlpExporter {
                 Answer::Failed { verdict: Verdict::Retry(_), .. }
                     if self.reroute.as_ref().is_some_and(Reroute::is_retired) =>
                 {
-                    return Attempt::Retired(payload)
+                    return Attempt::Retired(owned(payload))
                 }
                 Answer::Failed { verdict: Verdict::Retry(asked), detail } => {
                     tracing::debug!(%detail, attempt, "otlp export failed, retrying");
                     asked
                 }
-                Answer::Failed { verdict: Verdict::Split, .. } => return Attempt::TooLarge(payload),
+                Answer::Failed { verdict: Verdict::Split, .. } => return Attempt::TooLarge(owned(payload)),
                 Answer::Failed { verdict: Verdict::GiveUp, detail } => {
                     tracing::warn!(%detail, spans, "otlp export refused, dropping batch");
                     self.registry.emit(SpansDropped { reason: DropReason::ExportRefused, spans });

@@ -1,29 +1,49 @@
 //! What a batch holds: decoded forwarding views from the memory queue, or the encoded bytes
 //! the persistent queue stored, which go out as they are.
 
+use prost::encoding::message;
+
 use crate::wire::raw;
 
 /// A batch's spans: from memory, the requests' forwarding views, encoded when sent; from disk,
 /// the stored bytes, sent as they are.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum Payload {
     Decoded(Vec<raw::ResourceSpans>),
     /// An encoded `ExportTraceServiceRequest`.
     Encoded(bytes::Bytes),
 }
 
+// `ExportTraceServiceRequest.resource_spans` is field 1, its only field.
+const RESOURCE_SPANS: u32 = 1;
+
 impl Payload {
     /// The request's bytes, encoding them if they are not yet.
     pub fn encoded(&self) -> bytes::Bytes {
         match self {
-            Self::Decoded(resource_spans) => {
-                // `ExportTraceServiceRequest.resource_spans` is field 1, its only field.
-                use prost::encoding::message;
-                let mut encoded = Vec::with_capacity(message::encoded_len_repeated(1, resource_spans));
-                message::encode_repeated(1, resource_spans, &mut encoded);
+            Self::Decoded(_) => {
+                let mut encoded = Vec::with_capacity(self.encoded_len());
+                self.encode_into(&mut encoded);
                 encoded.into()
             }
             Self::Encoded(encoded) => encoded.clone(),
+        }
+    }
+
+    /// The length of the encoded request.
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            Self::Decoded(resource_spans) => message::encoded_len_repeated(RESOURCE_SPANS, resource_spans),
+            Self::Encoded(encoded) => encoded.len(),
+        }
+    }
+
+    /// Writes the encoded request into `buf` (a transport's own buffer, so that a batch is not
+    /// encoded into one buffer to be copied into another).
+    pub fn encode_into(&self, buf: &mut impl bytes::BufMut) {
+        match self {
+            Self::Decoded(resource_spans) => message::encode_repeated(RESOURCE_SPANS, resource_spans, buf),
+            Self::Encoded(encoded) => buf.put_slice(encoded),
         }
     }
 
@@ -61,6 +81,12 @@ mod tests {
         assert_eq!(decoded.encoded(), request.encode_to_vec(), "encoded as the request itself is");
         let encoded = Payload::Encoded(request.encode_to_vec().into());
         assert_eq!(encoded.encoded(), request.encode_to_vec(), "sent as stored");
+        for payload in [&decoded, &encoded] {
+            let mut buffer = bytes::BytesMut::from(&b"header"[..]);
+            payload.encode_into(&mut buffer);
+            assert_eq!(&buffer[6..], request.encode_to_vec(), "written after what the buffer holds");
+            assert_eq!(payload.encoded_len(), request.encoded_len());
+        }
         assert_eq!(
             encoded.into_resource_spans(),
             Some(request.resource_spans),
