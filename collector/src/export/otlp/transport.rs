@@ -105,9 +105,7 @@ impl Transport {
         match self {
             // A clone shares the connection; each batch in flight sends on its own clone.
             Self::Grpc(client) => {
-                match tokio::time::timeout(timeout, export_payload(&mut client.clone(), payload.clone()))
-                    .await
-                {
+                match tokio::time::timeout(timeout, export_grpc(&mut client.clone(), payload.clone())).await {
                     Ok(Ok(response)) => Answer::Accepted { rejected: rejected_spans(response.into_inner()) },
                     Ok(Err(status)) => Answer::Failed {
                         verdict: verdict(&status),
@@ -151,97 +149,79 @@ async fn post(client: &HttpClient, url: &http::Uri, request: Bytes, timeout: Dur
     }
 }
 
-/// `TraceService/Export` of an already encoded request (the load generator sends with it too).
-pub async fn export_grpc(
+/// `TraceService/Export` of a request: a batch, encoded straight into the buffer tonic sends
+/// from, or bytes already encoded (the load generator sends with it too).
+pub async fn export_grpc<B: Outgoing>(
     client: &mut tonic::client::Grpc<Channel>,
-    request: Bytes,
+    request: B,
 ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
     client.ready().await.map_err(|error| tonic::Status::unavailable(format!("not ready: {error}")))?;
     let path = http::uri::PathAndQuery::from_static(agentrace_semconv::otlp::GRPC_TRACES_EXPORT_PATH);
     client.unary(tonic::Request::new(request), path, EncodedCodec::default()).await
 }
 
-/// `TraceService/Export` of a batch, encoded by [`PayloadCodec`].
-async fn export_payload(
-    client: &mut tonic::client::Grpc<Channel>,
-    payload: Arc<Payload>,
-) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-    client.ready().await.map_err(|error| tonic::Status::unavailable(format!("not ready: {error}")))?;
-    let path = http::uri::PathAndQuery::from_static(agentrace_semconv::otlp::GRPC_TRACES_EXPORT_PATH);
-    client.unary(tonic::Request::new(payload), path, PayloadCodec).await
+/// A request body: bytes that already are an encoded message, or a batch encoded on its way
+/// out.
+pub trait Outgoing: Send + Sync + 'static {
+    fn encoded_len(&self) -> usize;
+    fn encode_into(&self, buf: &mut tonic::codec::EncodeBuf<'_>);
 }
 
-/// Encodes a batch straight into the buffer tonic sends from, its whole length reserved first;
-/// decodes the answer with prost. (Encoding into a buffer of our own first, as
-/// [`EncodedCodec`] sends, cost a second allocation and copy of every batch.)
-#[derive(Debug, Default)]
-struct PayloadCodec;
+impl Outgoing for Bytes {
+    fn encoded_len(&self) -> usize {
+        self.len()
+    }
 
+    fn encode_into(&self, buf: &mut tonic::codec::EncodeBuf<'_>) {
+        bytes::BufMut::put_slice(buf, self);
+    }
+}
+
+/// Encoded straight into tonic's buffer: encoding a batch into a buffer of its own first cost
+/// a second allocation and copy of every batch.
+impl Outgoing for Arc<Payload> {
+    fn encoded_len(&self) -> usize {
+        Payload::encoded_len(self)
+    }
+
+    fn encode_into(&self, buf: &mut tonic::codec::EncodeBuf<'_>) {
+        Payload::encode_into(self, buf);
+    }
+}
+
+/// Sends an [`Outgoing`] body `B` (its whole length reserved first), and decodes the answer `R` with
+/// prost. The logs exporter and the load generator send encoded bytes with it too.
 #[derive(Debug)]
-struct PayloadEncoder;
+pub struct EncodedCodec<R = ExportTraceServiceResponse, B = Bytes>(std::marker::PhantomData<fn() -> (R, B)>);
 
-impl tonic::codec::Encoder for PayloadEncoder {
-    type Item = Arc<Payload>;
-    type Error = tonic::Status;
-
-    fn encode(
-        &mut self,
-        item: Arc<Payload>,
-        dst: &mut tonic::codec::EncodeBuf<'_>,
-    ) -> Result<(), tonic::Status> {
-        dst.reserve(item.encoded_len());
-        item.encode_into(dst);
-        Ok(())
-    }
-}
-
-impl tonic::codec::Codec for PayloadCodec {
-    type Encode = Arc<Payload>;
-    type Decode = ExportTraceServiceResponse;
-    type Encoder = PayloadEncoder;
-    type Decoder = tonic_prost::ProstDecoder<ExportTraceServiceResponse>;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        PayloadEncoder
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        tonic_prost::ProstDecoder::default()
-    }
-}
-
-/// Sends bytes that already are an encoded message; decodes the answer `R` with prost. The
-/// logs exporter and the load generator send with it.
-#[derive(Debug)]
-pub struct EncodedCodec<R = ExportTraceServiceResponse>(std::marker::PhantomData<R>);
-
-impl<R> Default for EncodedCodec<R> {
+impl<R, B> Default for EncodedCodec<R, B> {
     fn default() -> Self {
         Self(std::marker::PhantomData)
     }
 }
 
 #[derive(Debug)]
-pub struct EncodedEncoder;
+pub struct OutgoingEncoder<B>(std::marker::PhantomData<fn() -> B>);
 
-impl tonic::codec::Encoder for EncodedEncoder {
-    type Item = Bytes;
+impl<B: Outgoing> tonic::codec::Encoder for OutgoingEncoder<B> {
+    type Item = B;
     type Error = tonic::Status;
 
-    fn encode(&mut self, item: Bytes, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
-        bytes::BufMut::put(dst, item);
+    fn encode(&mut self, item: B, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        dst.reserve(item.encoded_len());
+        item.encode_into(dst);
         Ok(())
     }
 }
 
-impl<R: prost::Message + Default + Send + 'static> tonic::codec::Codec for EncodedCodec<R> {
-    type Encode = Bytes;
+impl<R: prost::Message + Default + Send + 'static, B: Outgoing> tonic::codec::Codec for EncodedCodec<R, B> {
+    type Encode = B;
     type Decode = R;
-    type Encoder = EncodedEncoder;
+    type Encoder = OutgoingEncoder<B>;
     type Decoder = tonic_prost::ProstDecoder<R>;
 
     fn encoder(&mut self) -> Self::Encoder {
-        EncodedEncoder
+        OutgoingEncoder(std::marker::PhantomData)
     }
 
     fn decoder(&mut self) -> Self::Decoder {
