@@ -410,9 +410,11 @@ impl Registry {
 
 /// The family locks a batch of observations holds, by family position: each taken at the
 /// family's first observation in the batch and held to its end, so that a batch of 64 takes a
-/// lock per family it touches (about 15 for W1) instead of one per observation. Only workers
-/// hold several at once, each in its own stripe; readers, expiry and other writers take one
-/// family at a time, so no order among them is needed.
+/// lock per family it touches (about 15 for W1) instead of one per observation. Batches from
+/// two threads can meet in one stripe (the only stripe with one worker, or the shared one), in
+/// any order of families: so a batch never waits for a lock while it holds others. It tries
+/// the lock, and when that is taken it lets go of all it holds first (they are taken again as
+/// needed). Readers, expiry and single writes wait holding one family's locks at most.
 #[derive(Default)]
 struct Locks<'r>(Vec<Option<MutexGuard<'r, FamilyState>>>);
 
@@ -421,6 +423,17 @@ impl<'r> Locks<'r> {
     fn state(&mut self, position: usize, stripe: &'r Mutex<FamilyState>) -> &mut FamilyState {
         if self.0.len() <= position {
             self.0.resize_with(position + 1, || None);
+        }
+        if self.0[position].is_none() {
+            let guard = match stripe.try_lock() {
+                Ok(guard) => guard,
+                Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    self.0.iter_mut().for_each(|held| *held = None);
+                    lock(stripe)
+                }
+            };
+            self.0[position] = Some(guard);
         }
         self.0[position].get_or_insert_with(|| lock(stripe))
     }

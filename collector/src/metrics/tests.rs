@@ -355,3 +355,35 @@ fn a_batch_counts_an_infinite_value_as_invalid_in_its_own_stripe() {
         assert_eq!(registry.value(metric::SELF_SPANS_INVALID_TOTAL, &["not_finite"]), Some(2.0));
     }
 }
+
+#[test]
+fn batches_from_two_threads_in_one_stripe_touching_families_in_opposite_orders_both_finish() {
+    // With one stripe, a worker's batches and another writer's share every lock. Each thread
+    // takes two families in the opposite order; a batch that waited for one while holding the
+    // other would deadlock.
+    let registry = std::sync::Arc::new(registry(10));
+    let families = [metric::LLM_PROMPT_TOKENS_TOTAL, metric::LLM_RESPONSE_TOKENS_TOTAL];
+    let (done, finished) = std::sync::mpsc::channel();
+    for reversed in [false, true] {
+        let (registry, done) = (registry.clone(), done.clone());
+        std::thread::spawn(move || {
+            let order = if reversed { [families[1], families[0]] } else { families };
+            for _ in 0..20_000 {
+                let labels = || ["svc", "a", "p", "m"].into_iter().map(Label::Borrowed).collect();
+                let mut batch: Vec<Observation> =
+                    order.iter().map(|metric| Observation::new(metric, labels(), 1.0, None)).collect();
+                match reversed {
+                    true => registry.apply(&mut batch, 0.0),
+                    false => registry.writer(0).apply(&mut batch, 0.0),
+                }
+            }
+            let _ = done.send(());
+        });
+    }
+    for _ in 0..2 {
+        finished.recv_timeout(std::time::Duration::from_secs(60)).expect("both threads finish: no deadlock");
+    }
+    for metric in families {
+        assert_eq!(registry.value(metric, &["svc", "a", "p", "m"]), Some(40_000.0));
+    }
+}
