@@ -412,9 +412,10 @@ impl Registry {
 /// family's first observation in the batch and held to its end, so that a batch of 64 takes a
 /// lock per family it touches (about 15 for W1) instead of one per observation. Batches from
 /// two threads can meet in one stripe (the only stripe with one worker, or the shared one), in
-/// any order of families: so a batch never waits for a lock while it holds others. It tries
-/// the lock, and when that is taken it lets go of all it holds first (they are taken again as
-/// needed). Readers, expiry and single writes wait holding one family's locks at most.
+/// any order of families: so a batch never waits for a family's lock while it holds others. It
+/// tries the lock, and when that is taken it lets go of all it holds first (they are taken
+/// again as needed). Readers, expiry and single writes wait holding one family's locks at
+/// most. The series cap's set (`Family::known`) is waited for while holding: it is taken last.
 #[derive(Default)]
 struct Locks<'r>(Vec<Option<MutexGuard<'r, FamilyState>>>);
 
@@ -429,7 +430,7 @@ impl<'r> Locks<'r> {
                 Ok(guard) => guard,
                 Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
                 Err(std::sync::TryLockError::WouldBlock) => {
-                    self.0.iter_mut().for_each(|held| *held = None);
+                    self.0.fill_with(|| None);
                     lock(stripe)
                 }
             };
