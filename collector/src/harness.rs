@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
-use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tower::ServiceExt;
 
@@ -45,12 +44,12 @@ impl InProcess {
         let named = |flag: &str| args.iter().any(|arg| arg.starts_with(flag));
         let bind = |flag: &str, address: SocketAddr| {
             let address = if named(flag) { address } else { SocketAddr::from(([127, 0, 0, 1], 0)) };
-            TcpListener::bind(address)
+            crate::serve::bind(address)
         };
         let listeners = Listeners {
-            otlp_grpc: bind("--otlp-grpc-addr", config.receive.grpc_addr).await?,
-            otlp_http: bind("--otlp-http-addr", config.receive.http_addr).await?,
-            metrics: bind("--metrics-addr", config.metrics_addr).await?,
+            otlp_grpc: bind("--otlp-grpc-addr", config.receive.grpc_addr)?,
+            otlp_http: bind("--otlp-http-addr", config.receive.http_addr)?,
+            metrics: bind("--metrics-addr", config.metrics_addr)?,
         };
         let grpc = listeners.otlp_grpc.local_addr()?;
         let http = listeners.otlp_http.local_addr()?;

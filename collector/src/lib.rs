@@ -39,7 +39,7 @@ pub use config::{first_line, Config, ConfigError, Options};
 pub use derive::GraphConfig;
 pub use export::otlp::export_grpc;
 pub use receive::decode::count_spans;
-pub use serve::raise_open_file_limit;
+pub use serve::{bind, raise_open_file_limit};
 pub use topology::{run, Listeners};
 
 /// Wall-clock seconds since the Unix epoch; read at the edges, passed into derive.

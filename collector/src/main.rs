@@ -1,8 +1,7 @@
 //! `agentrace-collector`: parse the configuration, set up logging, bind the listeners, run.
 
-use agentrace_collector::{first_line, ConfigError, Listeners, Options};
+use agentrace_collector::{bind, first_line, ConfigError, Listeners, Options};
 use anyhow::Context;
-use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 // Decoding a request allocates a string or vector per attribute; mimalloc's thread-local
@@ -66,14 +65,11 @@ fn usage_error(message: &str) -> std::process::ExitCode {
 
 async fn serve(config: agentrace_collector::Config) -> anyhow::Result<()> {
     let listeners = Listeners {
-        otlp_grpc: TcpListener::bind(config.receive.grpc_addr)
-            .await
+        otlp_grpc: bind(config.receive.grpc_addr)
             .with_context(|| format!("bind otlp grpc listener on {}", config.receive.grpc_addr))?,
-        otlp_http: TcpListener::bind(config.receive.http_addr)
-            .await
+        otlp_http: bind(config.receive.http_addr)
             .with_context(|| format!("bind otlp http listener on {}", config.receive.http_addr))?,
-        metrics: TcpListener::bind(config.metrics_addr)
-            .await
+        metrics: bind(config.metrics_addr)
             .with_context(|| format!("bind metrics listener on {}", config.metrics_addr))?,
     };
     tracing::info!(

@@ -90,6 +90,20 @@ const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// A failed accept (out of file descriptors) is retried after this, not in a spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// Connections the kernel completes and holds for the accept loop (capped by
+/// `net.core.somaxconn`). The runtime's default of 128 is too few for a burst from many
+/// clients: past it the kernel drops handshakes, and with SYN cookies a client that sends
+/// nothing first believes it is connected while the collector never sees it.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listening socket on `address`, with [`LISTEN_BACKLOG`].
+pub fn bind(address: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket =
+        if address.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
+}
 
 /// One listening socket and what its connections are held to.
 pub struct Listener {

@@ -189,6 +189,13 @@ impl CollectorProcess {
         self.child.wait().expect("wait for collector")
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, …) to the collector process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args([&format!("-{signal}"), &pid]).status().expect("kill");
+        assert!(sent.success(), "kill -{signal} {pid}");
+    }
+
     /// SIGKILL: no chance to drain.
     pub fn kill(mut self) {
         let _ = self.child.kill();

@@ -249,6 +249,43 @@ async fn slow_heads_and_idle_sockets_are_closed_and_metrics_stays_reachable() {
     assert_eq!(metric_value(&metrics, "agentrace_spans_received_total{transport=\"http\"}"), Some(12.0));
 }
 
+/// A burst of connections larger than the default listen backlog (128), arriving while the
+/// collector cannot accept: each waits in the backlog and is accepted, none is lost to the
+/// kernel. A silent client whose handshake the kernel dropped would wait forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_connections_while_the_collector_is_paused_is_accepted_in_full() {
+    let _turn = crate::common::heavy().await;
+    // The kernel caps a backlog at `net.core.somaxconn` (4096 on current Linux).
+    let somaxconn = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|text| text.trim().parse::<u32>().ok())
+        .unwrap_or(4096);
+    let sockets = 400.min(somaxconn.saturating_sub(16));
+    let collector = CollectorProcess::spawn(&["--idle-timeout-secs", "1"]);
+    collector.signal("STOP");
+    let give_up = Duration::from_secs(20);
+    let mut burst = tokio::task::JoinSet::new();
+    for _ in 0..sockets {
+        burst.spawn(silent(collector.grpc, give_up));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    collector.signal("CONT");
+    let mut closed_by_collector = 0;
+    while let Some(closed) = burst.join_next().await {
+        closed_by_collector += u32::from(closed.expect("client"));
+    }
+    let metrics = collector.scrape().await;
+    let closed = |reason: &str| {
+        let series =
+            format!("agentrace_connections_closed_total{{listener=\"otlp_grpc\",reason=\"{reason}\"}}");
+        metric_value(&metrics, &series).unwrap_or(0.0)
+    };
+    let (idle, evicted) = (closed("idle_timeout"), closed("evicted"));
+    eprintln!("burst of {sockets} while paused: {closed_by_collector} closed by the collector; idle_timeout {idle}, evicted {evicted}");
+    assert_eq!(closed_by_collector, sockets, "every socket of the burst was accepted and then closed");
+    assert_eq!(idle + evicted, f64::from(sockets), "{metrics}");
+}
+
 #[tokio::test]
 async fn an_unanswered_http2_ping_closes_the_connection() {
     let collector =
