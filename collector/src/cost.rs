@@ -136,8 +136,8 @@ impl Args {
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PriceTable {
-    /// Lowercased model name → price.
-    models: BTreeMap<String, Price>,
+    /// Lowercased model name → price. Looked up for every LLM span: hashed, not searched.
+    models: foldhash::HashMap<String, Price>,
     /// Lowercased GPU name → USD an hour.
     gpus: BTreeMap<String, f64>,
     /// USD an hour for GPUs not listed.
