@@ -109,13 +109,12 @@ impl StagedSpan {
     }
 }
 
-/// Whether a trace is in the sample the store admits: its id's last eight bytes (the random
-/// part of a W3C trace id), read as a number, are at most `threshold`. Every span of a trace
-/// gets the same answer, in whichever request it arrives.
+/// Whether a trace is in the sample the store admits: the hash of its whole id (xxh3), as a
+/// number, is at most `threshold`. Hashed rather than read, because not every client's ids are
+/// random where W3C says they should be (some count, or put a time first). Every span of a
+/// trace gets the same answer, in whichever request it arrives.
 pub fn sampled(trace_id: &[u8; 16], threshold: u64) -> bool {
-    let mut low = [0u8; 8];
-    low.copy_from_slice(&trace_id[8..]);
-    u64::from_be_bytes(low) <= threshold
+    threshold == u64::MAX || xxhash_rust::xxh3::xxh3_64(trace_id) <= threshold
 }
 
 /// A request's spans, staged: those of sampled traces, and every failed or slow span.

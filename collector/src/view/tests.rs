@@ -259,6 +259,28 @@ fn the_sample_is_the_same_for_every_span_of_a_trace_and_scales_with_the_bound() 
 }
 
 #[test]
+fn ids_that_count_instead_of_being_random_are_sampled_at_the_share_asked_for() {
+    // A request's sequence in the first half, a trace's number in the top of the second and one
+    // random draw per request below it: the load generator's ids, and any client that counts.
+    let ids: Vec<[u8; 16]> = (0..200u64)
+        .flat_map(|sequence| {
+            let salt = sequence.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            (0..64u64).map(move |group| {
+                let mut id = [0u8; 16];
+                id[..8].copy_from_slice(&sequence.to_be_bytes());
+                id[8..].copy_from_slice(&((group << 48) | (salt >> 16) | 1).to_be_bytes());
+                id
+            })
+        })
+        .collect();
+    for (share, low, high) in [(0.03, 300, 470), (0.5, 6100, 6700)] {
+        let threshold = (share * u64::MAX as f64) as u64;
+        let taken = ids.iter().filter(|id| super::staged::sampled(id, threshold)).count();
+        assert!((low..=high).contains(&taken), "{taken} of 12 800 ids at a share of {share}");
+    }
+}
+
+#[test]
 fn the_sample_follows_the_rate_so_that_the_store_turns_over_once_in_ten_seconds() {
     let registry =
         std::sync::Arc::new(crate::metrics::Registry::new(crate::metrics::SeriesLimits::default()));
