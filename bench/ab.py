@@ -7,8 +7,14 @@ counting sink to core 1, and sends W1 over OTLP/gRPC.
   and its peak resident set (VmHWM);
 - closed loop: `--in-flight` requests at a time for `--secs`; acknowledged spans/s.
 
+`--paired` runs the two collectors at once instead, both on core 0, each sent `--rate` by a
+load generator of its own: whatever the machine does during a round (another guest's load,
+the clock's speed) falls on both, so their CPU per span compares within the round. It
+measures the fixed rate only (at saturation the two would share the core), and reports each
+round's after / before ratio as well as the medians.
+
 usage: ab.py --before BINARY --after BINARY --loadgen BINARY [--rounds 3] [--rate 60]
-             [--sink-delay-ms 0] [--extra-args "--export-concurrency 4"]
+             [--sink-delay-ms 0] [--extra-args "--export-concurrency 4"] [--paired]
 Prints medians per binary and after / before ratios as JSON. `--sink-delay-ms` makes the sink
 answer each export after that long (a remote trace backend's round trip); `--extra-args` go to
 both binaries, `--before-args` and `--after-args` to one each (the same binary with two
@@ -23,6 +29,7 @@ import re
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -56,16 +63,30 @@ def send(loadgen, endpoint, secs, pace):
     return json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
 
 
-def one_run(binary, loadgen, args, extra):
-    sink, _ = started(["taskset", "-c", "1", loadgen, "sink", "--listen", "127.0.0.1:0",
-                       "--delay-ms", str(args.sink_delay_ms)], r"listening (\S+)")
-    sink_address = _.group(1)
+def start_sink(loadgen, args):
+    sink, found = started(["taskset", "-c", "1", loadgen, "sink", "--listen", "127.0.0.1:0",
+                           "--delay-ms", str(args.sink_delay_ms)], r"listening (\S+)")
+    return sink, found.group(1)
+
+
+def start_collector(binary, sink_address, extra):
     collector, found = started(
         ["taskset", "-c", "0", binary, "--traces-endpoint", f"http://{sink_address}", "--gpu", "off",
          "--otlp-grpc-addr", "127.0.0.1:0", "--otlp-http-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0",
          *extra],
         r"otlp_grpc=(\S+)")
-    endpoint = f"http://{found.group(1)}"
+    return collector, f"http://{found.group(1)}"
+
+
+def stop(*processes):
+    for process in processes:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def one_run(binary, loadgen, args, extra):
+    sink, sink_address = start_sink(loadgen, args)
+    collector, endpoint = start_collector(binary, sink_address, extra)
     try:
         send(loadgen, endpoint, 2, ["--rate", str(args.rate)])
         before = cpu_seconds(collector.pid)
@@ -75,10 +96,7 @@ def one_run(binary, loadgen, args, extra):
         closed = send(loadgen, endpoint, args.secs, ["--in-flight", str(args.in_flight)])
         rss_closed = peak_rss_mib(collector.pid)
     finally:
-        collector.terminate()
-        collector.wait(timeout=30)
-        sink.terminate()
-        sink.wait(timeout=30)
+        stop(collector, sink)
     return {
         "cpu_s_per_million_spans": cpu / fixed["spans_acknowledged"] * 1e6,
         "fixed_rate_refused_requests": fixed["requests_refused"],
@@ -86,6 +104,69 @@ def one_run(binary, loadgen, args, extra):
         "closed_loop_spans_per_s": closed["spans_acknowledged"] / args.secs,
         "peak_rss_mib_with_closed_loop": rss_closed,
     }
+
+
+def send_both(args, collectors, secs):
+    """Sends `--rate` to each collector for `secs`, both at once; each one's load report."""
+    results = {}
+
+    def one(name):
+        results[name] = send(args.loadgen, collectors[name][1], secs, ["--rate", str(args.rate)])
+
+    threads = [threading.Thread(target=one, args=(name,)) for name in collectors]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def paired_run(args, extras, order):
+    """Both collectors at once, one sink, a load generator for each, started in `order`; fixed
+    rate only."""
+    sink, sink_address = start_sink(args.loadgen, args)
+    collectors = {}
+    try:
+        for name in order:
+            collectors[name] = start_collector(getattr(args, name), sink_address, extras[name])
+        send_both(args, collectors, 2)
+        before = {name: cpu_seconds(process.pid) for name, (process, _) in collectors.items()}
+        results = send_both(args, collectors, args.secs)
+        run = {}
+        for name, (process, _) in collectors.items():
+            cpu = cpu_seconds(process.pid) - before[name]
+            run[name] = {
+                "cpu_s_per_million_spans": cpu / results[name]["spans_acknowledged"] * 1e6,
+                "fixed_rate_refused_requests": results[name]["requests_refused"],
+                "peak_rss_mib": peak_rss_mib(process.pid),
+            }
+        return run
+    finally:
+        stop(*(process for process, _ in collectors.values()), sink)
+
+
+def paired(args):
+    runs = {"before": [], "after": []}
+    for round_number in range(args.rounds):
+        order = ["before", "after"] if round_number % 2 == 0 else ["after", "before"]
+        with tempfile.TemporaryDirectory(prefix="agentrace-ab-") as scratch:
+            for name in runs:
+                os.mkdir(f"{scratch}/{name}")
+            extras = {name: [word.replace("{dir}", f"{scratch}/{name}")
+                             for word in args.extra_args.split() + getattr(args, f"{name}_args").split()]
+                      for name in runs}
+            run = paired_run(args, extras, order)
+        for name in runs:
+            runs[name].append(run[name])
+        time.sleep(1)
+    key = "cpu_s_per_million_spans"
+    per_round = [after[key] / before[key] for before, after in zip(runs["before"], runs["after"])]
+    medians = {name: {field: statistics.median(run[field] for run in results) for field in results[0]}
+               for name, results in runs.items()}
+    print(json.dumps({"rounds": args.rounds, "paired": True, "rate_spans_per_s": args.rate * 512,
+                      "medians": medians, "cpu_per_span_after_over_before_by_round": per_round,
+                      "cpu_per_span_after_over_before_median": statistics.median(per_round),
+                      "runs": runs}, indent=1))
 
 
 def main():
@@ -101,7 +182,11 @@ def main():
     parser.add_argument("--extra-args", default="", help="flags for both collectors")
     parser.add_argument("--before-args", default="", help="flags for the before collector only")
     parser.add_argument("--after-args", default="", help="flags for the after collector only")
+    parser.add_argument("--paired", action="store_true", help="both collectors at once, fixed rate only")
     args = parser.parse_args()
+    if args.paired:
+        paired(args)
+        return
     runs = {"before": [], "after": []}
     for round_number in range(args.rounds):
         order = ["before", "after"] if round_number % 2 == 0 else ["after", "before"]
