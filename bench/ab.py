@@ -106,6 +106,12 @@ def one_run(binary, loadgen, args, extra):
     }
 
 
+def flags(args, name, directory):
+    """The flags for the `name` collector (before or after), `{dir}` made `directory`."""
+    words = args.extra_args.split() + getattr(args, f"{name}_args").split()
+    return [word.replace("{dir}", directory) for word in words]
+
+
 def send_both(args, collectors, secs):
     """Sends `--rate` to each collector for `secs`, both at once; each one's load report."""
     results = {}
@@ -152,9 +158,7 @@ def paired(args):
         with tempfile.TemporaryDirectory(prefix="agentrace-ab-") as scratch:
             for name in runs:
                 os.mkdir(f"{scratch}/{name}")
-            extras = {name: [word.replace("{dir}", f"{scratch}/{name}")
-                             for word in args.extra_args.split() + getattr(args, f"{name}_args").split()]
-                      for name in runs}
+            extras = {name: flags(args, name, f"{scratch}/{name}") for name in runs}
             run = paired_run(args, extras, order)
         for name in runs:
             runs[name].append(run[name])
@@ -192,8 +196,7 @@ def main():
         order = ["before", "after"] if round_number % 2 == 0 else ["after", "before"]
         for name in order:
             with tempfile.TemporaryDirectory(prefix="agentrace-ab-") as scratch:
-                extra = [word.replace("{dir}", scratch)
-                         for word in args.extra_args.split() + getattr(args, f"{name}_args").split()]
+                extra = flags(args, name, scratch)
                 runs[name].append(one_run(getattr(args, name), args.loadgen, args, extra))
             time.sleep(1)
     medians = {name: {key: statistics.median(run[key] for run in results) for key in results[0]}
