@@ -104,15 +104,16 @@ pub struct Enricher {
 
 /// Attribute keys to match, as `attr::matches_key` reads a list: whole keys, and prefixes
 /// (entries ending in `.`). Every attribute of every forwarded span is checked, so whole keys
-/// are looked up in a set rather than compared one by one.
+/// are looked up in a set rather than compared one by one. Shared, not copied, when the
+/// enricher is cloned: the gRPC receiver is cloned for every request.
 #[derive(Clone, Debug, Default)]
 struct Keys {
     /// As bytes: keys are matched as they arrived, without reading them as text.
-    whole: foldhash::HashSet<Box<[u8]>>,
+    whole: std::sync::Arc<foldhash::HashSet<Box<[u8]>>>,
     /// Bit `n` set when a whole key is `n` bytes long (the last bit: 63 bytes or more), so
     /// that most keys are passed over without hashing them.
     whole_lengths: u64,
-    prefixes: Vec<Box<[u8]>>,
+    prefixes: std::sync::Arc<[Box<[u8]>]>,
 }
 
 fn length_bit(length: usize) -> u64 {
@@ -125,7 +126,11 @@ impl Keys {
             keys.into_iter().partition(|key| key.ends_with('.'));
         let bytes = |keys: Vec<String>| keys.into_iter().map(|key| key.into_bytes().into_boxed_slice());
         let whole_lengths = whole.iter().fold(0, |bits, key| bits | length_bit(key.len()));
-        Self { whole: bytes(whole).collect(), whole_lengths, prefixes: bytes(prefixes).collect() }
+        Self {
+            whole: std::sync::Arc::new(bytes(whole).collect()),
+            whole_lengths,
+            prefixes: bytes(prefixes).collect(),
+        }
     }
 
     fn is_empty(&self) -> bool {
