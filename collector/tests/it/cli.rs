@@ -45,3 +45,29 @@ fn help_goes_to_stdout_and_succeeds() {
     assert!(output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).contains("--traces-endpoint"));
 }
+
+/// The environment of a running process, as `NAME=value` lines.
+fn environment(pid: u32) -> Vec<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).expect("process environment");
+    raw.split(|byte| *byte == 0).map(|entry| String::from_utf8_lossy(entry).into_owned()).collect()
+}
+
+#[test]
+fn the_allocator_keeps_freed_memory_ten_seconds_unless_the_operator_says_otherwise() {
+    // The process that was started is the one serving (it logged where it listens), with the
+    // variable set: it executed itself again in place.
+    let collector = crate::common::CollectorProcess::spawn(&[]);
+    let set: Vec<String> =
+        environment(collector.pid()).into_iter().filter(|entry| entry.starts_with("MIMALLOC_")).collect();
+    assert_eq!(set, ["MIMALLOC_PURGE_DELAY=10000"]);
+    let arguments = std::fs::read(format!("/proc/{}/cmdline", collector.pid())).expect("command line");
+    assert!(String::from_utf8_lossy(&arguments).contains("--metrics-addr"), "arguments kept");
+    drop(collector);
+
+    for (name, value) in [("MIMALLOC_PURGE_DELAY", "250"), ("MIMALLOC_RESET_DELAY", "0")] {
+        let collector = crate::common::CollectorProcess::spawn_with_env(&[], &[(name, value)]);
+        let set: Vec<String> =
+            environment(collector.pid()).into_iter().filter(|entry| entry.starts_with("MIMALLOC_")).collect();
+        assert_eq!(set, [format!("{name}={value}")], "the operator's setting stands");
+    }
+}

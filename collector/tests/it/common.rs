@@ -160,6 +160,10 @@ impl CollectorProcess {
         format!("http://{}", self.grpc)
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The collector process's peak resident set (`VmHWM`), in bytes.
     pub fn peak_rss_bytes(&self) -> u64 {
         self.status_bytes("VmHWM:")
