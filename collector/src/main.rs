@@ -15,7 +15,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// agent graph holds a trace's spans for ten seconds (`--graph-wait-secs`), the live view turns
 /// its store over in ten, and the queue fills and drains with the exporter. Memory given back
 /// that is needed again a moment later is faulted in and zeroed page by page: 18 900 page
-/// faults in 10 s at 30 720 spans/s, against 2 900 with ten seconds, and 4 % of the CPU a span
+/// faults in 10 s at 30 720 spans/s, against 2 900 with ten seconds, and 3.5 % of the CPU a span
 /// costs (BENCHMARKS.md). Memory that stays free for ten seconds still goes back.
 #[cfg(target_os = "linux")]
 mod allocator {
