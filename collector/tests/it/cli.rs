@@ -46,28 +46,39 @@ fn help_goes_to_stdout_and_succeeds() {
     assert!(String::from_utf8_lossy(&output.stdout).contains("--traces-endpoint"));
 }
 
-/// The environment of a running process, as `NAME=value` lines.
-fn environment(pid: u32) -> Vec<String> {
+/// The allocator's purge delay variables in a running process's environment, as `NAME=value`.
+#[cfg(target_os = "linux")]
+fn purge_delay(pid: u32) -> Vec<String> {
     let raw = std::fs::read(format!("/proc/{pid}/environ")).expect("process environment");
-    raw.split(|byte| *byte == 0).map(|entry| String::from_utf8_lossy(entry).into_owned()).collect()
+    raw.split(|byte| *byte == 0)
+        .map(|entry| String::from_utf8_lossy(entry).into_owned())
+        .filter(|entry| {
+            entry.starts_with("MIMALLOC_PURGE_DELAY=") || entry.starts_with("MIMALLOC_RESET_DELAY=")
+        })
+        .collect()
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn the_allocator_keeps_freed_memory_ten_seconds_unless_the_operator_says_otherwise() {
     // The process that was started is the one serving (it logged where it listens), with the
-    // variable set: it executed itself again in place.
+    // variable set: it executed itself again in place, keeping its name and arguments.
     let collector = crate::common::CollectorProcess::spawn(&[]);
-    let set: Vec<String> =
-        environment(collector.pid()).into_iter().filter(|entry| entry.starts_with("MIMALLOC_")).collect();
-    assert_eq!(set, ["MIMALLOC_PURGE_DELAY=10000"]);
+    assert_eq!(purge_delay(collector.pid()), ["MIMALLOC_PURGE_DELAY=10000"]);
+    let name = std::fs::read_to_string(format!("/proc/{}/comm", collector.pid())).expect("process name");
+    assert!(name.starts_with("agentrace-coll"), "{name:?}");
     let arguments = std::fs::read(format!("/proc/{}/cmdline", collector.pid())).expect("command line");
-    assert!(String::from_utf8_lossy(&arguments).contains("--metrics-addr"), "arguments kept");
+    let arguments: Vec<&[u8]> = arguments.split(|byte| *byte == 0).collect();
+    assert_eq!(arguments[0], env!("CARGO_BIN_EXE_agentrace-collector").as_bytes(), "the program's name");
+    assert!(arguments.contains(&b"--metrics-addr".as_slice()), "arguments kept");
     drop(collector);
 
     for (name, value) in [("MIMALLOC_PURGE_DELAY", "250"), ("MIMALLOC_RESET_DELAY", "0")] {
         let collector = crate::common::CollectorProcess::spawn_with_env(&[], &[(name, value)]);
-        let set: Vec<String> =
-            environment(collector.pid()).into_iter().filter(|entry| entry.starts_with("MIMALLOC_")).collect();
-        assert_eq!(set, [format!("{name}={value}")], "the operator's setting stands");
+        assert_eq!(
+            purge_delay(collector.pid()),
+            [format!("{name}={value}")],
+            "the operator's setting stands"
+        );
     }
 }

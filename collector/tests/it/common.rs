@@ -122,6 +122,9 @@ impl CollectorProcess {
             .args(args)
             .args(extra_args)
             .env("AGENTRACE_LOG", "info")
+            // The allocator setting the collector makes itself, whatever the tests run under.
+            .env_remove("MIMALLOC_PURGE_DELAY")
+            .env_remove("MIMALLOC_RESET_DELAY")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
