@@ -110,6 +110,23 @@ fn weighted_histogram_counts_stay_whole_and_carry_the_fraction() {
 }
 
 #[test]
+fn unsampled_spans_between_sampled_ones_keep_the_carried_fraction() {
+    let registry = registry(10);
+    let labels: Labels = smallvec::smallvec![Label::Borrowed("svc"), Label::Borrowed("planner")];
+    // 0.5, then 1 (unsampled), then 0.5: 2 in all, the first half carried over the whole one.
+    for weight in [0.5, 1.0, 0.5] {
+        let observation = Observation {
+            weight,
+            ..Observation::new(metric::AGENT_INVOCATION_DURATION_SECONDS, labels.clone(), 0.1, None)
+        };
+        registry.apply(&mut vec![observation], 0.0);
+    }
+    let text = registry.render(Format::OpenMetrics);
+    let bucket = "agent_invocation_duration_seconds_bucket{service=\"svc\",agent=\"planner\",le=\"0.1\"} 2";
+    assert!(text.lines().any(|line| line == bucket), "{text}");
+}
+
+#[test]
 fn a_negative_observation_takes_sum_and_count_out_of_openmetrics_only() {
     let registry = registry(10);
     registry.add(metric::LLM_EVALUATION_SCORE, &["svc", "relevance"], -0.5, 0.0);

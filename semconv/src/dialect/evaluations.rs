@@ -30,6 +30,10 @@ pub fn indexed_evaluations<'a, A: Attribute<'a>>(
     for attribute in attributes {
         let key = attribute.key();
         for (family, (prefix, name_suffix, score_suffix)) in families.iter().enumerate() {
+            // Nearly every key is neither: its first byte says so without comparing the rest.
+            if key.first() != prefix.as_bytes().first() {
+                continue;
+            }
             let Some(rest) = key.strip_prefix(prefix.as_bytes()) else { continue };
             let (index, is_name) = if let Some(index) = rest.strip_suffix(name_suffix.as_bytes()) {
                 (index, true)
