@@ -8,6 +8,7 @@
 
 #![warn(clippy::too_many_lines)]
 
+pub mod allocator;
 mod args;
 mod auth;
 mod config;

@@ -73,7 +73,19 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    // The sender and the sink run without transparent huge pages, as the collector does: with
+    // them, the sender zeroed 2 MiB pages for up to 100 ms at a time, sending nothing meanwhile
+    // and then catching up in a burst (`allocator.rs` in the collector).
+    #[cfg(target_os = "linux")]
+    if matches!(cli.command, Command::Send { .. } | Command::Sink { .. }) {
+        use agentrace_collector::allocator::{not_settled, settle, NO_HUGE_PAGES};
+        if let Some(error) = settle(&[NO_HUGE_PAGES]) {
+            eprintln!("agentrace-loadgen: running with the allocator's defaults: {error}");
+            not_settled(&error);
+        }
+    }
+    match cli.command {
         Command::Send { endpoint, protocol, gzip, workload, rate, in_flight, duration_secs, seed, pool } => {
             let pace = rate.map_or(Pace::InFlight(in_flight), Pace::Rate);
             let plan = SendPlan {

@@ -46,25 +46,27 @@ fn help_goes_to_stdout_and_succeeds() {
     assert!(String::from_utf8_lossy(&output.stdout).contains("--traces-endpoint"));
 }
 
-/// The allocator's purge delay variables in a running process's environment, as `NAME=value`.
+/// The allocator's variables in a running process's environment, as `NAME=value`, sorted.
 #[cfg(target_os = "linux")]
-fn purge_delay(pid: u32) -> Vec<String> {
+fn allocator_settings(pid: u32) -> Vec<String> {
     let raw = std::fs::read(format!("/proc/{pid}/environ")).expect("process environment");
-    raw.split(|byte| *byte == 0)
+    let mut settings: Vec<String> = raw
+        .split(|byte| *byte == 0)
         .map(|entry| String::from_utf8_lossy(entry).into_owned())
-        .filter(|entry| {
-            entry.starts_with("MIMALLOC_PURGE_DELAY=") || entry.starts_with("MIMALLOC_RESET_DELAY=")
-        })
-        .collect()
+        .filter(|entry| entry.starts_with("MIMALLOC_"))
+        .collect();
+    settings.sort();
+    settings
 }
 
 #[cfg(target_os = "linux")]
 #[test]
-fn the_allocator_keeps_freed_memory_ten_seconds_unless_the_operator_says_otherwise() {
+fn the_allocator_keeps_freed_memory_ten_seconds_without_huge_pages_unless_the_operator_says_otherwise() {
     // The process that was started is the one serving (it logged where it listens), with the
-    // variable set: it executed itself again in place, keeping its name and arguments.
+    // variables set: it executed itself again in place, keeping its name and arguments.
     let collector = crate::common::CollectorProcess::spawn(&[]);
-    assert_eq!(purge_delay(collector.pid()), ["MIMALLOC_PURGE_DELAY=10000"]);
+    let settings = allocator_settings(collector.pid());
+    assert_eq!(settings, ["MIMALLOC_ALLOW_THP=0", "MIMALLOC_PURGE_DELAY=10000"]);
     let name = std::fs::read_to_string(format!("/proc/{}/comm", collector.pid())).expect("process name");
     assert!(name.starts_with("agentrace-coll"), "{name:?}");
     let arguments = std::fs::read(format!("/proc/{}/cmdline", collector.pid())).expect("command line");
@@ -73,12 +75,16 @@ fn the_allocator_keeps_freed_memory_ten_seconds_unless_the_operator_says_otherwi
     assert!(arguments.contains(&b"--metrics-addr".as_slice()), "arguments kept");
     drop(collector);
 
-    for (name, value) in [("MIMALLOC_PURGE_DELAY", "250"), ("MIMALLOC_RESET_DELAY", "0")] {
+    // Each setting of the operator's stands, under any of its names; the other is still added.
+    let cases = [
+        (("MIMALLOC_PURGE_DELAY", "250"), "MIMALLOC_ALLOW_THP=0"),
+        (("MIMALLOC_RESET_DELAY", "0"), "MIMALLOC_ALLOW_THP=0"),
+        (("MIMALLOC_ALLOW_THP", "1"), "MIMALLOC_PURGE_DELAY=10000"),
+    ];
+    for ((name, value), added) in cases {
         let collector = crate::common::CollectorProcess::spawn_with_env(&[], &[(name, value)]);
-        assert_eq!(
-            purge_delay(collector.pid()),
-            [format!("{name}={value}")],
-            "the operator's setting stands"
-        );
+        let mut expected = vec![format!("{name}={value}"), added.to_owned()];
+        expected.sort();
+        assert_eq!(allocator_settings(collector.pid()), expected, "the operator's setting stands");
     }
 }

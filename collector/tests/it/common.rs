@@ -125,6 +125,7 @@ impl CollectorProcess {
             // The allocator setting the collector makes itself, whatever the tests run under.
             .env_remove("MIMALLOC_PURGE_DELAY")
             .env_remove("MIMALLOC_RESET_DELAY")
+            .env_remove("MIMALLOC_ALLOW_THP")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
