@@ -11,8 +11,8 @@
 //!   costs (BENCHMARKS.md). Memory that stays free for ten seconds still goes back.
 //! - **No transparent huge pages** (`MIMALLOC_ALLOW_THP=0`): mimalloc asks the kernel for huge
 //!   pages on its arenas by default, and the first touch of each 2 MiB page then zeroes all of
-//!   it. At 30 720 spans/s the collector's peak resident size was 124 MiB with them and 98 MiB
-//!   without, for the same CPU a span (0.988×). Zeroing them came in bursts: 15 % of the
+//!   it. At 30 720 spans/s the collector's peak resident size was 129 MiB with them and 98 MiB
+//!   without, for a little less CPU a span (0.957×). Zeroing them came in bursts: 15 % of the
 //!   collector's samples in the first step of a load that filled its queue, and up to 100 ms at
 //!   a time in which the load generator's sender sent nothing and then caught up
 //!   (BENCHMARKS.md, "Refusals near saturation").

@@ -46,14 +46,16 @@ fn help_goes_to_stdout_and_succeeds() {
     assert!(String::from_utf8_lossy(&output.stdout).contains("--traces-endpoint"));
 }
 
-/// The allocator's variables in a running process's environment, as `NAME=value`, sorted.
+/// The allocator variables the collector sets, as a running process's environment has them
+/// (`NAME=value`, sorted).
 #[cfg(target_os = "linux")]
 fn allocator_settings(pid: u32) -> Vec<String> {
+    const NAMES: [&str; 3] = ["MIMALLOC_PURGE_DELAY=", "MIMALLOC_RESET_DELAY=", "MIMALLOC_ALLOW_THP="];
     let raw = std::fs::read(format!("/proc/{pid}/environ")).expect("process environment");
     let mut settings: Vec<String> = raw
         .split(|byte| *byte == 0)
         .map(|entry| String::from_utf8_lossy(entry).into_owned())
-        .filter(|entry| entry.starts_with("MIMALLOC_"))
+        .filter(|entry| NAMES.iter().any(|name| entry.starts_with(name)))
         .collect();
     settings.sort();
     settings
