@@ -50,12 +50,14 @@ fn help_goes_to_stdout_and_succeeds() {
 /// (`NAME=value`, sorted).
 #[cfg(target_os = "linux")]
 fn allocator_settings(pid: u32) -> Vec<String> {
-    const NAMES: [&str; 3] = ["MIMALLOC_PURGE_DELAY=", "MIMALLOC_RESET_DELAY=", "MIMALLOC_ALLOW_THP="];
     let raw = std::fs::read(format!("/proc/{pid}/environ")).expect("process environment");
     let mut settings: Vec<String> = raw
         .split(|byte| *byte == 0)
         .map(|entry| String::from_utf8_lossy(entry).into_owned())
-        .filter(|entry| NAMES.iter().any(|name| entry.starts_with(name)))
+        .filter(|entry| {
+            crate::common::allocator_variables()
+                .any(|name| entry.strip_prefix(name).is_some_and(|rest| rest.starts_with('=')))
+        })
         .collect();
     settings.sort();
     settings

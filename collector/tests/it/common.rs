@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 
 pub use agentrace_testkit::{eventually, unix_nanos, Prometheus, Sink};
 
+use agentrace_collector::allocator::{NO_HUGE_PAGES, PURGE_DELAY};
 use agentrace_collector::harness::InProcess;
 use agentrace_semconv::attr;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -118,14 +119,14 @@ impl CollectorProcess {
                 args.extend([flag, "127.0.0.1:0"]);
             }
         }
+        // The allocator settings the collector makes itself, whatever the tests run under.
+        for name in allocator_variables() {
+            command.env_remove(name);
+        }
         let mut child = command
             .args(args)
             .args(extra_args)
             .env("AGENTRACE_LOG", "info")
-            // The allocator setting the collector makes itself, whatever the tests run under.
-            .env_remove("MIMALLOC_PURGE_DELAY")
-            .env_remove("MIMALLOC_RESET_DELAY")
-            .env_remove("MIMALLOC_ALLOW_THP")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -439,4 +440,9 @@ pub async fn export_once(
         .await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     ExportOutcome { calls: calls(), metrics: collector.scrape().await }
+}
+
+/// Every name of every allocator variable the collector sets for itself.
+pub fn allocator_variables() -> impl Iterator<Item = &'static str> {
+    [PURGE_DELAY, NO_HUGE_PAGES].into_iter().flat_map(|setting| setting.names.iter().copied())
 }
