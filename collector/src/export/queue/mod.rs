@@ -7,14 +7,16 @@
 //!   dropped and counted.
 //! - On disk: `push` hands the request to the writer thread (`writer.rs`), which stores it with
 //!   whatever else arrived meanwhile under one fsync and only then lets the receiver
-//!   acknowledge it; past the disk budget the oldest requests are dropped and counted. The exporter reads
-//!   the oldest first, `ack` deletes what it sent or gave up on, and what is left at the hard
-//!   stop stays for the next start.
+//!   acknowledge it; past the disk budget the oldest requests are dropped and counted. The
+//!   exporter takes the oldest first, what was just stored from memory (`hot.rs`) and the rest
+//!   from disk; `ack` deletes what it sent or gave up on, and what is left at the hard stop
+//!   stays for the next start.
 //!
 //! Either way the exporter takes batches with `next_batch` until it answers `None`: the sender
 //! is gone and everything was taken (or, on disk, the hard stop came).
 
 mod disk;
+mod hot;
 mod payload;
 mod writer;
 
@@ -230,7 +232,8 @@ impl Settler {
                 tracing::warn!(spans, "shutdown deadline passed, dropping unexported spans");
                 self.registry.emit(SpansDropped { reason: DropReason::Shutdown, spans });
             }
-            Some((_, cursor)) => {
+            Some((queue, cursor)) => {
+                queue.read_again();
                 if let Some(first) = receipt.keys.iter().min() {
                     cursor.fetch_min(*first, std::sync::atomic::Ordering::AcqRel);
                 }
@@ -278,23 +281,15 @@ async fn next_on_disk(
         }
         // Closed before the read means every write is in what the read finds.
         let closed = queue.is_closed();
-        let reader = queue.clone();
         let from = cursor.load(std::sync::atomic::Ordering::Acquire);
-        let stored = match tokio::task::spawn_blocking(move || reader.oldest_from(from, max_spans)).await {
-            Ok(Ok(stored)) => stored,
-            Ok(Err(error)) => {
-                tracing::warn!(%error, "cannot read the persistent queue");
-                disk::Stored::default()
-            }
-            Err(error) => {
-                tracing::warn!(%error, "persistent queue reader failed");
-                disk::Stored::default()
-            }
+        let stored = match queue.take_cached(from, max_spans) {
+            Some(cached) => cached,
+            None => read_disk(queue.clone(), from, max_spans).await,
         };
         if let Some((last, _)) = stored.requests.last() {
             cursor.store(last + 1, std::sync::atomic::Ordering::Release);
             let keys = stored.requests.iter().map(|(key, _)| *key).collect();
-            let payload = Payload::Encoded(stored.encoded.into());
+            let payload = Payload::Encoded(stored.encoded);
             let receipt = Receipt { keys, unreadable_spans: stored.unreadable_spans };
             return Some(Batch { payload, spans: stored.spans, receipt });
         }
@@ -305,6 +300,21 @@ async fn next_on_disk(
             _ = queue.written.notified() => {}
             _ = tokio::time::sleep(BATCH_WINDOW) => {}
             _ = hard_stop.cancelled() => return None,
+        }
+    }
+}
+
+/// The oldest requests from `from` on, read from disk on a blocking thread.
+async fn read_disk(queue: Arc<DiskQueue>, from: u64, max_spans: usize) -> disk::Stored {
+    match tokio::task::spawn_blocking(move || queue.oldest_from(from, max_spans)).await {
+        Ok(Ok(stored)) => stored,
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "cannot read the persistent queue");
+            disk::Stored::default()
+        }
+        Err(error) => {
+            tracing::warn!(%error, "persistent queue reader failed");
+            disk::Stored::default()
         }
     }
 }

@@ -10,8 +10,9 @@ use crate::wire::raw;
 #[derive(Clone, Debug)]
 pub enum Payload {
     Decoded(Vec<raw::ResourceSpans>),
-    /// An encoded `ExportTraceServiceRequest`.
-    Encoded(bytes::Bytes),
+    /// An encoded `ExportTraceServiceRequest`, in pieces that are each one too (the stored
+    /// requests), sent one after the other.
+    Encoded(Vec<bytes::Bytes>),
 }
 
 // `ExportTraceServiceRequest.resource_spans` is field 1, its only field.
@@ -26,7 +27,10 @@ impl Payload {
                 self.encode_into(&mut encoded);
                 encoded.into()
             }
-            Self::Encoded(encoded) => encoded.clone(),
+            Self::Encoded(pieces) => match pieces.as_slice() {
+                [one] => one.clone(),
+                _ => pieces.concat().into(),
+            },
         }
     }
 
@@ -34,7 +38,7 @@ impl Payload {
     pub fn encoded_len(&self) -> usize {
         match self {
             Self::Decoded(resource_spans) => message::encoded_len_repeated(RESOURCE_SPANS, resource_spans),
-            Self::Encoded(encoded) => encoded.len(),
+            Self::Encoded(pieces) => pieces.iter().map(bytes::Bytes::len).sum(),
         }
     }
 
@@ -43,7 +47,11 @@ impl Payload {
     pub fn encode_into(&self, buf: &mut impl bytes::BufMut) {
         match self {
             Self::Decoded(resource_spans) => message::encode_repeated(RESOURCE_SPANS, resource_spans, buf),
-            Self::Encoded(encoded) => buf.put_slice(encoded),
+            Self::Encoded(pieces) => {
+                for piece in pieces {
+                    buf.put_slice(piece);
+                }
+            }
         }
     }
 
@@ -52,9 +60,14 @@ impl Payload {
     pub fn into_resource_spans(self) -> Option<Vec<raw::ResourceSpans>> {
         match self {
             Self::Decoded(resource_spans) => Some(resource_spans),
-            Self::Encoded(encoded) => <raw::ExportTraceServiceRequest as prost::Message>::decode(encoded)
-                .map(|request| request.resource_spans)
-                .ok(),
+            Self::Encoded(pieces) => {
+                let mut resource_spans = Vec::new();
+                for piece in pieces {
+                    let request = <raw::ExportTraceServiceRequest as prost::Message>::decode(piece).ok()?;
+                    resource_spans.extend(request.resource_spans);
+                }
+                Some(resource_spans)
+            }
         }
     }
 }
@@ -79,8 +92,16 @@ mod tests {
         let request = raw::ExportTraceServiceRequest { resource_spans: resource_spans(3) };
         let decoded = Payload::Decoded(resource_spans(3));
         assert_eq!(decoded.encoded(), request.encode_to_vec(), "encoded as the request itself is");
-        let encoded = Payload::Encoded(request.encode_to_vec().into());
+        let encoded = Payload::Encoded(vec![request.encode_to_vec().into()]);
         assert_eq!(encoded.encoded(), request.encode_to_vec(), "sent as stored");
+        let pieces = raw::ExportTraceServiceRequest { resource_spans: resource_spans(1) }.encode_to_vec();
+        let rest = raw::ExportTraceServiceRequest { resource_spans: resource_spans(2) }.encode_to_vec();
+        let mut both = raw::ExportTraceServiceRequest { resource_spans: resource_spans(1) };
+        both.resource_spans.extend(resource_spans(2));
+        let in_pieces = Payload::Encoded(vec![pieces.into(), rest.into()]);
+        assert_eq!(in_pieces.encoded(), both.encode_to_vec(), "pieces one after the other");
+        assert_eq!(in_pieces.encoded_len(), both.encoded_len());
+        assert_eq!(in_pieces.clone().into_resource_spans(), Some(both.resource_spans));
         for payload in [&decoded, &encoded] {
             let mut buffer = bytes::BytesMut::from(&b"header"[..]);
             payload.encode_into(&mut buffer);
@@ -92,6 +113,6 @@ mod tests {
             Some(request.resource_spans),
             "decoded to split or route again"
         );
-        assert_eq!(Payload::Encoded(vec![0x0a, 0xff].into()).into_resource_spans(), None);
+        assert_eq!(Payload::Encoded(vec![vec![0x0a, 0xff].into()]).into_resource_spans(), None);
     }
 }

@@ -141,11 +141,11 @@ async fn on_disk_the_hard_stop_ends_the_reader_and_leaves_the_rest() {
 #[tokio::test]
 async fn on_disk_a_stored_value_that_cannot_be_read_back_is_counted_once_when_its_batch_leaves() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let disk = Arc::new(DiskQueue::open(dir.path(), 1 << 20, false).expect("open"));
     let good = disk::encode(&forward(2, None).request, 2);
-    let mut torn = disk::encode(&forward(3, None).request, 3);
-    torn.truncate(torn.len() - 1);
-    disk.append_all(&[good, torn]).expect("append");
+    let torn = disk::encode(&forward(3, None).request, 3);
+    let torn = torn.slice(..torn.len() - 1);
+    DiskQueue::open(dir.path(), 1 << 20, false).expect("open").append_all(&[good, torn]).expect("append");
+    let disk = Arc::new(DiskQueue::open(dir.path(), 1 << 20, false).expect("reopen"));
     let registry = registry();
     let (_sender, mut receiver, _writer) =
         self::disk(disk.clone(), registry.clone(), CancellationToken::new());
@@ -158,4 +158,31 @@ async fn on_disk_a_stored_value_that_cannot_be_read_back_is_counted_once_when_it
     receiver.settler().ack(batch.receipt).await;
     assert_eq!(unreadable(), Some(3.0), "counted once, when its batch left the queue");
     assert_eq!(disk.len(), 0);
+}
+
+#[tokio::test]
+async fn on_disk_a_reader_behind_what_memory_holds_reads_disk_and_gets_every_request_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let one = disk::encode(&forward(5, None).request, 5).len();
+    // Memory for three requests: the fourth empties it and the reader has to go to disk.
+    let disk = Arc::new(DiskQueue::open_with_memory(dir.path(), 1 << 20, false, one * 3).expect("open"));
+    let (mut sender, mut receiver) = on_disk(&disk, CancellationToken::new());
+    for _ in 0..10 {
+        let (stored, on_disk) = StoreAnswer::channel();
+        sender.push(forward(5, Some(stored))).await;
+        assert_eq!(on_disk.await.expect("answered"), Ok(()));
+    }
+    let mut keys = Vec::new();
+    while keys.len() < 10 {
+        let batch = receiver.next_batch(10).await.expect("a batch");
+        assert_eq!(batch.spans, 5 * batch.receipt.keys.len(), "every request whole");
+        keys.extend(batch.receipt.keys);
+    }
+    assert_eq!(keys, (0..10).collect::<Vec<_>>(), "each request once, oldest first");
+    let (stored, on_disk) = StoreAnswer::channel();
+    sender.push(forward(5, Some(stored))).await;
+    assert_eq!(on_disk.await.expect("answered"), Ok(()));
+    let batch = receiver.next_batch(10).await.expect("caught up: from memory again");
+    assert_eq!(batch.receipt.keys, vec![10]);
+    assert_eq!(disk.take_cached(11, 10).map(|stored| stored.requests.len()), Some(0), "memory covers");
 }

@@ -56,14 +56,14 @@ impl DiskWriter {
 
     /// `first` and whatever else is waiting, up to [`GROUP_MAX_BYTES`], each encoded once
     /// as it will be stored.
-    fn group(&mut self, first: Forward) -> (Vec<Forward>, Vec<Vec<u8>>) {
+    fn group(&mut self, first: Forward) -> (Vec<Forward>, Vec<bytes::Bytes>) {
         let mut values = vec![encode(&first.request, first.spans)];
         let mut bytes = values[0].len();
         let mut group = vec![first];
         while bytes < GROUP_MAX_BYTES {
             let Ok(next) = self.pending.try_recv() else { break };
             values.push(encode(&next.request, next.spans));
-            bytes += values.last().map_or(0, Vec::len);
+            bytes += values.last().map_or(0, bytes::Bytes::len);
             group.push(next);
         }
         (group, values)
@@ -72,7 +72,7 @@ impl DiskWriter {
     /// Writes a group in one transaction; the oldest requests dropped to make room are counted.
     fn store(
         &self,
-        values: &[Vec<u8>],
+        values: &[bytes::Bytes],
         requests: usize,
         full_logged: &mut Option<Instant>,
     ) -> Result<(), Refusal> {
