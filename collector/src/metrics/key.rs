@@ -1,8 +1,9 @@
 //! A series' label values as the registry keeps them, and the borrowed values that find it.
 //!
-//! The key holds the values one after the other in one allocation, with where each ends: a
-//! lookup reads one place in memory instead of a vector of strings and then each string
-//! (a vector of strings was one allocation per value, and the comparison waited on each).
+//! The key holds the values one after the other, with where each ends, inline up to
+//! [`INLINE_BYTES`]: a lookup compares what the table's entry holds instead of following a
+//! pointer to the values (a vector of strings was one allocation per value, and the
+//! comparison waited on each; one allocation for them all still cost a wait on its first read).
 
 use std::hash::{Hash, Hasher};
 
@@ -11,10 +12,15 @@ use smallvec::SmallVec;
 
 use super::label::{Label, MAX_LABELS};
 
+/// The label values' bytes a key holds without an allocation of its own: W1's keys are 20
+/// to 60 bytes.
+const INLINE_BYTES: usize = 64;
+
 /// Label values in the order of the family's label names.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(super) struct Key {
-    text: Box<str>,
+    /// The values' bytes one after the other: whole strings, so each value is UTF-8.
+    text: SmallVec<[u8; INLINE_BYTES]>,
     /// Where each value ends in `text`.
     ends: SmallVec<[u32; MAX_LABELS]>,
 }
@@ -22,13 +28,13 @@ pub(super) struct Key {
 impl Key {
     pub(super) fn new<'v>(values: impl IntoIterator<Item = &'v str> + Clone) -> Self {
         let length = values.clone().into_iter().map(str::len).sum();
-        let mut text = String::with_capacity(length);
+        let mut text = SmallVec::with_capacity(length);
         let mut ends = SmallVec::new();
         for value in values {
-            text.push_str(value);
+            text.extend_from_slice(value.as_bytes());
             ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
         }
-        Self { text: text.into_boxed_str(), ends }
+        Self { text, ends }
     }
 
     /// The key of owned values.
@@ -41,10 +47,14 @@ impl Key {
     }
 
     pub(super) fn values(&self) -> impl Iterator<Item = &str> + Clone {
+        self.value_bytes().map(|value| std::str::from_utf8(value).unwrap_or_default())
+    }
+
+    fn value_bytes(&self) -> impl Iterator<Item = &[u8]> + Clone {
         let starts = std::iter::once(0).chain(self.ends.iter().copied());
         starts
             .zip(self.ends.iter().copied())
-            .map(|(start, end)| self.text.get(start as usize..end as usize).unwrap_or(""))
+            .map(|(start, end)| self.text.get(start as usize..end as usize).unwrap_or_default())
     }
 
     pub(super) fn to_vec(&self) -> Vec<String> {
@@ -52,18 +62,19 @@ impl Key {
     }
 }
 
-/// The number of values, then each value as a `str` hashes: the same for a key and for the
-/// borrowed values that find it.
-fn hash_values<'v, H: Hasher>(count: usize, values: impl Iterator<Item = &'v str>, state: &mut H) {
+/// The number of values, then each value's bytes and an end mark (as a `str` hashes): the
+/// same for a key and for the borrowed values that find it.
+fn hash_values<'v, H: Hasher>(count: usize, values: impl Iterator<Item = &'v [u8]>, state: &mut H) {
     state.write_usize(count);
     for value in values {
-        value.hash(state);
+        state.write(value);
+        state.write_u8(0xff);
     }
 }
 
 impl Hash for Key {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        hash_values(self.len(), self.values(), state);
+        hash_values(self.len(), self.value_bytes(), state);
     }
 }
 
@@ -72,18 +83,14 @@ pub(super) struct LabelsRef<'s, 'a>(pub(super) &'s [Label<'a>]);
 
 impl Hash for LabelsRef<'_, '_> {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        hash_values(self.0.len(), self.0.iter().map(|label| &**label), state);
+        hash_values(self.0.len(), self.0.iter().map(|label| label.as_bytes()), state);
     }
 }
 
 impl Equivalent<Key> for LabelsRef<'_, '_> {
     fn equivalent(&self, key: &Key) -> bool {
         self.0.len() == key.len()
-            && self
-                .0
-                .iter()
-                .zip(key.values())
-                .all(|(ours, theirs)| same_bytes(ours.as_bytes(), theirs.as_bytes()))
+            && self.0.iter().zip(key.value_bytes()).all(|(ours, theirs)| same_bytes(ours.as_bytes(), theirs))
     }
 }
 
