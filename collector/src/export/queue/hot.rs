@@ -64,11 +64,8 @@ impl Hot {
     /// Requests through `last` left the disk (dropped for room) or were read from it: their
     /// copies here go.
     pub fn forget_through(&self, last: u64) {
-        let Ok(mut inner) = self.inner.lock() else { return };
-        while inner.entries.front().is_some_and(|(key, _, _)| *key <= last) {
-            if let Some((_, _, request)) = inner.entries.pop_front() {
-                inner.bytes -= request.len();
-            }
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.forget_through(last);
         }
     }
 
@@ -82,9 +79,7 @@ impl Hot {
         }
         if let Some(before) = from.checked_sub(1) {
             // Read from disk while the writer was putting them here.
-            drop(inner);
-            self.forget_through(before);
-            inner = self.inner.lock().ok()?;
+            inner.forget_through(before);
         }
         let mut found = Stored::default();
         while let Some((_, spans, _)) = inner.entries.front() {
@@ -111,6 +106,16 @@ impl Hot {
     #[cfg(test)]
     pub fn bytes(&self) -> usize {
         self.inner.lock().map_or(0, |inner| inner.bytes)
+    }
+}
+
+impl Inner {
+    fn forget_through(&mut self, last: u64) {
+        while self.entries.front().is_some_and(|(key, _, _)| *key <= last) {
+            if let Some((_, _, request)) = self.entries.pop_front() {
+                self.bytes -= request.len();
+            }
+        }
     }
 }
 
