@@ -330,12 +330,13 @@ fn start_processor(
     worker: usize,
 ) -> anyhow::Result<ProcessorHandle> {
     let (done, stopped) = oneshot::channel::<()>();
+    // Built here, not on the thread: there it could fail after the listeners took connections
+    // (no file descriptor left), and the worker's queue then refused every request.
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("processing runtime")?;
     let thread =
         std::thread::Builder::new().name(format!("agentrace-process-{worker}")).spawn(move || {
-            match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(runtime) => runtime.block_on(processor.run(input)),
-                Err(error) => tracing::error!(%error, "cannot start the processing runtime"),
-            }
+            runtime.block_on(processor.run(input));
             let _ = done.send(());
         })?;
     Ok((stopped, thread))
