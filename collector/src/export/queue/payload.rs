@@ -94,11 +94,11 @@ mod tests {
         assert_eq!(decoded.encoded(), request.encode_to_vec(), "encoded as the request itself is");
         let encoded = Payload::Encoded(vec![request.encode_to_vec().into()]);
         assert_eq!(encoded.encoded(), request.encode_to_vec(), "sent as stored");
-        let pieces = raw::ExportTraceServiceRequest { resource_spans: resource_spans(1) }.encode_to_vec();
+        let first = raw::ExportTraceServiceRequest { resource_spans: resource_spans(1) }.encode_to_vec();
         let rest = raw::ExportTraceServiceRequest { resource_spans: resource_spans(2) }.encode_to_vec();
         let mut both = raw::ExportTraceServiceRequest { resource_spans: resource_spans(1) };
         both.resource_spans.extend(resource_spans(2));
-        let in_pieces = Payload::Encoded(vec![pieces.into(), rest.into()]);
+        let in_pieces = Payload::Encoded(vec![first.into(), rest.into()]);
         assert_eq!(in_pieces.encoded(), both.encode_to_vec(), "pieces one after the other");
         assert_eq!(in_pieces.encoded_len(), both.encoded_len());
         assert_eq!(in_pieces.clone().into_resource_spans(), Some(both.resource_spans));
