@@ -21,6 +21,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use prost::Message;
 use sha2::Sha256;
 
+use self::keys::Keys;
 use crate::args::{self, ArgError};
 use crate::derive::SpanFacts;
 use crate::wire::{
@@ -100,51 +101,6 @@ pub struct Enricher {
     /// are dropped too (except on the node tier, whose gateway reads them to type the error).
     drop_error_texts: bool,
     keep_content: bool,
-}
-
-/// Attribute keys to match, as `attr::matches_key` reads a list: whole keys, and prefixes
-/// (entries ending in `.`). Every attribute of every forwarded span is checked, so whole keys
-/// are looked up in a set rather than compared one by one. Shared, not copied, when the
-/// enricher is cloned: the gRPC receiver is cloned for every request.
-#[derive(Clone, Debug, Default)]
-struct Keys {
-    /// As bytes: keys are matched as they arrived, without reading them as text.
-    whole: std::sync::Arc<foldhash::HashSet<Box<[u8]>>>,
-    /// Bit `n` set when a whole key is `n` bytes long (the last bit: 63 bytes or more), so
-    /// that most keys are passed over without hashing them.
-    whole_lengths: u64,
-    prefixes: std::sync::Arc<[Box<[u8]>]>,
-}
-
-fn length_bit(length: usize) -> u64 {
-    1 << length.min(63)
-}
-
-impl Keys {
-    fn new(keys: impl IntoIterator<Item = String>) -> Self {
-        let (prefixes, whole): (Vec<String>, Vec<String>) =
-            keys.into_iter().partition(|key| key.ends_with('.'));
-        let bytes = |keys: Vec<String>| keys.into_iter().map(|key| key.into_bytes().into_boxed_slice());
-        let whole_lengths = whole.iter().fold(0, |bits, key| bits | length_bit(key.len()));
-        Self {
-            whole: std::sync::Arc::new(bytes(whole).collect()),
-            whole_lengths,
-            prefixes: bytes(prefixes).collect(),
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.whole.is_empty() && self.prefixes.is_empty()
-    }
-
-    fn matches(&self, key: &[u8]) -> bool {
-        // A prefix ends with `.`, so a key it starts has a `.` at that place: checking that one
-        // byte first spares comparing most keys with most prefixes.
-        (self.whole_lengths & length_bit(key.len()) != 0 && self.whole.contains(key))
-            || (self.prefixes.iter().any(|prefix| {
-                key.len() >= prefix.len() && key[prefix.len() - 1] == b'.' && key.starts_with(prefix)
-            }) && !attr::NOT_CONTENT_KEYS.iter().any(|name| name.as_bytes() == key))
-    }
 }
 
 impl Enricher {
@@ -422,5 +378,6 @@ fn encode_span_attributes(attributes: &[KeyValue]) -> Bytes {
 /// `Span.attributes`' field number.
 const SPAN_ATTRIBUTES_FIELD: u32 = 9;
 
+mod keys;
 #[cfg(test)]
 mod tests;
