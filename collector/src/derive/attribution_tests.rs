@@ -66,7 +66,7 @@ fn a_call_that_arrives_before_its_agent_waits_and_counts_under_it() {
     assert_eq!(prompt_tokens_by_agent(&out), vec![("researcher".to_owned(), 100.0)]);
     let steps: Vec<String> = out
         .iter()
-        .filter(|observation| observation.metric == metric::AGENT_STEPS_TOTAL)
+        .filter(|observation| observation.metric == metric::AGENT_STEP_DURATION_SECONDS)
         .map(|observation| observation.labels[1].to_string())
         .collect();
     assert_eq!(steps, vec!["researcher"]);

@@ -210,8 +210,8 @@ pub(crate) fn edge(
     if failed {
         record(metric::SERVICE_GRAPH_REQUEST_FAILED_TOTAL, 1.0);
     }
+    // `traces_service_graph_request_total` is read from this histogram's samples.
     record(metric::SERVICE_GRAPH_REQUEST_SERVER_SECONDS, duration);
-    record(metric::SERVICE_GRAPH_REQUEST_TOTAL, 1.0);
 }
 
 /// What one agent invocation did, counted when its trace closes.
@@ -354,7 +354,7 @@ fn span_metrics<'a>(span: &CanonicalSpan<'a>, out: &mut Vec<Observation<'a>>) {
     let kind = Label::Borrowed(span.kind.as_str_name());
     let status_code = Label::Borrowed(span.status.as_str_name());
     let labels = smallvec![Label::cut(span.service), Label::cut(span.name), kind, status_code];
-    push(out, metric::SPANMETRICS_CALLS_TOTAL, labels.clone(), 1.0, span);
+    // `traces_spanmetrics_calls_total` is read from this histogram's samples.
     push(out, metric::SPANMETRICS_LATENCY, labels, span.duration_seconds(), span);
 }
 

@@ -242,8 +242,8 @@ impl<'a> Scoped<'a> {
                 out.push(self.observation(metric::AGENT_TOOL_CALL_DURATION_SECONDS, labels, self.duration));
             }
             Call::Step => {
+                // `agent_steps_total` is read from this histogram's samples.
                 let labels = self.label_set(&agent, 1);
-                out.push(self.observation(metric::AGENT_STEPS_TOTAL, labels.clone(), 1.0));
                 out.push(self.observation(metric::AGENT_STEP_DURATION_SECONDS, labels, self.duration));
             }
             Call::McpClient { tool_call } => {

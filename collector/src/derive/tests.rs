@@ -103,7 +103,7 @@ fn an_llm_call_yields_requests_latency_tokens_and_speed() {
     let exemplar = requests[0].exemplar.expect("exemplar");
     assert_eq!((exemplar.trace_id, exemplar.span_id, exemplar.timestamp), ([7; 16], [1; 8], 3.0));
     assert_eq!(
-        find(&out, metric::SPANMETRICS_CALLS_TOTAL)[0].labels[2..],
+        find(&out, metric::SPANMETRICS_LATENCY)[0].labels[2..],
         strings(&["SPAN_KIND_INTERNAL", "STATUS_CODE_UNSET"])
     );
 }
@@ -135,7 +135,9 @@ fn agents_steps_tools_and_model_loads() {
         deriver.observe(&span, None, 0.0, &mut out);
     }
     assert_eq!(find(&out, metric::AGENT_INVOCATIONS_TOTAL)[0].labels[..], strings(&["svc", "planner", "ok"]));
-    assert_eq!(find(&out, metric::AGENT_STEPS_TOTAL)[0].labels[..], strings(&["svc", "planner", "plan"]));
+    // The step count is read from the duration's samples.
+    let steps = find(&out, metric::AGENT_STEP_DURATION_SECONDS);
+    assert_eq!(steps[0].labels[..], strings(&["svc", "planner", "plan"]));
     assert_eq!(
         find(&out, metric::AGENT_TOOL_CALLS_TOTAL)[0].labels[..],
         strings(&["svc", "researcher", "calculator", "ok"])
@@ -145,7 +147,7 @@ fn agents_steps_tools_and_model_loads() {
 }
 
 fn edges(out: &[Observation]) -> Vec<(String, String)> {
-    let mut edges: Vec<(String, String)> = find(out, metric::SERVICE_GRAPH_REQUEST_TOTAL)
+    let mut edges: Vec<(String, String)> = find(out, metric::SERVICE_GRAPH_REQUEST_SERVER_SECONDS)
         .iter()
         .map(|observation| (observation.labels[0].to_string(), observation.labels[1].to_string()))
         .collect();
@@ -293,10 +295,12 @@ fn what_waits_for_a_missing_span_settles_when_it_and_its_chain_arrive() {
     }
     let waiting_bytes = deriver.graph_bytes();
     deriver.observe(&span(2, Some(1), SpanClass::Step, GenAiFields::default()), None, 0.0, &mut out);
-    assert!(find(&out, metric::SERVICE_GRAPH_REQUEST_TOTAL).is_empty(), "still no agent");
+    assert!(find(&out, metric::SERVICE_GRAPH_REQUEST_SERVER_SECONDS).is_empty(), "still no agent");
     deriver.observe(&agent(1, None, "researcher"), None, 0.0, &mut out);
-    let edges: f64 =
-        find(&out, metric::SERVICE_GRAPH_REQUEST_TOTAL).iter().map(|observation| observation.value).sum();
+    let edges: f64 = find(&out, metric::SERVICE_GRAPH_REQUEST_SERVER_SECONDS)
+        .iter()
+        .map(|observation| observation.weight)
+        .sum();
     assert_eq!(edges, 1_001.0, "1 000 model edges and the agent's root edge");
     let requests = find(&out, metric::LLM_REQUESTS_TOTAL);
     let attributed = requests.iter().filter(|observation| observation.labels[1] == "researcher").count();
@@ -326,8 +330,10 @@ fn a_large_trace_pairs_every_child_once_and_stops_at_its_span_cap() {
         deriver.tick(100.0, &mut out);
         let total =
             |metric: &str| find(&out, metric).iter().map(|observation| observation.value).sum::<f64>();
+        let samples =
+            |metric: &str| find(&out, metric).iter().map(|observation| observation.weight).sum::<f64>();
         (
-            total(metric::SERVICE_GRAPH_REQUEST_TOTAL),
+            samples(metric::SERVICE_GRAPH_REQUEST_SERVER_SECONDS),
             total(metric::AGENT_INVOCATION_LLM_CALLS),
             total(metric::SELF_GRAPH_UNPAIRED_TOTAL),
         )

@@ -36,6 +36,10 @@ pub struct Definition {
     /// Whether idle series expire. The collector's own counters never do.
     pub expires: bool,
     pub naming: Naming,
+    /// A counter that counts the samples of this histogram family (the same labels, the same
+    /// weights): it has no series of its own and is read from the histogram's, so that a span
+    /// costs one series update for both.
+    pub samples_of: Option<&'static str>,
 }
 
 const fn derived(
@@ -44,7 +48,17 @@ const fn derived(
     kind: Kind,
     labels: &'static [&'static str],
 ) -> Definition {
-    Definition { name, help, kind, labels, expires: true, naming: Naming::Always }
+    Definition { name, help, kind, labels, expires: true, naming: Naming::Always, samples_of: None }
+}
+
+/// A counter of the samples of the histogram family `histogram`, which has the same labels.
+const fn sample_count(
+    name: &'static str,
+    help: &'static str,
+    histogram: &'static str,
+    labels: &'static [&'static str],
+) -> Definition {
+    Definition { samples_of: Some(histogram), ..derived(name, help, Kind::Counter, labels) }
 }
 
 /// An agentrace family the GenAI conventions name too.
@@ -69,7 +83,15 @@ const fn spec_named(
 
 /// A gauge the GPU sampler rewrites whole at every sample; it does not expire on idleness.
 const fn sampled(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Definition {
-    Definition { name, help, kind: Kind::Gauge, labels, expires: false, naming: Naming::Always }
+    Definition {
+        name,
+        help,
+        kind: Kind::Gauge,
+        labels,
+        expires: false,
+        naming: Naming::Always,
+        samples_of: None,
+    }
 }
 
 const fn own(
@@ -78,13 +100,21 @@ const fn own(
     kind: Kind,
     labels: &'static [&'static str],
 ) -> Definition {
-    Definition { name, help, kind, labels, expires: false, naming: Naming::Always }
+    Definition { name, help, kind, labels, expires: false, naming: Naming::Always, samples_of: None }
 }
 
 /// A gauge of the last synthetic probe of a target; it does not expire on idleness (a probe
 /// interval may be longer than the idle timeout).
 const fn probed(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Definition {
-    Definition { name, help, kind: Kind::Gauge, labels, expires: false, naming: Naming::Always }
+    Definition {
+        name,
+        help,
+        kind: Kind::Gauge,
+        labels,
+        expires: false,
+        naming: Naming::Always,
+        samples_of: None,
+    }
 }
 
 const PROBE_LABELS: &[&str] = &[label::TARGET, label::MODEL];
@@ -288,10 +318,10 @@ pub const CATALOGUE: &[Definition] = &[
         Kind::Histogram(buckets::TOKENS_PER_INVOCATION),
         AGENT_LABELS,
     ),
-    derived(
+    sample_count(
         metric::AGENT_STEPS_TOTAL,
         "Agent steps.",
-        Kind::Counter,
+        metric::AGENT_STEP_DURATION_SECONDS,
         &[label::SERVICE, label::AGENT, label::STEP],
     ),
     derived(
@@ -342,10 +372,10 @@ pub const CATALOGUE: &[Definition] = &[
         Kind::Counter,
         &[label::SERVICE, label::AGENT, label::KIND],
     ),
-    derived(
+    sample_count(
         metric::SERVICE_GRAPH_REQUEST_TOTAL,
         "Calls between agents, tools and models.",
-        Kind::Counter,
+        metric::SERVICE_GRAPH_REQUEST_SERVER_SECONDS,
         EDGE_LABELS,
     ),
     derived(
@@ -360,7 +390,7 @@ pub const CATALOGUE: &[Definition] = &[
         Kind::Histogram(buckets::TEMPO_SECONDS),
         EDGE_LABELS,
     ),
-    derived(metric::SPANMETRICS_CALLS_TOTAL, "Spans.", Kind::Counter, SPAN_LABELS),
+    sample_count(metric::SPANMETRICS_CALLS_TOTAL, "Spans.", metric::SPANMETRICS_LATENCY, SPAN_LABELS),
     derived(
         metric::SPANMETRICS_LATENCY,
         "Span durations.",
@@ -382,6 +412,27 @@ mod tests {
             if definition.kind == Kind::Counter {
                 assert!(definition.name.ends_with("_total"), "{}", definition.name);
             }
+        }
+    }
+
+    #[test]
+    fn sample_counts_name_a_histogram_always_served_with_their_labels() {
+        let counted: Vec<_> = all().filter(|definition| definition.samples_of.is_some()).collect();
+        assert_eq!(counted.len(), 3);
+        for counter in counted {
+            let histogram = all().find(|definition| Some(definition.name) == counter.samples_of);
+            let histogram = histogram.unwrap_or_else(|| panic!("{}: no such histogram", counter.name));
+            assert!(matches!(histogram.kind, Kind::Histogram(_)), "{}", counter.name);
+            assert_eq!(histogram.labels, counter.labels, "{}", counter.name);
+            assert_eq!(histogram.samples_of, None, "{}", counter.name);
+            // Served whenever the counter is, and expiring with it.
+            assert_eq!(
+                (histogram.naming, counter.naming),
+                (Naming::Always, Naming::Always),
+                "{}",
+                counter.name
+            );
+            assert_eq!(histogram.expires, counter.expires, "{}", counter.name);
         }
     }
 

@@ -54,7 +54,7 @@ impl Registry {
         let mut complete = true;
         for family in self.families.iter().filter(own) {
             let mark = out.len();
-            render_family(out, family, format);
+            self.render_family(out, family, format);
             complete &= fits(out, mark);
         }
         let mark = out.len();
@@ -63,7 +63,7 @@ impl Registry {
         // A family that does not fit is left out; smaller ones after it may still fit.
         for family in self.families.iter().filter(|family| !own(family)) {
             let mark = out.len();
-            render_family(out, family, format);
+            self.render_family(out, family, format);
             complete &= fits(out, mark);
         }
         if format == Format::OpenMetrics {
@@ -86,7 +86,7 @@ impl Registry {
         for (name, help, read) in counters {
             write_header(out, name, help, Kind::Counter, format);
             for family in &self.families {
-                let count = family.read(read);
+                let count = self.read_family(family, read);
                 if count == 0 {
                     continue;
                 }
@@ -97,21 +97,23 @@ impl Registry {
     }
 }
 
-fn render_family(out: &mut String, family: &Family, format: Format) {
-    let definition = family.definition;
-    write_header(out, definition.name, definition.help, definition.kind, format);
-    family.read(|state| {
-        let mut label_text = String::new();
-        for (values, series) in &state.series {
-            label_text.clear();
-            write_labels(&mut label_text, definition.labels, values.values());
-            write_series(out, definition.name, definition.kind, &label_text, series, format);
-        }
-        if let Some(series) = &state.overflow {
-            let overflow_labels = format!("{}=\"true\"", label::OVERFLOW);
-            write_series(out, definition.name, definition.kind, &overflow_labels, series, format);
-        }
-    });
+impl Registry {
+    fn render_family(&self, out: &mut String, family: &Family, format: Format) {
+        let definition = family.definition;
+        write_header(out, definition.name, definition.help, definition.kind, format);
+        self.read_family(family, |state| {
+            let mut label_text = String::new();
+            for (values, series) in &state.series {
+                label_text.clear();
+                write_labels(&mut label_text, definition.labels, values.values());
+                write_series(out, definition.name, definition.kind, &label_text, series, format);
+            }
+            if let Some(series) = &state.overflow {
+                let overflow_labels = format!("{}=\"true\"", label::OVERFLOW);
+                write_series(out, definition.name, definition.kind, &overflow_labels, series, format);
+            }
+        });
+    }
 }
 
 /// OpenMetrics names a counter family without `_total`; the classic format names it with.

@@ -15,9 +15,11 @@
 
 mod args;
 mod catalogue;
+mod counted;
 mod encode;
 mod key;
 mod label;
+mod locks;
 mod read;
 mod stripes;
 
@@ -36,6 +38,7 @@ pub use self::catalogue::{Definition, Kind, Naming};
 pub use self::encode::Format;
 use self::key::{Key, LabelsRef};
 pub use self::label::{truncated, Exemplar, ExemplarTag, Label, Labels, Observation, SharedNames};
+use self::locks::Locks;
 pub use self::read::Reading;
 
 /// Something that happened in the collector itself, counted in its own metrics; each kind is
@@ -64,6 +67,9 @@ enum Value {
         counts: Vec<u64>,
         carry: Vec<f64>,
         sum: f64,
+        /// The samples' weights added up: the exact count that the buckets' whole counts
+        /// round, and what a counter of the samples serves (`counted.rs`).
+        weighted: f64,
         exemplars: Vec<Option<Exemplar>>,
         /// A negative value was observed: OpenMetrics then has no `_sum` (nor `_count`).
         negative: bool,
@@ -87,6 +93,7 @@ impl Series {
                 counts: vec![0; bounds.len() + 1],
                 carry: vec![0.0; bounds.len() + 1],
                 sum: 0.0,
+                weighted: 0.0,
                 exemplars: vec![None; bounds.len() + 1],
                 negative: false,
             },
@@ -109,7 +116,10 @@ impl Series {
                 }
             }
             (Value::Gauge(current), _) => *current = value,
-            (Value::Histogram { counts, carry, sum, exemplars, negative }, Kind::Histogram(bounds)) => {
+            (
+                Value::Histogram { counts, carry, sum, weighted, exemplars, negative },
+                Kind::Histogram(bounds),
+            ) => {
                 let next_sum = *sum + value * weight;
                 if !next_sum.is_finite() {
                     return false;
@@ -120,6 +130,7 @@ impl Series {
                 counts[bucket] = counts[bucket].saturating_add(whole as u64);
                 carry[bucket] = owed - whole;
                 *sum = next_sum;
+                *weighted += weight;
                 *negative |= value < 0.0;
                 if exemplar.is_some() {
                     exemplars[bucket] = exemplar;
@@ -153,6 +164,9 @@ struct Family {
     /// With several stripes, the label sets that any of them holds: the series cap counts
     /// these. Locked after a stripe, never before.
     known: Mutex<HashSet<Key>>,
+    /// For a counter of a histogram's samples, that histogram's position: it is read from its
+    /// series (`counted.rs`).
+    samples_of: Option<usize>,
 }
 
 /// A processing worker's hand on the registry: its observations go to its own stripe.
@@ -203,6 +217,7 @@ impl Registry {
                 definition,
                 stripes: (0..stripes.max(1)).map(|_| Mutex::default()).collect(),
                 known: Mutex::default(),
+                samples_of: None,
             })
             .collect();
         let index = families
@@ -215,7 +230,12 @@ impl Registry {
             .enumerate()
             .map(|(position, family)| (address(family.definition.name), position))
             .collect();
-        let registry = Self { families, index, by_address, limits };
+        let mut registry = Self { families, index, by_address, limits };
+        for position in 0..registry.families.len() {
+            let source = registry.families[position].definition.samples_of;
+            registry.families[position].samples_of =
+                source.and_then(|name| registry.index.get(name).copied());
+        }
         // The collector's own counters without labels exist at 0 from the start, so that an
         // alert comparing them (`… == 0`) has a series to compare before the first event.
         let now = crate::unix_now();
@@ -293,6 +313,10 @@ impl Registry {
             return;
         };
         let definition = family.definition;
+        if family.samples_of.is_some() {
+            debug_assert!(false, "{metric} is read from its histogram's samples");
+            return;
+        }
         if labels.len() != definition.labels.len() {
             debug_assert!(false, "{metric}: {} label values for {:?}", labels.len(), definition.labels);
             return;
@@ -389,7 +413,7 @@ impl Registry {
     #[cfg(test)]
     pub fn value(&self, metric: &str, labels: &[&str]) -> Option<f64> {
         let key = Key::new(labels.iter().copied());
-        self.family(metric)?.read(|state| {
+        self.read_family(self.family(metric)?, |state| {
             let series = state.series.get(&key)?;
             Some(match &series.value {
                 Value::Counter { total, .. } => *total,
@@ -403,40 +427,8 @@ impl Registry {
     #[cfg(test)]
     pub fn series_count(&self, metric: &str) -> usize {
         self.family(metric).map_or(0, |family| {
-            family.read(|state| state.series.len() + usize::from(state.overflow.is_some()))
+            self.read_family(family, |state| state.series.len() + usize::from(state.overflow.is_some()))
         })
-    }
-}
-
-/// The family locks a batch of observations holds, by family position: each taken at the
-/// family's first observation in the batch and held to its end, so that a batch of 64 takes a
-/// lock per family it touches (about 15 for W1) instead of one per observation. Batches from
-/// two threads can meet in one stripe (the only stripe with one worker, or the shared one), in
-/// any order of families: so a batch never waits for a family's lock while it holds others. It
-/// tries the lock, and when that is taken it lets go of all it holds first (they are taken
-/// again as needed). Readers, expiry and single writes wait holding one family's locks at
-/// most. The series cap's set (`Family::known`) is waited for while holding: it is taken last.
-#[derive(Default)]
-struct Locks<'r>(Vec<Option<MutexGuard<'r, FamilyState>>>);
-
-impl<'r> Locks<'r> {
-    /// The state of the family at `position` in `stripe`, locked at the first call.
-    fn state(&mut self, position: usize, stripe: &'r Mutex<FamilyState>) -> &mut FamilyState {
-        if self.0.len() <= position {
-            self.0.resize_with(position + 1, || None);
-        }
-        if self.0[position].is_none() {
-            let guard = match stripe.try_lock() {
-                Ok(guard) => guard,
-                Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-                Err(std::sync::TryLockError::WouldBlock) => {
-                    self.0.fill_with(|| None);
-                    lock(stripe)
-                }
-            };
-            self.0[position] = Some(guard);
-        }
-        self.0[position].get_or_insert_with(|| lock(stripe))
     }
 }
 

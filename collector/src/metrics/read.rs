@@ -17,7 +17,7 @@ impl Registry {
     /// the family is not served.
     pub fn read(&self, metric: &str) -> Vec<Reading> {
         let Some(family) = self.family(metric) else { return Vec::new() };
-        family.read(|state| {
+        self.read_family(family, |state| {
             state
                 .series
                 .iter()

@@ -120,11 +120,12 @@ impl Series {
                 }
             }
             (
-                Value::Histogram { counts, carry, sum, exemplars, negative },
+                Value::Histogram { counts, carry, sum, weighted, exemplars, negative },
                 Value::Histogram {
                     counts: more,
                     carry: more_carry,
                     sum: more_sum,
+                    weighted: more_weighted,
                     exemplars: theirs,
                     negative: more_negative,
                 },
@@ -145,6 +146,7 @@ impl Series {
                     }
                 }
                 *sum += more_sum;
+                *weighted += more_weighted;
                 *negative |= *more_negative;
             }
             _ => debug_assert!(false, "one family, one kind"),

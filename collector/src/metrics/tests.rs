@@ -199,9 +199,18 @@ fn mixed_observations() -> Vec<(Observation<'static>, f64)> {
             .push((Observation::new(metric::AGENT_INVOCATIONS_TOTAL, labels(), 1.0, Some(exemplar)), now));
         let duration = smallvec::smallvec![Label::Borrowed("svc"), Label::Borrowed(agent)];
         let mut sample =
-            Observation::new(metric::AGENT_INVOCATION_DURATION_SECONDS, duration, 0.3, Some(exemplar));
+            Observation::new(metric::AGENT_INVOCATION_DURATION_SECONDS, duration, 0.25, Some(exemplar));
+        // 0.25 × 0.5: sums that add up exactly in whatever order the stripes hold them.
         sample.weight = 0.5;
-        observations.push((sample, now));
+        observations.push((sample.clone(), now));
+        // A counter of samples (`counted.rs`) reads the same over stripes too.
+        let span = smallvec::smallvec![
+            Label::Borrowed("svc"),
+            Label::Borrowed(agent),
+            Label::Borrowed("SPAN_KIND_INTERNAL"),
+            Label::Borrowed("STATUS_CODE_UNSET")
+        ];
+        observations.push((Observation { metric: metric::SPANMETRICS_LATENCY, labels: span, ..sample }, now));
         let load = smallvec::smallvec![Label::Borrowed("svc"), Label::Borrowed(agent)];
         observations.push((Observation::new(metric::LLM_MODEL_LOAD_TIME_SECONDS, load, now, None), now));
     }
@@ -238,6 +247,8 @@ fn a_striped_registry_reads_as_one_whatever_stripe_each_observation_took() {
         Some(10.0),
         "20 × 0.5"
     );
+    let span = ["svc", "b", "SPAN_KIND_INTERNAL", "STATUS_CODE_UNSET"];
+    assert_eq!(striped.value(metric::SPANMETRICS_CALLS_TOTAL, &span), Some(10.0), "20 × 0.5");
     assert_eq!(
         striped.value(metric::LLM_MODEL_LOAD_TIME_SECONDS, &["svc", "c"]),
         Some(59.0),
