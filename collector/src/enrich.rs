@@ -248,21 +248,39 @@ impl Enricher {
         request: &ExportTraceServiceRequest,
         all_facts: &[SpanFacts],
     ) -> Vec<(SpanPos, Bytes)> {
-        let mut additions = Vec::with_capacity(all_facts.len());
+        // Every span's fields encoded one after the other in one buffer, each span's a slice of
+        // it: one allocation for the request instead of one per span.
+        let mut encoded = Vec::new();
+        let mut ends = Vec::with_capacity(all_facts.len());
+        let mut added = Vec::new();
         for facts in all_facts {
             let Some(span) = request.span_at(facts.pos) else {
                 debug_assert!(false, "facts for a span position not in the request");
                 continue;
             };
-            let mut added = attributes(facts);
-            added.retain(|attribute| !span.attributes.iter().any(|kv| kv.key == attribute.key));
+            added.clear();
+            attributes(facts, &mut added);
+            added.retain(|attribute: &KeyValue| !span.attributes.iter().any(|kv| kv.key == attribute.key));
             self.redact(&mut added);
             if !added.is_empty() {
-                additions.push((facts.pos, encode_span_attributes(&added)));
+                encode_span_attributes(&added, &mut encoded);
+                ends.push((facts.pos, encoded.len()));
             }
         }
-        additions
+        slices(Bytes::from(encoded), ends)
     }
+}
+
+/// `(pos, end)` pairs as slices of `buffer`, each from the previous one's end.
+fn slices(buffer: Bytes, ends: Vec<(SpanPos, usize)>) -> Vec<(SpanPos, Bytes)> {
+    let mut start = 0;
+    ends.into_iter()
+        .map(|(pos, end)| {
+            let slice = buffer.slice(start..end);
+            start = end;
+            (pos, slice)
+        })
+        .collect()
 }
 
 /// Drops an LLM call's error texts (its status message, the message of its exception events),
@@ -308,9 +326,8 @@ fn double(name: &'static str, value: f64) -> KeyValue {
     KeyValue::new(key(name), any_value::Value::DoubleValue(value))
 }
 
-/// The attributes that carry a span's facts.
-fn attributes(facts: &SpanFacts) -> Vec<KeyValue> {
-    let mut attributes = Vec::new();
+/// Adds the attributes that carry a span's facts to `attributes`.
+fn attributes(facts: &SpanFacts, attributes: &mut Vec<KeyValue>) {
     if let Some(usd) = facts.cost_usd {
         attributes.push(double(attr::AGENTRACE_COST_USD, usd));
     }
@@ -328,7 +345,6 @@ fn attributes(facts: &SpanFacts) -> Vec<KeyValue> {
         let names: Vec<&str> = gpu.gpu_seconds_by_name.iter().map(|(name, _)| name.as_str()).collect();
         attributes.push(KeyValue::string(key(attr::AGENTRACE_GPU_NAME), names.join(",")));
     }
-    attributes
 }
 
 /// The forwarding view of `request`, which must still be the request `encoded` holds but for
@@ -355,24 +371,32 @@ fn forwarding_view(
             *slot = encoded;
         }
     }
+    // The spans with fields added, joined in one buffer: one allocation for the request.
+    let length =
+        added.iter().map(|(pos, fields)| view.span_at_mut(*pos).map_or(0, |slot| slot.len()) + fields.len());
+    let mut joined = Vec::with_capacity(length.sum());
+    let mut ends = Vec::with_capacity(added.len());
     for (pos, fields) in added {
         if let Some(slot) = view.span_at_mut(*pos) {
-            let mut joined = Vec::with_capacity(slot.len() + fields.len());
             joined.extend_from_slice(slot);
             joined.extend_from_slice(fields);
-            *slot = Bytes::from(joined);
+            ends.push((*pos, joined.len()));
+        }
+    }
+    for (pos, span) in slices(Bytes::from(joined), ends) {
+        if let Some(slot) = view.span_at_mut(pos) {
+            *slot = span;
         }
     }
     view
 }
 
-/// `attributes` encoded as the attribute fields of a span, to append to its bytes.
-fn encode_span_attributes(attributes: &[KeyValue]) -> Bytes {
-    let mut fields = Vec::new();
+/// `attributes` encoded as the attribute fields of a span (to append to its bytes), after what
+/// `fields` holds.
+fn encode_span_attributes(attributes: &[KeyValue], fields: &mut Vec<u8>) {
     for attribute in attributes {
-        prost::encoding::message::encode(SPAN_ATTRIBUTES_FIELD, attribute, &mut fields);
+        prost::encoding::message::encode(SPAN_ATTRIBUTES_FIELD, attribute, fields);
     }
-    Bytes::from(fields)
 }
 
 /// `Span.attributes`' field number.

@@ -2,6 +2,7 @@ use super::*;
 use crate::receive::decode;
 use crate::wire::{span, Resource, ResourceSpans, ScopeSpans, Span};
 use opentelemetry_proto::tonic::collector::trace::v1 as standard;
+use opentelemetry_proto::tonic::trace::v1::Span as TraceSpan;
 
 fn text(key: &str, value: &str) -> KeyValue {
     KeyValue::string(key.to_owned(), value.to_owned())
@@ -91,11 +92,18 @@ fn facts_go_on_their_spans_once_and_redaction_rules_apply() {
     let at = |span| SpanPos { resource: 0, scope: 0, span };
     let facts = |span| SpanFacts { pos: at(span), cost_usd: Some(0.5), gpu: None, llm: true };
     let keep_all = Enricher::new(true, Vec::new(), Vec::new());
-    let added = keep_all.additions(&request, &[facts(1), facts(2)]);
-    assert_eq!(added.len(), 1, "the span that already has a cost gets none");
-    assert_eq!(added[0], (at(1), encode_span_attributes(&[double(attr::AGENTRACE_COST_USD, 0.5)])));
+    let added = keep_all.additions(&request, &[facts(0), facts(1), facts(2)]);
+    let cost = fields(&[double(attr::AGENTRACE_COST_USD, 0.5)]);
+    assert_eq!(added, [(at(0), cost.clone()), (at(1), cost)], "the span that already has a cost gets none");
     let no_cost = Enricher::new(true, vec![attr::AGENTRACE_COST_USD.to_owned()], Vec::new());
     assert!(no_cost.additions(&request, &[facts(1)]).is_empty());
+}
+
+/// `attributes` as the fields appended to a span.
+fn fields(attributes: &[KeyValue]) -> Bytes {
+    let mut fields = Vec::new();
+    encode_span_attributes(attributes, &mut fields);
+    Bytes::from(fields)
 }
 
 fn standard_request() -> standard::ExportTraceServiceRequest {
@@ -145,7 +153,7 @@ fn the_raw_view_carries_changed_spans_and_resources() {
 #[test]
 fn appended_attribute_fields_decode_as_the_span_s_last_attributes() {
     let decoded = decoded();
-    let added = encode_span_attributes(&[KeyValue::string("added", "yes"), KeyValue::string("more", "too")]);
+    let added = fields(&[KeyValue::string("added", "yes"), KeyValue::string("more", "too")]);
     let first = SpanPos { resource: 0, scope: 0, span: 0 };
     let view =
         forwarding_view(&decoded.request, Received::Encoded(decoded.encoded.clone()), &[], &[(first, added)]);
@@ -164,6 +172,32 @@ fn appended_attribute_fields_decode_as_the_span_s_last_attributes() {
         });
     }
     assert_eq!(forwarded, expected);
+}
+
+#[test]
+fn fields_added_to_several_spans_land_each_on_its_own() {
+    let mut standard = standard_request();
+    let spans = &mut standard.resource_spans[0].scope_spans[0].spans;
+    for id in 1..3u8 {
+        spans.push(TraceSpan { span_id: vec![id; 8], ..spans[0].clone() });
+    }
+    let decoded = decode::protobuf(Bytes::from(standard.encode_to_vec())).expect("decodes");
+    let at = |span| SpanPos { resource: 0, scope: 0, span };
+    let added = [
+        (at(0), fields(&[KeyValue::string("first", "0")])),
+        (at(2), fields(&[KeyValue::string("third", "2"), KeyValue::string("more", "2")])),
+    ];
+    let view = forwarding_view(&decoded.request, Received::Encoded(decoded.encoded.clone()), &[], &added);
+    let mut forwarded: standard::ExportTraceServiceRequest = wire::convert(&view).expect("standard");
+    let spans = &mut forwarded.resource_spans[0].scope_spans[0].spans;
+    let keys = |span: &TraceSpan| span.attributes.iter().map(|kv| kv.key.clone()).collect::<Vec<_>>();
+    assert_eq!(keys(&spans[0]), ["n", "a", "m", "first"]);
+    assert_eq!(keys(&spans[1]), ["n", "a", "m"]);
+    assert_eq!(keys(&spans[2]), ["n", "a", "m", "third", "more"]);
+    // Everything else as received.
+    spans[0].attributes.truncate(3);
+    spans[2].attributes.truncate(3);
+    assert_eq!(forwarded, standard);
 }
 
 fn hashed_with(key: &[u8], value: &str) -> String {
