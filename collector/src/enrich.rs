@@ -371,7 +371,9 @@ fn forwarding_view(
             *slot = encoded;
         }
     }
-    // The spans with fields added, joined in one buffer: one allocation for the request.
+    // The spans with fields added, joined in one buffer: one allocation for the request. Each
+    // span is named once (`additions` goes through the facts in the request's order, one each).
+    debug_assert!(added.windows(2).all(|pair| pair[0].0 < pair[1].0), "fields added to a span twice");
     let length =
         added.iter().map(|(pos, fields)| view.span_at_mut(*pos).map_or(0, |slot| slot.len()) + fields.len());
     let mut joined = Vec::with_capacity(length.sum());
