@@ -83,15 +83,7 @@ const fn spec_named(
 
 /// A gauge the GPU sampler rewrites whole at every sample; it does not expire on idleness.
 const fn sampled(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Definition {
-    Definition {
-        name,
-        help,
-        kind: Kind::Gauge,
-        labels,
-        expires: false,
-        naming: Naming::Always,
-        samples_of: None,
-    }
+    own(name, help, Kind::Gauge, labels)
 }
 
 const fn own(
@@ -106,15 +98,7 @@ const fn own(
 /// A gauge of the last synthetic probe of a target; it does not expire on idleness (a probe
 /// interval may be longer than the idle timeout).
 const fn probed(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Definition {
-    Definition {
-        name,
-        help,
-        kind: Kind::Gauge,
-        labels,
-        expires: false,
-        naming: Naming::Always,
-        samples_of: None,
-    }
+    own(name, help, Kind::Gauge, labels)
 }
 
 const PROBE_LABELS: &[&str] = &[label::TARGET, label::MODEL];

@@ -12,10 +12,20 @@ impl Registry {
     /// Calls `read` with the family's series (merged over its stripes); for a counter of a
     /// histogram's samples, as read from that histogram.
     pub(super) fn read_family<R>(&self, family: &Family, read: impl FnOnce(&FamilyState) -> R) -> R {
-        match family.samples_of.and_then(|position| self.families.get(position)) {
+        match self.histogram_counted_by(family) {
             Some(histogram) => histogram.read(|state| read(&state.sample_counts())),
             None => family.read(read),
         }
+    }
+
+    /// The family that holds `family`'s series: itself, or the histogram whose samples it
+    /// counts (whose overflow and expiry counts are the counter's too).
+    pub(super) fn holder<'r>(&'r self, family: &'r Family) -> &'r Family {
+        self.histogram_counted_by(family).unwrap_or(family)
+    }
+
+    fn histogram_counted_by(&self, family: &Family) -> Option<&Family> {
+        family.samples_of.and_then(|position| self.families.get(position))
     }
 }
 

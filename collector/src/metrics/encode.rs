@@ -86,7 +86,7 @@ impl Registry {
         for (name, help, read) in counters {
             write_header(out, name, help, Kind::Counter, format);
             for family in &self.families {
-                let count = self.read_family(family, read);
+                let count = self.holder(family).read(read);
                 if count == 0 {
                     continue;
                 }
@@ -95,9 +95,7 @@ impl Registry {
             }
         }
     }
-}
 
-impl Registry {
     fn render_family(&self, out: &mut String, family: &Family, format: Format) {
         let definition = family.definition;
         write_header(out, definition.name, definition.help, definition.kind, format);
