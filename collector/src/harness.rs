@@ -93,10 +93,17 @@ impl Drop for InProcess {
     }
 }
 
-/// Decodes OTLP protobuf and, when it decodes, runs normalize, derive and exposition on it.
+/// Decodes OTLP protobuf (panics unless prost's decoder agrees), then derives and renders it.
 pub fn protobuf_request(data: &[u8]) {
-    if let Ok(decoded) = decode::protobuf(bytes::Bytes::copy_from_slice(data)) {
-        derive_and_render(&decoded.request);
+    let body = bytes::Bytes::copy_from_slice(data);
+    match (decode::protobuf(body.clone()), decode::reference(body)) {
+        (Ok(decoded), Ok(reference)) => {
+            let encode = prost::Message::encode_to_vec;
+            assert_eq!(encode(&decoded.request), encode(&reference), "decoded differently");
+            derive_and_render(&decoded.request);
+        }
+        (Err(_), Err(_)) => {}
+        (ours, reference) => panic!("decoders disagree: {:?} against {:?}", ours.err(), reference.err()),
     }
 }
 
@@ -359,6 +366,11 @@ impl<B: http_body::Body + Unpin> http_body::Body for Declared<B> {
 /// of what the rest of the pipeline costs on top. False when it does not decode.
 pub fn decode_only(body: bytes::Bytes) -> bool {
     decode::protobuf(body).is_ok()
+}
+
+/// [`decode_only`] by prost's derived decoder and a UTF-8 pass (the receivers' before `proto/`).
+pub fn decode_by_prost(body: bytes::Bytes) -> bool {
+    decode::reference(body).is_ok()
 }
 
 /// The processing stage's work on each request, for the benchmarks: the body decoded as the

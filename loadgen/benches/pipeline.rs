@@ -4,6 +4,8 @@
 //! - `decode_only`: prost decoding into `opentelemetry-proto`'s types and nothing else, the
 //!   physical limit;
 //! - `collector_decode_only`: the collector's own decoding, as its receivers do it;
+//! - `collector_decode_prost`: prost's derived decoder into the collector's types and a UTF-8
+//!   pass over the strings, which the receivers used before their own reader;
 //! - `decode_normalize_derive`: that decoding, then what the processor does with every request
 //!   (normalize and derive each span, the registry applies the observations;
 //!   `agentrace_collector::harness::Pipeline`). GPU matching, enrichment, redaction and
@@ -50,6 +52,9 @@ fn workload(criterion: &mut Criterion, name: &str, workload: Workload) {
     group.bench_function("decode_only", |bencher| bencher.iter(|| decode(black_box(&body))));
     group.bench_function("collector_decode_only", |bencher| {
         bencher.iter(|| assert!(harness::decode_only(black_box(body.clone())), "{name} decodes"));
+    });
+    group.bench_function("collector_decode_prost", |bencher| {
+        bencher.iter(|| assert!(harness::decode_by_prost(black_box(body.clone())), "{name} decodes"));
     });
 
     let mut pipeline = Pipeline::default();

@@ -1,7 +1,7 @@
 //! Turns request bodies into requests: gzip with a size limit on the inflated bytes, then
-//! protobuf (prost, into the pipeline's zero-copy types of `wire.rs`, strings checked to be UTF-8) or OTLP/JSON (the serde
-//! support of `opentelemetry-proto`, which knows OTLP's hex ids and string-encoded 64-bit
-//! integers, then converted).
+//! protobuf (`proto.rs`, into the pipeline's zero-copy types of `wire.rs`, strings checked to
+//! be UTF-8) or OTLP/JSON (the serde support of `opentelemetry-proto`, which knows OTLP's hex
+//! ids and string-encoded 64-bit integers, then converted).
 
 use std::io::Read;
 
@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use prost::Message;
 
+use super::proto::{self, Fault};
 use crate::wire::{any_value, AnyValue, Decoded, ExportTraceServiceRequest, KeyValue, ResourceSpans, Span};
 
 #[derive(Debug, thiserror::Error)]
@@ -18,7 +19,7 @@ pub enum DecodeError {
     #[error("invalid gzip body: {0}")]
     Gzip(std::io::Error),
     #[error("invalid protobuf ExportTraceServiceRequest: {0}")]
-    Protobuf(#[from] prost::DecodeError),
+    Protobuf(String),
     #[error("invalid protobuf ExportTraceServiceRequest: a string field is not valid UTF-8")]
     Utf8,
     #[error("invalid OTLP/JSON ExportTraceServiceRequest: {0}")]
@@ -46,9 +47,20 @@ pub fn json(body: &[u8]) -> Result<Decoded, DecodeError> {
 /// Decodes a protobuf request, its strings as views into `body`, and checks that they are
 /// UTF-8.
 pub fn protobuf(body: Bytes) -> Result<Decoded, DecodeError> {
-    let request = ExportTraceServiceRequest::decode(body.clone())?;
+    match proto::request(&body) {
+        Ok(request) => Ok(Decoded { request, encoded: body }),
+        Err(Fault::Utf8) => Err(DecodeError::Utf8),
+        Err(fault) => Err(DecodeError::Protobuf(fault.to_string())),
+    }
+}
+
+/// What [`protobuf`] is held to: prost's derived decoder, then a pass that checks every string
+/// is UTF-8. The tests and the fuzz target compare the two.
+pub fn reference(body: Bytes) -> Result<ExportTraceServiceRequest, DecodeError> {
+    let request =
+        ExportTraceServiceRequest::decode(body).map_err(|error| DecodeError::Protobuf(error.to_string()))?;
     if request.resource_spans.iter().all(utf8_resource_spans) {
-        Ok(Decoded { request, encoded: body })
+        Ok(request)
     } else {
         Err(DecodeError::Utf8)
     }

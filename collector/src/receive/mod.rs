@@ -11,6 +11,7 @@ mod args;
 pub mod decode;
 pub mod grpc;
 pub mod http;
+mod proto;
 pub mod shard;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
