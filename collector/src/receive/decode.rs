@@ -10,7 +10,7 @@ use bytes::Bytes;
 use prost::Message;
 
 use super::proto::{self, Fault};
-use crate::wire::{any_value, AnyValue, Decoded, ExportTraceServiceRequest, KeyValue, ResourceSpans, Span};
+use crate::wire::{Decoded, ExportTraceServiceRequest, KeyValue, ResourceSpans, Span};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
@@ -66,10 +66,8 @@ pub fn reference(body: Bytes) -> Result<ExportTraceServiceRequest, DecodeError> 
     }
 }
 
-/// ASCII first: nearly every key and value is, and for short strings `is_ascii` (a few words
-/// at a time, inlined) costs a fraction of the full check, which is left for the others.
 fn utf8(bytes: &Bytes) -> bool {
-    bytes.is_ascii() || std::str::from_utf8(bytes).is_ok()
+    proto::utf8(bytes)
 }
 
 fn utf8_resource_spans(resource_spans: &ResourceSpans) -> bool {
@@ -101,16 +99,7 @@ fn utf8_span(span: &Span) -> bool {
 }
 
 fn utf8_attributes(attributes: &[KeyValue]) -> bool {
-    attributes.iter().all(|kv| utf8(&kv.key) && kv.value.as_ref().is_none_or(utf8_value))
-}
-
-fn utf8_value(value: &AnyValue) -> bool {
-    match &value.value {
-        Some(any_value::Value::StringValue(text)) => utf8(text),
-        Some(any_value::Value::ArrayValue(array)) => array.values.iter().all(utf8_value),
-        Some(any_value::Value::KvlistValue(list)) => utf8_attributes(&list.values),
-        _ => true,
-    }
+    attributes.iter().all(|kv| utf8(&kv.key) && kv.value.as_ref().is_none_or(proto::utf8_value))
 }
 
 /// Spans in an encoded `ExportTraceServiceRequest`: the `spans` fields (2) of the

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::{utf8, value_text, Fault, Reader};
+use super::{utf8, utf8_value, Fault, Reader};
 use crate::wire::{
     any_value, span, AnyValue, ArrayValue, EntityRef, InstrumentationScope, KeyValue, KeyValueList, Resource,
     ResourceSpans, ScopeSpans, Span, Status,
@@ -196,6 +196,17 @@ impl Reader<'_> {
 
     /// Reads one element of a repeated `KeyValue` field into `list`, and checks its strings.
     fn key_value_into(&mut self, list: &mut Vec<KeyValue>, wire: u8, end: usize, depth: u32) {
+        self.key_value_in(list, wire, end, depth);
+        // Its value is final, lists and maps inside it included (an `AnyValue` met again in
+        // an entry of a map could still replace a list read before it).
+        let Some(key_value) = list.last() else { return };
+        if !utf8(&key_value.key) || !key_value.value.as_ref().is_none_or(utf8_value) {
+            self.fail(Fault::Utf8);
+        }
+    }
+
+    /// Reads one element of a repeated `KeyValue` field into `list`, its strings unchecked.
+    fn key_value_in(&mut self, list: &mut Vec<KeyValue>, wire: u8, end: usize, depth: u32) {
         let (inner, inner_depth) = self.nested(wire, end, depth);
         // Read in its place in the list: built aside, it was copied in after its last write.
         list.push(KeyValue::default());
@@ -212,9 +223,6 @@ impl Reader<'_> {
                 3 => key_value.key_strindex = self.uint(field_wire, inner) as i32,
                 _ => self.skip(field_wire, tag, inner, inner_depth),
             }
-        }
-        if !utf8(&key_value.key) || !utf8(value_text(key_value.value.as_ref())) {
-            self.fail(Fault::Utf8);
         }
     }
 
@@ -247,7 +255,7 @@ impl Reader<'_> {
                     while self.at < inner {
                         let (field, field_wire) = self.key(inner);
                         match field {
-                            1 => self.key_value_into(&mut map.values, field_wire, inner, inner_depth),
+                            1 => self.key_value_in(&mut map.values, field_wire, inner, inner_depth),
                             _ => self.skip(field_wire, field, inner, inner_depth),
                         }
                     }
@@ -275,9 +283,6 @@ impl Reader<'_> {
             message.values.push(AnyValue::default());
             let Some(value) = message.values.last_mut() else { return };
             self.any_value(value, inner, inner_depth);
-            if !utf8(value_text(Some(value))) {
-                return self.fail(Fault::Utf8);
-            }
         }
     }
 }

@@ -8,7 +8,8 @@
 //! than the core's cache. Here each message with many repeated fields counts them first and
 //! takes its vectors at their size, and each string is checked as soon as its value is final:
 //! when the element of a repeated field that holds it is complete (an element is never merged
-//! into again, while a singular message field can be). A fault is kept in the reader rather
+//! into again, while a singular message field can be), or for an attribute's lists and maps,
+//! when the attribute is. A fault is kept in the reader rather
 //! than returned by every read: a read's result then fits in registers, and the first fault
 //! moves the reader past every end, so that each loop stops.
 
@@ -26,8 +27,7 @@ const START_GROUP: u8 = 3;
 const END_GROUP: u8 = 4;
 const FIXED32: u8 = 5;
 
-/// Why a body is not a request. Fieldless, so that a result fits in registers: the reads
-/// below return one for every field.
+/// Why a body is not a request: the first fault the reader met.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Fault {
     #[error("invalid varint")]
@@ -75,15 +75,19 @@ pub fn request(body: &Bytes) -> Result<ExportTraceServiceRequest, Fault> {
 
 /// ASCII first: nearly every key and value is, and for short strings `is_ascii` (a few words
 /// at a time, inlined) costs a fraction of the full check, which is left for the others.
-fn utf8(bytes: &[u8]) -> bool {
+pub(super) fn utf8(bytes: &[u8]) -> bool {
     bytes.is_ascii() || std::str::from_utf8(bytes).is_ok()
 }
 
-/// A value's own string, if it is one: what a complete element holding it checks.
-fn value_text(value: Option<&AnyValue>) -> &[u8] {
-    match value.and_then(|value| value.value.as_ref()) {
-        Some(any_value::Value::StringValue(text)) => text,
-        _ => &[],
+/// Whether a value's strings are UTF-8, those of its lists and maps included.
+pub(super) fn utf8_value(value: &AnyValue) -> bool {
+    match &value.value {
+        Some(any_value::Value::StringValue(text)) => utf8(text),
+        Some(any_value::Value::ArrayValue(array)) => array.values.iter().all(utf8_value),
+        Some(any_value::Value::KvlistValue(map)) => {
+            map.values.iter().all(|entry| utf8(&entry.key) && entry.value.as_ref().is_none_or(utf8_value))
+        }
+        _ => true,
     }
 }
 

@@ -3,7 +3,7 @@ use prost::Message;
 
 use super::*;
 use crate::receive::decode;
-use crate::wire::{ArrayValue, KeyValue, Span};
+use crate::wire::{ArrayValue, KeyValue, KeyValueList, Span};
 
 /// Both readers take the body or both refuse it, and what they take encodes to the same bytes
 /// (so the same fields, and a NaN equals itself).
@@ -140,20 +140,32 @@ fn nesting_stops_where_prost_stops_it() {
     assert!(outcomes.first() == Some(&true) && outcomes.last() == Some(&false), "{outcomes:?}");
 }
 
+/// A request of one span named `s`, with `extra` fields after its name.
+fn span_with(extra: &[u8]) -> Vec<u8> {
+    let mut span = Vec::new();
+    prost::encoding::bytes::encode(5, &b"s".to_vec(), &mut span);
+    span.extend_from_slice(extra);
+    let mut scope_spans = Vec::new();
+    prost::encoding::bytes::encode(2, &span, &mut scope_spans);
+    let mut resource_spans = Vec::new();
+    prost::encoding::bytes::encode(2, &scope_spans, &mut resource_spans);
+    let mut request = Vec::new();
+    prost::encoding::bytes::encode(1, &resource_spans, &mut request);
+    request
+}
+
+/// Field `tag` holding the message that `message` writes.
+fn message(tag: u32, message: &dyn Fn(&mut Vec<u8>)) -> Vec<u8> {
+    let mut inner = Vec::new();
+    message(&mut inner);
+    let mut field = Vec::new();
+    prost::encoding::bytes::encode(tag, &inner, &mut field);
+    field
+}
+
 #[test]
 fn unknown_fields_groups_and_wrong_wire_types() {
-    let span = |extra: &[u8]| {
-        let mut span = Vec::new();
-        prost::encoding::bytes::encode(5, &b"s".to_vec(), &mut span);
-        span.extend_from_slice(extra);
-        let mut scope_spans = Vec::new();
-        prost::encoding::bytes::encode(2, &span, &mut scope_spans);
-        let mut resource_spans = Vec::new();
-        prost::encoding::bytes::encode(2, &scope_spans, &mut resource_spans);
-        let mut request = Vec::new();
-        prost::encoding::bytes::encode(1, &resource_spans, &mut request);
-        request
-    };
+    use prost::encoding::{encode_key, WireType};
     let group = |open: u32, close: u32| {
         let mut bytes = Vec::new();
         encode_key(open, WireType::StartGroup, &mut bytes);
@@ -161,7 +173,6 @@ fn unknown_fields_groups_and_wrong_wire_types() {
         encode_key(close, WireType::EndGroup, &mut bytes);
         bytes
     };
-    use prost::encoding::{encode_key, WireType};
     let unknown = |wire: WireType, value: &[u8]| {
         let mut field = Vec::new();
         encode_key(20, wire, &mut field);
@@ -170,13 +181,28 @@ fn unknown_fields_groups_and_wrong_wire_types() {
     };
     let mut fixed = Vec::new();
     fixed.put_u32_le(7);
-    let message = |tag: u32, message: &dyn Fn(&mut Vec<u8>)| {
-        let mut inner = Vec::new();
-        message(&mut inner);
-        let mut field = Vec::new();
-        prost::encoding::bytes::encode(tag, &inner, &mut field);
-        field
-    };
+    let cases: [(&str, Vec<u8>, bool); 9] = [
+        ("an unknown varint", unknown(WireType::Varint, &[0x96, 0x01]), true),
+        ("an unknown fixed32", unknown(WireType::ThirtyTwoBit, &fixed), true),
+        ("a group", group(21, 21), true),
+        ("a group closed under another number", group(21, 22), false),
+        ("a name as a varint", vec![5 << 3, 1], false),
+        ("a start time as a varint", vec![7 << 3, 1], false),
+        ("a ten-byte varint", unknown(WireType::Varint, &[[0xff; 9].as_slice(), &[0x01]].concat()), true),
+        (
+            "a ten-byte varint past 64 bits",
+            unknown(WireType::Varint, &[[0xff; 9].as_slice(), &[0x02]].concat()),
+            false,
+        ),
+        ("an eleven-byte varint", unknown(WireType::Varint, &[[0xff; 10].as_slice(), &[0]].concat()), false),
+    ];
+    for (case, extra, expected) in cases {
+        assert_eq!(agree(&span_with(&extra)), expected, "{case}");
+    }
+}
+
+#[test]
+fn fields_met_twice_are_merged_or_replaced_as_prost_does() {
     // A status twice (merged), and an attribute whose value is a list twice (merged too).
     let statuses = [
         message(15, &|out| prost::encoding::int32::encode(3, &1, out)),
@@ -195,26 +221,28 @@ fn unknown_fields_groups_and_wrong_wire_types() {
         out.extend_from_slice(&list(b"x"));
         out.extend_from_slice(&list(b"y"));
     });
-    let cases: [(&str, Vec<u8>, bool); 12] = [
+    // A map whose key is not UTF-8, then (or not) a string in the same value, which replaces it.
+    let map_then = |replaced: bool| {
+        message(9, &move |out| {
+            prost::encoding::bytes::encode(1, &b"k".to_vec(), out);
+            out.extend_from_slice(&message(2, &|value| {
+                let entry = KeyValue { key: Bytes::from_static(b"\xff"), ..Default::default() };
+                prost::encoding::message::encode(6, &KeyValueList { values: vec![entry] }, value);
+                if replaced {
+                    prost::encoding::bytes::encode(1, &b"ok".to_vec(), value);
+                }
+            }));
+        })
+    };
+    let cases: [(&str, Vec<u8>, bool); 5] = [
         ("a name twice", message(5, &|_| {}), true),
         ("a status twice", statuses, true),
         ("a list value twice", attribute, true),
-        ("an unknown varint", unknown(WireType::Varint, &[0x96, 0x01]), true),
-        ("an unknown fixed32", unknown(WireType::ThirtyTwoBit, &fixed), true),
-        ("a group", group(21, 21), true),
-        ("a group closed under another number", group(21, 22), false),
-        ("a name as a varint", vec![5 << 3, 1], false),
-        ("a start time as a varint", vec![7 << 3, 1], false),
-        ("a ten-byte varint", unknown(WireType::Varint, &[[0xff; 9].as_slice(), &[0x01]].concat()), true),
-        (
-            "a ten-byte varint past 64 bits",
-            unknown(WireType::Varint, &[[0xff; 9].as_slice(), &[0x02]].concat()),
-            false,
-        ),
-        ("an eleven-byte varint", unknown(WireType::Varint, &[[0xff; 10].as_slice(), &[0]].concat()), false),
+        ("a map with a key that is not UTF-8", map_then(false), false),
+        ("that map replaced by a string", map_then(true), true),
     ];
     for (case, extra, expected) in cases {
-        assert_eq!(agree(&span(&extra)), expected, "{case}");
+        assert_eq!(agree(&span_with(&extra)), expected, "{case}");
     }
 }
 
