@@ -9,21 +9,46 @@ use crate::wire::{
 };
 
 impl Reader<'_> {
+    /// Reads one element of a repeated message field with `read`, in its place at the end of
+    /// `list` (built aside, an element was copied in right after its last write, and waited on
+    /// it).
+    #[inline(always)]
+    fn element<T: Default>(
+        &mut self,
+        list: &mut Vec<T>,
+        wire: u8,
+        end: usize,
+        depth: u32,
+        read: impl FnOnce(&mut Self, &mut T, usize, u32),
+    ) {
+        let (inner, inner_depth) = self.nested(wire, end, depth);
+        list.push(T::default());
+        if let Some(element) = list.last_mut() {
+            read(self, element, inner, inner_depth);
+        }
+    }
+
+    /// Reads a singular message field with `read`, into what an earlier one of the same number
+    /// left (prost merges them).
+    #[inline(always)]
+    fn merged<T: Default>(
+        &mut self,
+        field: &mut Option<T>,
+        wire: u8,
+        end: usize,
+        depth: u32,
+        read: impl FnOnce(&mut Self, &mut T, usize, u32),
+    ) {
+        let (inner, inner_depth) = self.nested(wire, end, depth);
+        read(self, field.get_or_insert_with(T::default), inner, inner_depth);
+    }
+
     pub(super) fn resource_spans(&mut self, message: &mut ResourceSpans, end: usize, depth: u32) {
         while self.at < end {
             let (tag, wire) = self.key(end);
             match tag {
-                1 => {
-                    let (inner, inner_depth) = self.nested(wire, end, depth);
-                    self.resource(message.resource.get_or_insert_with(Default::default), inner, inner_depth);
-                }
-                2 => {
-                    let (inner, inner_depth) = self.nested(wire, end, depth);
-                    message.scope_spans.push(ScopeSpans::default());
-                    if let Some(scope_spans) = message.scope_spans.last_mut() {
-                        self.scope_spans(scope_spans, inner, inner_depth);
-                    }
-                }
+                1 => self.merged(&mut message.resource, wire, end, depth, Self::resource),
+                2 => self.element(&mut message.scope_spans, wire, end, depth, Self::scope_spans),
                 3 => message.schema_url = self.bytes(wire, end),
                 _ => self.skip(wire, tag, end, depth),
             }
@@ -37,13 +62,7 @@ impl Reader<'_> {
             match tag {
                 1 => self.key_value_into(&mut message.attributes, wire, end, depth),
                 2 => message.dropped_attributes_count = self.uint(wire, end) as u32,
-                3 => {
-                    let (inner, inner_depth) = self.nested(wire, end, depth);
-                    message.entity_refs.push(EntityRef::default());
-                    if let Some(entity) = message.entity_refs.last_mut() {
-                        self.entity_ref(entity, inner, inner_depth);
-                    }
-                }
+                3 => self.element(&mut message.entity_refs, wire, end, depth, Self::entity_ref),
                 _ => self.skip(wire, tag, end, depth),
             }
         }
@@ -72,17 +91,8 @@ impl Reader<'_> {
         while self.at < end {
             let (tag, wire) = self.key(end);
             match tag {
-                1 => {
-                    let (inner, inner_depth) = self.nested(wire, end, depth);
-                    self.scope(message.scope.get_or_insert_with(Default::default), inner, inner_depth);
-                }
-                2 => {
-                    let (inner, inner_depth) = self.nested(wire, end, depth);
-                    message.spans.push(Span::default());
-                    if let Some(span) = message.spans.last_mut() {
-                        self.span(span, inner, inner_depth);
-                    }
-                }
+                1 => self.merged(&mut message.scope, wire, end, depth, Self::scope),
+                2 => self.element(&mut message.spans, wire, end, depth, Self::span),
                 3 => message.schema_url = self.bytes(wire, end),
                 _ => self.skip(wire, tag, end, depth),
             }
@@ -124,26 +134,11 @@ impl Reader<'_> {
                 8 => message.end_time_unix_nano = self.fixed64(wire, end),
                 9 => self.key_value_into(&mut message.attributes, wire, end, depth),
                 10 => message.dropped_attributes_count = self.uint(wire, end) as u32,
-                11 => {
-                    let (inner, inner_depth) = self.nested(wire, end, depth);
-                    message.events.push(span::Event::default());
-                    if let Some(event) = message.events.last_mut() {
-                        self.event(event, inner, inner_depth);
-                    }
-                }
+                11 => self.element(&mut message.events, wire, end, depth, Self::event),
                 12 => message.dropped_events_count = self.uint(wire, end) as u32,
-                13 => {
-                    let (inner, inner_depth) = self.nested(wire, end, depth);
-                    message.links.push(span::Link::default());
-                    if let Some(link) = message.links.last_mut() {
-                        self.link(link, inner, inner_depth);
-                    }
-                }
+                13 => self.element(&mut message.links, wire, end, depth, Self::link),
                 14 => message.dropped_links_count = self.uint(wire, end) as u32,
-                15 => {
-                    let (inner, inner_depth) = self.nested(wire, end, depth);
-                    self.status(message.status.get_or_insert_with(Default::default), inner, inner_depth);
-                }
+                15 => self.merged(&mut message.status, wire, end, depth, Self::status),
                 16 => message.flags = self.fixed32(wire, end),
                 _ => self.skip(wire, tag, end, depth),
             }
@@ -207,21 +202,17 @@ impl Reader<'_> {
 
     /// Reads one element of a repeated `KeyValue` field into `list`, its strings unchecked.
     fn key_value_in(&mut self, list: &mut Vec<KeyValue>, wire: u8, end: usize, depth: u32) {
-        let (inner, inner_depth) = self.nested(wire, end, depth);
-        // Read in its place in the list: built aside, it was copied in after its last write.
-        list.push(KeyValue::default());
-        let Some(key_value) = list.last_mut() else { return };
-        while self.at < inner {
-            let (tag, field_wire) = self.key(inner);
+        self.element(list, wire, end, depth, Self::key_value);
+    }
+
+    fn key_value(&mut self, message: &mut KeyValue, end: usize, depth: u32) {
+        while self.at < end {
+            let (tag, wire) = self.key(end);
             match tag {
-                1 => key_value.key = self.bytes(field_wire, inner),
-                2 => {
-                    let (value_end, value_depth) = self.nested(field_wire, inner, inner_depth);
-                    let value = key_value.value.get_or_insert_with(Default::default);
-                    self.any_value(value, value_end, value_depth);
-                }
-                3 => key_value.key_strindex = self.uint(field_wire, inner) as i32,
-                _ => self.skip(field_wire, tag, inner, inner_depth),
+                1 => message.key = self.bytes(wire, end),
+                2 => self.merged(&mut message.value, wire, end, depth, Self::any_value),
+                3 => message.key_strindex = self.uint(wire, end) as i32,
+                _ => self.skip(wire, tag, end, depth),
             }
         }
     }
@@ -252,13 +243,7 @@ impl Reader<'_> {
                         Some(Value::KvlistValue(map)) => map,
                         _ => KeyValueList::default(),
                     };
-                    while self.at < inner {
-                        let (field, field_wire) = self.key(inner);
-                        match field {
-                            1 => self.key_value_in(&mut map.values, field_wire, inner, inner_depth),
-                            _ => self.skip(field_wire, field, inner, inner_depth),
-                        }
-                    }
+                    self.map(&mut map, inner, inner_depth);
                     Value::KvlistValue(map)
                 }
                 7 => Value::BytesValue(self.bytes(wire, end)),
@@ -272,17 +257,23 @@ impl Reader<'_> {
         }
     }
 
+    fn map(&mut self, message: &mut KeyValueList, end: usize, depth: u32) {
+        while self.at < end {
+            let (tag, wire) = self.key(end);
+            match tag {
+                1 => self.key_value_in(&mut message.values, wire, end, depth),
+                _ => self.skip(wire, tag, end, depth),
+            }
+        }
+    }
+
     fn array(&mut self, message: &mut ArrayValue, end: usize, depth: u32) {
         while self.at < end {
             let (tag, wire) = self.key(end);
-            if tag != 1 {
-                self.skip(wire, tag, end, depth);
-                continue;
+            match tag {
+                1 => self.element(&mut message.values, wire, end, depth, Self::any_value),
+                _ => self.skip(wire, tag, end, depth),
             }
-            let (inner, inner_depth) = self.nested(wire, end, depth);
-            message.values.push(AnyValue::default());
-            let Some(value) = message.values.last_mut() else { return };
-            self.any_value(value, inner, inner_depth);
         }
     }
 }
