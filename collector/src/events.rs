@@ -259,18 +259,29 @@ impl Event for ConnectionClosed {
     }
 }
 
-/// Why a request was refused, retryably, before its body was read (so before its spans could
-/// be counted).
+/// Why a request was refused before its spans could be counted: retryably before its body
+/// was read, or for good because the body is not a request the collector takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RequestRefusal {
-    /// Its bytes did not fit in `--max-inflight-bytes`.
+    /// Its bytes did not fit in `--max-inflight-bytes` (retryable).
     InflightBytes,
+    /// Over `--max-request-bytes`, or a body of nearly empty messages that would take over
+    /// 16 times its size decoded.
+    TooLarge,
+    /// Not protobuf or OTLP/JSON of the request, gzip that does not inflate, a string that is
+    /// not UTF-8.
+    Malformed,
+    /// A media type or content encoding the receiver does not read.
+    Unsupported,
 }
 
 impl RequestRefusal {
     fn as_str(self) -> &'static str {
         match self {
             Self::InflightBytes => "inflight_bytes",
+            Self::TooLarge => "too_large",
+            Self::Malformed => "malformed",
+            Self::Unsupported => "unsupported",
         }
     }
 }

@@ -22,6 +22,9 @@ pub enum DecodeError {
     Protobuf(String),
     #[error("invalid protobuf ExportTraceServiceRequest: a string field is not valid UTF-8")]
     Utf8,
+    /// Mostly empty messages, which would take far more memory than their bytes.
+    #[error("protobuf ExportTraceServiceRequest refused: {}", proto::Fault::Amplified)]
+    Amplified,
     #[error("invalid OTLP/JSON ExportTraceServiceRequest: {0}")]
     Json(#[from] serde_json::Error),
 }
@@ -50,6 +53,7 @@ pub fn protobuf(body: Bytes) -> Result<Decoded, DecodeError> {
     match proto::request(&body) {
         Ok(request) => Ok(Decoded { request, encoded: body }),
         Err(Fault::Utf8) => Err(DecodeError::Utf8),
+        Err(Fault::Amplified) => Err(DecodeError::Amplified),
         Err(fault) => Err(DecodeError::Protobuf(fault.to_string())),
     }
 }

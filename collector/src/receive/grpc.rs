@@ -62,24 +62,30 @@ fn body_status(ingest: &Ingest, error: BodyError) -> Status {
     }
 }
 
-/// tonic answers an oversize message with OUT_OF_RANGE and an undecodable one with INTERNAL.
-/// OTLP clients retry OUT_OF_RANGE forever, and the spec asks for INVALID_ARGUMENT on bad
-/// data; the service itself never returns either code, so every such answer is tonic's and
-/// is rewritten: oversize to RESOURCE_EXHAUSTED without RetryInfo (not retryable), bad data
-/// to INVALID_ARGUMENT. Errors before the first message are trailers-only, so the status is
-/// in the headers.
-fn otlp_status_codes<B>(mut response: http::Response<B>) -> http::Response<B> {
+/// tonic answers an oversize message with OUT_OF_RANGE and an undecodable one with INTERNAL;
+/// the request decoder answers an amplified one with OUT_OF_RANGE too, and a malformed one
+/// with INVALID_ARGUMENT. OTLP clients retry OUT_OF_RANGE forever, and the spec asks for
+/// INVALID_ARGUMENT on bad data; the service itself never returns OUT_OF_RANGE or INTERNAL, so
+/// every such answer is the decoding's and is rewritten: oversize to RESOURCE_EXHAUSTED
+/// without RetryInfo (not retryable), bad data to INVALID_ARGUMENT. Each is counted. Errors
+/// before the first message are trailers-only, so the status is in the headers.
+fn otlp_status_codes<B>(ingest: &Ingest, mut response: http::Response<B>) -> http::Response<B> {
     let code = response
         .headers()
         .get(GRPC_STATUS)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<i32>().ok())
         .map(Code::from_i32);
-    let replacement = match code {
-        Some(Code::OutOfRange) => Code::ResourceExhausted,
-        Some(Code::Internal) => Code::InvalidArgument,
+    let (refusal, replacement) = match code {
+        Some(Code::OutOfRange) => (RequestRefusal::TooLarge, Code::ResourceExhausted),
+        Some(Code::Internal) => (RequestRefusal::Malformed, Code::InvalidArgument),
+        Some(Code::InvalidArgument) => {
+            ingest.refuse_request(RequestRefusal::Malformed, Transport::Grpc);
+            return response;
+        }
         _ => return response,
     };
+    ingest.refuse_request(refusal, Transport::Grpc);
     response.headers_mut().insert(GRPC_STATUS, http::HeaderValue::from(replacement as i32));
     response
 }
@@ -125,7 +131,8 @@ impl tower::Service<http::Request<RequestBody>> for GrpcReceiver {
                 return Ok(Status::unauthenticated("a valid bearer token is required").into_http());
             }
             if let Some(logs) = logs {
-                return Ok(otlp_status_codes(grpc_export(logs, request, receiver.max_request_bytes).await));
+                let response = grpc_export(logs, request, receiver.max_request_bytes).await;
+                return Ok(otlp_status_codes(&receiver.ingest, response));
             }
             let mut gzip = EnabledCompressionEncodings::default();
             gzip.enable(CompressionEncoding::Gzip);
@@ -133,7 +140,8 @@ impl tower::Service<http::Request<RequestBody>> for GrpcReceiver {
             let mut grpc = tonic::server::Grpc::new(codec)
                 .apply_compression_config(gzip, gzip)
                 .apply_max_message_size_config(Some(receiver.max_request_bytes), None);
-            Ok(otlp_status_codes(grpc.unary(receiver, request).await))
+            let ingest = receiver.ingest.clone();
+            Ok(otlp_status_codes(&ingest, grpc.unary(receiver, request).await))
         })
     }
 }
@@ -173,7 +181,10 @@ impl tonic::codec::Decoder for RequestDecoder {
                 return Err(unavailable(self.ingest.refuse_full(spans, Transport::Grpc)));
             }
         }
-        decode::protobuf(message).map(Some).map_err(|error| Status::invalid_argument(error.to_string()))
+        decode::protobuf(message).map(Some).map_err(|error| match error {
+            decode::DecodeError::Amplified => Status::out_of_range(error.to_string()),
+            error => Status::invalid_argument(error.to_string()),
+        })
     }
 }
 

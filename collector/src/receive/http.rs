@@ -117,7 +117,9 @@ async fn read_body(
         response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return Err(response);
     }
+    let refuse = |reason| state.ingest.refuse_request(reason, Transport::Http);
     let Some(encoding) = Encoding::from_headers(headers) else {
+        refuse(RequestRefusal::Unsupported);
         let message = format!("Content-Type must be {PROTOBUF} or {JSON}");
         return Err(status_response(
             Encoding::Protobuf,
@@ -133,6 +135,7 @@ async fn read_body(
     let raw = match Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
+            refuse(RequestRefusal::TooLarge);
             let message = DecodeError::TooLarge { limit }.to_string();
             return Err(fail(StatusCode::PAYLOAD_TOO_LARGE, tonic::Code::InvalidArgument, &message));
         }
@@ -144,6 +147,7 @@ async fn read_body(
         None | Some("") | Some("identity") => Ok(raw),
         Some(gzip) if gzip.eq_ignore_ascii_case("gzip") => decode::gunzip(&raw, limit).map(Bytes::from),
         Some(other) => {
+            refuse(RequestRefusal::Unsupported);
             let message = format!("Content-Encoding {other:?} is not supported; use gzip or none");
             return Err(fail(StatusCode::UNSUPPORTED_MEDIA_TYPE, tonic::Code::InvalidArgument, &message));
         }
@@ -174,10 +178,11 @@ async fn export_traces(State(state): State<HttpState>, headers: HeaderMap, body:
     });
     let request = match decoded {
         Ok(request) => request,
-        Err(error @ DecodeError::TooLarge { .. }) => {
-            return fail(StatusCode::PAYLOAD_TOO_LARGE, tonic::Code::InvalidArgument, &error.to_string())
+        Err(error) => {
+            let (reason, status) = refusal_of(&error);
+            state.ingest.refuse_request(reason, Transport::Http);
+            return fail(status, tonic::Code::InvalidArgument, &error.to_string());
         }
-        Err(error) => return fail(StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument, &error.to_string()),
     };
     match state.ingest.accept(request, Transport::Http).await {
         Ok(accepted) => {
@@ -200,18 +205,32 @@ async fn export_logs(State(state): State<HttpState>, headers: HeaderMap, body: B
         Ok(read) => read,
         Err(answer) => return answer,
     };
-    let decoded = inflated.map_err(|error| error.to_string()).and_then(|bytes| match encoding {
+    let bytes = match inflated {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            let (reason, status) = refusal_of(&error);
+            state.ingest.refuse_request(reason, Transport::Http);
+            return status_response(encoding, status, tonic::Code::InvalidArgument, &error.to_string());
+        }
+    };
+    let decoded = match encoding {
         Encoding::Protobuf => ExportLogsServiceRequest::decode(bytes.clone())
             .map(|request| (request, Some(bytes)))
             .map_err(|error| format!("not an OTLP logs request: {error}")),
         Encoding::Json => serde_json::from_slice::<ExportLogsServiceRequest>(&bytes)
             .map(|request| (request, None))
             .map_err(|error| format!("not OTLP/JSON logs: {error}")),
-    });
+    };
     let (request, received) = match decoded {
         Ok(decoded) => decoded,
         Err(message) => {
-            return status_response(encoding, StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument, &message)
+            state.ingest.refuse_request(RequestRefusal::Malformed, Transport::Http);
+            return status_response(
+                encoding,
+                StatusCode::BAD_REQUEST,
+                tonic::Code::InvalidArgument,
+                &message,
+            );
         }
     };
     match logs.accept(request, received, Transport::Http) {
@@ -232,6 +251,17 @@ async fn export_logs(State(state): State<HttpState>, headers: HeaderMap, body: B
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
             response
         }
+    }
+}
+
+/// How a body that did not decode is counted and answered: too large (after inflating, or
+/// decoded) is 413, anything else 400.
+fn refusal_of(error: &DecodeError) -> (RequestRefusal, StatusCode) {
+    match error {
+        DecodeError::TooLarge { .. } | DecodeError::Amplified => {
+            (RequestRefusal::TooLarge, StatusCode::PAYLOAD_TOO_LARGE)
+        }
+        _ => (RequestRefusal::Malformed, StatusCode::BAD_REQUEST),
     }
 }
 

@@ -1,10 +1,11 @@
 //! Hostile input against the collector binary: truncated protobuf, wrong wire types,
-//! invalid UTF-8, deeply nested values, huge attribute counts, gzip bombs. Each gets the
-//! right answer, and the collector keeps serving.
+//! invalid UTF-8, deeply nested values, huge attribute counts, gzip bombs, bodies of empty
+//! messages that would take far more memory decoded than their size. Each gets the right
+//! answer, is counted under its reason, and the collector keeps serving.
 
 use std::io::Write;
 
-use crate::common::{agent_trace, request, text, Collector};
+use crate::common::{agent_trace, request, text, value, Collector};
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue, KeyValueList};
 use prost::Message;
 
@@ -35,11 +36,13 @@ async fn hostile_requests_get_the_right_answer_and_the_collector_keeps_serving()
     let whole = valid();
 
     let mut tried = 0;
+    let mut malformed = 0;
     // Truncated at every tenth byte: never accepted as something else, never a crash.
     for cut in (1..whole.len()).step_by(10) {
         let status = collector.post(protobuf, None, whole[..cut].to_vec()).await.0;
         assert!(status == 400 || status == 200, "cut at {cut}: {status}");
         tried += 1;
+        malformed += usize::from(status == 400);
     }
     // Field 1 (resource_spans) sent as a varint instead of a message.
     assert_eq!(collector.post(protobuf, None, vec![0x08, 0x96, 0x01]).await.0, 400);
@@ -80,7 +83,14 @@ async fn hostile_requests_get_the_right_answer_and_the_collector_keeps_serving()
     let bomb = encoder.finish().expect("gzip");
     assert!(bomb.len() < LIMIT);
     assert_eq!(collector.post(protobuf, Some("gzip"), bomb).await.0, 413, "gzip bomb");
-    tried += 7;
+    // 2 MiB of empty spans (two bytes each) would take 330 MB decoded.
+    let empty_spans = [0x12, 0x00].repeat(1 << 20);
+    let scope = [&[0x12][..], &varint(empty_spans.len()), &empty_spans].concat();
+    let amplified = [&[0x0a][..], &varint(scope.len()), &scope].concat();
+    assert_eq!(collector.post(protobuf, None, amplified).await.0, 413, "a body of empty spans");
+    assert_eq!(collector.post("text/plain", None, whole.clone()).await.0, 415, "not a media type read");
+    tried += 9;
+    malformed += 5;
 
     assert_eq!(
         collector.post(protobuf, None, whole).await.0,
@@ -89,5 +99,25 @@ async fn hostile_requests_get_the_right_answer_and_the_collector_keeps_serving()
     );
     let health = reqwest::get(format!("http://{}/healthz", collector.metrics)).await.expect("healthz");
     assert_eq!(health.status(), 200);
+    let metrics = collector.scrape().await;
+    let refused = |reason: &str| {
+        value(
+            &metrics,
+            &format!("agentrace_requests_refused_total{{transport=\"http\",reason=\"{reason}\"}}"),
+        )
+    };
+    assert_eq!(refused("malformed"), malformed as f64, "{metrics}");
+    assert_eq!(refused("too_large"), 2.0, "the gzip bomb and the empty spans");
+    assert_eq!(refused("unsupported"), 1.0);
     println!("{tried} hostile requests answered");
+}
+
+fn varint(mut value: usize) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    while value >= 0x80 {
+        bytes.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    bytes.push(value as u8);
+    bytes
 }

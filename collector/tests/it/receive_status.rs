@@ -1,10 +1,11 @@
 //! Bad input gets the OTLP spec's answer and the collector keeps serving: malformed
 //! protobuf and JSON, wrong content type, empty and oversize bodies, gzip bombs, invalid span
-//! ids (partial success), over both OTLP/HTTP and OTLP/gRPC.
+//! ids (partial success), bodies of empty messages, over both OTLP/HTTP and OTLP/gRPC. Each
+//! refusal is counted under its reason.
 
 use std::io::Write;
 
-use crate::common::{agent_trace, request, Collector};
+use crate::common::{agent_trace, request, value, Collector};
 use bytes::BufMut;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
@@ -169,4 +170,33 @@ async fn grpc_answers_are_not_retryable_for_bad_or_oversize_data() {
 
     let accepted = grpc_raw(&collector, small_request()).await.expect("a valid request still goes through");
     assert_eq!(accepted.partial_success, None);
+    let metrics = collector.scrape().await;
+    assert_eq!(value(&metrics, &grpc_refused("malformed")), 1.0, "{metrics}");
+    assert_eq!(value(&metrics, &grpc_refused("too_large")), 1.0, "{metrics}");
+}
+
+fn grpc_refused(reason: &str) -> String {
+    format!("agentrace_requests_refused_total{{transport=\"grpc\",reason=\"{reason}\"}}")
+}
+
+/// A body of empty spans, two bytes each on the wire and hundreds in memory, is refused as
+/// too large before it is decoded whole, and not retryably.
+#[tokio::test]
+async fn grpc_refuses_a_body_that_decodes_too_large() {
+    let collector = Collector::start(&[]).await;
+    // 100 000 empty spans in one scope: 200 kB, which would take 31 MB decoded.
+    let spans = [0x12u8, 0x00].repeat(100_000);
+    let mut scope = vec![0x12];
+    prost::encoding::encode_varint(spans.len() as u64, &mut scope);
+    scope.extend_from_slice(&spans);
+    let mut body = vec![0x0a];
+    prost::encoding::encode_varint(scope.len() as u64, &mut body);
+    body.extend_from_slice(&scope);
+    let refused = grpc_raw(&collector, body).await.expect_err("amplified");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(refused.message().contains("decoded"), "{refused:?}");
+    assert!(tonic_types::StatusExt::get_details_retry_info(&refused).is_none(), "not retryable");
+    grpc_raw(&collector, small_request()).await.expect("a valid request still goes through");
+    let metrics = collector.scrape().await;
+    assert_eq!(value(&metrics, &grpc_refused("too_large")), 1.0, "{metrics}");
 }

@@ -129,7 +129,7 @@ pub(super) const OWN: &[Definition] = &[
     ),
     own(
         metric::SELF_REQUESTS_REFUSED_TOTAL,
-        "Requests refused retryably before their spans could be counted, by transport and reason.",
+        "Requests refused before their spans could be counted, by transport and reason: inflight_bytes (retryable), too_large, malformed, unsupported.",
         Kind::Counter,
         &[label::TRANSPORT, label::REASON],
     ),

@@ -22,6 +22,7 @@ impl Reader<'_> {
         read: impl FnOnce(&mut Self, &mut T, usize, u32),
     ) {
         let (inner, inner_depth) = self.nested(wire, end, depth);
+        self.charge::<T>(1);
         list.push(T::default());
         if let Some(element) = list.last_mut() {
             read(self, element, inner, inner_depth);
@@ -74,8 +75,14 @@ impl Reader<'_> {
             match tag {
                 1 => message.schema_url = self.bytes(wire, end),
                 2 => message.r#type = self.bytes(wire, end),
-                3 => message.id_keys.push(self.bytes(wire, end)),
-                4 => message.description_keys.push(self.bytes(wire, end)),
+                3 => {
+                    self.charge::<Bytes>(1);
+                    message.id_keys.push(self.bytes(wire, end));
+                }
+                4 => {
+                    self.charge::<Bytes>(1);
+                    message.description_keys.push(self.bytes(wire, end));
+                }
                 _ => self.skip(wire, tag, end, depth),
             }
         }
@@ -87,7 +94,9 @@ impl Reader<'_> {
 
     fn scope_spans(&mut self, message: &mut ScopeSpans, end: usize, depth: u32) {
         let [spans] = self.count(end, [2]);
-        message.spans.reserve_exact(spans);
+        if self.fits::<Span>(spans) {
+            message.spans.reserve_exact(spans);
+        }
         while self.at < end {
             let (tag, wire) = self.key(end);
             match tag {
@@ -118,9 +127,14 @@ impl Reader<'_> {
 
     fn span(&mut self, message: &mut Span, end: usize, depth: u32) {
         let [attributes, events, links] = self.count(end, [9, 11, 13]);
-        message.attributes.reserve_exact(attributes);
-        message.events.reserve_exact(events);
-        message.links.reserve_exact(links);
+        if self.fits::<KeyValue>(attributes)
+            && self.fits::<span::Event>(events)
+            && self.fits::<span::Link>(links)
+        {
+            message.attributes.reserve_exact(attributes);
+            message.events.reserve_exact(events);
+            message.links.reserve_exact(links);
+        }
         while self.at < end {
             let (tag, wire) = self.key(end);
             match tag {

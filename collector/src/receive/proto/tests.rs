@@ -257,3 +257,48 @@ fn vectors_are_taken_at_their_size() {
         }
     }
 }
+
+/// A request of `count` copies of `span` (its encoded bytes) in one scope.
+fn spans_of(span: &[u8], count: usize) -> Bytes {
+    let mut scope = Vec::new();
+    for _ in 0..count {
+        scope.put_u8(0x12);
+        prost::encoding::encode_varint(span.len() as u64, &mut scope);
+        scope.extend_from_slice(span);
+    }
+    let mut body = vec![0x0a];
+    let mut resource = vec![0x12];
+    prost::encoding::encode_varint(scope.len() as u64, &mut resource);
+    resource.extend_from_slice(&scope);
+    prost::encoding::encode_varint(resource.len() as u64, &mut body);
+    body.extend_from_slice(&resource);
+    Bytes::from(body)
+}
+
+#[test]
+fn nearly_empty_messages_are_refused_past_sixteen_decoded_bytes_a_byte() {
+    // Empty spans: 2 bytes each, 312 decoded. prost takes them; the reader refuses once they
+    // pass the floor.
+    let empty = spans_of(&[], 100_000);
+    assert!(decode::reference(empty.clone()).is_ok());
+    assert_eq!(request(&empty).err(), Some(Fault::Amplified));
+    // Under the floor, they are taken as prost takes them.
+    assert!(agree(&spans_of(&[], 10_000)));
+    // Spans with only their ids (30 bytes each) take about 10 decoded bytes a byte: taken.
+    let ids =
+        Span { trace_id: Bytes::from(vec![1; 16]), span_id: Bytes::from(vec![2; 8]), ..Span::default() };
+    assert!(agree(&spans_of(&ids.encode_to_vec(), 100_000)));
+    // One span with 200 000 empty attributes (80 bytes decoded for 2) is refused; with
+    // one-letter keys and small integers (80 for 9), taken.
+    let attributes = |attribute: KeyValue| {
+        let span = Span { attributes: vec![attribute; 200_000], ..ids.clone() };
+        spans_of(&span.encode_to_vec(), 1)
+    };
+    assert_eq!(request(&attributes(KeyValue::default())).err(), Some(Fault::Amplified));
+    let small = KeyValue {
+        key: Bytes::from_static(b"k"),
+        value: Some(AnyValue { value: Some(any_value::Value::IntValue(7)) }),
+        ..KeyValue::default()
+    };
+    assert!(agree(&attributes(small)));
+}
