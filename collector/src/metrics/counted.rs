@@ -49,8 +49,11 @@ impl Series {
     /// A histogram series as the counter of its samples.
     fn sample_count(&self) -> Series {
         let (total, exemplar) = match &self.value {
-            Value::Histogram { weighted, exemplars, .. } => {
-                let latest = exemplars.iter().flatten().max_by(|a, b| a.timestamp.total_cmp(&b.timestamp));
+            Value::Histogram { weighted, buckets, .. } => {
+                let latest = buckets
+                    .iter()
+                    .filter_map(|bucket| bucket.exemplar.as_ref())
+                    .max_by(|a, b| a.timestamp.total_cmp(&b.timestamp));
                 (*weighted, latest.map(|exemplar| Exemplar { value: 1.0, ..*exemplar }))
             }
             _ => {

@@ -170,17 +170,17 @@ fn write_series(out: &mut String, name: &str, kind: Kind, labels: &str, series: 
         Value::Gauge(value) => {
             let _ = writeln!(out, "{name}{} {}", braces(""), number(*value));
         }
-        Value::Histogram { counts, sum, exemplars, negative, .. } => {
+        Value::Histogram { buckets, sum, negative, .. } => {
             let Kind::Histogram(bounds) = kind else {
                 return;
             };
             let mut cumulative = 0u64;
-            for (bucket, bucket_count) in counts.iter().enumerate() {
-                cumulative = cumulative.saturating_add(*bucket_count);
-                let bound = bounds.get(bucket).map_or_else(|| "+Inf".to_owned(), |bound| number(*bound));
+            for (index, bucket) in buckets.iter().enumerate() {
+                cumulative = cumulative.saturating_add(bucket.count);
+                let bound = bounds.get(index).map_or_else(|| "+Inf".to_owned(), |bound| number(*bound));
                 let _ = write!(out, "{name}_bucket{} {cumulative}", braces(&format!("le=\"{bound}\"")));
                 if openmetrics {
-                    write_exemplar(out, exemplars[bucket].as_ref());
+                    write_exemplar(out, bucket.exemplar.as_ref());
                 }
                 out.push('\n');
             }

@@ -21,6 +21,7 @@ mod key;
 mod label;
 mod locks;
 mod read;
+mod series;
 mod stripes;
 
 use std::sync::{Mutex, MutexGuard};
@@ -40,6 +41,7 @@ use self::key::{Key, LabelsRef};
 pub use self::label::{truncated, Exemplar, ExemplarTag, Label, Labels, Observation, SharedNames};
 use self::locks::Locks;
 pub use self::read::Reading;
+use self::series::{Series, Value};
 
 /// Something that happened in the collector itself, counted in its own metrics; each kind is
 /// a type in `events.rs` that knows its metric and labels.
@@ -50,99 +52,6 @@ pub trait Event {
 /// Reports a state that a scrape reads (a queue's depth, the resident memory) as events.
 pub trait Reported: Send + Sync {
     fn report(&self, registry: &Registry);
-}
-
-#[derive(Clone, Debug)]
-enum Value {
-    Counter {
-        total: f64,
-        exemplar: Option<Exemplar>,
-    },
-    Gauge(f64),
-    /// Per-bucket (not cumulative) counts, the last slot is +Inf; one exemplar per bucket.
-    /// A sampled span counts with its adjusted count, which need not be whole, and OpenMetrics
-    /// wants whole bucket counts: each bucket keeps a whole count and carries the fraction over
-    /// to its next observation (`carry`), so the count is the weighted count less under one.
-    Histogram {
-        counts: Vec<u64>,
-        carry: Vec<f64>,
-        sum: f64,
-        /// The samples' weights added up: the exact count that the buckets' whole counts
-        /// round, and what a counter of the samples serves (`counted.rs`).
-        weighted: f64,
-        exemplars: Vec<Option<Exemplar>>,
-        /// A negative value was observed: OpenMetrics then has no `_sum` (nor `_count`).
-        negative: bool,
-    },
-}
-
-#[derive(Clone, Debug)]
-struct Series {
-    /// Unix seconds when the series was created, rendered as `_created`.
-    created: f64,
-    updated: f64,
-    value: Value,
-}
-
-impl Series {
-    fn new(kind: Kind, now: f64) -> Self {
-        let value = match kind {
-            Kind::Counter => Value::Counter { total: 0.0, exemplar: None },
-            Kind::Gauge => Value::Gauge(0.0),
-            Kind::Histogram(bounds) => Value::Histogram {
-                counts: vec![0; bounds.len() + 1],
-                carry: vec![0.0; bounds.len() + 1],
-                sum: 0.0,
-                weighted: 0.0,
-                exemplars: vec![None; bounds.len() + 1],
-                negative: false,
-            },
-        };
-        Self { created: now, updated: now, value }
-    }
-
-    /// Records one observation; false (and nothing changes) when it would make the series
-    /// infinite or not a number.
-    fn record(&mut self, kind: Kind, value: f64, weight: f64, exemplar: Option<Exemplar>, now: f64) -> bool {
-        match (&mut self.value, kind) {
-            (Value::Counter { total, exemplar: last }, _) => {
-                let next = *total + value * weight;
-                if !next.is_finite() {
-                    return false;
-                }
-                *total = next;
-                if exemplar.is_some() {
-                    *last = exemplar;
-                }
-            }
-            (Value::Gauge(current), _) => *current = value,
-            (
-                Value::Histogram { counts, carry, sum, weighted, exemplars, negative },
-                Kind::Histogram(bounds),
-            ) => {
-                let next_sum = *sum + value * weight;
-                if !next_sum.is_finite() {
-                    return false;
-                }
-                let bucket = bounds.partition_point(|bound| *bound < value);
-                let owed = carry[bucket] + weight;
-                let whole = owed.floor();
-                counts[bucket] = counts[bucket].saturating_add(whole as u64);
-                carry[bucket] = owed - whole;
-                *sum = next_sum;
-                *weighted += weight;
-                *negative |= value < 0.0;
-                if exemplar.is_some() {
-                    exemplars[bucket] = exemplar;
-                }
-            }
-            (Value::Histogram { .. }, _) => {
-                debug_assert!(false, "histogram series under a non-histogram kind")
-            }
-        }
-        self.updated = now;
-        true
-    }
 }
 
 #[derive(Debug, Default)]
@@ -418,7 +327,9 @@ impl Registry {
             Some(match &series.value {
                 Value::Counter { total, .. } => *total,
                 Value::Gauge(value) => *value,
-                Value::Histogram { counts, .. } => counts.iter().sum::<u64>() as f64,
+                Value::Histogram { buckets, .. } => {
+                    buckets.iter().map(|bucket| bucket.count).sum::<u64>() as f64
+                }
             })
         })
     }

@@ -25,8 +25,9 @@ impl Registry {
                     let (value, buckets) = match &series.value {
                         Value::Counter { total, .. } => (*total, Vec::new()),
                         Value::Gauge(value) => (*value, Vec::new()),
-                        Value::Histogram { counts, .. } => {
-                            (counts.iter().sum::<u64>() as f64, counts.clone())
+                        Value::Histogram { buckets, .. } => {
+                            let counts: Vec<u64> = buckets.iter().map(|bucket| bucket.count).collect();
+                            (counts.iter().sum::<u64>() as f64, counts)
                         }
                     };
                     Reading { labels: labels.to_vec(), value, buckets }

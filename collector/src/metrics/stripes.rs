@@ -120,30 +120,21 @@ impl Series {
                 }
             }
             (
-                Value::Histogram { counts, carry, sum, weighted, exemplars, negative },
+                Value::Histogram { buckets, sum, weighted, negative },
                 Value::Histogram {
-                    counts: more,
-                    carry: more_carry,
+                    buckets: more,
                     sum: more_sum,
                     weighted: more_weighted,
-                    exemplars: theirs,
                     negative: more_negative,
                 },
             ) => {
-                for (bucket, count) in counts.iter_mut().enumerate() {
+                for (bucket, theirs) in buckets.iter_mut().zip(more.iter()) {
                     // The fractions each stripe carries add up to whole counts too.
-                    let owed = carry.get(bucket).copied().unwrap_or(0.0)
-                        + more_carry.get(bucket).copied().unwrap_or(0.0);
+                    let owed = bucket.carry + theirs.carry;
                     let whole = owed.floor();
-                    *count = count
-                        .saturating_add(more.get(bucket).copied().unwrap_or(0))
-                        .saturating_add(whole as u64);
-                    if let Some(slot) = carry.get_mut(bucket) {
-                        *slot = owed - whole;
-                    }
-                    if let (Some(ours), Some(theirs)) = (exemplars.get_mut(bucket), theirs.get(bucket)) {
-                        latest(ours, theirs);
-                    }
+                    bucket.count = bucket.count.saturating_add(theirs.count).saturating_add(whole as u64);
+                    bucket.carry = owed - whole;
+                    latest(&mut bucket.exemplar, &theirs.exemplar);
                 }
                 *sum += more_sum;
                 *weighted += more_weighted;

@@ -76,7 +76,8 @@ fn histogram_samples_land_in_the_first_bucket_not_below_them() {
     let family = &registry.families[registry.index[metric::AGENT_INVOCATION_DURATION_SECONDS]];
     let state = lock(&family.stripes[0]);
     let series = &state.series[&Key::new(["svc", "planner"])];
-    let Value::Histogram { counts, sum, .. } = &series.value else { panic!("not a histogram") };
+    let Value::Histogram { buckets, sum, .. } = &series.value else { panic!("not a histogram") };
+    let counts: Vec<u64> = buckets.iter().map(|bucket| bucket.count).collect();
     assert_eq!(counts[0], 1, "0.1 is in le=0.1");
     assert_eq!(counts[1], 1, "0.15 is in le=0.2");
     assert_eq!(*counts.last().expect("+Inf bucket"), 1);
