@@ -23,7 +23,7 @@ pub enum DecodeError {
     #[error("invalid protobuf ExportTraceServiceRequest: a string field is not valid UTF-8")]
     Utf8,
     /// Mostly empty messages, which would take far more memory than their bytes.
-    #[error("protobuf ExportTraceServiceRequest refused: {}", proto::Fault::Amplified)]
+    #[error("ExportTraceServiceRequest refused: {}", proto::Fault::Amplified)]
     Amplified,
     #[error("invalid OTLP/JSON ExportTraceServiceRequest: {0}")]
     Json(#[from] serde_json::Error),
@@ -40,10 +40,17 @@ pub fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
     Ok(inflated)
 }
 
+/// Parses OTLP/JSON, unless its objects would take more than the protobuf reader allows a body
+/// of its size (`json_size.rs`), then reads it as protobuf.
 pub fn json(body: &[u8]) -> Result<Decoded, DecodeError> {
+    if super::json_size::decoded_bytes(body) > proto::decoded_budget(body.len()) {
+        return Err(DecodeError::Amplified);
+    }
     let standard: opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest =
         serde_json::from_slice(body)?;
     let encoded = Bytes::from(prost::Message::encode_to_vec(&standard));
+    // Freed before the second decoding, so that the two are never held at once.
+    drop(standard);
     protobuf(encoded)
 }
 

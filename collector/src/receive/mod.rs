@@ -11,6 +11,7 @@ mod args;
 pub mod decode;
 pub mod grpc;
 pub mod http;
+mod json_size;
 mod proto;
 pub mod shard;
 

@@ -64,8 +64,7 @@ pub enum Fault {
 
 /// Decodes `body`; strings and bytes are views into it.
 pub fn request(body: &Bytes) -> Result<ExportTraceServiceRequest, Fault> {
-    let budget = body.len().saturating_mul(DECODED_BYTES_PER_BYTE).max(DECODED_BYTES_FLOOR);
-    let mut reader = Reader { body, data: body, at: 0, fault: None, budget };
+    let mut reader = Reader { body, data: body, at: 0, fault: None, budget: decoded_budget(body.len()) };
     let mut request = ExportTraceServiceRequest::default();
     let end = body.len();
     while reader.at < end {
@@ -85,6 +84,11 @@ pub fn request(body: &Bytes) -> Result<ExportTraceServiceRequest, Fault> {
         Some(fault) => Err(fault),
         None => Ok(request),
     }
+}
+
+/// The most bytes a body of `length` bytes may take decoded.
+pub fn decoded_budget(length: usize) -> usize {
+    length.saturating_mul(DECODED_BYTES_PER_BYTE).max(DECODED_BYTES_FLOOR)
 }
 
 /// ASCII first: nearly every key and value is, and for short strings `is_ascii` (a few words

@@ -1,0 +1,103 @@
+//! What an OTLP/JSON body would take decoded, estimated from its text before it is parsed, so
+//! that a body of nearly empty objects is refused before it is built (16 MiB of `{}` in a span
+//! list took 3.6 GB). Every object is charged what the message it can be takes in memory, twice
+//! over for an element of a list (a vector that grows may hold twice what it uses): a span by
+//! the list it is in (`spans`), the others at [`OTHER_OBJECT`]. Strings cost at most their own
+//! length decoded, and are not charged.
+
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span};
+
+/// An object that is not an element of one of the lists below: a resource, a scope, a status,
+/// a value, or an element of another list (a value's list, for one): the size of a key-value
+/// pair, the largest of them, twice over.
+const OTHER_OBJECT: usize = 2 * std::mem::size_of::<KeyValue>();
+
+/// The deepest nesting the JSON parser takes; deeper, the parser refuses the body.
+const MAX_DEPTH: usize = 128;
+
+/// The bytes the elements of a list under `key` take decoded, each.
+fn element_size(key: &[u8]) -> usize {
+    let size = match key {
+        b"spans" => std::mem::size_of::<Span>(),
+        b"events" => std::mem::size_of::<span::Event>(),
+        b"links" => std::mem::size_of::<span::Link>(),
+        b"scopeSpans" | b"scope_spans" => std::mem::size_of::<ScopeSpans>(),
+        b"resourceSpans" | b"resource_spans" => std::mem::size_of::<ResourceSpans>(),
+        _ => return OTHER_OBJECT,
+    };
+    2 * size
+}
+
+/// The estimate for `body`: the objects' sizes added up. Stops, with what it has, where the
+/// text stops being JSON the parser would take (nesting past its limit); the parser then
+/// refuses it.
+pub fn decoded_bytes(body: &[u8]) -> usize {
+    // For each open list, what its objects cost; `None` for an open object.
+    let mut open: Vec<Option<usize>> = Vec::new();
+    let mut total = 0usize;
+    // The last string read, and whether a `:` followed it (it was a key).
+    let (mut last_string, mut key): (&[u8], &[u8]) = (&[], &[]);
+    let mut at = 0;
+    while let Some(&byte) = body.get(at) {
+        at += 1;
+        match byte {
+            b'"' => {
+                let start = at;
+                while let Some(&inner) = body.get(at) {
+                    at += 1;
+                    match inner {
+                        b'\\' => at += 1,
+                        b'"' => break,
+                        _ => {}
+                    }
+                }
+                last_string = body.get(start..at.saturating_sub(1)).unwrap_or_default();
+            }
+            b':' => key = last_string,
+            b'[' | b'{' => {
+                if open.len() >= MAX_DEPTH {
+                    break;
+                }
+                if byte == b'{' {
+                    total = total.saturating_add(open.last().copied().flatten().unwrap_or(OTHER_OBJECT));
+                    open.push(None);
+                } else {
+                    open.push(Some(element_size(key)));
+                }
+                key = &[];
+            }
+            b']' | b'}' => {
+                open.pop();
+            }
+            _ => {}
+        }
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_are_charged_as_spans_and_strings_not_at_all() {
+        let span = 2 * std::mem::size_of::<Span>();
+        let list = 2 * std::mem::size_of::<ResourceSpans>() + 2 * std::mem::size_of::<ScopeSpans>();
+        let body = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{},{"name":"a{[\"b"},{}]}]}]}"#;
+        assert_eq!(decoded_bytes(body), OTHER_OBJECT + list + 3 * span);
+        let attributes = br#"{"attributes":[{"key":"k","value":{"intValue":"7"}}]}"#;
+        assert_eq!(decoded_bytes(attributes), 3 * OTHER_OBJECT);
+        // A key is the string before a colon, not any string before the list.
+        let not_a_key = br#"{"name":"spans","x":[{}]}"#;
+        assert_eq!(decoded_bytes(not_a_key), 2 * OTHER_OBJECT);
+    }
+
+    #[test]
+    fn text_that_is_not_json_ends_the_estimate_without_a_fault() {
+        for body in [&b"]]]}}}"[..], b"\"unterminated", b"{\"a\\", b"", &[b'['; 1000]] {
+            let _ = decoded_bytes(body);
+        }
+        assert_eq!(decoded_bytes(&[b'{'; 1000]), MAX_DEPTH * OTHER_OBJECT);
+    }
+}
