@@ -8,6 +8,7 @@
 //! that arrived; records keep their trace ids, so Grafana links a log line to its trace.
 
 mod args;
+pub mod decode;
 mod export;
 mod receive;
 mod rules;

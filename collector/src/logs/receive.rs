@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
-use prost::Message;
+
+use crate::receive::decode::DecodeError;
 use tonic::codec::{CompressionEncoding, DecodeBuf, EnabledCompressionEncodings};
 use tonic::server::UnaryService;
 use tonic::{Code, Request, Response, Status};
@@ -74,8 +75,10 @@ impl tonic::codec::Decoder for LogsDecoder {
 
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Decoded>, Status> {
         let message = src.copy_to_bytes(src.remaining());
-        let request = ExportLogsServiceRequest::decode(message.clone())
-            .map_err(|error| Status::invalid_argument(format!("not an OTLP logs request: {error}")))?;
+        let request = super::decode::protobuf(message.clone()).map_err(|error| match error {
+            DecodeError::Amplified => Status::out_of_range(error.to_string()),
+            error => Status::invalid_argument(format!("not an OTLP logs request: {error}")),
+        })?;
         Ok(Some((request, message)))
     }
 }

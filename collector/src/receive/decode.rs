@@ -9,6 +9,8 @@ use bytes::Bytes;
 
 use prost::Message;
 
+pub(crate) use super::json_size::decoded_bytes as json_decoded_bytes;
+pub use super::proto::decoded_budget;
 use super::proto::{self, Fault};
 use crate::wire::{Decoded, ExportTraceServiceRequest, KeyValue, ResourceSpans, Span};
 
@@ -23,7 +25,7 @@ pub enum DecodeError {
     #[error("invalid protobuf ExportTraceServiceRequest: a string field is not valid UTF-8")]
     Utf8,
     /// Mostly empty messages, which would take far more memory than their bytes.
-    #[error("ExportTraceServiceRequest refused: {}", proto::Fault::Amplified)]
+    #[error("{}", proto::Fault::Amplified)]
     Amplified,
     #[error("invalid OTLP/JSON ExportTraceServiceRequest: {0}")]
     Json(#[from] serde_json::Error),
@@ -43,7 +45,7 @@ pub fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
 /// Parses OTLP/JSON, unless its objects would take more than the protobuf reader allows a body
 /// of its size (`json_size.rs`), then reads it as protobuf.
 pub fn json(body: &[u8]) -> Result<Decoded, DecodeError> {
-    if super::json_size::decoded_bytes(body) > proto::decoded_budget(body.len()) {
+    if json_decoded_bytes(body) > proto::decoded_budget(body.len()) {
         return Err(DecodeError::Amplified);
     }
     let standard: opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest =

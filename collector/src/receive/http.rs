@@ -15,7 +15,7 @@ use axum::routing::post;
 use axum::Router;
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
@@ -23,7 +23,7 @@ use prost::Message;
 
 use super::decode::{self, DecodeError};
 use super::{Ingest, Refusal, RequestRefusal, Transport};
-use crate::logs::LogPipeline;
+use crate::logs::{self, LogPipeline};
 use crate::serve::BodyError;
 
 /// Where OTLP/HTTP logs are posted.
@@ -214,23 +214,19 @@ async fn export_logs(State(state): State<HttpState>, headers: HeaderMap, body: B
         }
     };
     let decoded = match encoding {
-        Encoding::Protobuf => ExportLogsServiceRequest::decode(bytes.clone())
-            .map(|request| (request, Some(bytes)))
-            .map_err(|error| format!("not an OTLP logs request: {error}")),
-        Encoding::Json => serde_json::from_slice::<ExportLogsServiceRequest>(&bytes)
-            .map(|request| (request, None))
-            .map_err(|error| format!("not OTLP/JSON logs: {error}")),
+        Encoding::Protobuf => logs::decode::protobuf(bytes.clone()).map(|request| (request, Some(bytes))),
+        Encoding::Json => logs::decode::json(&bytes).map(|request| (request, None)),
     };
     let (request, received) = match decoded {
         Ok(decoded) => decoded,
-        Err(message) => {
-            state.ingest.refuse_request(RequestRefusal::Malformed, Transport::Http);
-            return status_response(
-                encoding,
-                StatusCode::BAD_REQUEST,
-                tonic::Code::InvalidArgument,
-                &message,
-            );
+        Err(error) => {
+            let (reason, status) = refusal_of(&error);
+            state.ingest.refuse_request(reason, Transport::Http);
+            let message = match error {
+                DecodeError::Amplified => error.to_string(),
+                error => format!("not an OTLP logs request: {error}"),
+            };
+            return status_response(encoding, status, tonic::Code::InvalidArgument, &message);
         }
     };
     match logs.accept(request, received, Transport::Http) {

@@ -1,16 +1,17 @@
 //! What an OTLP/JSON body would take decoded, estimated from its text before it is parsed, so
 //! that a body of nearly empty objects is refused before it is built (16 MiB of `{}` in a span
-//! list took 3.6 GB). Every object is charged what the message it can be takes in memory, twice
-//! over for an element of a list (a vector that grows may hold twice what it uses): a span by
-//! the list it is in (`spans`), the others at [`OTHER_OBJECT`]. Strings cost at most their own
-//! length decoded, and are not charged.
+//! list took 3.6 GB). Every object is charged what the message it can be takes in memory (a
+//! vector that grows may hold up to twice that): a span, a log record and the lists that hold
+//! them by the list they are in (`spans`, `logRecords`, …), the others at [`OTHER_OBJECT`].
+//! Strings cost at most their own length decoded, and are not charged.
 
 use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span};
 
 /// An object that is not an element of one of the lists below: a resource, a scope, a status,
-/// a value, or an element of another list (a value's list, for one): the size of a key-value
-/// pair, the largest of them, twice over.
+/// a value, or an element of another list (a value's list, for one): twice the size of a
+/// key-value pair, the largest of them.
 const OTHER_OBJECT: usize = 2 * std::mem::size_of::<KeyValue>();
 
 /// The deepest nesting the JSON parser takes; deeper, the parser refuses the body.
@@ -18,21 +19,24 @@ const MAX_DEPTH: usize = 128;
 
 /// The bytes the elements of a list under `key` take decoded, each.
 fn element_size(key: &[u8]) -> usize {
-    let size = match key {
-        b"spans" => std::mem::size_of::<Span>(),
-        b"events" => std::mem::size_of::<span::Event>(),
-        b"links" => std::mem::size_of::<span::Link>(),
-        b"scopeSpans" | b"scope_spans" => std::mem::size_of::<ScopeSpans>(),
-        b"resourceSpans" | b"resource_spans" => std::mem::size_of::<ResourceSpans>(),
-        _ => return OTHER_OBJECT,
-    };
-    2 * size
+    use std::mem::size_of;
+    match key {
+        b"spans" => size_of::<Span>(),
+        b"events" => size_of::<span::Event>(),
+        b"links" => size_of::<span::Link>(),
+        b"scopeSpans" | b"scope_spans" => size_of::<ScopeSpans>(),
+        b"resourceSpans" | b"resource_spans" => size_of::<ResourceSpans>(),
+        b"logRecords" | b"log_records" => size_of::<LogRecord>(),
+        b"scopeLogs" | b"scope_logs" => size_of::<ScopeLogs>(),
+        b"resourceLogs" | b"resource_logs" => size_of::<ResourceLogs>(),
+        _ => OTHER_OBJECT,
+    }
 }
 
 /// The estimate for `body`: the objects' sizes added up. Stops, with what it has, where the
 /// text stops being JSON the parser would take (nesting past its limit); the parser then
 /// refuses it.
-pub fn decoded_bytes(body: &[u8]) -> usize {
+pub(crate) fn decoded_bytes(body: &[u8]) -> usize {
     // For each open list, what its objects cost; `None` for an open object.
     let mut open: Vec<Option<usize>> = Vec::new();
     let mut total = 0usize;
@@ -82,8 +86,8 @@ mod tests {
 
     #[test]
     fn spans_are_charged_as_spans_and_strings_not_at_all() {
-        let span = 2 * std::mem::size_of::<Span>();
-        let list = 2 * std::mem::size_of::<ResourceSpans>() + 2 * std::mem::size_of::<ScopeSpans>();
+        let span = std::mem::size_of::<Span>();
+        let list = std::mem::size_of::<ResourceSpans>() + std::mem::size_of::<ScopeSpans>();
         let body = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{},{"name":"a{[\"b"},{}]}]}]}"#;
         assert_eq!(decoded_bytes(body), OTHER_OBJECT + list + 3 * span);
         let attributes = br#"{"attributes":[{"key":"k","value":{"intValue":"7"}}]}"#;

@@ -151,3 +151,42 @@ async fn the_sdk_bridge_sends_tracing_events_with_their_trace_ids() {
     );
     collector.stop().await;
 }
+
+/// 200 000 empty log records (2 bytes each, 184 decoded) are refused before prost builds them,
+/// in protobuf and in JSON, and counted; a real request still goes through.
+#[tokio::test]
+async fn a_logs_body_of_empty_records_is_refused_as_too_large() {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use prost::Message;
+    let collector = crate::common::Collector::start(&[]).await;
+    let request = |records: Vec<LogRecord>| ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs { log_records: records, ..Default::default() }],
+            ..Default::default()
+        }],
+    };
+    let post = |content_type: &'static str, body: Vec<u8>| {
+        let url = format!("http://{}/v1/logs", collector.http);
+        async move {
+            let response = reqwest::Client::new()
+                .post(url)
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await
+                .expect("post");
+            response.status().as_u16()
+        }
+    };
+    let empty = request(vec![LogRecord::default(); 200_000]).encode_to_vec();
+    assert_eq!(post("application/x-protobuf", empty).await, 413);
+    let spans = vec!["{}"; 200_000].join(",");
+    let json = format!(r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{spans}]}}]}}]}}"#);
+    assert_eq!(post("application/json", json.into_bytes()).await, 413);
+    let line = LogRecord { time_unix_nano: 1, severity_text: "INFO".to_owned(), ..Default::default() };
+    assert_eq!(post("application/x-protobuf", request(vec![line]).encode_to_vec()).await, 200);
+    let metrics = collector.scrape().await;
+    let refused = r#"agentrace_requests_refused_total{transport="http",reason="too_large"}"#;
+    assert_eq!(crate::common::value(&metrics, refused), 2.0, "{metrics}");
+}
