@@ -1,6 +1,6 @@
 //! Logs requests decoded by prost, once a walk of their bytes has found that they would not
 //! take more memory than a trace request of their size may (`receive::decode`): a body of empty
-//! log records, 2 bytes each on the wire and over 200 in memory, took 3 GB for 16 MiB. The walk
+//! log records, 2 bytes each on the wire and 184 in memory, took 3 GB for 16 MiB. The walk
 //! follows the messages that hold lists and charges each element of a list what it takes (a
 //! vector that grows may hold up to twice that); strings and numbers take no more than their
 //! bytes, and are not charged.
@@ -24,7 +24,10 @@ const fn list_of<T>() -> usize {
 
 static REQUEST: Shape = Shape(&[(1, list_of::<ResourceLogs>(), &RESOURCE_LOGS)]);
 static RESOURCE_LOGS: Shape = Shape(&[(1, 0, &RESOURCE), (2, list_of::<ScopeLogs>(), &SCOPE_LOGS)]);
-static RESOURCE: Shape = Shape(&[(1, list_of::<KeyValue>(), &KEY_VALUE), (3, list_of::<EntityRef>(), &LEAF)]);
+static RESOURCE: Shape =
+    Shape(&[(1, list_of::<KeyValue>(), &KEY_VALUE), (3, list_of::<EntityRef>(), &ENTITY)]);
+/// Its lists of keys are strings, each a `String` in memory however short.
+static ENTITY: Shape = Shape(&[(3, list_of::<String>(), &LEAF), (4, list_of::<String>(), &LEAF)]);
 static SCOPE_LOGS: Shape = Shape(&[(1, 0, &SCOPE), (2, list_of::<LogRecord>(), &LOG_RECORD)]);
 static SCOPE: Shape = Shape(&[(3, list_of::<KeyValue>(), &KEY_VALUE)]);
 static LOG_RECORD: Shape = Shape(&[(5, 0, &ANY_VALUE), (6, list_of::<KeyValue>(), &KEY_VALUE)]);
@@ -34,8 +37,9 @@ static ARRAY: Shape = Shape(&[(1, list_of::<AnyValue>(), &ANY_VALUE)]);
 static MAP: Shape = Shape(&[(1, list_of::<KeyValue>(), &KEY_VALUE)]);
 static LEAF: Shape = Shape(&[]);
 
-/// As deep as prost goes (its recursion limit); deeper, prost refuses the body.
-const DEPTH: u32 = 100;
+/// Deeper than prost goes (its recursion limit is 100): whatever prost would decode is walked
+/// whole, and a body deeper than this prost refuses anyway.
+const DEPTH: u32 = 128;
 
 /// What `message` would take decoded as `shape`; `None` when it is not a message prost would
 /// read, which prost then reports.
@@ -60,20 +64,29 @@ fn decoded_bytes(message: &[u8], shape: &Shape, depth: u32) -> Option<usize> {
     Some(total)
 }
 
+/// Why a logs body was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LogsDecodeError {
+    #[error("{}", DecodeError::Amplified)]
+    Amplified,
+    #[error("not an OTLP logs request: {0}")]
+    Invalid(String),
+}
+
 /// Decodes a protobuf logs request.
-pub fn protobuf(body: Bytes) -> Result<ExportLogsServiceRequest, DecodeError> {
+pub fn protobuf(body: Bytes) -> Result<ExportLogsServiceRequest, LogsDecodeError> {
     if decoded_bytes(&body, &REQUEST, DEPTH).is_some_and(|bytes| bytes > decoded_budget(body.len())) {
-        return Err(DecodeError::Amplified);
+        return Err(LogsDecodeError::Amplified);
     }
-    ExportLogsServiceRequest::decode(body).map_err(|error| DecodeError::Protobuf(error.to_string()))
+    ExportLogsServiceRequest::decode(body).map_err(|error| LogsDecodeError::Invalid(error.to_string()))
 }
 
 /// Decodes an OTLP/JSON logs request.
-pub fn json(body: &[u8]) -> Result<ExportLogsServiceRequest, DecodeError> {
+pub fn json(body: &[u8]) -> Result<ExportLogsServiceRequest, LogsDecodeError> {
     if json_decoded_bytes(body) > decoded_budget(body.len()) {
-        return Err(DecodeError::Amplified);
+        return Err(LogsDecodeError::Amplified);
     }
-    Ok(serde_json::from_slice(body)?)
+    serde_json::from_slice(body).map_err(|error| LogsDecodeError::Invalid(format!("OTLP/JSON: {error}")))
 }
 
 #[cfg(test)]
@@ -109,7 +122,7 @@ mod tests {
     #[test]
     fn empty_records_past_the_budget_are_refused_and_real_ones_taken() {
         let empty = request(vec![LogRecord::default(); 200_000]).encode_to_vec();
-        assert!(matches!(protobuf(Bytes::from(empty)), Err(DecodeError::Amplified)));
+        assert!(matches!(protobuf(Bytes::from(empty)), Err(LogsDecodeError::Amplified)));
         let line = LogRecord {
             time_unix_nano: 1,
             severity_text: "INFO".to_owned(),
@@ -120,12 +133,15 @@ mod tests {
         };
         let lines = request(vec![line; 200_000]).encode_to_vec();
         assert!(protobuf(Bytes::from(lines)).is_ok());
-        assert!(matches!(protobuf(Bytes::from_static(&[0x0a, 0xff])), Err(DecodeError::Protobuf(_))));
+        assert!(matches!(protobuf(Bytes::from_static(&[0x0a, 0xff])), Err(LogsDecodeError::Invalid(_))));
         let json_empty = format!(
             r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{}]}}]}}]}}"#,
             vec!["{}"; 100_000].join(",")
         );
-        assert!(matches!(json(json_empty.as_bytes()), Err(DecodeError::Amplified)));
+        assert!(matches!(json(json_empty.as_bytes()), Err(LogsDecodeError::Amplified)));
+        // A record written as a list of its fields is a record too.
+        let json_lists = json_empty.replace("{}", "[]");
+        assert!(matches!(json(json_lists.as_bytes()), Err(LogsDecodeError::Amplified)));
         assert!(json(b"{\"resourceLogs\":[{\"scopeLogs\":[]}]}").is_ok());
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::{Buf, Bytes};
 use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
 
-use crate::receive::decode::DecodeError;
+use super::decode::LogsDecodeError;
 use tonic::codec::{CompressionEncoding, DecodeBuf, EnabledCompressionEncodings};
 use tonic::server::UnaryService;
 use tonic::{Code, Request, Response, Status};
@@ -76,8 +76,8 @@ impl tonic::codec::Decoder for LogsDecoder {
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Decoded>, Status> {
         let message = src.copy_to_bytes(src.remaining());
         let request = super::decode::protobuf(message.clone()).map_err(|error| match error {
-            DecodeError::Amplified => Status::out_of_range(error.to_string()),
-            error => Status::invalid_argument(format!("not an OTLP logs request: {error}")),
+            LogsDecodeError::Amplified => Status::out_of_range(error.to_string()),
+            LogsDecodeError::Invalid(_) => Status::invalid_argument(error.to_string()),
         })?;
         Ok(Some((request, message)))
     }

@@ -63,33 +63,44 @@ fn body_status(ingest: &Ingest, error: BodyError) -> Status {
 }
 
 /// tonic answers an oversize message with OUT_OF_RANGE and an undecodable one with INTERNAL;
-/// the request decoder answers an amplified one with OUT_OF_RANGE too, and a malformed one
+/// the request decoders answer an amplified one with OUT_OF_RANGE too, and a malformed one
 /// with INVALID_ARGUMENT. OTLP clients retry OUT_OF_RANGE forever, and the spec asks for
 /// INVALID_ARGUMENT on bad data; the service itself never returns OUT_OF_RANGE or INTERNAL, so
 /// every such answer is the decoding's and is rewritten: oversize to RESOURCE_EXHAUSTED
-/// without RetryInfo (not retryable), bad data to INVALID_ARGUMENT. Each is counted. Errors
-/// before the first message are trailers-only, so the status is in the headers.
+/// without RetryInfo (not retryable), bad data to INVALID_ARGUMENT. Each refusal is counted:
+/// those, and UNIMPLEMENTED, which tonic answers to a `grpc-encoding` it does not read (an
+/// unknown method never gets here). A stream that ended before its message (the client went
+/// away) is not a refusal. Errors before the first message are trailers-only, so the status is
+/// in the headers.
 fn otlp_status_codes<B>(ingest: &Ingest, mut response: http::Response<B>) -> http::Response<B> {
-    let code = response
-        .headers()
+    let headers = response.headers();
+    let code = headers
         .get(GRPC_STATUS)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<i32>().ok())
         .map(Code::from_i32);
+    let ended_early = headers.get(GRPC_MESSAGE).is_some_and(|message| message.as_bytes().starts_with(EOF));
     let (refusal, replacement) = match code {
-        Some(Code::OutOfRange) => (RequestRefusal::TooLarge, Code::ResourceExhausted),
-        Some(Code::Internal) => (RequestRefusal::Malformed, Code::InvalidArgument),
-        Some(Code::InvalidArgument) => {
-            ingest.refuse_request(RequestRefusal::Malformed, Transport::Grpc);
-            return response;
+        Some(Code::OutOfRange) => (Some(RequestRefusal::TooLarge), Some(Code::ResourceExhausted)),
+        Some(Code::Internal) => {
+            ((!ended_early).then_some(RequestRefusal::Malformed), Some(Code::InvalidArgument))
         }
+        Some(Code::InvalidArgument) => (Some(RequestRefusal::Malformed), None),
+        Some(Code::Unimplemented) => (Some(RequestRefusal::Unsupported), None),
         _ => return response,
     };
-    ingest.refuse_request(refusal, Transport::Grpc);
-    response.headers_mut().insert(GRPC_STATUS, http::HeaderValue::from(replacement as i32));
+    if let Some(refusal) = refusal {
+        ingest.refuse_request(refusal, Transport::Grpc);
+    }
+    if let Some(replacement) = replacement {
+        response.headers_mut().insert(GRPC_STATUS, http::HeaderValue::from(replacement as i32));
+    }
     response
 }
 
+/// How tonic's message for a stream that ended before its message begins (percent-encoded).
+const EOF: &[u8] = b"Unexpected%20EOF";
+const GRPC_MESSAGE: &str = "grpc-message";
 const GRPC_STATUS: &str = "grpc-status";
 const AUTHORIZATION: &str = "authorization";
 
@@ -230,4 +241,49 @@ fn unavailable(refusal: super::Refusal) -> Status {
         refusal.to_string(),
         ErrorDetails::with_retry_info(Some(RETRY_AFTER)),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::metrics::{Registry, SeriesLimits};
+    use crate::receive::QueueGauge;
+    use agentrace_semconv::metric;
+
+    fn answer(code: Code, message: &str) -> http::Response<()> {
+        let status = Status::new(code, message);
+        let mut response = http::Response::new(());
+        status.add_header(response.headers_mut()).expect("status headers");
+        response
+    }
+
+    #[test]
+    fn decoding_refusals_are_rewritten_and_counted_and_a_client_gone_is_not() {
+        let registry = Arc::new(Registry::new(SeriesLimits::default()));
+        let (sender, _receiver) = tokio::sync::mpsc::channel(1);
+        let ingest = Ingest::new(vec![sender], QueueGauge::new("ingest", 1), registry.clone());
+        let cases = [
+            (Code::OutOfRange, "Error, decoded message length too large", Code::ResourceExhausted),
+            (Code::Internal, "Error decompressing: invalid gzip header", Code::InvalidArgument),
+            (Code::Internal, "Unexpected EOF decoding stream.", Code::InvalidArgument),
+            (Code::InvalidArgument, "invalid protobuf", Code::InvalidArgument),
+            (
+                Code::Unimplemented,
+                "Content is compressed with `br` which isn't supported",
+                Code::Unimplemented,
+            ),
+            (Code::Unavailable, "the collector's queue is full", Code::Unavailable),
+        ];
+        for (code, message, sent) in cases {
+            let response = otlp_status_codes(&ingest, answer(code, message));
+            let status = response.headers().get(GRPC_STATUS).and_then(|value| value.to_str().ok());
+            assert_eq!(status, Some((sent as i32).to_string().as_str()), "{message}");
+        }
+        let refused = |reason| registry.value(metric::SELF_REQUESTS_REFUSED_TOTAL, &["grpc", reason]);
+        assert_eq!(refused("too_large"), Some(1.0));
+        assert_eq!(refused("malformed"), Some(2.0), "bad gzip and bad protobuf, not the stream cut short");
+        assert_eq!(refused("unsupported"), Some(1.0));
+    }
 }

@@ -220,13 +220,14 @@ async fn export_logs(State(state): State<HttpState>, headers: HeaderMap, body: B
     let (request, received) = match decoded {
         Ok(decoded) => decoded,
         Err(error) => {
-            let (reason, status) = refusal_of(&error);
-            state.ingest.refuse_request(reason, Transport::Http);
-            let message = match error {
-                DecodeError::Amplified => error.to_string(),
-                error => format!("not an OTLP logs request: {error}"),
+            let (reason, status) = match error {
+                logs::decode::LogsDecodeError::Amplified => refusal_of(&DecodeError::Amplified),
+                logs::decode::LogsDecodeError::Invalid(_) => {
+                    (RequestRefusal::Malformed, StatusCode::BAD_REQUEST)
+                }
             };
-            return status_response(encoding, status, tonic::Code::InvalidArgument, &message);
+            state.ingest.refuse_request(reason, Transport::Http);
+            return status_response(encoding, status, tonic::Code::InvalidArgument, &error.to_string());
         }
     };
     match logs.accept(request, received, Transport::Http) {

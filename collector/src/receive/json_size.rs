@@ -1,9 +1,10 @@
 //! What an OTLP/JSON body would take decoded, estimated from its text before it is parsed, so
 //! that a body of nearly empty objects is refused before it is built (16 MiB of `{}` in a span
-//! list took 3.6 GB). Every object is charged what the message it can be takes in memory (a
-//! vector that grows may hold up to twice that): a span, a log record and the lists that hold
-//! them by the list they are in (`spans`, `logRecords`, …), the others at [`OTHER_OBJECT`].
-//! Strings cost at most their own length decoded, and are not charged.
+//! list took 3.6 GB). Every object, and every list (the parser reads a message from a list of
+//! its fields too), is charged what the message it can be takes in memory: a span, a log record
+//! and the lists that hold them by the list they are in (`spans`, `logRecords`, …), the others
+//! at [`OTHER_OBJECT`]. A vector that grows may hold up to twice what it uses; strings cost at
+//! most their own length decoded. Neither is charged.
 
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
@@ -17,9 +18,13 @@ const OTHER_OBJECT: usize = 2 * std::mem::size_of::<KeyValue>();
 /// The deepest nesting the JSON parser takes; deeper, the parser refuses the body.
 const MAX_DEPTH: usize = 128;
 
-/// The bytes the elements of a list under `key` take decoded, each.
+/// The bytes the elements of a list under `key` take decoded, each. A key written with escapes
+/// (`"sp\u0061ns"` is `spans` to the parser) is charged as the largest message, a span.
 fn element_size(key: &[u8]) -> usize {
     use std::mem::size_of;
+    if key.contains(&b'\\') {
+        return size_of::<Span>().max(size_of::<LogRecord>());
+    }
     match key {
         b"spans" => size_of::<Span>(),
         b"events" => size_of::<span::Event>(),
@@ -63,12 +68,10 @@ pub(crate) fn decoded_bytes(body: &[u8]) -> usize {
                 if open.len() >= MAX_DEPTH {
                     break;
                 }
-                if byte == b'{' {
-                    total = total.saturating_add(open.last().copied().flatten().unwrap_or(OTHER_OBJECT));
-                    open.push(None);
-                } else {
-                    open.push(Some(element_size(key)));
-                }
+                // A list is charged as an object is: the parser also reads a message from a
+                // list of its fields in order, so `[]` in a list of spans is an empty span.
+                total = total.saturating_add(open.last().copied().flatten().unwrap_or(OTHER_OBJECT));
+                open.push((byte == b'[').then(|| element_size(key)));
                 key = &[];
             }
             b']' | b'}' => {
@@ -88,13 +91,17 @@ mod tests {
     fn spans_are_charged_as_spans_and_strings_not_at_all() {
         let span = std::mem::size_of::<Span>();
         let list = std::mem::size_of::<ResourceSpans>() + std::mem::size_of::<ScopeSpans>();
-        let body = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{},{"name":"a{[\"b"},{}]}]}]}"#;
-        assert_eq!(decoded_bytes(body), OTHER_OBJECT + list + 3 * span);
+        // The request, its three lists, a resource's spans, a scope's spans, three spans.
+        let body = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{},{"name":"a{[\"b"},[]]}]}]}"#;
+        assert_eq!(decoded_bytes(body), 4 * OTHER_OBJECT + list + 3 * span);
         let attributes = br#"{"attributes":[{"key":"k","value":{"intValue":"7"}}]}"#;
-        assert_eq!(decoded_bytes(attributes), 3 * OTHER_OBJECT);
+        assert_eq!(decoded_bytes(attributes), 4 * OTHER_OBJECT);
         // A key is the string before a colon, not any string before the list.
         let not_a_key = br#"{"name":"spans","x":[{}]}"#;
-        assert_eq!(decoded_bytes(not_a_key), 2 * OTHER_OBJECT);
+        assert_eq!(decoded_bytes(not_a_key), 3 * OTHER_OBJECT);
+        // The parser reads an escaped key as the name it spells.
+        let escaped = br#"{"sp\u0061ns":[{}]}"#;
+        assert_eq!(decoded_bytes(escaped), 2 * OTHER_OBJECT + span);
     }
 
     #[test]
@@ -103,5 +110,7 @@ mod tests {
             let _ = decoded_bytes(body);
         }
         assert_eq!(decoded_bytes(&[b'{'; 1000]), MAX_DEPTH * OTHER_OBJECT);
+        // Lists inside lists are each charged as an element of the one they are in.
+        assert_eq!(decoded_bytes(&[b'['; 1000]), MAX_DEPTH * OTHER_OBJECT);
     }
 }

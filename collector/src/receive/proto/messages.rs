@@ -1,5 +1,7 @@
 //! The messages of a trace request, each read field by field into its type of `wire.rs`.
 
+use std::mem::size_of;
+
 use bytes::Bytes;
 
 use super::{utf8, utf8_value, Fault, Reader};
@@ -22,7 +24,7 @@ impl Reader<'_> {
         read: impl FnOnce(&mut Self, &mut T, usize, u32),
     ) {
         let (inner, inner_depth) = self.nested(wire, end, depth);
-        self.charge::<T>(1);
+        self.grow(list);
         list.push(T::default());
         if let Some(element) = list.last_mut() {
             read(self, element, inner, inner_depth);
@@ -76,11 +78,11 @@ impl Reader<'_> {
                 1 => message.schema_url = self.bytes(wire, end),
                 2 => message.r#type = self.bytes(wire, end),
                 3 => {
-                    self.charge::<Bytes>(1);
+                    self.grow(&message.id_keys);
                     message.id_keys.push(self.bytes(wire, end));
                 }
                 4 => {
-                    self.charge::<Bytes>(1);
+                    self.grow(&message.description_keys);
                     message.description_keys.push(self.bytes(wire, end));
                 }
                 _ => self.skip(wire, tag, end, depth),
@@ -94,7 +96,7 @@ impl Reader<'_> {
 
     fn scope_spans(&mut self, message: &mut ScopeSpans, end: usize, depth: u32) {
         let [spans] = self.count(end, [2]);
-        if self.fits::<Span>(spans) {
+        if self.spend(spans.saturating_mul(size_of::<Span>())) {
             message.spans.reserve_exact(spans);
         }
         while self.at < end {
@@ -127,10 +129,13 @@ impl Reader<'_> {
 
     fn span(&mut self, message: &mut Span, end: usize, depth: u32) {
         let [attributes, events, links] = self.count(end, [9, 11, 13]);
-        if self.fits::<KeyValue>(attributes)
-            && self.fits::<span::Event>(events)
-            && self.fits::<span::Link>(links)
-        {
+        let bytes = [
+            attributes.saturating_mul(size_of::<KeyValue>()),
+            events.saturating_mul(size_of::<span::Event>()),
+            links.saturating_mul(size_of::<span::Link>()),
+        ];
+        // Taken together: each alone within the budget could still be three times it.
+        if self.spend(bytes.iter().fold(0, |sum, bytes| sum.saturating_add(*bytes))) {
             message.attributes.reserve_exact(attributes);
             message.events.reserve_exact(events);
             message.links.reserve_exact(links);

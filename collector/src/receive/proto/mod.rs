@@ -73,7 +73,7 @@ pub fn request(body: &Bytes) -> Result<ExportTraceServiceRequest, Fault> {
             1 => {
                 let (inner, depth) = reader.nested(wire, end, RECURSION_LIMIT);
                 let mut resource_spans = ResourceSpans::default();
-                reader.charge::<ResourceSpans>(1);
+                reader.grow(&request.resource_spans);
                 reader.resource_spans(&mut resource_spans, inner, depth);
                 request.resource_spans.push(resource_spans);
             }
@@ -126,25 +126,29 @@ impl Reader<'_> {
         self.at = usize::MAX;
     }
 
-    /// Takes `count` messages of type `T` out of the budget, before they are allocated; fails
-    /// with [`Fault::Amplified`] when they do not fit.
+    /// Takes `bytes` out of the budget before they are allocated; false, and a fault
+    /// ([`Fault::Amplified`]), when they do not fit.
     #[inline(always)]
-    fn charge<T>(&mut self, count: usize) {
-        match self.budget.checked_sub(count.saturating_mul(std::mem::size_of::<T>())) {
-            Some(left) => self.budget = left,
-            None => self.fail(Fault::Amplified),
+    fn spend(&mut self, bytes: usize) -> bool {
+        match self.budget.checked_sub(bytes) {
+            Some(left) => {
+                self.budget = left;
+                true
+            }
+            None => {
+                self.fail(Fault::Amplified);
+                false
+            }
         }
     }
 
-    /// Whether `count` messages of type `T` fit in what is left of the budget, to allocate
-    /// their vector at its size (each is taken from the budget as it is read); fails with
-    /// [`Fault::Amplified`] when they do not.
-    fn fits<T>(&mut self, count: usize) -> bool {
-        let fits = count.saturating_mul(std::mem::size_of::<T>()) <= self.budget;
-        if !fits {
-            self.fail(Fault::Amplified);
+    /// Charges the room a push onto `list` allocates: none while the vector has room (its
+    /// size was taken when it was reserved), else what it grows by (doubling, from 4).
+    #[inline(always)]
+    fn grow<T>(&mut self, list: &Vec<T>) {
+        if list.len() == list.capacity() {
+            self.spend(list.capacity().max(4).saturating_mul(std::mem::size_of::<T>()));
         }
-        fits
     }
 
     /// Fails with [`Fault::Utf8`] unless every one of `strings` is UTF-8.

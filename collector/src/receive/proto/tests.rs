@@ -302,3 +302,20 @@ fn nearly_empty_messages_are_refused_past_sixteen_decoded_bytes_a_byte() {
     };
     assert!(agree(&attributes(small)));
 }
+
+#[test]
+fn a_span_s_lists_are_taken_from_the_budget_together() {
+    // 60 000 empty attributes, events and links: each list alone is under the 10 MiB a small
+    // body may take (4.8, 4.3 and 7.7 MB), the three together are not.
+    let span = Span {
+        attributes: vec![KeyValue::default(); 60_000],
+        events: vec![crate::wire::span::Event::default(); 60_000],
+        links: vec![crate::wire::span::Link::default(); 60_000],
+        ..Span::default()
+    };
+    let body = spans_of(&span.encode_to_vec(), 1);
+    assert!(decode::reference(body.clone()).is_ok());
+    assert_eq!(request(&body).err(), Some(Fault::Amplified));
+    let fewer = Span { links: Vec::new(), ..span };
+    assert!(agree(&spans_of(&fewer.encode_to_vec(), 1)));
+}
