@@ -5,64 +5,30 @@
 //! vector that grows may hold up to twice that); strings and numbers take no more than their
 //! bytes, and are not charged.
 
+use std::mem::size_of;
+
 use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, EntityRef, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use prost::encoding::{decode_key, decode_varint, skip_field, DecodeContext, WireType};
 use prost::Message;
 
 use crate::receive::decode::{decoded_budget, json_decoded_bytes, DecodeError};
+use crate::receive::walk::{weigh, Shape, LEAF};
 
-/// A message, by the fields that hold other messages: each field's number, what one of its
-/// elements takes (0 for a singular field, held inside its parent), and the message it holds.
-struct Shape(&'static [(u32, usize, &'static Shape)]);
-
-const fn list_of<T>() -> usize {
-    std::mem::size_of::<T>()
-}
-
-static REQUEST: Shape = Shape(&[(1, list_of::<ResourceLogs>(), &RESOURCE_LOGS)]);
-static RESOURCE_LOGS: Shape = Shape(&[(1, 0, &RESOURCE), (2, list_of::<ScopeLogs>(), &SCOPE_LOGS)]);
+static REQUEST: Shape = Shape(&[(1, size_of::<ResourceLogs>(), &RESOURCE_LOGS)]);
+static RESOURCE_LOGS: Shape = Shape(&[(1, 0, &RESOURCE), (2, size_of::<ScopeLogs>(), &SCOPE_LOGS)]);
 static RESOURCE: Shape =
-    Shape(&[(1, list_of::<KeyValue>(), &KEY_VALUE), (3, list_of::<EntityRef>(), &ENTITY)]);
+    Shape(&[(1, size_of::<KeyValue>(), &KEY_VALUE), (3, size_of::<EntityRef>(), &ENTITY)]);
 /// Its lists of keys are strings, each a `String` in memory however short.
-static ENTITY: Shape = Shape(&[(3, list_of::<String>(), &LEAF), (4, list_of::<String>(), &LEAF)]);
-static SCOPE_LOGS: Shape = Shape(&[(1, 0, &SCOPE), (2, list_of::<LogRecord>(), &LOG_RECORD)]);
-static SCOPE: Shape = Shape(&[(3, list_of::<KeyValue>(), &KEY_VALUE)]);
-static LOG_RECORD: Shape = Shape(&[(5, 0, &ANY_VALUE), (6, list_of::<KeyValue>(), &KEY_VALUE)]);
+static ENTITY: Shape = Shape(&[(3, size_of::<String>(), &LEAF), (4, size_of::<String>(), &LEAF)]);
+static SCOPE_LOGS: Shape = Shape(&[(1, 0, &SCOPE), (2, size_of::<LogRecord>(), &LOG_RECORD)]);
+static SCOPE: Shape = Shape(&[(3, size_of::<KeyValue>(), &KEY_VALUE)]);
+static LOG_RECORD: Shape = Shape(&[(5, 0, &ANY_VALUE), (6, size_of::<KeyValue>(), &KEY_VALUE)]);
 static KEY_VALUE: Shape = Shape(&[(2, 0, &ANY_VALUE)]);
 static ANY_VALUE: Shape = Shape(&[(5, 0, &ARRAY), (6, 0, &MAP)]);
-static ARRAY: Shape = Shape(&[(1, list_of::<AnyValue>(), &ANY_VALUE)]);
-static MAP: Shape = Shape(&[(1, list_of::<KeyValue>(), &KEY_VALUE)]);
-static LEAF: Shape = Shape(&[]);
-
-/// Deeper than prost goes (its recursion limit is 100): whatever prost would decode is walked
-/// whole, and a body deeper than this prost refuses anyway.
-const DEPTH: u32 = 128;
-
-/// What `message` would take decoded as `shape`; `None` when it is not a message prost would
-/// read, which prost then reports.
-fn decoded_bytes(message: &[u8], shape: &Shape, depth: u32) -> Option<usize> {
-    let mut buf = message;
-    let mut total = 0usize;
-    while !buf.is_empty() {
-        let (tag, wire_type) = decode_key(&mut buf).ok()?;
-        let Some((_, size, inner)) = shape.0.iter().find(|(number, ..)| *number == tag) else {
-            skip_field(wire_type, tag, &mut buf, DecodeContext::default()).ok()?;
-            continue;
-        };
-        if wire_type != WireType::LengthDelimited || depth == 0 {
-            return None;
-        }
-        let length =
-            usize::try_from(decode_varint(&mut buf).ok()?).ok().filter(|length| *length <= buf.len())?;
-        let (field, rest) = buf.split_at(length);
-        total = total.saturating_add(*size).saturating_add(decoded_bytes(field, inner, depth - 1)?);
-        buf = rest;
-    }
-    Some(total)
-}
+static ARRAY: Shape = Shape(&[(1, size_of::<AnyValue>(), &ANY_VALUE)]);
+static MAP: Shape = Shape(&[(1, size_of::<KeyValue>(), &KEY_VALUE)]);
 
 /// Why a logs body was not taken.
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +41,7 @@ pub enum LogsDecodeError {
 
 /// Decodes a protobuf logs request.
 pub fn protobuf(body: Bytes) -> Result<ExportLogsServiceRequest, LogsDecodeError> {
-    if decoded_bytes(&body, &REQUEST, DEPTH).is_some_and(|bytes| bytes > decoded_budget(body.len())) {
+    if weigh(&body, &REQUEST).is_some_and(|bytes| bytes > decoded_budget(body.len())) {
         return Err(LogsDecodeError::Amplified);
     }
     ExportLogsServiceRequest::decode(body).map_err(|error| LogsDecodeError::Invalid(error.to_string()))
@@ -107,12 +73,12 @@ mod tests {
         };
         let record = LogRecord { attributes: vec![attribute; 2], body: Some(listed), ..Default::default() };
         let body = request(vec![record.clone(), LogRecord::default()]).encode_to_vec();
-        let expected = list_of::<ResourceLogs>()
-            + list_of::<ScopeLogs>()
-            + 2 * list_of::<LogRecord>()
-            + 2 * list_of::<KeyValue>()
-            + 3 * list_of::<AnyValue>();
-        assert_eq!(decoded_bytes(&body, &REQUEST, DEPTH), Some(expected));
+        let expected = size_of::<ResourceLogs>()
+            + size_of::<ScopeLogs>()
+            + 2 * size_of::<LogRecord>()
+            + 2 * size_of::<KeyValue>()
+            + 3 * size_of::<AnyValue>();
+        assert_eq!(weigh(&body, &REQUEST), Some(expected));
         assert_eq!(
             protobuf(Bytes::from(body)).expect("decodes").resource_logs[0].scope_logs[0].log_records[0],
             record

@@ -12,6 +12,7 @@ use prost::Message;
 pub(crate) use super::json_size::decoded_bytes as json_decoded_bytes;
 pub use super::proto::decoded_budget;
 use super::proto::{self, Fault};
+use super::walk::{weigh, Shape, LEAF};
 use crate::wire::{Decoded, ExportTraceServiceRequest, KeyValue, ResourceSpans, Span};
 
 #[derive(Debug, thiserror::Error)]
@@ -119,26 +120,10 @@ fn utf8_attributes(attributes: &[KeyValue]) -> bool {
 /// `scope_spans` (2) of the `resource_spans` (1), each counted and stepped over, not decoded.
 /// `None` for bytes that are not such a message.
 pub fn count_spans(message: &[u8]) -> Option<u64> {
-    // Field numbers of the nested messages that lead to a span, outermost first.
-    const PATH: [u32; 3] = [1, 2, 2];
-    fn walk(mut buf: &[u8], depth: usize) -> Option<u64> {
-        use prost::encoding::{decode_key, decode_varint, skip_field, DecodeContext, WireType};
-        let mut count = 0;
-        while !buf.is_empty() {
-            let (tag, wire_type) = decode_key(&mut buf).ok()?;
-            if tag != PATH[depth] || wire_type != WireType::LengthDelimited {
-                skip_field(wire_type, tag, &mut buf, DecodeContext::default()).ok()?;
-                continue;
-            }
-            let length =
-                usize::try_from(decode_varint(&mut buf).ok()?).ok().filter(|length| *length <= buf.len())?;
-            let (field, rest) = buf.split_at(length);
-            count += if depth + 1 == PATH.len() { 1 } else { walk(field, depth + 1)? };
-            buf = rest;
-        }
-        Some(count)
-    }
-    walk(message, 0)
+    static REQUEST: Shape = Shape(&[(1, 0, &RESOURCE_SPANS)]);
+    static RESOURCE_SPANS: Shape = Shape(&[(2, 0, &SCOPE_SPANS)]);
+    static SCOPE_SPANS: Shape = Shape(&[(2, 1, &LEAF)]);
+    weigh(message, &REQUEST).map(|spans| spans as u64)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod http;
 mod json_size;
 mod proto;
 pub mod shard;
+pub mod walk;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
