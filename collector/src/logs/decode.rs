@@ -110,4 +110,18 @@ mod tests {
         assert!(matches!(json(json_lists.as_bytes()), Err(LogsDecodeError::Amplified)));
         assert!(json(b"{\"resourceLogs\":[{\"scopeLogs\":[]}]}").is_ok());
     }
+
+    #[test]
+    fn a_string_that_is_no_message_does_not_end_the_walk() {
+        // "a" read as a message would be a 64-bit field cut short: the walk steps over strings.
+        let entity = EntityRef { id_keys: vec!["a".to_owned()], ..Default::default() };
+        let mut empty = request(vec![LogRecord::default(); 200_000]);
+        empty.resource_logs[0].resource = Some(opentelemetry_proto::tonic::resource::v1::Resource {
+            entity_refs: vec![entity],
+            ..Default::default()
+        });
+        let body = empty.encode_to_vec();
+        assert!(weigh(&body, &REQUEST).is_some());
+        assert!(matches!(protobuf(Bytes::from(body)), Err(LogsDecodeError::Amplified)));
+    }
 }

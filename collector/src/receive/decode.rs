@@ -194,4 +194,15 @@ mod tests {
         assert!(matches!(protobuf(request(b"\xff")), Err(DecodeError::Utf8)));
         assert!(matches!(protobuf(request(b"ab\xe6\x97")), Err(DecodeError::Utf8)), "cut short");
     }
+
+    #[test]
+    fn spans_are_counted_without_reading_inside_them() {
+        // A resource span holding one scope span that holds three spans; the second span's bytes
+        // ("a") are no message, which counting does not look at.
+        let scope_spans = [0x12, 0x00, 0x12, 0x01, b'a', 0x12, 0x00];
+        let resource_spans = [&[0x12, scope_spans.len() as u8][..], &scope_spans].concat();
+        let request = [&[0x0a, resource_spans.len() as u8][..], &resource_spans].concat();
+        assert_eq!(count_spans(&request), Some(3));
+        assert_eq!(count_spans(&request[..request.len() - 1]), None, "a length past the end");
+    }
 }

@@ -8,7 +8,7 @@ use prost::encoding::{decode_key, decode_varint, skip_field, DecodeContext, Wire
 /// each time it occurs), and the message it holds.
 pub struct Shape(pub &'static [(u32, usize, &'static Shape)]);
 
-/// A message whose fields are not walked.
+/// A field whose contents are not walked: a message whose fields do not matter, or a string.
 pub static LEAF: Shape = Shape(&[]);
 
 /// Deeper than prost goes (its recursion limit is 100): whatever prost would decode is walked
@@ -37,7 +37,12 @@ fn weigh_within(message: &[u8], shape: &Shape, depth: u32) -> Option<usize> {
         let length =
             usize::try_from(decode_varint(&mut buf).ok()?).ok().filter(|length| *length <= buf.len())?;
         let (field, rest) = buf.split_at(length);
-        total = total.saturating_add(*weight).saturating_add(weigh_within(field, inner, depth - 1)?);
+        total = total.saturating_add(*weight);
+        // A leaf (a span being counted, a string) is stepped over whole: its bytes are not a
+        // message of this walk's, and may not be a message at all.
+        if !inner.0.is_empty() {
+            total = total.saturating_add(weigh_within(field, inner, depth - 1)?);
+        }
         buf = rest;
     }
     Some(total)
