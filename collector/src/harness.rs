@@ -1,10 +1,8 @@
-//! Entry points from outside the collector's own code:
-//! - [`InProcess`]: a whole collector in this process, on loopback ports it bound itself, for
-//!   the end-to-end tests of this crate, the demo and the load generator;
-//! - the fuzz targets (`fuzz/`) and their corpus replay in the tests: arbitrary bytes in,
-//!   through the same code a request takes, and no panic out;
-//! - [`Pipeline`] and [`decode_only`], the entry points of the benchmarks
-//!   (`loadgen/benches/pipeline.rs`).
+//! Entry points from outside the collector's own code: [`InProcess`], a whole collector in this
+//! process on loopback ports it bound itself (the end-to-end tests, the demo, the load
+//! generator); the fuzz targets (`fuzz/`) and their corpus replay in the tests (arbitrary bytes
+//! in, through the code a request takes, no panic out); [`Pipeline`] and [`decode_only`], the
+//! benchmarks' entry points (`loadgen/benches/pipeline.rs`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -100,6 +98,8 @@ pub fn protobuf_request(data: &[u8]) {
         (Ok(decoded), Ok(reference)) => {
             let encode = prost::Message::encode_to_vec;
             assert_eq!(encode(&decoded.request), encode(&reference), "decoded differently");
+            let spans = decoded.request.span_count() as u64;
+            assert_eq!(decode::count_spans(data), Some(spans), "spans counted differently");
             derive_and_render(&decoded.request);
         }
         (Err(_), Err(_)) | (Err(decode::DecodeError::Amplified), Ok(_)) => {}

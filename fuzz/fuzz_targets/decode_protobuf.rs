@@ -1,4 +1,4 @@
-//! OTLP protobuf decode (held to prost's decoder), then normalize, derive and exposition of whatever decodes.
+//! OTLP protobuf decode (held to prost's decoder and to the span count of the walk that refuses a request undecoded), then normalize, derive and exposition of whatever decodes.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
