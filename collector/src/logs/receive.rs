@@ -8,13 +8,12 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
-
-use super::decode::LogsDecodeError;
 use tonic::codec::{CompressionEncoding, DecodeBuf, EnabledCompressionEncodings};
 use tonic::server::UnaryService;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+use super::decode::{self, LogsDecodeError};
 use super::LogPipeline;
 use crate::events::Transport;
 
@@ -75,7 +74,7 @@ impl tonic::codec::Decoder for LogsDecoder {
 
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Decoded>, Status> {
         let message = src.copy_to_bytes(src.remaining());
-        let request = super::decode::protobuf(message.clone()).map_err(|error| match error {
+        let request = decode::protobuf(message.clone()).map_err(|error| match error {
             LogsDecodeError::Amplified => Status::out_of_range(error.to_string()),
             LogsDecodeError::Invalid(_) => Status::invalid_argument(error.to_string()),
         })?;
