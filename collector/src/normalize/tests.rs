@@ -6,11 +6,7 @@ use crate::wire::Status;
 const NOW: f64 = 1e10;
 
 pub(crate) fn kv(key: &str, value: any_value::Value) -> KeyValue {
-    KeyValue {
-        key: key.to_owned().into(),
-        value: Some(AnyValue { value: Some(value) }),
-        ..Default::default()
-    }
+    KeyValue { key: key.to_owned().into(), value: Some(AnyValue { value: Some(value) }) }
 }
 
 pub(crate) fn text(key: &str, value: &str) -> KeyValue {

@@ -177,11 +177,7 @@ mod tests {
         use crate::wire::{any_value, AnyValue, KeyValue, ResourceSpans, ScopeSpans, Span};
         let request = |value: &'static [u8]| {
             let value = AnyValue { value: Some(any_value::Value::StringValue(Bytes::from_static(value))) };
-            let attribute = KeyValue {
-                key: Bytes::from_static(b"gen_ai.agent.name"),
-                value: Some(value),
-                ..Default::default()
-            };
+            let attribute = KeyValue { key: Bytes::from_static(b"gen_ai.agent.name"), value: Some(value) };
             let span =
                 Span { name: Bytes::from_static(b"chat"), attributes: vec![attribute], ..Default::default() };
             let scope = ScopeSpans { spans: vec![span], ..Default::default() };

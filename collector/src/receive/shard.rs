@@ -157,7 +157,7 @@ mod tests {
 
     fn named(kind: &str, name: &str) -> Vec<KeyValue> {
         let value = AnyValue { value: Some(any_value::Value::StringValue(Bytes::from(name.to_owned()))) };
-        vec![KeyValue { key: Bytes::from(kind.to_owned()), value: Some(value), ..Default::default() }]
+        vec![KeyValue { key: Bytes::from(kind.to_owned()), value: Some(value) }]
     }
 
     /// Two resources of two scopes each, spans of traces 1…5 mixed in every scope.

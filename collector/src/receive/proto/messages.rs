@@ -52,7 +52,7 @@ impl Reader<'_> {
             match tag {
                 1 => self.merged(&mut message.resource, wire, end, depth, Self::resource),
                 2 => self.element(&mut message.scope_spans, wire, end, depth, Self::scope_spans),
-                3 => message.schema_url = self.bytes(wire, end),
+                3 => self.bytes_into(&mut message.schema_url, wire, end),
                 _ => self.skip(wire, tag, end, depth),
             }
         }
@@ -75,8 +75,8 @@ impl Reader<'_> {
         while self.at < end {
             let (tag, wire) = self.key(end);
             match tag {
-                1 => message.schema_url = self.bytes(wire, end),
-                2 => message.r#type = self.bytes(wire, end),
+                1 => self.bytes_into(&mut message.schema_url, wire, end),
+                2 => self.bytes_into(&mut message.r#type, wire, end),
                 3 => {
                     self.grow(&message.id_keys);
                     message.id_keys.push(self.bytes(wire, end));
@@ -104,7 +104,7 @@ impl Reader<'_> {
             match tag {
                 1 => self.merged(&mut message.scope, wire, end, depth, Self::scope),
                 2 => self.element(&mut message.spans, wire, end, depth, Self::span),
-                3 => message.schema_url = self.bytes(wire, end),
+                3 => self.bytes_into(&mut message.schema_url, wire, end),
                 _ => self.skip(wire, tag, end, depth),
             }
         }
@@ -118,8 +118,8 @@ impl Reader<'_> {
         while self.at < end {
             let (tag, wire) = self.key(end);
             match tag {
-                1 => message.name = self.bytes(wire, end),
-                2 => message.version = self.bytes(wire, end),
+                1 => self.bytes_into(&mut message.name, wire, end),
+                2 => self.bytes_into(&mut message.version, wire, end),
                 3 => self.key_value_into(&mut message.attributes, wire, end, depth),
                 4 => message.dropped_attributes_count = self.uint(wire, end) as u32,
                 _ => self.skip(wire, tag, end, depth),
@@ -143,11 +143,11 @@ impl Reader<'_> {
         while self.at < end {
             let (tag, wire) = self.key(end);
             match tag {
-                1 => message.trace_id = self.bytes(wire, end),
-                2 => message.span_id = self.bytes(wire, end),
-                3 => message.trace_state = self.bytes(wire, end),
-                4 => message.parent_span_id = self.bytes(wire, end),
-                5 => message.name = self.bytes(wire, end),
+                1 => self.bytes_into(&mut message.trace_id, wire, end),
+                2 => self.bytes_into(&mut message.span_id, wire, end),
+                3 => self.bytes_into(&mut message.trace_state, wire, end),
+                4 => self.bytes_into(&mut message.parent_span_id, wire, end),
+                5 => self.bytes_into(&mut message.name, wire, end),
                 6 => message.kind = self.uint(wire, end) as i32,
                 7 => message.start_time_unix_nano = self.fixed64(wire, end),
                 8 => message.end_time_unix_nano = self.fixed64(wire, end),
@@ -172,7 +172,7 @@ impl Reader<'_> {
             let (tag, wire) = self.key(end);
             match tag {
                 1 => message.time_unix_nano = self.fixed64(wire, end),
-                2 => message.name = self.bytes(wire, end),
+                2 => self.bytes_into(&mut message.name, wire, end),
                 3 => self.key_value_into(&mut message.attributes, wire, end, depth),
                 4 => message.dropped_attributes_count = self.uint(wire, end) as u32,
                 _ => self.skip(wire, tag, end, depth),
@@ -185,9 +185,9 @@ impl Reader<'_> {
         while self.at < end {
             let (tag, wire) = self.key(end);
             match tag {
-                1 => message.trace_id = self.bytes(wire, end),
-                2 => message.span_id = self.bytes(wire, end),
-                3 => message.trace_state = self.bytes(wire, end),
+                1 => self.bytes_into(&mut message.trace_id, wire, end),
+                2 => self.bytes_into(&mut message.span_id, wire, end),
+                3 => self.bytes_into(&mut message.trace_state, wire, end),
                 4 => self.key_value_into(&mut message.attributes, wire, end, depth),
                 5 => message.dropped_attributes_count = self.uint(wire, end) as u32,
                 6 => message.flags = self.fixed32(wire, end),
@@ -201,7 +201,7 @@ impl Reader<'_> {
         while self.at < end {
             let (tag, wire) = self.key(end);
             match tag {
-                2 => message.message = self.bytes(wire, end),
+                2 => self.bytes_into(&mut message.message, wire, end),
                 3 => message.code = self.uint(wire, end) as i32,
                 _ => self.skip(wire, tag, end, depth),
             }
@@ -228,9 +228,8 @@ impl Reader<'_> {
         while self.at < end {
             let (tag, wire) = self.key(end);
             match tag {
-                1 => message.key = self.bytes(wire, end),
+                1 => self.bytes_into(&mut message.key, wire, end),
                 2 => self.merged(&mut message.value, wire, end, depth, Self::any_value),
-                3 => message.key_strindex = self.uint(wire, end) as i32,
                 _ => self.skip(wire, tag, end, depth),
             }
         }

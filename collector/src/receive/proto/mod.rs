@@ -244,6 +244,18 @@ impl Reader<'_> {
         }
     }
 
+    /// Reads a bytes or string field into `field`. What the field held is dropped only when
+    /// it is not empty: the decoder's empty values (a field's default, an empty string read)
+    /// are all the static empty `Bytes`, whose drop is a call through its vtable that does
+    /// nothing, and every string a request holds would make that call once more.
+    #[inline(always)]
+    fn bytes_into(&mut self, field: &mut Bytes, wire: u8, end: usize) {
+        let held = std::mem::replace(field, self.bytes(wire, end));
+        if held.is_empty() {
+            std::mem::forget(held);
+        }
+    }
+
     #[inline(always)]
     fn bytes(&mut self, wire: u8, end: usize) -> Bytes {
         if !self.expect(wire, DELIMITED) {

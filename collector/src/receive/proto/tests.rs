@@ -130,7 +130,7 @@ fn nested_arrays(depth: usize) -> Vec<u8> {
     for _ in 0..depth {
         value = AnyValue { value: Some(any_value::Value::ArrayValue(ArrayValue { values: vec![value] })) };
     }
-    let attribute = KeyValue { key: Bytes::from_static(b"deep"), value: Some(value), key_strindex: 0 };
+    let attribute = KeyValue { key: Bytes::from_static(b"deep"), value: Some(value) };
     let span = Span { attributes: vec![attribute], ..Default::default() };
     let scope_spans = ScopeSpans { spans: vec![span], ..Default::default() };
     let resource_spans = ResourceSpans { scope_spans: vec![scope_spans], ..Default::default() };
@@ -237,8 +237,21 @@ fn fields_met_twice_are_merged_or_replaced_as_prost_does() {
             }));
         })
     };
-    let cases: [(&str, Vec<u8>, bool); 5] = [
+    // Strings met again, empty and not, in turn: the last one read stays.
+    let key_thrice = message(9, &|out| {
+        for key in [&b"a"[..], b"", b"b"] {
+            prost::encoding::bytes::encode(1, &key.to_vec(), out);
+        }
+    });
+    let names = [&b""[..], b"n", b""].map(|name| {
+        let mut out = Vec::new();
+        prost::encoding::bytes::encode(5, &name.to_vec(), &mut out);
+        out
+    });
+    let cases: [(&str, Vec<u8>, bool); 7] = [
         ("a name twice", message(5, &|_| {}), true),
+        ("a key three times", key_thrice, true),
+        ("names empty and not", names.concat(), true),
         ("a status twice", statuses, true),
         ("a list value twice", attribute, true),
         ("a map with a key that is not UTF-8", map_then(false), false),
@@ -301,7 +314,6 @@ fn nearly_empty_messages_are_refused_past_sixteen_decoded_bytes_a_byte() {
     let small = KeyValue {
         key: Bytes::from_static(b"k"),
         value: Some(AnyValue { value: Some(any_value::Value::IntValue(7)) }),
-        ..KeyValue::default()
     };
     assert!(agree(&attributes(small)));
 }
