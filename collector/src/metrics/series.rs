@@ -108,8 +108,9 @@ impl Series {
 }
 
 /// The bucket of `value` under ascending `bounds`: the number of bounds below it. Counted
-/// across all of them, without a branch on each: a binary search's branches follow the value
-/// and mispredict about every other step, and every bound fits in a few vector compares.
+/// across all of them, without a branch on each: a binary search branches on the value at each
+/// step, which the processor cannot predict for values spread over the buckets, and 11 to 32
+/// bounds take a few vector compares.
 fn bucket_of(bounds: &[f64], value: f64) -> usize {
     bounds.iter().map(|bound| usize::from(*bound < value)).sum()
 }
