@@ -123,15 +123,14 @@ fn derive_and_render(request: &ExportTraceServiceRequest) {
         ..SeriesLimits::default()
     });
     let mut deriver = Deriver::default();
-    let mut observations = Vec::new();
     derive_request(
         &Normalizer::default(),
         &mut deriver,
         Deriving { registry: registry.writer(0), gpu: None, staged: None },
         request,
         0.0,
-        &mut observations,
     );
+    let mut observations = Vec::new();
     deriver.tick(1e9, &mut observations);
     registry.apply(&mut observations, 0.0);
     for format in [Format::OpenMetrics, Format::Classic] {
@@ -197,7 +196,7 @@ pub fn replay_json(
     for body in bodies {
         let request = decode::json(body).map_err(|error| error.to_string())?.request;
         let deriving = Deriving { registry: registry.writer(0), gpu: None, staged: None };
-        derive_request(&normalizer, &mut deriver, deriving, &request, now, &mut Vec::new());
+        derive_request(&normalizer, &mut deriver, deriving, &request, now);
     }
     let mut observations = Vec::new();
     deriver.tick(now + 3600.0, &mut observations);
@@ -425,12 +424,11 @@ impl Pipeline {
     pub fn request(&mut self, body: bytes::Bytes, now: f64) -> bool {
         let Ok(decoded) = decode::protobuf(body) else { return false };
         let request = decoded.request;
-        let mut observations = Vec::new();
         let (view, staged) = &mut self.view;
         view.prepare(staged);
         let deriving =
             Deriving { registry: self.registry.writer(self.stripe), gpu: None, staged: Some(staged) };
-        derive_request(&self.normalizer, &mut self.deriver, deriving, &request, now, &mut observations);
+        derive_request(&self.normalizer, &mut self.deriver, deriving, &request, now);
         view.insert(staged);
         true
     }

@@ -1,6 +1,6 @@
 //! The processing stage, on a thread of its own: each request from the ingest queue is
 //! normalized span by span (`normalize`), derived into observations (`derive`), which go to the
-//! registry (`metrics`) a few spans at a time; LLM and model-load spans are matched against
+//! registry (`metrics`) as they are made; LLM and model-load spans are matched against
 //! the GPU samples of their window. When traces are forwarded, the request then leaves as its
 //! forwarding view (`enrich`: facts added, content redacted) through the export queue, and
 //! waits there when that queue is full, which backs the receivers up into refusing. A
@@ -36,8 +36,6 @@ use crate::view::{Staged, View};
 use crate::wire::{any_value, ExportTraceServiceRequest, SpanPos, SpanRef, Text};
 
 const TICK: Duration = Duration::from_secs(1);
-/// Observations derived before they are applied to the registry: a few spans' worth.
-const APPLY_EVERY: usize = 64;
 
 /// Where processed requests go when traces are forwarded; each worker has its own copy.
 #[derive(Clone)]
@@ -55,8 +53,6 @@ pub struct Processor {
     gpu: Option<Arc<GpuState>>,
     /// `None` when traces are not forwarded.
     forwarding: Option<Forwarding>,
-    /// Empty between requests; kept so that each request reuses its room.
-    observations: Vec<Observation<'static>>,
     /// This worker's slot for its graph window's fill; `None`: the fill goes to the registry
     /// as the deriver reports it (one worker, tests).
     window: Option<(Arc<GraphWindows>, usize)>,
@@ -112,16 +108,6 @@ impl Reported for GraphWindows {
     }
 }
 
-/// An empty vector of observations with the room of `used`, for borrows of another lifetime.
-fn recycle<'to>(mut used: Vec<Observation<'_>>) -> Vec<Observation<'to>> {
-    used.clear();
-    // Collecting an empty vector in place keeps its allocation; `filter_map` is what changes
-    // the element's lifetime, which `filter` cannot.
-    #[allow(clippy::unnecessary_filter_map)]
-    let empty = used.into_iter().filter_map(|_| None).collect();
-    empty
-}
-
 impl Processor {
     pub fn new(
         deriver: Deriver,
@@ -137,7 +123,6 @@ impl Processor {
             input_gauge,
             gpu,
             forwarding,
-            observations: Vec::new(),
             window: None,
             worker: 0,
             view: None,
@@ -200,9 +185,6 @@ impl Processor {
     /// Derives `request` into the registry (and the live view); returns what its forwarded
     /// spans are to carry.
     fn derive(&mut self, request: &ExportTraceServiceRequest, now: f64) -> Vec<SpanFacts> {
-        // Observations borrow their label values from the request, so they live for one; the
-        // vector's room is kept for the next.
-        let mut observations = recycle(std::mem::take(&mut self.observations));
         let staged = self.view.as_mut().map(|(view, staged)| {
             view.prepare(staged);
             staged
@@ -214,9 +196,7 @@ impl Processor {
             Deriving { registry: self.registry.writer(self.worker), gpu, staged },
             request,
             now,
-            &mut observations,
         );
-        self.observations = recycle(observations);
         if let Some((view, staged)) = &self.view {
             view.insert(staged);
         }
@@ -237,23 +217,25 @@ impl Processor {
     }
 }
 
-/// Normalizes and derives every span of `request`, applying the observations every
-/// [`APPLY_EVERY`] (still in cache; `out` empty on return), with each span's GPU window. Returns
-/// what the forwarded spans are to carry. With `staged`, spans are staged for the live view.
-pub fn derive_request<'a>(
+/// Normalizes and derives every span of `request`, recording its observations as they are made,
+/// with each span's GPU window. Returns what the forwarded spans are to carry. With `staged`,
+/// spans are staged for the live view.
+pub fn derive_request(
     normalizer: &Normalizer,
     deriver: &mut Deriver,
     Deriving { registry, gpu, mut staged }: Deriving<'_>,
-    request: &'a ExportTraceServiceRequest,
+    request: &ExportTraceServiceRequest,
     now: f64,
-    out: &mut Vec<Observation<'a>>,
 ) -> Vec<SpanFacts> {
     let pids = gpu.map(|gpu| local_pids(request, gpu, now)).unwrap_or_default();
     let mut facts = Vec::new();
+    let out = &mut registry.recorder(now);
     for_canonical_spans(normalizer, request, now, |found, canonical| {
         let spanned = derive::gpu_window(canonical);
         let window = match (gpu, spanned) {
-            (Some(gpu), Some(spanned)) => span_window(gpu, &pids, &found, canonical, spanned, &registry),
+            (Some(gpu), Some(spanned)) => {
+                span_window(gpu, &pids, &found, canonical, spanned, &mut |event| out.emit(event))
+            }
             // Without GPUs of its own (the gateway tier), the figures a node added to the span.
             (None, Some(_)) => crate::gpu::carried(&found.span.attributes),
             (_, None) => None,
@@ -266,11 +248,7 @@ pub fn derive_request<'a>(
         if outcome.cost_usd.is_some() || window.is_some() || llm {
             facts.push(SpanFacts { pos: found.pos, cost_usd: outcome.cost_usd, gpu: window, llm });
         }
-        if out.len() >= APPLY_EVERY {
-            registry.apply(out, now);
-        }
     });
-    registry.apply(out, now);
     facts
 }
 
@@ -288,7 +266,9 @@ fn gpu_facts(
     let mut facts = Vec::new();
     for_canonical_spans(normalizer, request, now, |found, canonical| {
         let Some(spanned) = derive::gpu_window(canonical) else { return };
-        if let Some(window) = span_window(gpu, &pids, &found, canonical, spanned, &registry) {
+        if let Some(window) =
+            span_window(gpu, &pids, &found, canonical, spanned, &mut |event| registry.emit(event))
+        {
             let llm = matches!(canonical.class, SpanClass::Llm | SpanClass::Embedding);
             facts.push(SpanFacts { pos: found.pos, cost_usd: None, gpu: Some(window), llm });
         }
@@ -320,20 +300,19 @@ fn for_canonical_spans<'a>(
 }
 
 /// The GPU statistics of a span's window `(start, end)`, for its process's GPUs when its
-/// resource names a local process; a window the history cannot give is counted, by reason.
+/// resource names a local process; a window the history cannot give is counted (`count`), by
+/// reason.
 fn span_window(
     gpu: &GpuState,
     pids: &[Option<u32>],
     found: &SpanRef<'_>,
     canonical: &CanonicalSpan<'_>,
     (start, end): (f64, f64),
-    registry: &Writer<'_>,
+    count: &mut dyn FnMut(GpuEnrichmentSkipped),
 ) -> Option<WindowStats> {
     let pid = pids.get(found.pos.resource).copied().flatten();
     gpu.window(start, end, pid)
-        .inspect_err(|reason| {
-            registry.emit(GpuEnrichmentSkipped { reason: *reason, weight: canonical.weight })
-        })
+        .inspect_err(|reason| count(GpuEnrichmentSkipped { reason: *reason, weight: canonical.weight }))
         .ok()
 }
 

@@ -17,7 +17,7 @@ use foldhash::HashMap;
 use smallvec::smallvec;
 
 use super::RollUp;
-use crate::metrics::{truncated, Exemplar, ExemplarTag, Label, Observation};
+use crate::metrics::{truncated, Exemplar, ExemplarTag, Label, Observation, Observe};
 
 pub const DEFAULT_IDLE_SECS: f64 = 300.0;
 pub const DEFAULT_MAX_OPEN: usize = 50_000;
@@ -85,7 +85,7 @@ impl Conversations {
     }
 
     /// Adds a closed trace (one turn) of conversation `id`.
-    pub fn add_trace(&self, id: &str, turn: &Turn<'_>, now: f64, out: &mut Vec<Observation>) {
+    pub fn add_trace<'o>(&self, id: &str, turn: &Turn<'_>, now: f64, out: &mut impl Observe<'o>) {
         let Ok(mut open) = self.open.lock() else { return };
         let id = truncated(id);
         if let Some(conversation) = open.get_mut(id) {
@@ -102,7 +102,7 @@ impl Conversations {
     }
 
     /// Records and forgets the conversations idle for the idle time.
-    pub fn close_idle(&self, now: f64, out: &mut Vec<Observation>) {
+    pub fn close_idle<'o>(&self, now: f64, out: &mut impl Observe<'o>) {
         let Ok(mut open) = self.open.lock() else { return };
         let idle = self.config.idle_secs;
         for (id, conversation) in open.extract_if(|_, conversation| now - conversation.last_seen >= idle) {
@@ -136,7 +136,7 @@ impl Conversation {
         self.last_seen = now;
     }
 
-    fn record(self, id: &str, out: &mut Vec<Observation>) {
+    fn record<'o>(self, id: &str, out: &mut impl Observe<'o>) {
         let agent = self.entry_agent.unwrap_or_default();
         let labels = smallvec![Label::Shared(Arc::from(self.service)), Label::Shared(Arc::from(agent))];
         let duration = self.last_end_nanos.saturating_sub(self.first_start_nanos) as f64 / 1e9;
@@ -177,13 +177,13 @@ mod tests {
         }
     }
 
-    fn add(
+    fn add<'o>(
         conversations: &Conversations,
         id: &str,
         trace: u8,
         start_second: u64,
         at: f64,
-        out: &mut Vec<Observation>,
+        out: &mut impl Observe<'o>,
     ) {
         let (agent, service): (Arc<str>, Arc<str>) = (Arc::from("concierge"), Arc::from("svc"));
         let totals = totals(trace, start_second);

@@ -27,7 +27,7 @@ pub(crate) use self::scoped::Scoped;
 use self::scoped::{Call, Money};
 use crate::cost::{PriceTable, Usage};
 use crate::gpu::WindowStats;
-use crate::metrics::{Exemplar, ExemplarTag, Label, Labels, Observation};
+use crate::metrics::{Exemplar, ExemplarTag, Label, Observation, Observe};
 use crate::normalize::CanonicalSpan;
 use crate::wire::SpanPos;
 
@@ -94,7 +94,7 @@ impl Deriver {
         span: &CanonicalSpan<'a>,
         gpu: Option<&WindowStats>,
         now: f64,
-        out: &mut Vec<Observation<'a>>,
+        out: &mut impl Observe<'a>,
     ) -> SpanOutcome {
         for reason in &span.invalid {
             out.push(Observation::new(
@@ -162,7 +162,7 @@ impl Deriver {
 
     /// Flushes traces whose pairing window has passed (invocation roll-ups, edges that never
     /// paired, spans whose agent never arrived) and reports the spans still waiting.
-    pub fn tick(&mut self, now: f64, out: &mut Vec<Observation>) {
+    pub fn tick<'o>(&mut self, now: f64, out: &mut impl Observe<'o>) {
         self.graph.flush_idle(now, out);
         self.conversations.close_idle(now, out);
     }
@@ -181,32 +181,24 @@ pub(crate) struct EdgeLabels {
 }
 
 /// One call along an agent-graph edge (Tempo's service-graph series).
-pub(crate) fn edge(
+pub(crate) fn edge<'o>(
     nodes: EdgeLabels,
     failed: bool,
     duration: f64,
     weight: f64,
     exemplar: Exemplar,
-    out: &mut Vec<Observation>,
+    out: &mut impl Observe<'o>,
 ) {
     let EdgeLabels { client, server, client_service, server_service } = nodes;
-    let labels: Labels = smallvec![
+    let labels = [
         Label::Shared(client),
         Label::Shared(server),
         Label::Borrowed(""),
         Label::Shared(client_service),
         Label::Shared(server_service),
     ];
-    let mut record = |metric, value| {
-        let labels = labels.clone();
-        out.push(Observation {
-            metric,
-            labels,
-            value,
-            weight,
-            exemplar: Some(Exemplar { value, ..exemplar }),
-        });
-    };
+    let mut record =
+        |metric, value| out.observe(metric, &labels, value, weight, Some(Exemplar { value, ..exemplar }));
     if failed {
         record(metric::SERVICE_GRAPH_REQUEST_FAILED_TOTAL, 1.0);
     }
@@ -235,15 +227,15 @@ impl RollUp {
 
 /// An invocation's roll-up: its LLM calls, tool calls and tokens (runaway loops show in the
 /// tails of these histograms).
-pub(crate) fn roll_up(
+pub(crate) fn roll_up<'o>(
     service: &Arc<str>,
     agent: &Arc<str>,
     calls: &RollUp,
     (weight, exemplar): (f64, Exemplar),
     spec: bool,
-    out: &mut Vec<Observation>,
+    out: &mut impl Observe<'o>,
 ) {
-    let labels: Labels = smallvec![Label::Shared(service.clone()), Label::Shared(agent.clone())];
+    let labels = [Label::Shared(service.clone()), Label::Shared(agent.clone())];
     let (llm_calls, tool_calls) = (f64::from(calls.llm_calls), f64::from(calls.tool_calls));
     let spec_series = [
         (metric::spec::INVOKE_AGENT_INFERENCE_CALLS, llm_calls),
@@ -257,8 +249,7 @@ pub(crate) fn roll_up(
     .into_iter()
     .chain(spec_series.into_iter().filter(|_| spec))
     {
-        let exemplar = Some(Exemplar { value, ..exemplar });
-        out.push(Observation { metric, labels: labels.clone(), value, weight, exemplar });
+        out.observe(metric, &labels, value, weight, Some(Exemplar { value, ..exemplar }));
     }
 }
 
@@ -273,34 +264,22 @@ pub(crate) fn exemplar_of(span: &CanonicalSpan<'_>, value: f64) -> Exemplar {
 }
 
 fn push<'a>(
-    out: &mut Vec<Observation<'a>>,
+    out: &mut impl Observe<'a>,
     metric: &'static str,
-    labels: Labels<'a>,
+    labels: &[Label<'a>],
     value: f64,
     span: &CanonicalSpan<'a>,
 ) {
-    out.push(Observation {
-        metric,
-        labels,
-        value,
-        weight: span.weight,
-        exemplar: Some(exemplar_of(span, value)),
-    });
+    out.observe(metric, labels, value, span.weight, Some(exemplar_of(span, value)));
 }
 
 fn field(value: Option<&str>) -> Label<'_> {
     Label::cut(value.unwrap_or_default())
 }
 
-fn evaluations<'a>(span: &CanonicalSpan<'a>, out: &mut Vec<Observation<'a>>) {
+fn evaluations<'a>(span: &CanonicalSpan<'a>, out: &mut impl Observe<'a>) {
     for (name, score) in &span.evaluations {
-        push(
-            out,
-            metric::LLM_EVALUATION_SCORE,
-            smallvec![Label::cut(span.service), Label::cut(name)],
-            *score,
-            span,
-        );
+        push(out, metric::LLM_EVALUATION_SCORE, &[Label::cut(span.service), Label::cut(name)], *score, span);
     }
 }
 
@@ -309,53 +288,53 @@ fn evaluations<'a>(span: &CanonicalSpan<'a>, out: &mut Vec<Observation<'a>>) {
 fn model_load<'a>(
     span: &CanonicalSpan<'a>,
     gpu: Option<(&WindowStats, Option<f64>)>,
-    out: &mut Vec<Observation<'a>>,
+    out: &mut impl Observe<'a>,
 ) {
     let labels = smallvec![Label::cut(span.service), field(span.fields.model)];
     out.push(Observation::new(metric::LLM_MODEL_LOAD_TIME_SECONDS, labels, span.duration_seconds(), None));
     let Some((stats, cost)) = gpu else { return };
-    let labels: Labels<'a> =
-        smallvec![Label::cut(span.service), field(span.fields.agent), field(span.fields.model)];
+    let labels = [Label::cut(span.service), field(span.fields.agent), field(span.fields.model)];
     if let Some(cost) = cost {
-        push(out, metric::LLM_GPU_COST_USD_TOTAL, labels.clone(), cost, span);
+        push(out, metric::LLM_GPU_COST_USD_TOTAL, &labels, cost, span);
     }
-    push(out, metric::LLM_GPU_SECONDS_TOTAL, labels.clone(), stats.gpu_seconds, span);
-    push(out, metric::LLM_GPU_ENERGY_JOULES_TOTAL, labels, stats.energy_joules, span);
+    push(out, metric::LLM_GPU_SECONDS_TOTAL, &labels, stats.gpu_seconds, span);
+    push(out, metric::LLM_GPU_ENERGY_JOULES_TOTAL, &labels, stats.energy_joules, span);
 }
 
 /// An MCP client operation is the calling agent's; a server operation is the server's own.
-fn mcp<'a>(span: &CanonicalSpan<'a>, out: &mut Vec<Observation<'a>>) -> Option<Scoped<'a>> {
+fn mcp<'a>(span: &CanonicalSpan<'a>, out: &mut impl Observe<'a>) -> Option<Scoped<'a>> {
     let method = span.fields.mcp_method.unwrap_or_default();
     if span.kind != crate::wire::span::SpanKind::Server {
         return Some(Scoped::mcp_client(span, method));
     }
     let status = Label::Borrowed(if span.failed() { status::ERROR } else { status::OK });
-    let labels = smallvec![Label::cut(span.service), Label::cut(method), field(span.fields.tool), status];
-    push(out, metric::MCP_SERVER_OPERATION_DURATION_SECONDS, labels, span.duration_seconds(), span);
+    let labels = [Label::cut(span.service), Label::cut(method), field(span.fields.tool), status];
+    push(out, metric::MCP_SERVER_OPERATION_DURATION_SECONDS, &labels, span.duration_seconds(), span);
     None
 }
 
-fn agent_invocation<'a>(span: &CanonicalSpan<'a>, spec: bool, out: &mut Vec<Observation<'a>>) {
+fn agent_invocation<'a>(span: &CanonicalSpan<'a>, spec: bool, out: &mut impl Observe<'a>) {
     let service = Label::cut(span.service);
     let agent = field(span.fields.agent);
     if spec {
         let error = Label::Borrowed(span.error.map_or("", |error| error.as_str()));
-        let labels = smallvec![service.clone(), agent.clone(), error];
-        push(out, metric::spec::INVOKE_AGENT_DURATION, labels, span.duration_seconds(), span);
+        let labels = [service.clone(), agent.clone(), error];
+        push(out, metric::spec::INVOKE_AGENT_DURATION, &labels, span.duration_seconds(), span);
     }
     let status = Label::Borrowed(if span.failed() { status::ERROR } else { status::OK });
-    push(out, metric::AGENT_INVOCATIONS_TOTAL, smallvec![service.clone(), agent.clone(), status], 1.0, span);
+    let labels = [service, agent, status];
+    push(out, metric::AGENT_INVOCATIONS_TOTAL, &labels, 1.0, span);
     let duration = span.duration_seconds();
-    push(out, metric::AGENT_INVOCATION_DURATION_SECONDS, smallvec![service, agent], duration, span);
+    push(out, metric::AGENT_INVOCATION_DURATION_SECONDS, &labels[..2], duration, span);
 }
 
 /// Tempo metrics-generator parity: every span, by service, name, kind and status code.
-fn span_metrics<'a>(span: &CanonicalSpan<'a>, out: &mut Vec<Observation<'a>>) {
+fn span_metrics<'a>(span: &CanonicalSpan<'a>, out: &mut impl Observe<'a>) {
     let kind = Label::Borrowed(span.kind.as_str_name());
     let status_code = Label::Borrowed(span.status.as_str_name());
-    let labels = smallvec![Label::cut(span.service), Label::cut(span.name), kind, status_code];
+    let labels = [Label::cut(span.service), Label::cut(span.name), kind, status_code];
     // `traces_spanmetrics_calls_total` is read from this histogram's samples.
-    push(out, metric::SPANMETRICS_LATENCY, labels, span.duration_seconds(), span);
+    push(out, metric::SPANMETRICS_LATENCY, &labels, span.duration_seconds(), span);
 }
 
 #[cfg(test)]

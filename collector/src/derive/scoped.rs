@@ -10,7 +10,7 @@ use smallvec::smallvec;
 
 use super::{exemplar_of, field};
 use crate::gpu::WindowStats;
-use crate::metrics::{Exemplar, Label, Labels, Observation};
+use crate::metrics::{Exemplar, Label, Labels, Observation, Observe};
 use crate::normalize::CanonicalSpan;
 
 mod spec;
@@ -211,21 +211,26 @@ impl<'a> Scoped<'a> {
         Observation { metric, labels, value, weight: self.weight, exemplar }
     }
 
-    /// The service, `agent`, then the call's first `names` labels.
-    fn label_set<'o>(&self, agent: &Label<'o>, names: usize) -> Labels<'o>
+    /// Records one observation of these series, its exemplar pointing at the span.
+    fn record<'o>(&self, out: &mut impl Observe<'o>, metric: &'static str, labels: &[Label<'o>], value: f64) {
+        out.observe(metric, labels, value, self.weight, Some(Exemplar { value, ..self.exemplar }));
+    }
+
+    /// The service, `agent`, then the call's first `N - 2` labels.
+    fn label_set<'o, const N: usize>(&self, agent: &Label<'o>) -> [Label<'o>; N]
     where
         'a: 'o,
     {
-        let mut labels: Labels<'o> = smallvec![self.labels[0].clone(), agent.clone()];
-        for name in &self.labels[1..=names] {
-            labels.push(name.clone());
-        }
-        labels
+        std::array::from_fn(|index| match index {
+            0 => self.labels[0].clone(),
+            1 => agent.clone(),
+            _ => self.labels[index - 1].clone(),
+        })
     }
 
     /// Counts the series for `agent` (a held span's series, owning their labels, count into
     /// observations of any lifetime).
-    pub(crate) fn emit<'o>(&self, agent: Label<'o>, out: &mut Vec<Observation<'o>>)
+    pub(crate) fn emit<'o>(&self, agent: Label<'o>, out: &mut impl Observe<'o>)
     where
         'a: 'o,
     {
@@ -236,104 +241,92 @@ impl<'a> Scoped<'a> {
                 if self.spec {
                     spec::tool(self, &agent, self.labels[1].clone(), out);
                 }
-                let mut labels = self.label_set(&agent, 1);
-                labels.push(status);
-                out.push(self.observation(metric::AGENT_TOOL_CALLS_TOTAL, labels.clone(), 1.0));
-                out.push(self.observation(metric::AGENT_TOOL_CALL_DURATION_SECONDS, labels, self.duration));
+                let [service, agent, tool] = self.label_set(&agent);
+                let labels = [service, agent, tool, status];
+                self.record(out, metric::AGENT_TOOL_CALLS_TOTAL, &labels, 1.0);
+                self.record(out, metric::AGENT_TOOL_CALL_DURATION_SECONDS, &labels, self.duration);
             }
             Call::Step => {
                 // `agent_steps_total` is read from this histogram's samples.
-                let labels = self.label_set(&agent, 1);
-                out.push(self.observation(metric::AGENT_STEP_DURATION_SECONDS, labels, self.duration));
+                let labels: [Label<'o>; 3] = self.label_set(&agent);
+                self.record(out, metric::AGENT_STEP_DURATION_SECONDS, &labels, self.duration);
             }
             Call::McpClient { tool_call } => {
-                let mut labels = self.label_set(&agent, 2);
-                labels.push(status.clone());
+                let [service, agent, method, tool] = self.label_set(&agent);
                 let duration = self.duration;
-                out.push(self.observation(metric::MCP_CLIENT_OPERATION_DURATION_SECONDS, labels, duration));
+                let labels = [service, agent, method, tool, status];
+                self.record(out, metric::MCP_CLIENT_OPERATION_DURATION_SECONDS, &labels, duration);
                 if tool_call {
-                    let tool = self.labels[2].clone();
+                    let [service, agent, _, tool, status] = labels;
                     if self.spec {
                         spec::tool(self, &agent, tool.clone(), out);
                     }
-                    let labels: Labels<'o> = smallvec![self.labels[0].clone(), agent, tool, status];
-                    out.push(self.observation(metric::AGENT_TOOL_CALLS_TOTAL, labels.clone(), 1.0));
-                    out.push(self.observation(metric::AGENT_TOOL_CALL_DURATION_SECONDS, labels, duration));
+                    let labels = [service, agent, tool, status];
+                    self.record(out, metric::AGENT_TOOL_CALLS_TOTAL, &labels, 1.0);
+                    self.record(out, metric::AGENT_TOOL_CALL_DURATION_SECONDS, &labels, duration);
                 }
             }
             Call::Guardrails => {
                 for pair in self.labels[1..].chunks_exact(2) {
-                    let labels =
-                        smallvec![self.labels[0].clone(), agent.clone(), pair[0].clone(), pair[1].clone()];
-                    out.push(self.observation(metric::LLM_GUARDRAIL_RESULTS_TOTAL, labels, 1.0));
+                    let labels = [self.labels[0].clone(), agent.clone(), pair[0].clone(), pair[1].clone()];
+                    self.record(out, metric::LLM_GUARDRAIL_RESULTS_TOTAL, &labels, 1.0);
                 }
             }
         }
     }
 
-    fn emit_llm<'o>(
-        &self,
-        llm: &LlmFigures,
-        agent: &Label<'o>,
-        status: Label<'o>,
-        out: &mut Vec<Observation<'o>>,
-    ) where
+    fn emit_llm<'o>(&self, llm: &LlmFigures, agent: &Label<'o>, status: Label<'o>, out: &mut impl Observe<'o>)
+    where
         'a: 'o,
     {
         if self.spec {
             spec::inference(self, llm, out);
         }
-        let mut record = |metric, labels, value| out.push(self.observation(metric, labels, value));
-        // service, agent, provider, model; then the operation.
-        let base = self.label_set(agent, 2);
-        let with_operation = self.label_set(agent, 3);
-        let mut requests = with_operation.clone();
-        requests.push(status);
-        record(metric::LLM_REQUESTS_TOTAL, requests, 1.0);
-        record(metric::LLM_INFERENCE_LATENCY_SECONDS, with_operation.clone(), self.duration);
+        // Service, agent, provider, model, operation, status: each family takes a prefix.
+        let [service, agent, provider, model, operation] = self.label_set(agent);
+        let labels = [service, agent, provider, model, operation, status];
+        let (base, with_operation) = (&labels[..4], &labels[..5]);
+        let mut record = |metric, labels: &[Label<'o>], value| self.record(out, metric, labels, value);
+        record(metric::LLM_REQUESTS_TOTAL, &labels, 1.0);
+        record(metric::LLM_INFERENCE_LATENCY_SECONDS, with_operation, self.duration);
         if let Some(error) = llm.error {
-            let mut labels = base.clone();
-            labels.push(Label::Borrowed(error.as_str()));
-            record(metric::LLM_INFERENCE_ERRORS_TOTAL, labels, 1.0);
-        }
-        if let Some(tokens) = llm.tokens.input_tokens() {
-            record(metric::LLM_PROMPT_TOKENS_TOTAL, base.clone(), tokens as f64);
-        }
-        if let Some(tokens) = llm.tokens.output_tokens() {
-            record(metric::LLM_RESPONSE_TOKENS_TOTAL, base.clone(), tokens as f64);
+            let [service, agent, provider, model] = [0, 1, 2, 3].map(|index| labels[index].clone());
+            let labels = [service, agent, provider, model, Label::Borrowed(error.as_str())];
+            record(metric::LLM_INFERENCE_ERRORS_TOTAL, &labels, 1.0);
         }
         for (metric, tokens) in [
+            (metric::LLM_PROMPT_TOKENS_TOTAL, llm.tokens.input_tokens()),
+            (metric::LLM_RESPONSE_TOKENS_TOTAL, llm.tokens.output_tokens()),
             (metric::LLM_CACHE_READ_TOKENS_TOTAL, llm.tokens.cache_read_tokens()),
             (metric::LLM_CACHE_WRITE_TOKENS_TOTAL, llm.tokens.cache_write_tokens()),
             (metric::LLM_REASONING_TOKENS_TOTAL, llm.tokens.reasoning_tokens()),
         ] {
             if let Some(tokens) = tokens {
-                record(metric, base.clone(), tokens as f64);
+                record(metric, base, tokens as f64);
             }
         }
         if llm.tokens.input_tokens().is_none() && llm.tokens.output_tokens().is_none() && llm.error.is_none()
         {
-            record(metric::LLM_USAGE_MISSING_TOTAL, base.clone(), 1.0);
+            record(metric::LLM_USAGE_MISSING_TOTAL, base, 1.0);
         }
         if let Some(first_token) = llm.first_token {
-            record(metric::LLM_TIME_TO_FIRST_TOKEN_SECONDS, base.clone(), first_token);
+            record(metric::LLM_TIME_TO_FIRST_TOKEN_SECONDS, base, first_token);
         }
         let decode_seconds = self.duration - llm.first_token.unwrap_or(0.0);
         if let Some(tokens) = llm.tokens.output_tokens().filter(|tokens| *tokens > 0 && decode_seconds > 0.0)
         {
-            record(metric::LLM_OUTPUT_TOKENS_PER_SECOND, base.clone(), tokens as f64 / decode_seconds);
+            record(metric::LLM_OUTPUT_TOKENS_PER_SECOND, base, tokens as f64 / decode_seconds);
         }
         if let Some((gpu_seconds, joules)) = llm.gpu {
-            // service, agent, model.
-            let labels: Labels<'o> = smallvec![self.labels[0].clone(), agent.clone(), self.labels[2].clone()];
+            let gpu_labels = [labels[0].clone(), labels[1].clone(), labels[3].clone()];
             if let Some(cost) = llm.money.gpu {
-                record(metric::LLM_GPU_COST_USD_TOTAL, labels.clone(), cost);
+                record(metric::LLM_GPU_COST_USD_TOTAL, &gpu_labels, cost);
             }
-            record(metric::LLM_GPU_SECONDS_TOTAL, labels.clone(), gpu_seconds);
-            record(metric::LLM_GPU_ENERGY_JOULES_TOTAL, labels, joules);
+            record(metric::LLM_GPU_SECONDS_TOTAL, &gpu_labels, gpu_seconds);
+            record(metric::LLM_GPU_ENERGY_JOULES_TOTAL, &gpu_labels, joules);
         }
         if let Some(savings) = llm.money.cache_savings {
-            record(metric::LLM_CACHE_SAVINGS_USD_TOTAL, base.clone(), savings);
+            record(metric::LLM_CACHE_SAVINGS_USD_TOTAL, base, savings);
         }
         if let Some(cost) = llm.money.api {
             record(metric::LLM_COST_USD_TOTAL, base, cost);

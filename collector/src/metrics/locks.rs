@@ -34,4 +34,9 @@ impl<'r> Locks<'r> {
         }
         self.0[position].get_or_insert_with(|| lock(stripe))
     }
+
+    /// Lets go of every lock held, keeping the room to take them again.
+    pub(super) fn release(&mut self) {
+        self.0.fill_with(|| None);
+    }
 }

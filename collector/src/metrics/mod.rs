@@ -20,6 +20,7 @@ mod encode;
 mod key;
 mod label;
 mod locks;
+mod observe;
 mod read;
 mod series;
 mod stripes;
@@ -40,6 +41,8 @@ pub use self::encode::Format;
 use self::key::{Key, LabelsRef};
 pub use self::label::{truncated, Exemplar, ExemplarTag, Label, Labels, Observation, SharedNames};
 use self::locks::Locks;
+use self::observe::Sample;
+pub use self::observe::{Observe, Recorder};
 pub use self::read::Reading;
 use self::series::{Series, Value};
 
@@ -93,6 +96,13 @@ impl Writer<'_> {
 
     pub fn emit(&self, event: impl Event) {
         self.registry.emit(event);
+    }
+}
+
+impl<'a> Writer<'a> {
+    /// Records observations as they come, at `now` (`observe.rs`).
+    pub fn recorder(&self, now: f64) -> Recorder<'a> {
+        Recorder::new(self.registry, self.stripe, now)
     }
 }
 
@@ -187,7 +197,7 @@ impl Registry {
     pub fn apply_in(&self, stripe: usize, observations: &mut Vec<Observation<'_>>, now: f64) {
         let mut locks = Locks::default();
         for observation in observations.iter() {
-            self.record(stripe, observation, now, &mut locks);
+            self.record(stripe, observation.sample(), now, &mut locks);
         }
         drop(locks);
         observations.clear();
@@ -202,14 +212,14 @@ impl Registry {
     pub fn add(&self, metric: &'static str, labels: &[&str], by: f64, now: f64) {
         let labels = labels.iter().map(|value| Label::Borrowed(value)).collect();
         let observation = Observation::new(metric, labels, by, None);
-        self.record(self.shared_stripe(), &observation, now, &mut Locks::default());
+        self.record(self.shared_stripe(), observation.sample(), now, &mut Locks::default());
     }
 
     /// Records an observation in its series. A NaN value is a figure rejected upstream (and
     /// counted there): nothing to record. One that would make a series infinite is dropped and
     /// counted as invalid.
-    fn record<'r>(&'r self, stripe: usize, observation: &Observation<'_>, now: f64, locks: &mut Locks<'r>) {
-        let Observation { metric, ref labels, value, weight, exemplar } = *observation;
+    fn record<'r>(&'r self, stripe: usize, sample: Sample<'_, '_>, now: f64, locks: &mut Locks<'r>) {
+        let Sample { metric, labels, value, weight, exemplar } = sample;
         if value.is_nan() {
             return;
         }
@@ -250,7 +260,7 @@ impl Registry {
             let reason = smallvec::smallvec![Label::Borrowed(names::invalid::NOT_FINITE)];
             let invalid = Observation::new(names::SELF_SPANS_INVALID_TOTAL, reason, 1.0, None);
             // In the same stripe as the batch: the batch may hold that family's lock already.
-            self.record(stripe, &invalid, now, locks);
+            self.record(stripe, invalid.sample(), now, locks);
         }
     }
 

@@ -8,10 +8,10 @@ use super::chain::{nearest_agent, Caller};
 use super::waiting::{Held, Waiter};
 use super::{roll_up, Conversations, GraphConfig, TraceId, TraceState};
 use crate::derive::conversations::Turn;
-use crate::metrics::{Label, Observation};
+use crate::metrics::{Label, Observation, Observe};
 
 /// Counts held series with `agent=""`, as unresolved for `reason`.
-pub(super) fn count_unattributed(released: Vec<Held>, reason: &'static str, out: &mut Vec<Observation>) {
+pub(super) fn count_unattributed<'o>(released: Vec<Held>, reason: &'static str, out: &mut impl Observe<'o>) {
     if released.is_empty() {
         return;
     }
@@ -32,11 +32,11 @@ pub(super) fn unresolved_count<'o>(reason: &'static str, spans: usize) -> Observ
 
 /// Final accounting of a trace: what still waits for an agent counted with `agent=""` as
 /// unresolved (for `reason`), unpaired edges counted, roll-ups per invocation.
-pub(super) fn flush(
+pub(super) fn flush<'o>(
     (trace_id, mut trace): (TraceId, Box<TraceState>),
     reason: &'static str,
     (config, conversations, now): (&GraphConfig, &Conversations, f64),
-    out: &mut Vec<Observation>,
+    out: &mut impl Observe<'o>,
 ) {
     let (mut unpaired, mut held) = (0usize, Vec::new());
     let mut waiters: Vec<Waiter> = trace.waiting.drain().collect();

@@ -20,7 +20,7 @@ use smallvec::smallvec;
 use super::chain::{call_above, CallAbove, Duplicate, Role};
 use super::waiting::{Deferred, Waiter};
 use super::{settle, TraceState};
-use crate::metrics::Observation;
+use crate::metrics::{Observation, Observe};
 use crate::normalize::CanonicalSpan;
 use crate::wire::span::SpanKind;
 
@@ -64,7 +64,11 @@ pub(super) fn role(span: &CanonicalSpan<'_>) -> Role {
 
 /// A deferred span whose chain is known: dropped when a span above it counts the call,
 /// otherwise counted as any span; parked again while the chain misses a span.
-pub(super) fn settle_deferred(trace: &mut TraceState, deferred: Box<Deferred>, out: &mut Vec<Observation>) {
+pub(super) fn settle_deferred<'o>(
+    trace: &mut TraceState,
+    deferred: Box<Deferred>,
+    out: &mut impl Observe<'o>,
+) {
     match call_above(&trace.nodes, deferred.parent, deferred.kind) {
         CallAbove::Missing(span_id) => trace.waiting.park(Some(span_id), Waiter::Deferred(deferred)),
         CallAbove::Broken => trace.waiting.park(None, Waiter::Deferred(deferred)),

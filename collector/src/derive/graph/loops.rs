@@ -13,7 +13,7 @@ use smallvec::{smallvec, SmallVec};
 
 use super::chain::{nearest_agent, Caller, Nodes};
 use super::{GraphConfig, Invocation, SpanId};
-use crate::metrics::{Exemplar, Label, Observation};
+use crate::metrics::{Exemplar, Label, Observation, Observe};
 use crate::normalize::CanonicalSpan;
 use agentrace_semconv::SpanClass;
 
@@ -89,11 +89,11 @@ impl Watch {
 }
 
 /// Counts the loops of a closing trace's invocations.
-pub(super) fn detect(
+pub(super) fn detect<'o>(
     nodes: &Nodes,
     invocations: &[(SpanId, Invocation)],
     config: &GraphConfig,
-    out: &mut Vec<Observation>,
+    out: &mut impl Observe<'o>,
 ) {
     for (span_id, invocation) in invocations {
         let mut found: SmallVec<[&'static str; 3]> = SmallVec::new();
@@ -130,7 +130,7 @@ fn closes_a_cycle(nodes: &Nodes, span_id: SpanId, agent: &str) -> bool {
     false
 }
 
-fn count(invocation: &Invocation, kind: &'static str, out: &mut Vec<Observation>) {
+fn count<'o>(invocation: &Invocation, kind: &'static str, out: &mut impl Observe<'o>) {
     let labels = smallvec![
         Label::Shared(invocation.service.clone()),
         Label::Shared(invocation.agent.clone()),

@@ -38,7 +38,7 @@ use agentrace_semconv::SpanClass;
 
 use super::conversations::{Conversations, TraceTotals};
 use super::{exemplar_of, roll_up, EdgeLabels, GraphConfig, RollUp, Scoped};
-use crate::metrics::{truncated, Exemplar, Label, Observation, SharedNames};
+use crate::metrics::{truncated, Exemplar, Label, Observation, Observe, SharedNames};
 use crate::normalize::CanonicalSpan;
 use chain::{nearest_agent, AgentNode, Caller, Node, Nodes};
 use close::{count_unattributed, flush, unresolved_count};
@@ -141,7 +141,7 @@ impl AgentGraph {
         span: &CanonicalSpan<'a>,
         scoped: Option<Scoped<'a>>,
         now: f64,
-        out: &mut Vec<Observation<'a>>,
+        out: &mut impl Observe<'a>,
     ) {
         self.make_room(span.trace_id, scoped.as_ref().is_some_and(|scoped| scoped.agent.is_none()), now, out);
         let (trace, bytes_before) = match self.traces.entry(span.trace_id) {
@@ -190,7 +190,7 @@ impl AgentGraph {
     /// Closes the oldest traces while the window is over its byte budget (a table that just
     /// grew can take it over), but not `current`: once it is the oldest, it is left to grow
     /// until the next span.
-    fn shrink_to_budget(&mut self, current: TraceId, now: f64, out: &mut Vec<Observation>) {
+    fn shrink_to_budget<'o>(&mut self, current: TraceId, now: f64, out: &mut impl Observe<'o>) {
         while self.bytes > self.config.max_bytes {
             let Some(oldest) = self.opened.pop_front() else { return };
             if oldest == current {
@@ -206,7 +206,7 @@ impl AgentGraph {
 
     /// Flushes the oldest traces while the window is full: at `max_bytes`, for a new trace when
     /// it holds `max_traces`, and for a span about to be held when `max_pending_spans` are.
-    fn make_room(&mut self, trace_id: TraceId, may_hold: bool, now: f64, out: &mut Vec<Observation>) {
+    fn make_room<'o>(&mut self, trace_id: TraceId, may_hold: bool, now: f64, out: &mut impl Observe<'o>) {
         loop {
             let traces_full =
                 self.traces.len() >= self.config.max_traces && !self.traces.contains_key(&trace_id);
@@ -237,7 +237,7 @@ impl AgentGraph {
 
     /// Flushes traces idle for the pairing window or older than the maximum age, counts held
     /// spans past the attribution wait as unresolved, and reports how many still wait.
-    pub fn flush_idle(&mut self, now: f64, out: &mut Vec<Observation>) {
+    pub fn flush_idle<'o>(&mut self, now: f64, out: &mut impl Observe<'o>) {
         self.names.clear_if_full();
         let config = self.config;
         let done = self.traces.extract_if(|_, trace| {
@@ -277,12 +277,12 @@ impl AgentGraph {
 /// Adds a span to its trace's graph: its node, and for an agent its invocation, for a call its
 /// roll-up membership, for an edge's callee the edge, each settled now or left waiting, or put
 /// in `deferred`. False for a span already in the graph (a resend).
-fn add_to_graph(
+fn add_to_graph<'o>(
     trace: &mut TraceState,
     span: &CanonicalSpan<'_>,
     (names, scratch): (&mut SharedNames, &mut String),
     (cost, mut deferred): (f64, Option<&mut Deferred>),
-    out: &mut Vec<Observation>,
+    out: &mut impl Observe<'o>,
 ) -> bool {
     let service = names.get(truncated(span.service));
     let agent = (span.class == SpanClass::Agent)
@@ -333,11 +333,11 @@ fn add_to_graph(
     true
 }
 
-fn settle_or_defer(
+fn settle_or_defer<'o>(
     trace: &mut TraceState,
     waiter: Waiter,
     deferred: Option<&mut Deferred>,
-    out: &mut Vec<Observation>,
+    out: &mut impl Observe<'o>,
 ) {
     match deferred {
         Some(deferred) => deferred.waiters.push(waiter),
@@ -354,7 +354,7 @@ fn hold_or_count<'a>(
     in_graph: bool,
     now: f64,
     names: &mut SharedNames,
-    out: &mut Vec<Observation<'a>>,
+    out: &mut impl Observe<'a>,
 ) {
     if let Some(agent) = &scoped.agent {
         scoped.emit(agent.clone(), out);
@@ -393,7 +393,7 @@ fn totals_add(totals: &mut TraceTotals, span: &CanonicalSpan<'_>, names: &mut Sh
 
 /// Settles a waiter whose chain up to an agent (or the root) is complete: emits the edge, adds
 /// the call to its invocation, counts the series; otherwise files it under the missing span.
-fn settle(trace: &mut TraceState, waiter: Waiter, out: &mut Vec<Observation>) {
+fn settle<'o>(trace: &mut TraceState, waiter: Waiter, out: &mut impl Observe<'o>) {
     let waiter = match waiter {
         Waiter::Deferred(deferred) => return dedup::settle_deferred(trace, deferred, out),
         waiter => waiter,

@@ -10,7 +10,7 @@ use agentrace_semconv::metric::spec;
 use smallvec::smallvec;
 
 use super::{LlmFigures, Scoped};
-use crate::metrics::{Label, Labels, Observation};
+use crate::metrics::{Label, Labels, Observe};
 
 impl Scoped<'_> {
     fn error_label<'o>(&self) -> Label<'o> {
@@ -19,7 +19,7 @@ impl Scoped<'_> {
 }
 
 /// A model call's series; the scoped labels are service, provider, model, operation.
-pub(super) fn inference<'a: 'o, 'o>(scoped: &Scoped<'a>, llm: &LlmFigures, out: &mut Vec<Observation<'o>>) {
+pub(super) fn inference<'a: 'o, 'o>(scoped: &Scoped<'a>, llm: &LlmFigures, out: &mut impl Observe<'o>) {
     let [service, provider, model, operation] = [0, 1, 2, 3].map(|index| scoped.labels[index].clone());
     let call: Labels<'o> = smallvec![service, operation.clone(), provider, model];
     let with = |last: Label<'o>| {
@@ -80,7 +80,7 @@ pub(super) fn tool<'a: 'o, 'o>(
     scoped: &Scoped<'a>,
     agent: &Label<'o>,
     tool: Label<'o>,
-    out: &mut Vec<Observation<'o>>,
+    out: &mut impl Observe<'o>,
 ) {
     let labels = smallvec![scoped.labels[0].clone(), tool, agent.clone(), scoped.error_label()];
     out.push(scoped.observation(spec::EXECUTE_TOOL_DURATION, labels, scoped.duration));
