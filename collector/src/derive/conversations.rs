@@ -84,31 +84,45 @@ impl Conversations {
         Arc::new(Self { config, open: Mutex::default() })
     }
 
-    /// Adds a closed trace (one turn) of conversation `id`.
+    /// Adds a closed trace (one turn) of conversation `id`. What it records, it records after
+    /// letting go of the table: `out` may be a worker's recorder, which holds registry locks
+    /// that another worker's recorder, waiting here, could be waiting for.
     pub fn add_trace<'o>(&self, id: &str, turn: &Turn<'_>, now: f64, out: &mut impl Observe<'o>) {
-        let Ok(mut open) = self.open.lock() else { return };
-        let id = truncated(id);
+        if !self.added(truncated(id), turn, now) {
+            out.push(Observation::new(metric::SELF_CONVERSATIONS_OVERFLOW_TOTAL, smallvec![], 1.0, None));
+        }
+    }
+
+    /// False when the conversation is new and `--conversation-max-open` are open.
+    fn added(&self, id: &str, turn: &Turn<'_>, now: f64) -> bool {
+        let Ok(mut open) = self.open.lock() else { return true };
         if let Some(conversation) = open.get_mut(id) {
-            return conversation.add(turn, now);
+            conversation.add(turn, now);
+            return true;
         }
         if open.len() >= self.config.max_open {
-            out.push(Observation::new(metric::SELF_CONVERSATIONS_OVERFLOW_TOTAL, smallvec![], 1.0, None));
-            return;
+            return false;
         }
         let mut conversation =
             Conversation { first_start_nanos: turn.totals.first_start_nanos, ..Conversation::default() };
         conversation.add(turn, now);
         open.insert(Box::from(id), conversation);
+        true
     }
 
-    /// Records and forgets the conversations idle for the idle time.
+    /// Records and forgets the conversations idle for the idle time (recorded after letting go
+    /// of the table, as in [`Self::add_trace`]).
     pub fn close_idle<'o>(&self, now: f64, out: &mut impl Observe<'o>) {
         let Ok(mut open) = self.open.lock() else { return };
         let idle = self.config.idle_secs;
-        for (id, conversation) in open.extract_if(|_, conversation| now - conversation.last_seen >= idle) {
+        let closed: Vec<_> =
+            open.extract_if(|_, conversation| now - conversation.last_seen >= idle).collect();
+        let still_open = open.len();
+        drop(open);
+        for (id, conversation) in closed {
             conversation.record(&id, out);
         }
-        out.push(Observation::new(metric::SELF_CONVERSATIONS_OPEN, smallvec![], open.len() as f64, None));
+        out.push(Observation::new(metric::SELF_CONVERSATIONS_OPEN, smallvec![], still_open as f64, None));
     }
 }
 
@@ -243,5 +257,39 @@ mod tests {
         turns.sort_by(f64::total_cmp);
         assert_eq!(turns, [1.0, 2.0], "b had one turn, a two; c was never followed");
         assert_eq!(values(&out, metric::SELF_CONVERSATIONS_OPEN), [0.0]);
+    }
+
+    /// Observations taken while checking that the conversations' table is free: a worker's
+    /// recorder holds registry locks, and must not wait for the table while it does.
+    struct TableFree<'c> {
+        conversations: &'c Conversations,
+        taken: Vec<Observation<'static>>,
+    }
+
+    impl Observe<'static> for TableFree<'_> {
+        fn observe(
+            &mut self,
+            metric: &'static str,
+            labels: &[Label<'static>],
+            value: f64,
+            weight: f64,
+            exemplar: Option<Exemplar>,
+        ) {
+            assert!(self.conversations.open.try_lock().is_ok(), "{metric} recorded with the table locked");
+            self.taken.observe(metric, labels, value, weight, exemplar);
+        }
+    }
+
+    #[test]
+    fn conversations_record_with_their_table_unlocked() {
+        let conversations = Conversations::new(ConversationConfig { idle_secs: 300.0, max_open: 1 });
+        let mut out = TableFree { conversations: &conversations, taken: Vec::new() };
+        for (number, id) in [(1, "a"), (2, "b")] {
+            add(&conversations, id, number, 0, 0.0, &mut out);
+        }
+        conversations.close_idle(300.0, &mut out);
+        assert_eq!(values(&out.taken, metric::SELF_CONVERSATIONS_OVERFLOW_TOTAL), [1.0]);
+        assert_eq!(values(&out.taken, metric::AGENT_CONVERSATION_TURNS), [1.0]);
+        assert_eq!(values(&out.taken, metric::SELF_CONVERSATIONS_OPEN), [0.0]);
     }
 }

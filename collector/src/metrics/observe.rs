@@ -66,7 +66,10 @@ impl<'o> Observation<'o> {
 
 /// Records a processing worker's observations in its stripe as they come, each family's lock
 /// taken at its first observation and held for [`RELEASE_EVERY`] observations (see
-/// `locks.rs`). Made by [`super::Writer::recorder`]; the locks go with it.
+/// `locks.rs`). Made by [`super::Writer::recorder`]; the locks go with it. Code that records
+/// through one must not hold another lock while it does: a worker that holds that lock could be
+/// waiting, through a reader or expiry holding one family's stripes, for this one's (the
+/// conversations' table is let go of before its observations are recorded).
 pub struct Recorder<'r> {
     registry: &'r Registry,
     stripe: usize,
