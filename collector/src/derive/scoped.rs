@@ -10,7 +10,7 @@ use smallvec::smallvec;
 
 use super::{exemplar_of, field};
 use crate::gpu::WindowStats;
-use crate::metrics::{Exemplar, Label, Labels, Observation, Observe};
+use crate::metrics::{Exemplar, Label, Labels, Observe};
 use crate::normalize::CanonicalSpan;
 
 mod spec;
@@ -203,12 +203,6 @@ impl<'a> Scoped<'a> {
             error: self.error,
             spec: self.spec,
         }
-    }
-
-    /// One observation of these series, its exemplar pointing at the span.
-    fn observation<'o>(&self, metric: &'static str, labels: Labels<'o>, value: f64) -> Observation<'o> {
-        let exemplar = Some(Exemplar { value, ..self.exemplar });
-        Observation { metric, labels, value, weight: self.weight, exemplar }
     }
 
     /// Records one observation of these series, its exemplar pointing at the span.

@@ -74,12 +74,12 @@ static DEVICES: [Device; DEVICE_COUNT] = [Device { index: 0 }, Device { index: 1
 /// slewed, and the energy of a window with it.
 static LOADED: OnceLock<f64> = OnceLock::new();
 
-fn unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as u64)
-}
-
 fn unix_seconds() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |elapsed| elapsed.as_secs_f64())
+}
+
+fn unix_ms() -> u64 {
+    (unix_seconds() * 1000.0) as u64
 }
 
 fn env_u64(name: &str) -> Option<u64> {

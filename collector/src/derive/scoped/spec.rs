@@ -28,16 +28,16 @@ pub(super) fn inference<'a: 'o, 'o>(scoped: &Scoped<'a>, llm: &LlmFigures, out: 
         labels
     };
     let with_error = with(scoped.error_label());
-    let mut record = |metric, labels, value| out.push(scoped.observation(metric, labels, value));
+    let mut record = |metric, labels: &[Label<'o>], value| scoped.record(out, metric, labels, value);
     // Embeddings are not an inference: they have the general operation duration.
     if &*operation == operation::EMBEDDINGS {
-        return record(spec::OPERATION_DURATION, with_error, scoped.duration);
+        return record(spec::OPERATION_DURATION, &with_error, scoped.duration);
     }
-    record(spec::INFERENCE_DURATION, with_error.clone(), scoped.duration);
+    record(spec::INFERENCE_DURATION, &with_error, scoped.duration);
     if let Some(first) = llm.first_token {
-        record(spec::TIME_TO_FIRST_CHUNK, call.clone(), first);
+        record(spec::TIME_TO_FIRST_CHUNK, &call, first);
         if let Some(tokens) = llm.tokens.output_tokens().filter(|tokens| *tokens > 0) {
-            record(spec::TIME_PER_OUTPUT_CHUNK, call.clone(), (scoped.duration - first) / tokens as f64);
+            record(spec::TIME_PER_OUTPUT_CHUNK, &call, (scoped.duration - first) / tokens as f64);
         }
     }
     let unknown = || Label::Borrowed(spec::UNKNOWN_MODALITY);
@@ -48,12 +48,12 @@ pub(super) fn inference<'a: 'o, 'o>(scoped: &Scoped<'a>, llm: &LlmFigures, out: 
         if parts.iter().any(Option::is_some) {
             for (modality, tokens) in MODALITIES.iter().zip(parts) {
                 if let Some(tokens) = tokens {
-                    record(metric, with(Label::Borrowed(modality)), tokens as f64);
+                    record(metric, &with(Label::Borrowed(modality)), tokens as f64);
                 }
             }
         } else {
             // The conventions ask for 0 when a call reported no usage.
-            record(metric, with(unknown()), total.unwrap_or(0) as f64);
+            record(metric, &with(unknown()), total.unwrap_or(0) as f64);
         }
     }
     for (metric, tokens) in [
@@ -62,7 +62,7 @@ pub(super) fn inference<'a: 'o, 'o>(scoped: &Scoped<'a>, llm: &LlmFigures, out: 
         (spec::USAGE_REASONING_OUTPUT_TOKENS, llm.tokens.reasoning_tokens()),
     ] {
         if let Some(tokens) = tokens {
-            record(metric, with(unknown()), tokens as f64);
+            record(metric, &with(unknown()), tokens as f64);
         }
     }
     for (metric, tokens) in [
@@ -70,7 +70,7 @@ pub(super) fn inference<'a: 'o, 'o>(scoped: &Scoped<'a>, llm: &LlmFigures, out: 
         (spec::OPERATION_OUTPUT_TOKENS, llm.tokens.output_tokens()),
     ] {
         if let Some(tokens) = tokens {
-            record(metric, with_error.clone(), tokens as f64);
+            record(metric, &with_error, tokens as f64);
         }
     }
 }
@@ -82,6 +82,6 @@ pub(super) fn tool<'a: 'o, 'o>(
     tool: Label<'o>,
     out: &mut impl Observe<'o>,
 ) {
-    let labels = smallvec![scoped.labels[0].clone(), tool, agent.clone(), scoped.error_label()];
-    out.push(scoped.observation(spec::EXECUTE_TOOL_DURATION, labels, scoped.duration));
+    let labels = [scoped.labels[0].clone(), tool, agent.clone(), scoped.error_label()];
+    scoped.record(out, spec::EXECUTE_TOOL_DURATION, &labels, scoped.duration);
 }
