@@ -265,6 +265,8 @@ impl Event for ConnectionClosed {
 pub enum RequestRefusal {
     /// Its bytes did not fit in `--max-inflight-bytes` (retryable).
     InflightBytes,
+    /// No byte of its body arrived in the first body window (retryable; the connection stays).
+    BodyNotStarted,
     /// Over `--max-request-bytes`, or a body of nearly empty messages that would take over
     /// 16 times its size decoded.
     TooLarge,
@@ -279,6 +281,7 @@ impl RequestRefusal {
     fn as_str(self) -> &'static str {
         match self {
             Self::InflightBytes => "inflight_bytes",
+            Self::BodyNotStarted => "body_not_started",
             Self::TooLarge => "too_large",
             Self::Malformed => "malformed",
             Self::Unsupported => "unsupported",

@@ -45,21 +45,22 @@ impl GrpcReceiver {
     }
 }
 
-/// A body that could not be read: over the in-flight budget is the retryable refusal (and
-/// counted), too slow is DEADLINE_EXCEEDED (its connection is being closed).
+/// A body that could not be read: over the in-flight budget, or not started in its first
+/// window, is the retryable refusal (and counted); too slow is DEADLINE_EXCEEDED (its
+/// connection is being closed).
 fn body_status(ingest: &Ingest, error: BodyError) -> Status {
-    match error {
-        BodyError::OverBudget => {
-            ingest.refuse_request(RequestRefusal::InflightBytes, Transport::Grpc);
-            Status::with_error_details(
-                Code::Unavailable,
-                error.to_string(),
-                ErrorDetails::with_retry_info(Some(RETRY_AFTER)),
-            )
-        }
-        BodyError::TooSlow => Status::deadline_exceeded(error.to_string()),
-        BodyError::Read(source) => Status::from_error(source),
-    }
+    let reason = match error {
+        BodyError::OverBudget => RequestRefusal::InflightBytes,
+        BodyError::NotStarted => RequestRefusal::BodyNotStarted,
+        BodyError::TooSlow => return Status::deadline_exceeded(error.to_string()),
+        BodyError::Read(source) => return Status::from_error(source),
+    };
+    ingest.refuse_request(reason, Transport::Grpc);
+    Status::with_error_details(
+        Code::Unavailable,
+        error.to_string(),
+        ErrorDetails::with_retry_info(Some(RETRY_AFTER)),
+    )
 }
 
 /// tonic answers an oversize message with OUT_OF_RANGE and an undecodable one with INTERNAL;

@@ -262,27 +262,31 @@ fn refusal_of(error: &DecodeError) -> (RequestRefusal, StatusCode) {
     }
 }
 
-/// A body that could not be read: over the in-flight budget is the retryable refusal (and
-/// counted), too slow is 408 (its connection is being closed), anything else 400.
+/// A body that could not be read: over the in-flight budget, or not started in its first
+/// window, is the retryable refusal (and counted); too slow is 408 (its connection is being
+/// closed); anything else 400.
 fn unread(ingest: &Ingest, encoding: Encoding, error: &(dyn std::error::Error + 'static)) -> Response {
     let message = error.to_string();
-    match BodyError::find(error) {
-        Some(BodyError::OverBudget) => {
-            ingest.refuse_request(RequestRefusal::InflightBytes, Transport::Http);
-            let mut response = status_response(
-                encoding,
-                StatusCode::SERVICE_UNAVAILABLE,
-                tonic::Code::Unavailable,
-                &message,
-            );
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
-            response
-        }
+    let reason = match BodyError::find(error) {
+        Some(BodyError::OverBudget) => RequestRefusal::InflightBytes,
+        Some(BodyError::NotStarted) => RequestRefusal::BodyNotStarted,
         Some(BodyError::TooSlow) => {
-            status_response(encoding, StatusCode::REQUEST_TIMEOUT, tonic::Code::DeadlineExceeded, &message)
+            return status_response(
+                encoding,
+                StatusCode::REQUEST_TIMEOUT,
+                tonic::Code::DeadlineExceeded,
+                &message,
+            )
         }
-        _ => status_response(encoding, StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument, &message),
-    }
+        _ => {
+            return status_response(encoding, StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument, &message)
+        }
+    };
+    ingest.refuse_request(reason, Transport::Http);
+    let mut response =
+        status_response(encoding, StatusCode::SERVICE_UNAVAILABLE, tonic::Code::Unavailable, &message);
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+    response
 }
 
 /// 503 with Retry-After: the client should send the same request again later.

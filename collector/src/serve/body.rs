@@ -4,7 +4,11 @@
 //! known, each frame's bytes when it is not. A body that does not fit fails at once with
 //! [`BodyError::OverBudget`], which the receivers answer with their retryable refusal. A body
 //! must also bring `min_rate × window` bytes in every window, or it fails with
-//! [`BodyError::TooSlow`] and its connection is closed.
+//! [`BodyError::TooSlow`] and its connection is closed. A body that has brought nothing at all
+//! when its first window ends fails with [`BodyError::NotStarted`], refused retryably with its
+//! connection kept: its client is behind on its own sending (the bytes wait in its scheduler or
+//! its flow-control queue), and closing the connection would fail every other request on it.
+//! Such a body holds no bytes but a declared length, which the refusal gives back.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -145,6 +149,8 @@ pub enum BodyError {
     OverBudget,
     #[error("the request body arrived slower than the minimum transfer rate")]
     TooSlow,
+    #[error("no byte of the request body arrived within the body window, retry later")]
+    NotStarted,
     #[error("cannot read the request body: {0}")]
     Read(BoxError),
 }
@@ -241,18 +247,22 @@ impl<B> Metered<B> {
         self.reserve_up_to(self.received)
     }
 
-    /// Whether the body kept up with the rate floor in every window that has ended.
-    fn kept_up(&mut self, cx: &mut Context<'_>) -> bool {
+    /// Whether the body kept up with the rate floor in every window that has ended; a body that
+    /// brought nothing in its first window fails as not started.
+    fn kept_up(&mut self, cx: &mut Context<'_>) -> Result<(), BodyError> {
         let window_minimum = self.limits.min_rate as f64 * self.limits.window.as_secs_f64();
         while self.deadline.as_mut().poll(cx).is_ready() {
+            if self.received == 0 {
+                return Err(BodyError::NotStarted);
+            }
             if (self.window_bytes as f64) < window_minimum {
-                return false;
+                return Err(BodyError::TooSlow);
             }
             self.window_bytes = 0;
             let next = self.deadline.deadline() + self.limits.window;
             self.deadline.as_mut().reset(next.max(Instant::now()));
         }
-        true
+        Ok(())
     }
 }
 
@@ -268,9 +278,12 @@ impl<B> Metered<B> {
         progress.given_up.load(Ordering::Acquire)
     }
 
-    fn fail_slow(&self) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        self.connection.close(CloseReason::BodyTimeout);
-        Poll::Ready(Some(Err(BodyError::TooSlow)))
+    /// A body too slow closes its connection; one not started is refused on its own.
+    fn fail(&self, error: BodyError) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        if matches!(error, BodyError::TooSlow) {
+            self.connection.close(CloseReason::BodyTimeout);
+        }
+        Poll::Ready(Some(Err(error)))
     }
 }
 
@@ -314,8 +327,11 @@ where
             }
             Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(BodyError::Read(error.into())))),
             Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending if this.given_up(cx) || !this.kept_up(cx) => this.fail_slow(),
-            Poll::Pending => Poll::Pending,
+            Poll::Pending if this.given_up(cx) => this.fail(BodyError::TooSlow),
+            Poll::Pending => match this.kept_up(cx) {
+                Ok(()) => Poll::Pending,
+                Err(error) => this.fail(error),
+            },
         }
     }
 
@@ -415,6 +431,20 @@ mod tests {
         assert!(matches!(metered.frame().await, Some(Err(BodyError::TooSlow))));
         assert_eq!(started.elapsed(), Duration::from_secs(20), "the second window brought nothing");
         assert_eq!(metered.connection.reason(), Some(CloseReason::BodyTimeout));
+        drop(send);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_never_started_is_refused_alone() {
+        let limits = limits(1 << 20);
+        let (send, mut metered) = body(&limits, true);
+        let waiting = tokio::spawn(async move { (metered.frame().await, metered) });
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        let (answer, metered) = waiting.await.expect("the body's task");
+        assert!(matches!(answer, Some(Err(BodyError::NotStarted))), "{answer:?}");
+        assert_eq!(metered.connection.reason(), None, "the connection is kept for its other requests");
+        drop(metered);
+        assert_eq!(limits.budget.used(), 0);
         drop(send);
     }
 }

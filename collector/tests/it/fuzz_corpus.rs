@@ -62,6 +62,7 @@ async fn slow_body_seeds_get_their_answers_and_release_their_budget() {
         answers.push((path.rsplit('/').next().unwrap_or_default().to_owned(), status));
     }
     let expected = [
+        ("declared-never-sent.bin", 503),
         ("json-declared-slow.bin", 408),
         ("json-in-chunks.bin", 200),
         ("over-budget.bin", 503),
