@@ -2,7 +2,8 @@
 //! their bytes (HTTP/1 and gRPC streams), request heads sent a byte at a time, connections
 //! opened and left idle, HTTP/2 pings left unanswered. The collector stays under its memory
 //! limit, closes each such connection and counts why, keeps serving legitimate clients, and
-//! `/metrics` stays reachable throughout.
+//! `/metrics` stays reachable throughout. A call whose body never starts is refused on its own,
+//! and its connection serves on.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -309,4 +310,58 @@ async fn an_unanswered_http2_ping_closes_the_connection() {
     let metrics = collector.scrape().await;
     let series = "agentrace_connections_closed_total{listener=\"otlp_grpc\",reason=\"keepalive_timeout\"}";
     assert_eq!(metric_value(&metrics, series), Some(1.0), "{metrics}");
+}
+
+/// A gRPC call whose body never starts, on a connection that another call then uses: the
+/// first is refused retryably on its own when its window ends, and the connection serves on.
+#[tokio::test]
+async fn a_grpc_call_whose_body_never_starts_is_refused_alone_and_its_connection_serves_on() {
+    let collector = CollectorProcess::spawn(&["--body-timeout-secs", "1"]);
+    let stream = TcpStream::connect(collector.grpc).await.expect("connect");
+    let (sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.expect("h2");
+    tokio::spawn(connection);
+    let call = |body: StreamBody<ReceiverStream<Result<Frame<Bytes>, std::convert::Infallible>>>| {
+        let request = http::Request::post("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(body)
+            .expect("request");
+        let mut sender = sender.clone();
+        async move { sender.send_request(request).await.expect("an answer") }
+    };
+    let grpc_status = |response: &http::Response<hyper::body::Incoming>| {
+        response.headers().get("grpc-status").map(|value| value.to_str().unwrap_or_default().to_owned())
+    };
+    // Headers only: the body's sender is kept open and sends nothing.
+    let (silent, body) = mpsc::channel(1);
+    let started = Instant::now();
+    let refused = call(StreamBody::new(ReceiverStream::new(body))).await;
+    let waited = started.elapsed();
+    assert_eq!(grpc_status(&refused).as_deref(), Some("14"), "UNAVAILABLE, in the headers: {refused:?}");
+    assert!(waited >= Duration::from_secs(1), "refused when its 1 s window ended: {waited:?}");
+    drop(silent);
+    // The same connection then carries a whole call.
+    let message = request(vec![agent_trace("after-a-silent-call", [7; 16])]).encode_to_vec();
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&u32::try_from(message.len()).expect("small").to_be_bytes());
+    framed.extend_from_slice(&message);
+    let (frames, body) = mpsc::channel(1);
+    frames.send(Ok(Frame::data(Bytes::from(framed)))).await.expect("send");
+    drop(frames);
+    let answered = call(StreamBody::new(ReceiverStream::new(body))).await;
+    let collected = http_body_util::BodyExt::collect(answered.into_body()).await.expect("body");
+    let status = collected.trailers().and_then(|trailers| trailers.get("grpc-status").cloned());
+    assert_eq!(status.as_ref().map(|value| value.as_bytes()), Some(&b"0"[..]), "{status:?}");
+    let metrics = collector.scrape().await;
+    let value = |series: &str| metric_value(&metrics, series).unwrap_or(0.0);
+    assert_eq!(
+        value("agentrace_requests_refused_total{transport=\"grpc\",reason=\"body_not_started\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("agentrace_connections_closed_total{listener=\"otlp_grpc\",reason=\"body_timeout\"}"),
+        0.0
+    );
+    assert!(value("agentrace_spans_received_total{transport=\"grpc\"}") > 0.0, "{metrics}");
 }
