@@ -8,7 +8,8 @@
 //! when its first window ends fails with [`BodyError::NotStarted`], refused retryably with its
 //! connection kept: its client is behind on its own sending (the bytes wait in its scheduler or
 //! its flow-control queue), and closing the connection would fail every other request on it.
-//! Such a body holds no bytes but a declared length, which the refusal gives back.
+//! Such a body holds no bytes but a declared length, which the refusal gives back. (HTTP/1
+//! then closes the connection itself after the answer, the body unread.)
 
 use std::future::Future;
 use std::pin::Pin;
