@@ -2,7 +2,8 @@
 """Side-by-side benchmark: agentrace against the OpenTelemetry Collector (spanmetrics) and rotel.
 
 Each system under test runs pinned to one core; the load generator and the counting sink share
-the other. Systems are measured alternately, round after round, and the report gives medians
+the other (`--sut-cores` and `--load-cores` give other taskset lists: `bench/cores` runs the
+comparison on 1, 4 and 16 cores of a larger machine). Systems are measured alternately, round after round, and the report gives medians
 and the ratio agentrace / peer. Run through `bench/compare`, which builds and installs the
 parts; this file only orchestrates processes and reads /proc.
 
@@ -42,6 +43,8 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The cores of the system under test, and of the load generator and its sink (`--sut-cores`,
+# `--load-cores`).
 SUT_CORE, LOAD_CORE = "0", "1"
 BASE_SYSTEMS = ["agentrace", "otelcol", "rotel"]
 # A step whose p99 acknowledgement latency is over this did not hold.
@@ -85,7 +88,8 @@ def wait_port(port, timeout=20.0):
 class Sink:
     """The load generator's counting sink; its running count is read from its progress lines."""
 
-    def __init__(self, loadgen, port, cores=LOAD_CORE, delay_ms=0):
+    def __init__(self, loadgen, port, cores=None, delay_ms=0):
+        cores = cores or LOAD_CORE
         self.port = port
         self.count = 0
         self.process = subprocess.Popen(
@@ -119,7 +123,8 @@ class Sink:
 class System:
     """A system under test, started pinned to its core, forwarding to the sink."""
 
-    def __init__(self, name, command, env, grpc_port, metrics=None, cores=SUT_CORE, scratch=None):
+    def __init__(self, name, command, env, grpc_port, metrics=None, cores=None, scratch=None):
+        cores = cores or SUT_CORE
         self.name, self.grpc_port, self.metrics, self.scratch = name, grpc_port, metrics, scratch
         self.process = subprocess.Popen(
             ["taskset", "-c", cores] + command, env={**os.environ, **env},
@@ -201,7 +206,8 @@ class Bench:
         self.port += 10
         return [self.port + index for index in range(count)]
 
-    def send(self, endpoint, pace, seconds, cores=LOAD_CORE):
+    def send(self, endpoint, pace, seconds, cores=None):
+        cores = cores or LOAD_CORE
         command = ["taskset", "-c", cores, self.args.loadgen, "send", "--endpoint", endpoint,
                    "--workload", self.args.workload, "--duration-secs", str(seconds),
                    "--pool", str(self.args.pool)] + pace
@@ -391,10 +397,12 @@ def facts(args):
         "otelcol": first_line([args.otelcol, "--version"]),
         "go": first_line(["go", "version"]),
         "rotel": first_line([args.rotel, "--version"]),
+        "sut_cores": SUT_CORE, "load_cores": LOAD_CORE,
     }
 
 
 def main():
+    global SUT_CORE, LOAD_CORE
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--agentrace", required=True)
     parser.add_argument("--otelcol", required=True)
@@ -410,7 +418,11 @@ def main():
     parser.add_argument("--max-steps", type=int, default=9)
     parser.add_argument("--pool", type=int, default=256)
     parser.add_argument("--out", default=os.path.join(ROOT, "target/bench/compare.json"))
+    parser.add_argument("--sut-cores", default=SUT_CORE, help="taskset list for each system under test")
+    parser.add_argument("--load-cores", default=LOAD_CORE,
+                        help="taskset list for the load generator and its sink")
     args = parser.parse_args()
+    SUT_CORE, LOAD_CORE = args.sut_cores, args.load_cores
     if (os.cpu_count() or 1) < 2:
         sys.exit("compare: needs two cores (one for the system under test, one for the load)")
 
@@ -471,7 +483,7 @@ def table(results, systems):
                ("system_cores", "cores busy at the highest rate that held", "")]
     peers = [name for name in base if name != "agentrace"]
     lines = [f"Workload {results['workload'].upper()} over OTLP/gRPC, medians of {results['rounds']} rounds; "
-             f"each system pinned to one core, forwarding uncompressed.", ""]
+             f"each system pinned to cores {SUT_CORE} (the load on {LOAD_CORE}), forwarding uncompressed.", ""]
     columns = base + [f"agentrace / {peer}" for peer in peers]
     lines += ["| measure | " + " | ".join(columns) + " |", "|" + "---|" * (1 + len(columns))]
     for key, label, better in metrics:
