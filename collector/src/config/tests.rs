@@ -108,3 +108,14 @@ fn connection_limits_have_defaults_flags_and_a_budget_sized_from_the_memory_limi
     assert!(parse(&["--min-body-rate", "fast"]).expect_err("not a size").contains("--min-body-rate"));
     assert!(parse(&["--max-streams-per-connection", "0"]).expect_err("zero").contains("--max-streams"));
 }
+
+#[test]
+fn the_ingest_queues_hold_512_requests_in_all_by_default_and_256_each_at_least() {
+    let capacity = |workers: &str| parse(&["--workers", workers]).expect("valid").receive.queue_capacity;
+    assert_eq!(capacity("1"), 512);
+    assert_eq!(capacity("2"), 256);
+    assert_eq!(capacity("3"), 256);
+    assert_eq!(capacity("16"), 256);
+    let given = parse(&["--workers", "1", "--queue-capacity", "64"]).expect("valid");
+    assert_eq!(given.receive.queue_capacity, 64, "a given capacity stands");
+}

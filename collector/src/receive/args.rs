@@ -10,7 +10,11 @@ use crate::tls::{ServerTls, TlsFlags};
 pub const DEFAULT_GRPC_ADDR: SocketAddr = loopback(4317);
 pub const DEFAULT_HTTP_ADDR: SocketAddr = loopback(4318);
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+/// Requests each worker's ingest queue holds by default, at least.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 256;
+/// Requests the ingest queues hold by default in all, at least: a single worker's queue is this
+/// deep (a burst of about 0.3 s of a core's W1 work), several workers' share it.
+pub const DEFAULT_QUEUE_IN_ALL: usize = 512;
 
 const fn loopback(port: u16) -> SocketAddr {
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), port)
@@ -54,8 +58,9 @@ pub struct Args {
     #[arg(long, env = "AGENTRACE_MEMORY_LIMIT", value_name = "SIZE")]
     pub memory_limit: Option<String>,
 
-    /// Requests waiting between the receivers and the pipeline, holding at most 128 spans per
-    /// request of capacity. When full, receivers answer with a retryable refusal [default: 256].
+    /// Requests waiting between the receivers and each worker, holding at most 128 spans per
+    /// request of capacity. When full, receivers answer with a retryable refusal [default: 512
+    /// over all workers' queues, 256 each at least].
     #[arg(long, env = "AGENTRACE_QUEUE_CAPACITY", value_name = "REQUESTS")]
     pub queue_capacity: Option<usize>,
 
@@ -81,6 +86,11 @@ pub struct ReceiveConfig {
     pub tls: Option<ServerTls>,
 }
 
+/// Each worker's queue when `--queue-capacity` is not given.
+fn default_queue_capacity(workers: usize) -> usize {
+    DEFAULT_QUEUE_CAPACITY.max(DEFAULT_QUEUE_IN_ALL.div_ceil(workers))
+}
+
 /// The cores this process may run on (its CPU affinity and cgroup quota taken into account).
 fn available_cores() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
@@ -88,6 +98,7 @@ fn available_cores() -> usize {
 
 impl Args {
     pub fn validate(self) -> Result<ReceiveConfig, ArgError> {
+        let workers = args::positive("workers", self.workers.unwrap_or_else(available_cores))?;
         let secret = self
             .auth_token_file
             .as_deref()
@@ -102,9 +113,9 @@ impl Args {
             )?,
             queue_capacity: args::positive(
                 "queue-capacity",
-                self.queue_capacity.unwrap_or(DEFAULT_QUEUE_CAPACITY),
+                self.queue_capacity.unwrap_or(default_queue_capacity(workers)),
             )?,
-            workers: args::positive("workers", self.workers.unwrap_or_else(available_cores))?,
+            workers,
             memory_limit_bytes: self
                 .memory_limit
                 .as_deref()
