@@ -4,12 +4,10 @@
 //! known, each frame's bytes when it is not. A body that does not fit fails at once with
 //! [`BodyError::OverBudget`], which the receivers answer with their retryable refusal. A body
 //! must also bring `min_rate × window` bytes in every window, or it fails with
-//! [`BodyError::TooSlow`] and its connection is closed. A body that has brought nothing at all
-//! when its first window ends fails with [`BodyError::NotStarted`], refused retryably with its
-//! connection kept: its client is behind on its own sending (the bytes wait in its scheduler or
-//! its flow-control queue), and closing the connection would fail every other request on it.
-//! Such a body holds no bytes but a declared length, which the refusal gives back. (HTTP/1
-//! then closes the connection itself after the answer, the body unread.)
+//! [`BodyError::TooSlow`] and its connection is closed. A body that has brought nothing when
+//! its first window ends fails with [`BodyError::NotStarted`], refused retryably with its
+//! connection kept (HTTP/1 closes it after the answer, the body unread): its client is behind
+//! on its own sending, and closing an HTTP/2 connection would fail every other request on it.
 
 use std::future::Future;
 use std::pin::Pin;
