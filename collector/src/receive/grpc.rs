@@ -56,11 +56,7 @@ fn body_status(ingest: &Ingest, error: BodyError) -> Status {
         BodyError::Read(source) => return Status::from_error(source),
     };
     ingest.refuse_request(reason, Transport::Grpc);
-    Status::with_error_details(
-        Code::Unavailable,
-        error.to_string(),
-        ErrorDetails::with_retry_info(Some(RETRY_AFTER)),
-    )
+    unavailable(error.to_string())
 }
 
 /// tonic answers an oversize message with OUT_OF_RANGE and an undecodable one with INTERNAL;
@@ -190,7 +186,7 @@ impl tonic::codec::Decoder for RequestDecoder {
             // Counting spans walks the message without decoding it; a message that cannot be
             // walked is decoded, and refused as invalid.
             if let Some(spans) = decode::count_spans(&message).filter(|spans| *spans > 0) {
-                return Err(unavailable(self.ingest.refuse_full(spans, Transport::Grpc)));
+                return Err(unavailable(self.ingest.refuse_full(spans, Transport::Grpc).to_string()));
             }
         }
         decode::protobuf(message).map(Some).map_err(|error| match error {
@@ -230,18 +226,14 @@ impl GrpcReceiver {
                     error_message: accepted.message,
                 }),
             })),
-            Err(refusal) => Err(unavailable(refusal)),
+            Err(refusal) => Err(unavailable(refusal.to_string())),
         }
     }
 }
 
 /// A retryable refusal, with how long to wait.
-fn unavailable(refusal: super::Refusal) -> Status {
-    Status::with_error_details(
-        Code::Unavailable,
-        refusal.to_string(),
-        ErrorDetails::with_retry_info(Some(RETRY_AFTER)),
-    )
+fn unavailable(message: String) -> Status {
+    Status::with_error_details(Code::Unavailable, message, ErrorDetails::with_retry_info(Some(RETRY_AFTER)))
 }
 
 #[cfg(test)]

@@ -283,20 +283,17 @@ fn unread(ingest: &Ingest, encoding: Encoding, error: &(dyn std::error::Error + 
         }
     };
     ingest.refuse_request(reason, Transport::Http);
-    let mut response =
-        status_response(encoding, StatusCode::SERVICE_UNAVAILABLE, tonic::Code::Unavailable, &message);
-    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
-    response
+    retry_later(encoding, &message)
+}
+
+fn refused(encoding: Encoding, refusal: Refusal) -> Response {
+    retry_later(encoding, &refusal.to_string())
 }
 
 /// 503 with Retry-After: the client should send the same request again later.
-fn refused(encoding: Encoding, refusal: Refusal) -> Response {
-    let mut response = status_response(
-        encoding,
-        StatusCode::SERVICE_UNAVAILABLE,
-        tonic::Code::Unavailable,
-        &refusal.to_string(),
-    );
+fn retry_later(encoding: Encoding, message: &str) -> Response {
+    let mut response =
+        status_response(encoding, StatusCode::SERVICE_UNAVAILABLE, tonic::Code::Unavailable, message);
     response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
     response
 }
