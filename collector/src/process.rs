@@ -228,7 +228,7 @@ pub fn derive_request(
     now: f64,
 ) -> Vec<SpanFacts> {
     let pids = gpu.map(|gpu| local_pids(request, gpu, now)).unwrap_or_default();
-    let mut facts = Vec::new();
+    let mut facts = Vec::with_capacity(request.span_count());
     let out = &mut registry.recorder(now);
     for_canonical_spans(normalizer, request, now, |found, canonical| {
         let spanned = derive::gpu_window(canonical);

@@ -87,10 +87,15 @@ impl Series {
                 let Some(bucket) = buckets.get_mut(bucket_of(bounds, value)) else {
                     return false;
                 };
-                let owed = bucket.carry + weight;
-                let whole = owed.floor();
-                bucket.count = bucket.count.saturating_add(whole as u64);
-                bucket.carry = owed - whole;
+                if weight == 1.0 {
+                    // An unsampled span, nearly every one: the carried fraction stays as it is.
+                    bucket.count = bucket.count.saturating_add(1);
+                } else {
+                    let owed = bucket.carry + weight;
+                    let whole = owed.floor();
+                    bucket.count = bucket.count.saturating_add(whole as u64);
+                    bucket.carry = owed - whole;
+                }
                 *sum = next_sum;
                 *weighted += weight;
                 *negative |= value < 0.0;
