@@ -155,7 +155,7 @@ impl Enricher {
             changed.dedup();
         }
         let added = self.additions(request, facts);
-        forwarding_view(request, received, &changed, &added)
+        forwarding_view(request, received, &changed, added)
     }
 
     fn is_noop(&self) -> bool {
@@ -356,7 +356,7 @@ fn forwarding_view(
     request: &ExportTraceServiceRequest,
     received: Received,
     changed: &[SpanPos],
-    added: &[(SpanPos, Bytes)],
+    added: Vec<(SpanPos, Bytes)>,
 ) -> raw::ExportTraceServiceRequest {
     let mut view = received.into_view().unwrap_or_else(|| wire::convert(request).unwrap_or_default());
     for (raw_resource, resource) in view.resource_spans.iter_mut().zip(&request.resource_spans) {
@@ -368,26 +368,13 @@ fn forwarding_view(
     for pos in changed.iter().copied() {
         let encoded = request.span_at(pos).map(|span| Bytes::from(span.encode_to_vec()));
         if let (Some(encoded), Some(slot)) = (encoded, view.span_at_mut(pos)) {
-            *slot = encoded;
+            *slot = encoded.into();
         }
     }
-    // The spans with fields added, joined in one buffer: one allocation for the request. Each
-    // span is named once (`additions` goes through the facts in the request's order, one each).
-    debug_assert!(added.windows(2).all(|pair| pair[0].0 < pair[1].0), "fields added to a span twice");
-    let length =
-        added.iter().map(|(pos, fields)| view.span_at_mut(*pos).map_or(0, |slot| slot.len()) + fields.len());
-    let mut joined = Vec::with_capacity(length.sum());
-    let mut ends = Vec::with_capacity(added.len());
+    // The fields go beside the span's bytes, which are not copied; they follow them on the wire.
     for (pos, fields) in added {
-        if let Some(slot) = view.span_at_mut(*pos) {
-            joined.extend_from_slice(slot);
-            joined.extend_from_slice(fields);
-            ends.push((*pos, joined.len()));
-        }
-    }
-    for (pos, span) in slices(Bytes::from(joined), ends) {
         if let Some(slot) = view.span_at_mut(pos) {
-            *slot = span;
+            slot.appended = fields;
         }
     }
     view

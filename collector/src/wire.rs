@@ -240,41 +240,7 @@ impl KeyValue {
     }
 }
 
-/// The forwarding view: a span is its encoded bytes. A repeated `bytes` field and a repeated
-/// message field of the same number are the same on the wire, so this encodes and decodes
-/// exactly as the standard `ExportTraceServiceRequest` does.
-pub mod raw {
-    use bytes::Bytes;
-
-    use super::{InstrumentationScope, Resource};
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct ExportTraceServiceRequest {
-        #[prost(message, repeated, tag = "1")]
-        pub resource_spans: Vec<ResourceSpans>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct ResourceSpans {
-        #[prost(message, optional, tag = "1")]
-        pub resource: Option<Resource>,
-        #[prost(message, repeated, tag = "2")]
-        pub scope_spans: Vec<ScopeSpans>,
-        #[prost(bytes = "bytes", tag = "3")]
-        pub schema_url: Bytes,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct ScopeSpans {
-        #[prost(message, optional, tag = "1")]
-        pub scope: Option<InstrumentationScope>,
-        /// Each an encoded `Span`.
-        #[prost(bytes = "bytes", repeated, tag = "2")]
-        pub spans: Vec<Bytes>,
-        #[prost(bytes = "bytes", tag = "3")]
-        pub schema_url: Bytes,
-    }
-}
+pub mod raw;
 
 /// Where a span sits in a request: the indexes of its resource, its scope and itself, the same
 /// in the decoded request and in its forwarding view.
@@ -336,12 +302,6 @@ impl ExportTraceServiceRequest {
             .flat_map(|resource_spans| &resource_spans.scope_spans)
             .map(|scope_spans| scope_spans.spans.len())
             .sum()
-    }
-}
-
-impl raw::ExportTraceServiceRequest {
-    pub fn span_at_mut(&mut self, pos: SpanPos) -> Option<&mut Bytes> {
-        self.resource_spans.get_mut(pos.resource)?.scope_spans.get_mut(pos.scope)?.spans.get_mut(pos.span)
     }
 }
 
@@ -408,7 +368,7 @@ mod tests {
         assert_eq!(mutated.len(), 3);
         let mut view: raw::ExportTraceServiceRequest = convert(&request).expect("same wire format");
         assert_eq!(
-            Span::decode(view.span_at_mut(at(1, 0, 1)).expect("there").clone()).expect("span").span_id[0],
+            Span::decode(view.span_at_mut(at(1, 0, 1)).expect("there").to_bytes()).expect("span").span_id[0],
             3
         );
     }

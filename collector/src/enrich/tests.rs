@@ -129,7 +129,7 @@ fn a_round_trip_through_the_standard_types_keeps_every_byte() {
     let decoded = decoded();
     let ours = decoded.request.clone();
     assert_eq!(ours.encode_to_vec(), bytes);
-    let view = forwarding_view(&decoded.request, Received::Encoded(decoded.encoded.clone()), &[], &[]);
+    let view = forwarding_view(&decoded.request, Received::Encoded(decoded.encoded.clone()), &[], Vec::new());
     assert_eq!(view.encode_to_vec(), bytes, "the raw view forwards the same bytes");
     assert_eq!(ours.resource_spans[0].scope_spans[0].spans[0].name.text(), "chat m");
     let back: standard::ExportTraceServiceRequest = wire::convert(&ours).expect("converts back");
@@ -143,7 +143,8 @@ fn the_raw_view_carries_changed_spans_and_resources() {
     resource_spans.resource.as_mut().expect("resource").attributes.clear();
     resource_spans.scope_spans[0].spans[0].attributes.push(KeyValue::string("added", "yes"));
     let first = SpanPos { resource: 0, scope: 0, span: 0 };
-    let view = forwarding_view(&decoded.request, Received::Encoded(decoded.encoded.clone()), &[first], &[]);
+    let view =
+        forwarding_view(&decoded.request, Received::Encoded(decoded.encoded.clone()), &[first], Vec::new());
     let standard: standard::ExportTraceServiceRequest = wire::convert(&view).expect("standard");
     let ours: standard::ExportTraceServiceRequest = wire::convert(&decoded.request).expect("standard");
     assert_eq!(standard, ours);
@@ -155,8 +156,12 @@ fn appended_attribute_fields_decode_as_the_span_s_last_attributes() {
     let decoded = decoded();
     let added = fields(&[KeyValue::string("added", "yes"), KeyValue::string("more", "too")]);
     let first = SpanPos { resource: 0, scope: 0, span: 0 };
-    let view =
-        forwarding_view(&decoded.request, Received::Encoded(decoded.encoded.clone()), &[], &[(first, added)]);
+    let view = forwarding_view(
+        &decoded.request,
+        Received::Encoded(decoded.encoded.clone()),
+        &[],
+        vec![(first, added)],
+    );
     let forwarded: standard::ExportTraceServiceRequest = wire::convert(&view).expect("standard");
     let mut expected = standard_request();
     let attributes = &mut expected.resource_spans[0].scope_spans[0].spans[0].attributes;
@@ -187,7 +192,8 @@ fn fields_added_to_several_spans_land_each_on_its_own() {
         (at(0), fields(&[KeyValue::string("first", "0")])),
         (at(2), fields(&[KeyValue::string("third", "2"), KeyValue::string("more", "2")])),
     ];
-    let view = forwarding_view(&decoded.request, Received::Encoded(decoded.encoded.clone()), &[], &added);
+    let view =
+        forwarding_view(&decoded.request, Received::Encoded(decoded.encoded.clone()), &[], added.to_vec());
     let mut forwarded: standard::ExportTraceServiceRequest = wire::convert(&view).expect("standard");
     let spans = &mut forwarded.resource_spans[0].scope_spans[0].spans;
     let keys = |span: &TraceSpan| span.attributes.iter().map(|kv| kv.key.clone()).collect::<Vec<_>>();

@@ -75,7 +75,7 @@ pub fn split(request: ExportTraceServiceRequest, encoded: Bytes, spans: usize, w
                     part.open_scope(&scope, &scope_schema_url);
                     part.at = Some((resource_index, scope_index));
                 }
-                part.push(span, raw_spans.next().unwrap_or_default());
+                part.push(span, raw_spans.next().unwrap_or_default().encoded);
             }
         }
     }
@@ -135,7 +135,7 @@ impl Builder {
             self.view.resource_spans.last_mut().and_then(|resource| resource.scope_spans.last_mut());
         if let (Some(scope), Some(raw_scope)) = (scope, raw_scope) {
             scope.spans.push(span);
-            raw_scope.spans.push(encoded);
+            raw_scope.spans.push(encoded.into());
             self.spans += 1;
         }
     }
@@ -247,6 +247,7 @@ mod tests {
                 .iter()
                 .flat_map(|resource| &resource.scope_spans)
                 .flat_map(|scope| &scope.spans)
+                .map(|span| &span.encoded)
             {
                 let offset = span.as_ptr() as usize - received.as_ptr() as usize;
                 assert!(

@@ -248,7 +248,8 @@ mod tests {
         let span = |n: u8| {
             Bytes::from(Span { span_id: vec![first_id + n; 8].into(), ..Default::default() }.encode_to_vec())
         };
-        let scope = raw::ScopeSpans { spans: (0..spans).map(span).collect(), ..Default::default() };
+        let scope =
+            raw::ScopeSpans { spans: (0..spans).map(span).map(Into::into).collect(), ..Default::default() };
         let request = raw::ExportTraceServiceRequest {
             resource_spans: vec![raw::ResourceSpans { scope_spans: vec![scope], ..Default::default() }],
         };

@@ -63,7 +63,7 @@ mod tests {
                                 next += 1;
                                 let span =
                                     crate::wire::Span { span_id: vec![next; 8].into(), ..Default::default() };
-                                Bytes::from(span.encode_to_vec())
+                                Bytes::from(span.encode_to_vec()).into()
                             })
                             .collect(),
                         ..Default::default()
@@ -80,7 +80,7 @@ mod tests {
             .iter()
             .flat_map(|resource_spans| &resource_spans.scope_spans)
             .flat_map(|scope_spans| &scope_spans.spans)
-            .map(|span| crate::wire::Span::decode(span.clone()).expect("a span").span_id[0])
+            .map(|span| crate::wire::Span::decode(span.to_bytes()).expect("a span").span_id[0])
             .collect()
     }
 

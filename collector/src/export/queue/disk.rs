@@ -317,7 +317,10 @@ mod tests {
                 scope_spans: vec![ScopeSpans {
                     spans: (0..spans)
                         .map(|n| {
-                            Span { span_id: vec![n; 8].into(), ..Default::default() }.encode_to_vec().into()
+                            Bytes::from(
+                                Span { span_id: vec![n; 8].into(), ..Default::default() }.encode_to_vec(),
+                            )
+                            .into()
                         })
                         .collect(),
                     ..Default::default()

@@ -83,7 +83,8 @@ mod tests {
         let span = |n: u8| {
             bytes::Bytes::from(Span { span_id: vec![n; 8].into(), ..Default::default() }.encode_to_vec())
         };
-        let scope = raw::ScopeSpans { spans: (1..=spans).map(span).collect(), ..Default::default() };
+        let scope =
+            raw::ScopeSpans { spans: (1..=spans).map(span).map(Into::into).collect(), ..Default::default() };
         vec![raw::ResourceSpans { scope_spans: vec![scope], ..Default::default() }]
     }
 

@@ -8,7 +8,8 @@ fn forward(spans: u8, stored: Option<StoreAnswer>) -> Forward {
     let span = |n: u8| {
         bytes::Bytes::from(Span { span_id: vec![n + 1; 8].into(), ..Default::default() }.encode_to_vec())
     };
-    let scope = raw::ScopeSpans { spans: (0..spans).map(span).collect(), ..Default::default() };
+    let scope =
+        raw::ScopeSpans { spans: (0..spans).map(span).map(Into::into).collect(), ..Default::default() };
     let request = raw::ExportTraceServiceRequest {
         resource_spans: vec![raw::ResourceSpans { scope_spans: vec![scope], ..Default::default() }],
     };

@@ -140,7 +140,7 @@ fn split(forward: Forward, lanes: &Lanes) -> Vec<(usize, Forward)> {
         .resource_spans
         .iter()
         .flat_map(|resource| resource.scope_spans.iter().flat_map(|scope| scope.spans.iter()))
-        .map(|span| lanes.pick(&trace_id(span)))
+        .map(|span| lanes.pick(&trace_id(&span.encoded)))
         .collect();
     let first = picks.first().copied().unwrap_or(0);
     if picks.iter().all(|lane| *lane == first) {
@@ -152,7 +152,7 @@ fn split(forward: Forward, lanes: &Lanes) -> Vec<(usize, Forward)> {
     for resource in request.resource_spans {
         let mut scopes: Vec<Vec<raw::ScopeSpans>> = (0..parts.len()).map(|_| Vec::new()).collect();
         for scope in resource.scope_spans {
-            let mut spans: Vec<Vec<Bytes>> = (0..parts.len()).map(|_| Vec::new()).collect();
+            let mut spans: Vec<Vec<raw::SpanBytes>> = (0..parts.len()).map(|_| Vec::new()).collect();
             for span in scope.spans {
                 spans[picks.next().unwrap_or(0)].push(span);
             }

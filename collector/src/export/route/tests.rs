@@ -85,7 +85,7 @@ async fn a_request_is_cut_by_trace_keeping_resource_and_scope_and_the_answer_wai
                     spans: traces
                         .iter()
                         .enumerate()
-                        .map(|(n, id)| encoded(*id, (r * 20 + n) as u8))
+                        .map(|(n, id)| encoded(*id, (r * 20 + n) as u8).into())
                         .collect(),
                     schema_url: Bytes::new(),
                 }],
@@ -103,7 +103,11 @@ async fn a_request_is_cut_by_trace_keeping_resource_and_scope_and_the_answer_wai
             for scope_spans in &resource_spans.scope_spans {
                 assert_eq!(scope_spans.scope, scope, "the scope goes with every part");
                 for span in &scope_spans.spans {
-                    assert_eq!(lane_of(&names, &trace_id(span)), *lane, "each span in its trace's lane");
+                    assert_eq!(
+                        lane_of(&names, &trace_id(&span.encoded)),
+                        *lane,
+                        "each span in its trace's lane"
+                    );
                 }
             }
         }
