@@ -372,6 +372,9 @@ fn forwarding_view(
         }
     }
     // The fields go beside the span's bytes, which are not copied; they follow them on the wire.
+    // Each span is named once (`additions` goes through the facts in the request's order, one
+    // each): a second would replace the first's fields.
+    debug_assert!(added.windows(2).all(|pair| pair[0].0 < pair[1].0), "fields added to a span twice");
     for (pos, fields) in added {
         if let Some(slot) = view.span_at_mut(pos) {
             slot.appended = fields;

@@ -52,7 +52,8 @@ impl SpanBytes {
         self.len() == 0
     }
 
-    /// The span's bytes in one piece (copied when fields were appended).
+    /// The span's bytes in one piece (copied when fields were appended), for tests to decode.
+    #[cfg(test)]
     pub fn to_bytes(&self) -> Bytes {
         if self.appended.is_empty() {
             return self.encoded.clone();
