@@ -192,34 +192,66 @@ impl PriceTable {
     }
 
     /// Cost of one call in USD; 0 for a model without a price.
+    pub fn cost(&self, model: &str, usage: Usage) -> f64 {
+        self.price(model).map_or(0.0, |price| price.cost(usage))
+    }
+}
+
+impl Price {
+    /// Cost of one call at this price, in USD.
     ///
     /// Cache reads and writes are parts of the input count, as the GenAI conventions ask. A
     /// span whose cache counts add up to more than its input count reports them apart from it,
     /// as Anthropic's API does: its input count is then the uncached part alone.
-    pub fn cost(&self, model: &str, usage: Usage) -> f64 {
-        let Some(price) = self.price(model) else {
-            return 0.0;
-        };
+    pub fn cost(&self, usage: Usage) -> f64 {
         let cached = usage.cached_input.saturating_add(usage.cache_write);
         let uncached = usage.input.checked_sub(cached).unwrap_or(usage.input);
-        let read_price = price.cached_input.unwrap_or(price.input);
-        let write_price = price.cache_write.unwrap_or(price.input);
-        (uncached as f64 * price.input
+        let read_price = self.cached_input.unwrap_or(self.input);
+        let write_price = self.cache_write.unwrap_or(self.input);
+        (uncached as f64 * self.input
             + usage.cached_input as f64 * read_price
             + usage.cache_write as f64 * write_price
-            + usage.output as f64 * price.output)
+            + usage.output as f64 * self.output)
             / TOKENS_PER_PRICE_UNIT
+    }
+
+    /// What the call's cache reads saved against the input price, in USD.
+    pub fn cache_savings(&self, usage: Usage) -> f64 {
+        let read_price = self.cached_input.unwrap_or(self.input);
+        usage.cached_input as f64 * (self.input - read_price).max(0.0) / TOKENS_PER_PRICE_UNIT
+    }
+}
+
+/// The models a processing worker has priced, with what [`PriceTable::price`] found for each.
+/// A model the table lacks takes one lookup per `-` in its name, on every call it makes
+/// (self-hosted models are such); remembered, it takes one. Bounded: emptied when full.
+#[derive(Debug, Default)]
+pub struct PriceMemo {
+    found: foldhash::HashMap<Box<str>, Option<Price>>,
+}
+
+/// The models a [`PriceMemo`] holds at most.
+const MEMO_MODELS: usize = 1024;
+
+impl PriceMemo {
+    /// `model`'s price in `table`, which must be the table of every earlier call.
+    pub fn price(&mut self, table: &PriceTable, model: &str) -> Option<Price> {
+        if let Some(found) = self.found.get(model) {
+            return *found;
+        }
+        let found = table.price(model).copied();
+        if self.found.len() >= MEMO_MODELS {
+            self.found.clear();
+        }
+        self.found.insert(model.into(), found);
+        found
     }
 }
 
 impl PriceTable {
     /// What cache reads saved against the input price, in USD.
     pub fn cache_savings(&self, model: &str, usage: Usage) -> f64 {
-        let Some(price) = self.price(model) else {
-            return 0.0;
-        };
-        let read_price = price.cached_input.unwrap_or(price.input);
-        usage.cached_input as f64 * (price.input - read_price).max(0.0) / TOKENS_PER_PRICE_UNIT
+        self.price(model).map_or(0.0, |price| price.cache_savings(usage))
     }
 
     /// USD an hour of the GPU named `name`, when it has a price.
@@ -268,6 +300,29 @@ mod tests {
         assert_eq!(mini.input, 0.15);
         assert_eq!(table.cost("llama-3.1-8b-instruct", usage), 0.0, "self-hosted costs nothing");
         assert_eq!(table.price("gpt-4omni"), None, "a prefix must end at a dash");
+    }
+
+    #[test]
+    fn a_memo_answers_as_the_table_does_past_its_bound() {
+        let table = PriceTable::built_in();
+        let mut memo = PriceMemo::default();
+        let models = ["gpt-4o", "GPT-4o-2024-08-06", "gpt-4o-mini-2024-07-18", "llama-3.1-8b-instruct", ""];
+        // Each model twice (the second answer from the memo), then past the bound with names no
+        // table lists, then again.
+        for model in models.iter().chain(&models) {
+            assert_eq!(memo.price(&table, model), table.price(model).copied(), "{model}");
+        }
+        for index in 0..MEMO_MODELS + 10 {
+            assert_eq!(memo.price(&table, &format!("model-{index}")), None);
+        }
+        assert!(memo.found.len() <= MEMO_MODELS, "{} models held", memo.found.len());
+        for model in models {
+            assert_eq!(memo.price(&table, model), table.price(model).copied(), "{model}");
+        }
+        let usage = Usage { input: 1000, output: 200, cached_input: 400, cache_write: 0 };
+        let price = memo.price(&table, "gpt-4o").expect("gpt-4o");
+        assert_eq!(price.cost(usage), table.cost("gpt-4o", usage));
+        assert_eq!(price.cache_savings(usage), table.cache_savings("gpt-4o", usage));
     }
 
     #[test]

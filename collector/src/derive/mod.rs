@@ -25,7 +25,7 @@ pub use self::conversations::{ConversationConfig, Conversations};
 use self::graph::AgentGraph;
 pub(crate) use self::scoped::Scoped;
 use self::scoped::{Call, Money};
-use crate::cost::{PriceTable, Usage};
+use crate::cost::{PriceMemo, PriceTable, Usage};
 use crate::gpu::WindowStats;
 use crate::metrics::{Exemplar, ExemplarTag, Label, Observation, Observe};
 use crate::normalize::CanonicalSpan;
@@ -36,6 +36,8 @@ use crate::wire::SpanPos;
 pub struct Deriver {
     graph: AgentGraph,
     prices: Arc<PriceTable>,
+    /// The prices of the models this worker has seen in `prices`.
+    priced: PriceMemo,
     /// Also the GenAI conventions' series.
     spec: bool,
     /// Shared by every worker; the graph adds each closing trace of a conversation to it.
@@ -78,7 +80,7 @@ impl Deriver {
     pub fn new(graph: GraphConfig, prices: Arc<PriceTable>) -> Self {
         let conversations = Conversations::new(graph.conversations);
         let graph = AgentGraph::new(graph, conversations.clone());
-        Self { spec: graph.spec_names(), graph, prices, conversations }
+        Self { spec: graph.spec_names(), graph, prices, priced: PriceMemo::default(), conversations }
     }
 
     /// The same, following conversations in a table that other workers share.
@@ -112,11 +114,12 @@ impl Deriver {
             SpanClass::Llm | SpanClass::Embedding => {
                 let usage = Usage::of(&span.fields);
                 let model = span.fields.model.unwrap_or_default();
+                let price = usage.and_then(|_| self.priced.price(&self.prices, model));
                 let money = Money {
-                    api: usage.map(|usage| self.prices.cost(model, usage)),
-                    cache_savings: usage
-                        .filter(|usage| usage.cached_input > 0)
-                        .map(|usage| self.prices.cache_savings(model, usage))
+                    api: usage.map(|usage| price.map_or(0.0, |price| price.cost(usage))),
+                    cache_savings: price
+                        .zip(usage.filter(|usage| usage.cached_input > 0))
+                        .map(|(price, usage)| price.cache_savings(usage))
                         .filter(|savings| *savings > 0.0),
                     gpu: gpu.and_then(|stats| self.prices.gpu_cost(&stats.gpu_seconds_by_name)),
                 };
