@@ -224,7 +224,8 @@ impl Price {
 
 /// The models a processing worker has priced, with what [`PriceTable::price`] found for each.
 /// A model the table lacks takes one lookup per `-` in its name, on every call it makes
-/// (self-hosted models are such); remembered, it takes one. Bounded: emptied when full.
+/// (self-hosted models are such); remembered, it takes one. Bounded: emptied when full, and
+/// names longer than any model's are not kept (a span's model is whatever the sender wrote).
 #[derive(Debug, Default)]
 pub struct PriceMemo {
     found: foldhash::HashMap<Box<str>, Option<Price>>,
@@ -233,11 +234,17 @@ pub struct PriceMemo {
 /// The models a [`PriceMemo`] holds at most.
 const MEMO_MODELS: usize = 1024;
 
+/// The longest model name a [`PriceMemo`] keeps, in bytes.
+const MEMO_NAME_BYTES: usize = 128;
+
 impl PriceMemo {
     /// `model`'s price in `table`, which must be the table of every earlier call.
     pub fn price(&mut self, table: &PriceTable, model: &str) -> Option<Price> {
         if let Some(found) = self.found.get(model) {
             return *found;
+        }
+        if model.len() > MEMO_NAME_BYTES {
+            return table.price(model).copied();
         }
         let found = table.price(model).copied();
         if self.found.len() >= MEMO_MODELS {
@@ -316,6 +323,9 @@ mod tests {
             assert_eq!(memo.price(&table, &format!("model-{index}")), None);
         }
         assert!(memo.found.len() <= MEMO_MODELS, "{} models held", memo.found.len());
+        let long = format!("gpt-4o-{}", "x".repeat(MEMO_NAME_BYTES));
+        assert_eq!(memo.price(&table, &long), table.price("gpt-4o").copied(), "a long name is priced");
+        assert!(!memo.found.contains_key(long.as_str()), "and not kept");
         for model in models {
             assert_eq!(memo.price(&table, model), table.price(model).copied(), "{model}");
         }
