@@ -191,7 +191,9 @@ impl PriceTable {
         model.rmatch_indices('-').find_map(|(at, _)| self.models.get(&model[..at]))
     }
 
-    /// Cost of one call in USD; 0 for a model without a price.
+    /// Cost of one call in USD; 0 for a model without a price. (Derive prices a call through
+    /// a [`PriceMemo`].)
+    #[cfg(test)]
     pub fn cost(&self, model: &str, usage: Usage) -> f64 {
         self.price(model).map_or(0.0, |price| price.cost(usage))
     }
@@ -243,20 +245,20 @@ impl PriceMemo {
         if let Some(found) = self.found.get(model) {
             return *found;
         }
-        if model.len() > MEMO_NAME_BYTES {
-            return table.price(model).copied();
-        }
         let found = table.price(model).copied();
-        if self.found.len() >= MEMO_MODELS {
-            self.found.clear();
+        if model.len() <= MEMO_NAME_BYTES {
+            if self.found.len() >= MEMO_MODELS {
+                self.found.clear();
+            }
+            self.found.insert(model.into(), found);
         }
-        self.found.insert(model.into(), found);
         found
     }
 }
 
 impl PriceTable {
     /// What cache reads saved against the input price, in USD.
+    #[cfg(test)]
     pub fn cache_savings(&self, model: &str, usage: Usage) -> f64 {
         self.price(model).map_or(0.0, |price| price.cache_savings(usage))
     }
